@@ -1,0 +1,5 @@
+//! The sensgrid coordinator: the job store in Postgres and, as the issues land, the gRPC services, the
+//! rescuer that returns expired leases to the queue, and the run pipeline.
+
+/// Every migration in `migrations/`, embedded at compile time and applied by the coordinator at start.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");

@@ -1,0 +1,4 @@
+//! The coordinator's integration tests, one binary with a module per area.
+
+mod cli;
+mod migrations;

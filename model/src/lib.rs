@@ -1,0 +1,5 @@
+//! ONNX models as sensgrid sees them: the IR read from and written back to ONNX, the channel dependency groups
+//! that pruning removes together, structural pruning and FLOPs counting.
+//!
+//! Pure Rust: no libtorch, no networking, no database, so its tests run fast anywhere. Running a model belongs
+//! to the worker's executor.

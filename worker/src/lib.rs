@@ -1,0 +1,4 @@
+//! The sensgrid worker: runs ONNX models on libtorch and, as the issues land, masks and prunes channel
+//! groups, evaluates them with `sensgrid-eval` and reports to the coordinator.
+
+pub mod devices;
