@@ -3,3 +3,11 @@
 //!
 //! Pure Rust: no libtorch, no networking, no database, so its tests run fast anywhere. Running a model belongs
 //! to the worker's executor.
+
+pub mod error;
+mod fold;
+pub mod ir;
+pub mod onnx;
+pub mod ops;
+
+pub use error::{ModelError, Result};

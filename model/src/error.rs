@@ -1,0 +1,28 @@
+//! Errors of reading, checking and writing models. Each names the file, node, op or attribute at fault.
+
+use std::path::PathBuf;
+
+/// What went wrong with a model.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: not a valid ONNX model: {source}")]
+    Decode { path: PathBuf, source: prost::DecodeError },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("node '{node}' ({op}): {message}")]
+    Node { node: String, op: String, message: String },
+    #[error("node '{node}' ({op}), attribute '{attr}': {message}")]
+    Attribute {
+        node: String,
+        op: String,
+        attr: String,
+        message: String,
+    },
+    #[error("tensor '{tensor}': {message}")]
+    Tensor { tensor: String, message: String },
+}
+
+/// The crate's result type.
+pub type Result<T, E = ModelError> = std::result::Result<T, E>;
