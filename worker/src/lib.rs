@@ -2,3 +2,4 @@
 //! groups, evaluates them with `sensgrid-eval` and reports to the coordinator.
 
 pub mod devices;
+pub mod exec;

@@ -1,0 +1,45 @@
+//! Choosing the device: `auto`, `cpu`, `cuda` or `cuda:N`.
+
+use anyhow::{Result, bail};
+use tch::Device;
+
+/// Parses a device name. `auto` is the first GPU when libtorch sees one, else the CPU; `cuda` is `cuda:0`.
+///
+/// # Errors
+/// An unknown name, or a CUDA device that libtorch does not see.
+pub fn parse_device(name: &str) -> Result<Device> {
+    let cuda_count = || tch::Cuda::device_count().max(0) as usize;
+    let index = match name {
+        "cpu" => return Ok(Device::Cpu),
+        "auto" => return Ok(if cuda_count() > 0 { Device::Cuda(0) } else { Device::Cpu }),
+        "cuda" => 0,
+        other => match other.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
+            Some(index) => index,
+            None => bail!("device '{name}': expected auto, cpu, cuda or cuda:N"),
+        },
+    };
+    let count = cuda_count();
+    if index >= count {
+        bail!("device '{name}': libtorch sees {count} CUDA device(s)");
+    }
+    Ok(Device::Cuda(index))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_and_unknown_ones_are_refused() {
+        assert_eq!(parse_device("cpu").unwrap(), Device::Cpu);
+        let auto = parse_device("auto").unwrap();
+        assert_eq!(auto == Device::Cpu, tch::Cuda::device_count() == 0);
+        assert!(
+            parse_device("gpu")
+                .unwrap_err()
+                .to_string()
+                .contains("expected auto, cpu, cuda or cuda:N")
+        );
+        assert!(parse_device("cuda:99").is_err());
+    }
+}

@@ -1,0 +1,109 @@
+//! Conv and ConvTranspose (any group count), with symmetric or asymmetric pads.
+
+use anyhow::{Result, bail};
+use tch::Tensor;
+
+use super::window::{Window, spatial};
+use crate::exec::registry::OpTable;
+use crate::exec::{BuildCtx, Kernel, required};
+
+pub fn register(table: &mut OpTable) {
+    table.add("Conv", conv);
+    table.add("ConvTranspose", conv_transpose);
+}
+
+const WINDOW_ATTRS: [&str; 6] = ["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"];
+
+fn group(ctx: &BuildCtx) -> Result<i64> {
+    match ctx.node.attr_int("group")?.unwrap_or(1) {
+        g if g > 0 => Ok(g),
+        g => bail!(ctx.node.attr_error("group", format!("expected > 0, got {g}"))),
+    }
+}
+
+fn check_kernel(window: &Window, weight: &Tensor) -> Result<Vec<i64>> {
+    let kernel = weight.size()[2..].to_vec();
+    if let Some(declared) = &window.kernel
+        && *declared != kernel
+    {
+        bail!("kernel_shape {declared:?} does not match the weight's {kernel:?}");
+    }
+    Ok(kernel)
+}
+
+fn conv(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
+    ctx.allow_attrs(&WINDOW_ATTRS)?;
+    let window = Window::parse(ctx, true)?;
+    let groups = group(ctx)?;
+    Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
+        let (x, weight, bias) = (
+            required(inputs, 0)?,
+            required(inputs, 1)?,
+            inputs.get(2).copied().flatten(),
+        );
+        let kernel = check_kernel(&window, weight)?;
+        let w = window.resolve(&spatial(x), &kernel)?;
+        let zeros = vec![0; kernel.len()];
+        let out = if w.symmetric() {
+            x.f_convolution(weight, bias, &w.strides, &w.begin, &w.dilations, false, &zeros, groups)?
+        } else {
+            let padded = x.f_constant_pad_nd(w.torch_pad())?;
+            padded.f_convolution(weight, bias, &w.strides, &zeros, &w.dilations, false, &zeros, groups)?
+        };
+        Ok(vec![out])
+    }))
+}
+
+fn conv_transpose(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
+    ctx.allow_attrs(&[&WINDOW_ATTRS[..], &["output_padding"]].concat())?;
+    if ctx.node.attr("output_shape").is_some() {
+        bail!(
+            ctx.node
+                .attr_error("output_shape", "is not supported; give pads and output_padding")
+        );
+    }
+    let window = Window::parse(ctx, false)?;
+    let groups = group(ctx)?;
+    let output_padding = ctx.node.attr_ints("output_padding")?.map(<[i64]>::to_vec);
+    Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
+        let (x, weight, bias) = (
+            required(inputs, 0)?,
+            required(inputs, 1)?,
+            inputs.get(2).copied().flatten(),
+        );
+        let kernel = check_kernel(&window, weight)?;
+        let w = window.resolve(&spatial(x), &kernel)?;
+        let zeros = vec![0; kernel.len()];
+        let output_padding = output_padding.clone().unwrap_or_else(|| zeros.clone());
+        if w.symmetric() {
+            let out = x.f_convolution(
+                weight,
+                bias,
+                &w.strides,
+                &w.begin,
+                &w.dilations,
+                true,
+                &output_padding,
+                groups,
+            )?;
+            return Ok(vec![out]);
+        }
+        // libtorch pads both sides alike: compute unpadded, then crop each side as ONNX's pads say.
+        let mut out = x.f_convolution(
+            weight,
+            bias,
+            &w.strides,
+            &zeros,
+            &w.dilations,
+            true,
+            &output_padding,
+            groups,
+        )?;
+        for (axis, (&b, &e)) in w.begin.iter().zip(&w.end).enumerate() {
+            let dim = axis as i64 + 2;
+            let len = out.size()[dim as usize] - b - e;
+            out = out.f_narrow(dim, b, len)?;
+        }
+        Ok(vec![out])
+    }))
+}

@@ -1,0 +1,42 @@
+//! BatchNormalization in inference mode.
+
+use anyhow::Result;
+use tch::Tensor;
+
+use crate::exec::registry::OpTable;
+use crate::exec::{BuildCtx, Kernel, required};
+
+pub fn register(table: &mut OpTable) {
+    table.add("BatchNormalization", batch_norm);
+}
+
+fn batch_norm(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
+    ctx.allow_attrs(&["epsilon", "momentum", "spatial", "training_mode"])?;
+    if ctx.node.attr_int("training_mode")?.unwrap_or(0) != 0 {
+        return Err(ctx
+            .node
+            .attr_error("training_mode", "only inference (0) is supported")
+            .into());
+    }
+    if ctx.node.attr_int("spatial")?.unwrap_or(1) != 1 {
+        return Err(ctx.node.attr_error("spatial", "only 1 is supported").into());
+    }
+    if ctx.node.outputs.iter().skip(1).any(|o| !o.is_empty()) {
+        return Err(ctx.node.error("only the Y output is supported (inference mode)").into());
+    }
+    let epsilon = f64::from(ctx.node.attr_float("epsilon")?.unwrap_or(1e-5));
+    Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
+        let x = required(inputs, 0)?;
+        let [scale, bias, mean, var] = [1, 2, 3, 4].map(|i| required(inputs, i));
+        Ok(vec![x.f_batch_norm(
+            Some(scale?),
+            Some(bias?),
+            Some(mean?),
+            Some(var?),
+            false,
+            0.0,
+            epsilon,
+            true,
+        )?])
+    }))
+}

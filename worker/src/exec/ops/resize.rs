@@ -1,0 +1,191 @@
+//! Resize (opset 11 and later), nearest and linear, with every coordinate transformation ONNX defines
+//! except tf_crop_and_resize. Each resized axis is done separately: the source coordinate of every output
+//! index is computed on the host exactly as the specification writes it, then gathered (and blended).
+
+use anyhow::{Result, bail};
+use tch::{Kind, Tensor};
+
+use super::{floats, ints, is_float};
+use crate::exec::registry::OpTable;
+use crate::exec::{BuildCtx, Kernel, required};
+
+pub fn register(table: &mut OpTable) {
+    table.add("Resize", resize);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Nearest,
+    Linear,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Coordinates {
+    HalfPixel,
+    PytorchHalfPixel,
+    AlignCorners,
+    Asymmetric,
+    TfHalfPixelForNearest,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Rounding {
+    PreferFloor,
+    PreferCeil,
+    Floor,
+    Ceil,
+}
+
+fn resize(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
+    let node = ctx.node;
+    if ctx.opset < 11 {
+        bail!(node.error(format!(
+            "Resize of opset {} is not supported (11 or later is)",
+            ctx.opset
+        )));
+    }
+    ctx.allow_attrs(&[
+        "mode",
+        "coordinate_transformation_mode",
+        "nearest_mode",
+        "cubic_coeff_a",
+        "exclude_outside",
+        "extrapolation_value",
+        "antialias",
+        "keep_aspect_ratio_policy",
+    ])?;
+    let mode = match node.attr_string("mode")?.unwrap_or("nearest") {
+        "nearest" => Mode::Nearest,
+        "linear" => Mode::Linear,
+        other => bail!(node.attr_error("mode", format!("{other} is not supported (nearest and linear are)"))),
+    };
+    let coordinates = match node
+        .attr_string("coordinate_transformation_mode")?
+        .unwrap_or("half_pixel")
+    {
+        "half_pixel" => Coordinates::HalfPixel,
+        "pytorch_half_pixel" => Coordinates::PytorchHalfPixel,
+        "align_corners" => Coordinates::AlignCorners,
+        "asymmetric" => Coordinates::Asymmetric,
+        "tf_half_pixel_for_nearest" => Coordinates::TfHalfPixelForNearest,
+        other => bail!(node.attr_error("coordinate_transformation_mode", format!("{other} is not supported"))),
+    };
+    let rounding = match node.attr_string("nearest_mode")?.unwrap_or("round_prefer_floor") {
+        "round_prefer_floor" => Rounding::PreferFloor,
+        "round_prefer_ceil" => Rounding::PreferCeil,
+        "floor" => Rounding::Floor,
+        "ceil" => Rounding::Ceil,
+        other => bail!(node.attr_error("nearest_mode", format!("{other} is not supported"))),
+    };
+    for (attr, default) in [("exclude_outside", 0), ("antialias", 0)] {
+        if node.attr_int(attr)?.unwrap_or(default) != default {
+            bail!(node.attr_error(attr, "only 0 is supported"));
+        }
+    }
+    if node
+        .attr_string("keep_aspect_ratio_policy")?
+        .is_some_and(|p| p != "stretch")
+    {
+        bail!(node.attr_error("keep_aspect_ratio_policy", "only stretch is supported"));
+    }
+    Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
+        let x = required(inputs, 0)?;
+        let in_dims = x.size();
+        let scales = match inputs.get(2).copied().flatten() {
+            Some(t) if t.numel() > 0 => Some(floats(t)?),
+            _ => None,
+        };
+        let sizes = match inputs.get(3).copied().flatten() {
+            Some(t) if t.numel() > 0 => Some(ints(t)?),
+            _ => None,
+        };
+        // The output size of each axis and the scale its coordinates are mapped with.
+        let axes: Vec<(i64, f32)> = match (scales, sizes) {
+            (Some(scales), None) if scales.len() == in_dims.len() => in_dims
+                .iter()
+                .zip(&scales)
+                .map(|(&d, &s)| (((d as f64) * s).floor() as i64, s as f32))
+                .collect(),
+            (None, Some(sizes)) if sizes.len() == in_dims.len() => in_dims
+                .iter()
+                .zip(&sizes)
+                .map(|(&d, &s)| (s, s as f32 / d as f32))
+                .collect(),
+            _ => bail!(
+                "Resize needs scales or sizes (not both), one per axis of rank {}",
+                in_dims.len()
+            ),
+        };
+        let mut y = x.shallow_clone();
+        for (axis, (&in_len, &(out_len, scale))) in in_dims.iter().zip(&axes).enumerate() {
+            if out_len == in_len && scale == 1.0 {
+                continue;
+            }
+            let coords: Vec<f32> = (0..out_len)
+                .map(|i| source_coordinate(coordinates, i, in_len, out_len, scale))
+                .collect();
+            y = match mode {
+                Mode::Nearest => {
+                    let index: Vec<i64> = coords
+                        .iter()
+                        .map(|&c| (round(rounding, c) as i64).clamp(0, in_len - 1))
+                        .collect();
+                    y.f_index_select(axis as i64, &Tensor::from_slice(&index).to_device(x.device()))?
+                }
+                Mode::Linear => linear(&y, axis, in_len, &coords)?,
+            };
+        }
+        Ok(vec![y])
+    }))
+}
+
+/// The input coordinate that output index `i` samples, as the ONNX specification defines each mode.
+fn source_coordinate(mode: Coordinates, i: i64, in_len: i64, out_len: i64, scale: f32) -> f32 {
+    let i = i as f32;
+    match mode {
+        Coordinates::HalfPixel => (i + 0.5) / scale - 0.5,
+        Coordinates::PytorchHalfPixel if out_len > 1 => (i + 0.5) / scale - 0.5,
+        Coordinates::PytorchHalfPixel => 0.0,
+        Coordinates::AlignCorners if out_len > 1 => i * (in_len - 1) as f32 / (out_len - 1) as f32,
+        Coordinates::AlignCorners => 0.0,
+        Coordinates::Asymmetric => i / scale,
+        Coordinates::TfHalfPixelForNearest => (i + 0.5) / scale,
+    }
+}
+
+fn round(rounding: Rounding, c: f32) -> f32 {
+    let halfway = c - c.floor() == 0.5;
+    match rounding {
+        Rounding::PreferFloor if halfway => c.floor(),
+        Rounding::PreferCeil if halfway => c.ceil(),
+        Rounding::PreferFloor | Rounding::PreferCeil => c.round(),
+        Rounding::Floor => c.floor(),
+        Rounding::Ceil => c.ceil(),
+    }
+}
+
+/// Linear interpolation along one axis, with coordinates clamped to the input as onnxruntime does.
+fn linear(x: &Tensor, axis: usize, in_len: i64, coords: &[f32]) -> Result<Tensor> {
+    let mut low = Vec::with_capacity(coords.len());
+    let mut high = Vec::with_capacity(coords.len());
+    let mut weight = Vec::with_capacity(coords.len());
+    for &c in coords {
+        let c = c.clamp(0.0, (in_len - 1) as f32);
+        let l = c.floor() as i64;
+        low.push(l);
+        high.push((l + 1).min(in_len - 1));
+        weight.push(c - l as f32);
+    }
+    let device = x.device();
+    let a = x.f_index_select(axis as i64, &Tensor::from_slice(&low).to_device(device))?;
+    let b = x.f_index_select(axis as i64, &Tensor::from_slice(&high).to_device(device))?;
+    let mut shape = vec![1i64; x.dim()];
+    shape[axis] = coords.len() as i64;
+    let w = Tensor::from_slice(&weight)
+        .f_reshape(shape)?
+        .to_device(device)
+        .f_to_kind(x.kind())?;
+    // a + (b - a) * w: the same blend as a * (1 - w) + b * w, in one fewer rounding.
+    Ok(a.f_add(&b.f_sub(&a)?.f_mul(&w)?)?
+        .f_to_kind(if is_float(x.kind()) { x.kind() } else { Kind::Float })?)
+}
