@@ -78,4 +78,5 @@ def write_json(path, obj, expand=2):
 
 
 def save_npy(path, array):
-    np.save(path, np.ascontiguousarray(array), allow_pickle=False)
+    # np.ascontiguousarray would turn a 0-d array into shape (1,).
+    np.save(path, np.asarray(array, order="C"), allow_pickle=False)

@@ -192,11 +192,13 @@ impl Executor {
     /// # Errors
     /// A wrong number of inputs, or a node that fails (named, with its op).
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
-        self.run_tapped(inputs, &mut |_, _| {})
+        self.run_tapped(inputs, &mut |_, tensor| tensor)
     }
 
-    /// Like [`run`](Self::run), and shows `tap` every tensor a node produces, by name, as it is produced.
-    pub fn run_tapped(&self, inputs: &[Tensor], tap: &mut dyn FnMut(&str, &Tensor)) -> Result<Vec<Tensor>> {
+    /// Like [`run`](Self::run), and hands `tap` every tensor a node produces, by name, as it is produced;
+    /// what `tap` returns is what later nodes consume. Returning the tensor unchanged observes the run;
+    /// returning a reference value instead checks each node on exactly the reference's inputs.
+    pub fn run_tapped(&self, inputs: &[Tensor], tap: &mut dyn FnMut(&str, Tensor) -> Tensor) -> Result<Vec<Tensor>> {
         let _guard = tch::no_grad_guard();
         if inputs.len() != self.inputs.len() {
             bail!("the model takes {} input(s), got {}", self.inputs.len(), inputs.len());
@@ -222,8 +224,7 @@ impl Executor {
             };
             for ((name, slot), tensor) in step.outputs.iter().zip(outputs) {
                 if let Some(slot) = slot {
-                    tap(name, &tensor);
-                    slots[*slot] = Some(tensor);
+                    slots[*slot] = Some(tap(name, tensor));
                 }
             }
             for slot in &step.free_after {

@@ -1,0 +1,97 @@
+//! Reference data from onnxruntime (`scripts/oracle/`, run in the `.oracle` venv that `make setup` makes),
+//! generated once per build directory and read back by the parity tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use serde_json::Value;
+use tch::{Kind, Tensor};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs `scripts/oracle/<script> --out <dir>` unless `<dir>` already holds its output, and returns `<dir>`.
+/// Cases already present are kept, so this costs nothing after the first run.
+pub fn generated(script: &str, dir_name: &str) -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("oracle").join(dir_name);
+    let done = dir.join(".complete");
+    if !done.exists() {
+        let python = root().join(".oracle/bin/python");
+        assert!(python.exists(), "{} is missing: run `make setup`", python.display());
+        let status = Command::new(&python)
+            .arg(root().join("scripts/oracle").join(script))
+            .arg("--out")
+            .arg(&dir)
+            .current_dir(root())
+            .status()
+            .expect("running the oracle");
+        assert!(status.success(), "scripts/oracle/{script} failed");
+        std::fs::write(&done, "").unwrap();
+    }
+    dir
+}
+
+/// Reads a JSON file.
+pub fn json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Reads a .npy file. tch reads a 0-d array as shape [1]; the header says when it is a scalar.
+pub fn npy(path: &Path) -> Tensor {
+    let tensor = Tensor::read_npy(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let head = std::fs::read(path).unwrap().into_iter().take(256).collect::<Vec<u8>>();
+    let scalar = String::from_utf8_lossy(&head).contains("'shape': ()");
+    if scalar {
+        tensor.reshape(Vec::<i64>::new())
+    } else {
+        tensor
+    }
+}
+
+/// How far `actual` is from `expected`: None when within tolerance, else a description.
+/// Floats: largest absolute difference ≤ `tol`, and relative difference ≤ `tol` where |expected| > 1.
+/// Integers and booleans: equal.
+pub fn mismatch(actual: &Tensor, expected: &Tensor, tol: f64) -> Option<String> {
+    let actual = actual.to_device(tch::Device::Cpu);
+    if actual.size() != expected.size() {
+        return Some(format!("shape {:?}, expected {:?}", actual.size(), expected.size()));
+    }
+    if actual.numel() == 0 {
+        return None;
+    }
+    let floating = matches!(expected.kind(), Kind::Float | Kind::Double | Kind::Half);
+    let (a, e) = (actual.to_kind(Kind::Double), expected.to_kind(Kind::Double));
+    let diff = (&a - &e).abs();
+    let max_abs = diff.max().double_value(&[]);
+    if !floating {
+        return (max_abs != 0.0).then(|| format!("integer values differ by up to {max_abs}"));
+    }
+    let scale = e.abs().clamp_min(1.0);
+    let max_rel = (&diff / &scale).max().double_value(&[]);
+    let big = e.abs().gt(1.0);
+    let abs_small = diff.masked_fill(&big, 0.0).max().double_value(&[]);
+    (abs_small > tol || max_rel > tol || max_abs.is_nan())
+        .then(|| format!("max abs diff {abs_small:.3e} (|x| <= 1), max rel diff {max_rel:.3e} (|x| > 1)"))
+}
+
+/// For ops that sum many products (Conv, ConvTranspose, MatMul, Gemm): the largest difference relative
+/// to the tensor's largest magnitude. An output element that cancels a sum of thousands of large terms
+/// carries float32 rounding of the order of those terms, whichever library sums them; measuring it against
+/// the element itself would test summation order, not the kernel. None when within `tol`.
+pub fn mismatch_normalized(actual: &Tensor, expected: &Tensor, tol: f64) -> Option<String> {
+    let actual = actual.to_device(tch::Device::Cpu).to_kind(Kind::Double);
+    if actual.size() != expected.size() {
+        return Some(format!("shape {:?}, expected {:?}", actual.size(), expected.size()));
+    }
+    let expected = expected.to_kind(Kind::Double);
+    let max_diff = (&actual - &expected).abs().max().double_value(&[]);
+    let scale = expected.abs().max().double_value(&[]).max(1.0);
+    (max_diff > tol * scale || max_diff.is_nan())
+        .then(|| format!("max diff {max_diff:.3e} against the tensor's largest magnitude {scale:.3e}"))
+}

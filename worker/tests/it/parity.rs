@@ -1,0 +1,121 @@
+//! Issue 3: the five PP-OCR models on libtorch match onnxruntime tensor by tensor, at two input sizes each,
+//! on rendered text that makes them work.
+
+use std::collections::{HashMap, HashSet};
+
+use sensgrid_model::onnx;
+use sensgrid_worker::exec::Executor;
+use tch::{Device, Kind};
+
+use crate::oracle::{generated, json, mismatch, mismatch_normalized, npy, root};
+
+/// Per node, on onnxruntime's inputs.
+const TOLERANCE: f64 = 1e-4;
+/// For the final outputs after every layer's float32 rounding has accumulated.
+const END_TO_END_TOLERANCE: f64 = 1e-3;
+
+/// Node by node: every node runs on onnxruntime's values of its inputs, so each tensor measures one
+/// kernel against onnxruntime's, not the float32 rounding that accumulates over a hundred layers.
+/// End to end: the model's own outputs must still do their job (the same argmax path, labels, a
+/// probability map that finds the text) and stay close to onnxruntime's.
+fn check_case(case: &str) {
+    let dir = generated("reference.py", "reference").join(case);
+    let manifest = json(&dir.join("manifest.json"));
+    let graph = onnx::read(&root().join(manifest["model"].as_str().unwrap())).unwrap();
+    let executor = Executor::new(&graph, Device::Cpu).unwrap();
+    let input = npy(&dir.join(manifest["input"]["file"].as_str().unwrap()));
+
+    let expected: HashMap<&str, (&str, &str)> = manifest["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap(),
+                (t["file"].as_str().unwrap(), t["op"].as_str().unwrap()),
+            )
+        })
+        .collect();
+    let mut failures = Vec::new();
+    let mut seen = HashSet::new();
+    executor
+        .run_tapped(&[input.shallow_clone()], &mut |name, tensor| {
+            let Some((file, op)) = expected.get(name) else {
+                return tensor;
+            };
+            seen.insert(name.to_owned());
+            let reference = npy(&dir.join(file));
+            let accumulates = ["Conv", "ConvTranspose", "MatMul", "Gemm"].contains(op);
+            let problem = mismatch(&tensor, &reference, TOLERANCE)
+                .filter(|_| !accumulates || mismatch_normalized(&tensor, &reference, TOLERANCE).is_some());
+            if let Some(problem) = problem {
+                failures.push(format!("{name} ({op}): {problem}"));
+            }
+            reference
+        })
+        .unwrap();
+    // Tensors that folding turned into constants are not produced at run time; every other one must be.
+    let missing: Vec<_> = expected
+        .keys()
+        .filter(|name| !seen.contains(**name) && !graph.constants.contains_key(**name))
+        .collect();
+    assert!(missing.is_empty(), "{case}: never produced: {missing:?}");
+    assert!(seen.len() > 200, "{case}: only {} tensors compared", seen.len());
+    assert!(
+        failures.is_empty(),
+        "{case}: {} tensors differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+
+    let outputs = executor.run(&[input]).unwrap();
+    let output = &outputs[0];
+    let output_name = manifest["outputs"][0].as_str().unwrap();
+    let reference = npy(&dir.join(expected[output_name].0));
+    assert_eq!(
+        mismatch(output, &reference, END_TO_END_TOLERANCE),
+        None,
+        "{case}: end-to-end output"
+    );
+    let checks = &manifest["checks"];
+    match manifest["kind"].as_str().unwrap() {
+        "det" => {
+            let max_prob = output.max().double_value(&[]);
+            assert!(max_prob >= 0.5, "{case}: the probability map peaks at {max_prob}");
+        }
+        "rec" => {
+            let path = Vec::<i64>::try_from(output.argmax(-1, false).flatten(0, -1)).unwrap();
+            let expected: Vec<i64> = checks["argmax"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_i64().unwrap())
+                .collect();
+            assert_eq!(path, expected, "{case}: argmax path (text {})", checks["decoded"]);
+        }
+        "cls" => {
+            let labels = Vec::<i64>::try_from(output.argmax(-1, false).to_kind(Kind::Int64)).unwrap();
+            assert_eq!(labels, [0, 1], "{case}: upright then upside down");
+        }
+        other => panic!("unknown kind {other}"),
+    }
+}
+
+macro_rules! parity {
+    ($($test:ident => $case:literal),* $(,)?) => {
+        $(#[test] fn $test() { check_case($case); })*
+    };
+}
+
+parity! {
+    v3det_320x320 => "v3det-320x320",
+    v3det_256x416 => "v3det-256x416",
+    v4det_320x320 => "v4det-320x320",
+    v4det_256x416 => "v4det-256x416",
+    v2rec_32x160 => "v2rec-32x160",
+    v2rec_32x320 => "v2rec-32x320",
+    v4rec_48x160 => "v4rec-48x160",
+    v4rec_48x320 => "v4rec-48x320",
+    cls_48x192 => "cls-48x192",
+    cls_48x96 => "cls-48x96",
+}
