@@ -4,6 +4,7 @@
 //! Pure Rust: no libtorch, no networking, no database, so its tests run fast anywhere. Running a model belongs
 //! to the worker's executor.
 
+pub mod analysis;
 pub mod error;
 mod fold;
 pub mod ir;

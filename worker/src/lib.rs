@@ -1,5 +1,6 @@
 //! The sensgrid worker: runs ONNX models on libtorch and, as the issues land, masks and prunes channel
 //! groups, evaluates them with `sensgrid-eval` and reports to the coordinator.
 
+pub mod cli;
 pub mod devices;
 pub mod exec;

@@ -1,7 +1,11 @@
 //! The `worker` binary: parses flags and dispatches; the work lives in the library.
+//!
+//! Exit codes: 0 on success, 2 on any error (one line on stderr), as clap does for bad flags.
 
-use clap::{Parser, Subcommand};
-use sensgrid_worker::devices::DeviceReport;
+use std::process::ExitCode;
+
+use clap::Parser;
+use sensgrid_worker::cli::{self, Command};
 
 /// Evaluates pruned variants of an ONNX model on libtorch for a sensgrid coordinator.
 #[derive(Parser)]
@@ -11,15 +15,12 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Subcommand)]
-enum Command {
-    /// Lists the devices libtorch can compute on here: `cpu`, then each CUDA device.
-    Devices,
-}
-
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::Devices => println!("devices: {}", DeviceReport::probe()),
+fn main() -> ExitCode {
+    match cli::run(Cli::parse().command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
     }
-    Ok(())
 }

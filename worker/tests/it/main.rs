@@ -1,6 +1,7 @@
 //! The worker's integration tests, one binary with a module per area.
 
 mod binary;
+mod cli;
 mod node_cases;
 mod oracle;
 mod parity;

@@ -1,0 +1,3 @@
+//! Whole-graph analyses over the IR.
+
+pub mod count;
