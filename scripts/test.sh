@@ -12,6 +12,10 @@ fi
 # Tests that need a database each create their own from this server (sqlx::test).
 export DATABASE_URL="${DATABASE_URL:-postgres://$(id -un)@127.0.0.1:5432/postgres}"
 
+# The tree stays formatted and clippy-clean (sharing the release build, so nothing compiles twice).
+cargo fmt --all --check
+LIBTORCH="$(pwd)/.libtorch" cargo clippy --release --workspace --all-targets --quiet -- -D warnings
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

@@ -83,15 +83,7 @@ fn fold_node(node: &Node, graph: &Graph) -> Result<Option<Vec<TensorData>>> {
         }
         "Transpose" => {
             let perm = shape::transpose_perm(data.dims().len(), node.attr_ints("perm")?).map_err(bad)?;
-            let axes: Vec<SliceAxis> = data
-                .dims()
-                .iter()
-                .map(|&d| SliceAxis {
-                    start: 0,
-                    step: 1,
-                    len: d,
-                })
-                .collect();
+            let axes: Vec<SliceAxis> = data.dims().iter().map(|&d| SliceAxis::whole(d)).collect();
             gather_strided(data, &axes, Some(&perm))
         }
         "Cast" => {
@@ -221,15 +213,7 @@ mod tests {
         let s = gather_strided(&t, &axes, None);
         assert_eq!(s.dims(), [2, 2]);
         assert_eq!(s.values::<i64>().unwrap(), [7, 5, 11, 9]);
-        let full: Vec<SliceAxis> = t
-            .dims()
-            .iter()
-            .map(|&d| SliceAxis {
-                start: 0,
-                step: 1,
-                len: d,
-            })
-            .collect();
+        let full: Vec<SliceAxis> = t.dims().iter().map(|&d| SliceAxis::whole(d)).collect();
         let tr = gather_strided(&t, &full, Some(&[1, 0]));
         assert_eq!(tr.dims(), [4, 3]);
         assert_eq!(tr.values::<i64>().unwrap()[..4], [0, 4, 8, 1]);

@@ -36,7 +36,7 @@ pub fn reshape(input: &[usize], shape: &[i64], allow_zero: bool) -> Result<Vec<u
     }
     let known: usize = out.iter().product();
     match inferred {
-        Some(i) if known > 0 && total % known == 0 => out[i] = total / known,
+        Some(i) if known > 0 && total.is_multiple_of(known) => out[i] = total / known,
         Some(_) => return Err(format!("cannot reshape {input:?} to {shape:?}")),
         None if known != total => return Err(format!("cannot reshape {input:?} ({total} elements) to {shape:?}")),
         None => {}
@@ -135,6 +135,13 @@ pub struct SliceAxis {
     pub len: usize,
 }
 
+impl SliceAxis {
+    /// Every element of an axis of length `len`.
+    pub fn whole(len: usize) -> Self {
+        Self { start: 0, step: 1, len }
+    }
+}
+
 /// Resolves Slice's starts, ends, axes and steps against `input` into one [`SliceAxis`] per input axis,
 /// clamping as ONNX does (ends past the end, such as INT64_MAX, mean "to the end").
 pub fn slice(
@@ -147,14 +154,7 @@ pub fn slice(
     if starts.len() != ends.len() {
         return Err(format!("starts {starts:?} and ends {ends:?} differ in length"));
     }
-    let mut out: Vec<SliceAxis> = input
-        .iter()
-        .map(|&d| SliceAxis {
-            start: 0,
-            step: 1,
-            len: d,
-        })
-        .collect();
+    let mut out: Vec<SliceAxis> = input.iter().map(|&d| SliceAxis::whole(d)).collect();
     let mut done = vec![false; input.len()];
     for i in 0..starts.len() {
         let axis = match axes {

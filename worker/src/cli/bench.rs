@@ -1,22 +1,17 @@
 //! `worker bench`: the median time of the whole forward pass, for bench/engine.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Result, ensure};
 use tch::Device;
 
-use super::{load, read_input};
-use crate::exec::{Executor, parse_device};
+use super::ModelRun;
+use crate::exec::parse_device;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The ONNX model.
-    #[arg(long)]
-    model: PathBuf,
-    /// A float32 .npy array for the model's input.
-    #[arg(long)]
-    input: PathBuf,
+    #[command(flatten)]
+    run: ModelRun,
     /// Timed runs.
     #[arg(long, default_value_t = 20)]
     runs: usize,
@@ -35,8 +30,8 @@ pub fn run(args: &Args) -> Result<()> {
     ensure!(args.runs > 0, "--runs must be at least 1");
     tch::set_num_threads(args.threads);
     let device = parse_device(&args.device)?;
-    let executor = Executor::new(&load(&args.model)?, device)?;
-    let input = read_input(&args.input)?.to_device(device);
+    let (executor, input) = args.run.load(device)?;
+    let input = input.to_device(device);
     let sync = || {
         if let Device::Cuda(index) = device {
             tch::Cuda::synchronize(index as i64);
@@ -60,7 +55,7 @@ pub fn run(args: &Args) -> Result<()> {
         (times[times.len() / 2 - 1] + times[times.len() / 2]) / 2.0
     };
     let report = serde_json::json!({
-        "model": args.model.display().to_string(),
+        "model": args.run.model.display().to_string(),
         "device": format!("{device:?}").to_lowercase(),
         "threads": args.threads,
         "runs": args.runs,

@@ -4,17 +4,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::{load, read_input};
-use crate::exec::{Executor, parse_device};
+use super::ModelRun;
+use crate::exec::parse_device;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The ONNX model.
-    #[arg(long)]
-    model: PathBuf,
-    /// A float32 .npy array for the model's (only) input.
-    #[arg(long)]
-    input: PathBuf,
+    #[command(flatten)]
+    run: ModelRun,
     /// Where the first output goes; the second goes to OUT.1.npy, and so on.
     #[arg(long)]
     output: PathBuf,
@@ -37,9 +33,7 @@ fn output_path(first: &Path, index: usize) -> PathBuf {
 
 pub fn run(args: &Args) -> Result<()> {
     let device = parse_device(&args.device)?;
-    let graph = load(&args.model)?;
-    let executor = Executor::new(&graph, device)?;
-    let input = read_input(&args.input)?;
+    let (executor, input) = args.run.load(device)?;
     let outputs = executor.run(&[input])?;
     for (index, (name, tensor)) in executor.output_names().zip(&outputs).enumerate() {
         let path = output_path(&args.output, index);

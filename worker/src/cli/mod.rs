@@ -4,13 +4,14 @@ mod bench;
 mod infer;
 mod inspect;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use sensgrid_model::{ir::Graph, onnx};
 
 use crate::devices::DeviceReport;
+use crate::exec::Executor;
 
 /// The worker's subcommands.
 #[derive(Subcommand)]
@@ -38,6 +39,25 @@ pub fn run(command: Command) -> Result<()> {
         Command::Inspect(args) => inspect::run(&args),
         Command::Infer(args) => infer::run(&args),
         Command::Bench(args) => bench::run(&args),
+    }
+}
+
+/// A model and one float32 .npy input for it.
+#[derive(clap::Args)]
+pub struct ModelRun {
+    /// The ONNX model.
+    #[arg(long)]
+    model: PathBuf,
+    /// A float32 .npy array for the model's (only) input.
+    #[arg(long)]
+    input: PathBuf,
+}
+
+impl ModelRun {
+    /// Loads the model onto `device` and reads the input.
+    fn load(&self, device: tch::Device) -> Result<(Executor, tch::Tensor)> {
+        let executor = Executor::new(&load(&self.model)?, device)?;
+        Ok((executor, read_input(&self.input)?))
     }
 }
 

@@ -5,4 +5,5 @@ mod cli;
 mod node_cases;
 mod oracle;
 mod parity;
+mod roundtrip;
 mod tch_conv;

@@ -31,16 +31,21 @@ fn check_kernel(window: &Window, weight: &Tensor) -> Result<Vec<i64>> {
     Ok(kernel)
 }
 
+/// X, W and the optional B.
+fn operands<'a>(inputs: &[Option<&'a Tensor>]) -> Result<(&'a Tensor, &'a Tensor, Option<&'a Tensor>)> {
+    Ok((
+        required(inputs, 0)?,
+        required(inputs, 1)?,
+        inputs.get(2).copied().flatten(),
+    ))
+}
+
 fn conv(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
     ctx.allow_attrs(&WINDOW_ATTRS)?;
     let window = Window::parse(ctx, true)?;
     let groups = group(ctx)?;
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
-        let (x, weight, bias) = (
-            required(inputs, 0)?,
-            required(inputs, 1)?,
-            inputs.get(2).copied().flatten(),
-        );
+        let (x, weight, bias) = operands(inputs)?;
         let kernel = check_kernel(&window, weight)?;
         let w = window.resolve(&spatial(x), &kernel)?;
         let zeros = vec![0; kernel.len()];
@@ -66,11 +71,7 @@ fn conv_transpose(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
     let groups = group(ctx)?;
     let output_padding = ctx.node.attr_ints("output_padding")?.map(<[i64]>::to_vec);
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
-        let (x, weight, bias) = (
-            required(inputs, 0)?,
-            required(inputs, 1)?,
-            inputs.get(2).copied().flatten(),
-        );
+        let (x, weight, bias) = operands(inputs)?;
         let kernel = check_kernel(&window, weight)?;
         let w = window.resolve(&spatial(x), &kernel)?;
         let zeros = vec![0; kernel.len()];

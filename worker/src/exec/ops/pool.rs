@@ -52,9 +52,8 @@ fn max_pool(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
         let x = required(inputs, 0)?;
         let w = window.resolve(&spatial(x), &kernel)?;
-        // libtorch takes symmetric pads of at most half the kernel; otherwise pad with -inf explicitly.
-        let fits = w.symmetric() && w.begin.iter().zip(&kernel).all(|(&p, &k)| 2 * p <= k);
-        let (x, padding) = if fits {
+        // Pads libtorch cannot take are added explicitly, as -inf.
+        let (x, padding) = if w.fits_torch_pool(&kernel) {
             (x.shallow_clone(), w.begin.clone())
         } else {
             (
@@ -87,8 +86,7 @@ fn average_pool(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
         let x = required(inputs, 0)?;
         let w = window.resolve(&spatial(x), &kernel)?;
-        let fits = w.symmetric() && w.begin.iter().zip(&kernel).all(|(&p, &k)| 2 * p <= k);
-        let (x, padding) = if fits {
+        let (x, padding) = if w.fits_torch_pool(&kernel) {
             (x.shallow_clone(), w.begin.clone())
         } else if count_include_pad {
             // Padded zeros count toward the divisor, so explicit zero padding is the same computation.

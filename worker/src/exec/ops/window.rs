@@ -39,6 +39,11 @@ impl Resolved {
         self.begin == self.end
     }
 
+    /// Whether libtorch's pooling kernels take these pads: symmetric, and at most half the kernel.
+    pub fn fits_torch_pool(&self, kernel: &[i64]) -> bool {
+        self.symmetric() && self.begin.iter().zip(kernel).all(|(&p, &k)| 2 * p <= k)
+    }
+
     /// libtorch's `constant_pad_nd` list for these pads: last axis first, begin then end.
     pub fn torch_pad(&self) -> Vec<i64> {
         self.begin
