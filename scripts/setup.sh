@@ -32,7 +32,7 @@ setup_torch() {
     say "creating $TORCH_VENV with torch==$TORCH_VERSION (about 4.6 GB, once per user)"
     python3 -m venv "$TORCH_VENV"
     VIRTUAL_ENV="$TORCH_VENV" "$TORCH_VENV/bin/pip" install --quiet --no-cache-dir \
-      --constraint "$TORCH_VENV/constraints.txt" "torch==$TORCH_VERSION"
+      --constraint scripts/torch-constraints.txt "torch==$TORCH_VERSION"
     info=$(torch_info)
     [ -n "$info" ] || die "torch does not import from $TORCH_VENV after install"
   fi

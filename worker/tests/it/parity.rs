@@ -19,10 +19,17 @@ const END_TO_END_TOLERANCE: f64 = 1e-3;
 /// End to end: the model's own outputs must still do their job (the same argmax path, labels, a
 /// probability map that finds the text) and stay close to onnxruntime's.
 fn check_case(case: &str) {
+    check_case_on(case, Device::Cpu, TOLERANCE, END_TO_END_TOLERANCE);
+}
+
+/// On CUDA, cuDNN may compute convolutions in TF32 (10-bit mantissa): the tolerance there is 1e-3.
+const CUDA_TOLERANCE: f64 = 1e-3;
+
+fn check_case_on(case: &str, device: Device, tolerance: f64, end_to_end_tolerance: f64) {
     let dir = generated("reference.py", "reference").join(case);
     let manifest = json(&dir.join("manifest.json"));
     let graph = onnx::read(&root().join(manifest["model"].as_str().unwrap())).unwrap();
-    let executor = Executor::new(&graph, Device::Cpu).unwrap();
+    let executor = Executor::new(&graph, device).unwrap();
     let input = npy(&dir.join(manifest["input"]["file"].as_str().unwrap()));
 
     let expected: HashMap<&str, (&str, &str)> = manifest["tensors"]
@@ -46,12 +53,12 @@ fn check_case(case: &str) {
             seen.insert(name.to_owned());
             let reference = npy(&dir.join(file));
             let accumulates = ["Conv", "ConvTranspose", "MatMul", "Gemm"].contains(op);
-            let problem = mismatch(&tensor, &reference, TOLERANCE)
-                .filter(|_| !accumulates || mismatch_normalized(&tensor, &reference, TOLERANCE).is_some());
+            let problem = mismatch(&tensor, &reference, tolerance)
+                .filter(|_| !accumulates || mismatch_normalized(&tensor, &reference, tolerance).is_some());
             if let Some(problem) = problem {
                 failures.push(format!("{name} ({op}): {problem}"));
             }
-            reference
+            reference.to_device(device)
         })
         .unwrap();
     // Tensors that folding turned into constants are not produced at run time; every other one must be.
@@ -69,7 +76,7 @@ fn check_case(case: &str) {
     );
 
     let outputs = executor.run(&[input]).unwrap();
-    let output = &outputs[0];
+    let output = &outputs[0].to_device(Device::Cpu);
     let output_name = manifest["outputs"][0].as_str().unwrap();
     let reference = npy(&dir.join(expected[output_name].0));
     assert_eq!(
@@ -104,6 +111,7 @@ fn check_case(case: &str) {
 macro_rules! parity {
     ($($test:ident => $case:literal),* $(,)?) => {
         $(#[test] fn $test() { check_case($case); })*
+        const CASES: &[&str] = &[$($case),*];
     };
 }
 
@@ -118,4 +126,14 @@ parity! {
     v4rec_48x320 => "v4rec-48x320",
     cls_48x192 => "cls-48x192",
     cls_48x96 => "cls-48x96",
+}
+
+/// The same cases on the first CUDA device (`cargo test --features cuda-tests` on a GPU machine).
+#[test]
+#[cfg_attr(not(feature = "cuda-tests"), ignore = "needs a CUDA device: cargo test --features cuda-tests")]
+fn every_case_on_cuda() {
+    assert!(tch::Cuda::is_available(), "no CUDA device: libtorch_cuda linked but not usable here");
+    for case in CASES {
+        check_case_on(case, Device::Cuda(0), CUDA_TOLERANCE, 10.0 * CUDA_TOLERANCE);
+    }
 }
