@@ -130,9 +130,15 @@ parity! {
 
 /// The same cases on the first CUDA device (`cargo test --features cuda-tests` on a GPU machine).
 #[test]
-#[cfg_attr(not(feature = "cuda-tests"), ignore = "needs a CUDA device: cargo test --features cuda-tests")]
+#[cfg_attr(
+    not(feature = "cuda-tests"),
+    ignore = "needs a CUDA device: cargo test --features cuda-tests"
+)]
 fn every_case_on_cuda() {
-    assert!(tch::Cuda::is_available(), "no CUDA device: libtorch_cuda linked but not usable here");
+    assert!(
+        tch::Cuda::is_available(),
+        "no CUDA device: libtorch_cuda linked but not usable here"
+    );
     for case in CASES {
         check_case_on(case, Device::Cuda(0), CUDA_TOLERANCE, 10.0 * CUDA_TOLERANCE);
     }
