@@ -4,3 +4,4 @@
 pub mod cli;
 pub mod devices;
 pub mod exec;
+pub mod malloc;

@@ -16,6 +16,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    sensgrid_worker::malloc::keep_freed_memory();
     match cli::run(Cli::parse().command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -80,7 +80,7 @@ fn check_case_on(case: &str, device: Device, tolerance: f64, end_to_end_toleranc
     let output_name = manifest["outputs"][0].as_str().unwrap();
     let reference = npy(&dir.join(expected[output_name].0));
     assert_eq!(
-        mismatch(output, &reference, END_TO_END_TOLERANCE),
+        mismatch(output, &reference, end_to_end_tolerance),
         None,
         "{case}: end-to-end output"
     );
