@@ -5,10 +5,12 @@ use std::path::PathBuf;
 /// What went wrong with a model.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("{path}: not a valid ONNX model: {source}")]
-    Decode { path: PathBuf, source: prost::DecodeError },
+    // The cause is part of the message and deliberately not a `source`: an error chain printed with `{:#}`
+    // would otherwise repeat it.
+    #[error("{path}: {reason}")]
+    Io { path: PathBuf, reason: std::io::Error },
+    #[error("{path}: not a valid ONNX model: {reason}")]
+    Decode { path: PathBuf, reason: prost::DecodeError },
     #[error("{0}")]
     Invalid(String),
     #[error("node '{node}' ({op}): {message}")]

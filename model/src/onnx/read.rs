@@ -19,14 +19,14 @@ use crate::ir::{Attr, DataType, Dim, Graph, Node, TensorData, TensorFact, ValueI
 /// (external data, string tensors, graph attributes, dangling or cyclic tensors); the error names the file and
 /// the node or tensor at fault.
 pub fn read(path: &Path) -> Result<Graph> {
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+    let bytes = std::fs::read(path).map_err(|reason| ModelError::Io {
         path: path.into(),
-        source,
+        reason,
     })?;
     decode(&bytes).map_err(|err| match err {
-        ModelError::Decode { source, .. } => ModelError::Decode {
+        ModelError::Decode { reason, .. } => ModelError::Decode {
             path: path.into(),
-            source,
+            reason,
         },
         other => ModelError::Invalid(format!("{}: {other}", path.display())),
     })
@@ -34,9 +34,9 @@ pub fn read(path: &Path) -> Result<Graph> {
 
 /// Decodes an ONNX model from its bytes. See [`read`].
 pub fn decode(bytes: &[u8]) -> Result<Graph> {
-    let model = pb::ModelProto::decode(bytes).map_err(|source| ModelError::Decode {
+    let model = pb::ModelProto::decode(bytes).map_err(|reason| ModelError::Decode {
         path: "<bytes>".into(),
-        source,
+        reason,
     })?;
     let graph_pb = model
         .graph

@@ -13,9 +13,9 @@ use crate::ir::{Attr, Dim, Graph, TensorData, ValueInfo};
 /// # Errors
 /// When the file cannot be written.
 pub fn write(graph: &Graph, path: &Path) -> Result<()> {
-    std::fs::write(path, encode(graph)).map_err(|source| ModelError::Io {
+    std::fs::write(path, encode(graph)).map_err(|reason| ModelError::Io {
         path: path.into(),
-        source,
+        reason,
     })
 }
 

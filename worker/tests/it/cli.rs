@@ -109,8 +109,19 @@ fn assert_refused(args: &[&str], needles: &[&str]) {
         "{stderr}"
     );
     for needle in needles {
-        assert!(stderr.contains(needle), "{args:?}: '{needle}' not in {stderr}");
+        assert_eq!(
+            stderr.matches(needle).count(),
+            1,
+            "{args:?}: '{needle}' not once in {stderr}"
+        );
     }
+    // The cause is said once, not repeated by the error chain.
+    let parts: Vec<&str> = stderr.trim_end().split(": ").collect();
+    let mut unique = parts.clone();
+    unique.dedup();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), parts.len(), "{args:?}: repeated parts in {stderr}");
 }
 
 #[test]
