@@ -59,9 +59,4 @@ impl Graph {
         }
         histogram
     }
-
-    /// The metadata value stored under `key`.
-    pub fn metadata(&self, key: &str) -> Option<&str> {
-        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-    }
 }

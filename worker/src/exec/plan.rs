@@ -172,16 +172,6 @@ impl Executor {
         })
     }
 
-    /// The device the executor computes on.
-    pub fn device(&self) -> Device {
-        self.device
-    }
-
-    /// The names of the graph inputs, in order.
-    pub fn input_names(&self) -> impl Iterator<Item = &str> {
-        self.inputs.iter().map(|(name, _)| name.as_str())
-    }
-
     /// The names of the graph outputs, in order.
     pub fn output_names(&self) -> impl Iterator<Item = &str> {
         self.outputs.iter().map(|(name, _)| name.as_str())
