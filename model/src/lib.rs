@@ -10,5 +10,6 @@ mod fold;
 pub mod ir;
 pub mod onnx;
 pub mod ops;
+pub mod prune;
 
 pub use error::{ModelError, Result};

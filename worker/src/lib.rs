@@ -5,3 +5,4 @@ pub mod cli;
 pub mod devices;
 pub mod exec;
 pub mod malloc;
+pub mod pruning;

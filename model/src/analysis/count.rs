@@ -1,6 +1,6 @@
 //! Parameter and FLOPs counts, with PaddleSlim's conventions ([`CONVENTIONS`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use crate::error::Result;
 use crate::ir::{Graph, Node};
@@ -53,13 +53,20 @@ fn weight_inputs<'a>(graph: &'a Graph, node: &'a Node, producers: &HashMap<&str,
     picks.into_iter().flatten().collect()
 }
 
-/// The number of parameters of `graph`.
-pub fn params(graph: &Graph) -> u64 {
+/// The constants counted as parameters, by the conventions above.
+pub fn param_tensors(graph: &Graph) -> BTreeSet<&str> {
     let producers = graph.producers();
     graph
         .nodes
         .iter()
         .flat_map(|node| weight_inputs(graph, node, &producers))
+        .collect()
+}
+
+/// The number of parameters of `graph`.
+pub fn params(graph: &Graph) -> u64 {
+    param_tensors(graph)
+        .into_iter()
         .map(|name| graph.constants[name].len() as u64)
         .sum()
 }
@@ -70,6 +77,14 @@ pub fn params(graph: &Graph) -> u64 {
 /// # Errors
 /// A counted node whose shapes `shape_of` does not know, named.
 pub fn flops(graph: &Graph, shape_of: &dyn Fn(&str) -> Option<Vec<usize>>) -> Result<u64> {
+    graph.nodes.iter().map(|node| node_flops(graph, node, shape_of)).sum()
+}
+
+/// Multiply-accumulates of one node of `graph` (0 for the ops not counted), with `shape_of` as in [`flops`].
+///
+/// # Errors
+/// A counted node whose shapes `shape_of` does not know, named.
+pub fn node_flops(graph: &Graph, node: &Node, shape_of: &dyn Fn(&str) -> Option<Vec<usize>>) -> Result<u64> {
     let shape = |node: &Node, name: Option<&str>| -> Result<Vec<usize>> {
         let name = name.ok_or_else(|| node.error("missing input"))?;
         graph
@@ -80,24 +95,20 @@ pub fn flops(graph: &Graph, shape_of: &dyn Fn(&str) -> Option<Vec<usize>>) -> Re
             .ok_or_else(|| node.error(format!("the shape of '{name}' is unknown")))
     };
     let product = |dims: &[usize]| dims.iter().map(|&d| d as u64).product::<u64>();
-    let mut total = 0u64;
-    for node in &graph.nodes {
-        let constant = |i: usize| node.input(i).is_some_and(|name| graph.constants.contains_key(name));
-        let output = || shape(node, node.outputs.first().map(String::as_str));
-        total += match node.op_type.as_str() {
-            "Conv" => product(&output()?) * product(&shape(node, node.input(1))?[1..]),
-            "ConvTranspose" => product(&shape(node, node.input(0))?) * product(&shape(node, node.input(1))?[1..]),
-            "Gemm" if constant(1) => {
-                let b = shape(node, node.input(1))?;
-                let trans_b = node.attr_int("transB")?.unwrap_or(0) != 0;
-                product(&output()?) * b[usize::from(trans_b)] as u64
-            }
-            "MatMul" if constant(0) || constant(1) => {
-                let a = shape(node, node.input(0))?;
-                product(&output()?) * *a.last().ok_or_else(|| node.error("a scalar operand"))? as u64
-            }
-            _ => 0,
-        };
-    }
-    Ok(total)
+    let constant = |i: usize| node.input(i).is_some_and(|name| graph.constants.contains_key(name));
+    let output = || shape(node, node.outputs.first().map(String::as_str));
+    Ok(match node.op_type.as_str() {
+        "Conv" => product(&output()?) * product(&shape(node, node.input(1))?[1..]),
+        "ConvTranspose" => product(&shape(node, node.input(0))?) * product(&shape(node, node.input(1))?[1..]),
+        "Gemm" if constant(1) => {
+            let b = shape(node, node.input(1))?;
+            let trans_b = node.attr_int("transB")?.unwrap_or(0) != 0;
+            product(&output()?) * b[usize::from(trans_b)] as u64
+        }
+        "MatMul" if constant(0) || constant(1) => {
+            let a = shape(node, node.input(0))?;
+            product(&output()?) * *a.last().ok_or_else(|| node.error("a scalar operand"))? as u64
+        }
+        _ => 0,
+    })
 }

@@ -1,3 +1,4 @@
 //! Whole-graph analyses over the IR.
 
 pub mod count;
+pub mod groups;

@@ -193,6 +193,53 @@ impl TensorData {
         }
     }
 
+    /// Bytes per element, elements before `axis` (outer) and bytes of one index along `axis` (inner).
+    fn axis_layout(&self, axis: usize) -> (usize, usize) {
+        let outer = self.dims[..axis].iter().product();
+        let inner = self.dims[axis + 1..].iter().product::<usize>() * self.dtype.size();
+        (outer, inner)
+    }
+
+    /// The tensor made of the given indices along `axis`, in that order.
+    ///
+    /// # Panics
+    /// When `axis` or an index is out of range.
+    pub fn select_along(&self, axis: usize, indices: &[usize]) -> Self {
+        let (outer, inner) = self.axis_layout(axis);
+        let len = self.dims[axis];
+        let mut bytes = Vec::with_capacity(outer * indices.len() * inner);
+        for o in 0..outer {
+            for &k in indices {
+                assert!(k < len, "index {k} out of range {len}");
+                let at = (o * len + k) * inner;
+                bytes.extend_from_slice(&self.bytes[at..at + inner]);
+            }
+        }
+        let mut dims = self.dims.clone();
+        dims[axis] = indices.len();
+        Self {
+            dtype: self.dtype,
+            dims,
+            bytes,
+        }
+    }
+
+    /// Sets every element at the given indices along `axis` to zero (all bits clear: +0.0 for floats).
+    ///
+    /// # Panics
+    /// When `axis` or an index is out of range.
+    pub fn zero_along(&mut self, axis: usize, indices: &[usize]) {
+        let (outer, inner) = self.axis_layout(axis);
+        let len = self.dims[axis];
+        for o in 0..outer {
+            for &k in indices {
+                assert!(k < len, "index {k} out of range {len}");
+                let at = (o * len + k) * inner;
+                self.bytes[at..at + inner].fill(0);
+            }
+        }
+    }
+
     /// The same values under another shape of the same element count.
     pub fn reshaped(&self, dims: Vec<usize>) -> Option<Self> {
         Self::from_bytes(self.dtype, dims, self.bytes.clone())

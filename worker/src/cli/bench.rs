@@ -30,7 +30,7 @@ pub fn run(args: &Args) -> Result<()> {
     ensure!(args.runs > 0, "--runs must be at least 1");
     tch::set_num_threads(args.threads);
     let device = parse_device(&args.device)?;
-    let (executor, input) = args.run.load(device)?;
+    let (_, executor, input) = args.run.load(device)?;
     let input = input.to_device(device);
     let sync = || {
         if let Device::Cuda(index) = device {

@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::ModelRun;
+use super::{ModelRun, PlanArgs};
 use crate::exec::parse_device;
+use crate::pruning;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -17,6 +18,11 @@ pub struct Args {
     /// auto (the first GPU when there is one), cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Zero the channels this plan (a JSON object of group key to ratio) prunes before running.
+    #[arg(long)]
+    mask: Option<PathBuf>,
+    #[command(flatten)]
+    choice: PlanArgs,
 }
 
 /// `out.npy` for output 0, `out.1.npy` for output 1, ...
@@ -33,7 +39,14 @@ fn output_path(first: &Path, index: usize) -> PathBuf {
 
 pub fn run(args: &Args) -> Result<()> {
     let device = parse_device(&args.device)?;
-    let (executor, input) = args.run.load(device)?;
+    let (mut graph, mut executor, input) = args.run.load(device)?;
+    if let Some(plan) = &args.mask {
+        let analysis = pruning::analyse(&graph, &executor, &input)?;
+        let cut = pruning::plan_cut(&graph, &analysis, plan, args.choice.criterion)?;
+        // The masked run is all this command does: nothing to restore afterwards.
+        let _masked = pruning::mask(&mut executor, &mut graph, &analysis, &cut)?;
+        eprintln!("masked {} groups ({})", cut.channels.len(), args.choice.criterion);
+    }
     let outputs = executor.run(&[input])?;
     for (index, (name, tensor)) in executor.output_names().zip(&outputs).enumerate() {
         let path = output_path(&args.output, index);

@@ -3,14 +3,16 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use sensgrid_model::analysis::count;
-use sensgrid_model::ir::{Dim, Graph, ValueInfo};
+use sensgrid_model::analysis::groups::Analysis;
+use sensgrid_model::ir::{Dim, ValueInfo};
 use serde_json::{Value, json};
-use tch::{Device, Kind, Tensor};
+use tch::Device;
 
-use super::load;
+use super::{counting_shape, load, zeros};
 use crate::exec::Executor;
+use crate::pruning;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,16 +24,10 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
-}
-
-fn parse_shape(text: &str) -> Result<Vec<usize>> {
-    text.split(',')
-        .map(|part| {
-            part.trim()
-                .parse::<usize>()
-                .with_context(|| format!("--input-shape {text}: '{part}' is not a size"))
-        })
-        .collect()
+    /// Describe the channel dependency groups instead: key, channels, params, FLOPs and members of each, and
+    /// the convs that cannot be pruned, with the reason.
+    #[arg(long)]
+    groups: bool,
 }
 
 fn describe(vi: &ValueInfo) -> Value {
@@ -52,48 +48,22 @@ fn describe(vi: &ValueInfo) -> Value {
     json!({"name": vi.name, "dtype": dtype, "shape": shape})
 }
 
-/// The shape to count FLOPs at: the one given, or the model's declared one when every size is fixed.
-fn counting_shape(graph: &Graph, given: Option<&str>) -> Result<Option<Vec<usize>>> {
-    if graph.inputs.len() != 1 {
-        bail!(
-            "the model has {} inputs; inspect counts FLOPs of single-input models",
-            graph.inputs.len()
-        );
-    }
-    if let Some(text) = given {
-        return parse_shape(text).map(Some);
-    }
-    let declared = graph.inputs[0].fact.as_ref().and_then(|f| f.shape.as_ref());
-    Ok(declared.and_then(|dims| {
-        dims.iter()
-            .map(|d| if let Dim::Known(s) = d { Some(*s) } else { None })
-            .collect()
-    }))
-}
-
-/// Runs the model once on zeros of `shape` and records the shape of every tensor it produces.
-fn runtime_shapes(executor: &Executor, shape: &[usize]) -> Result<HashMap<String, Vec<usize>>> {
-    let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-    let input = Tensor::zeros(&dims, (Kind::Float, Device::Cpu));
-    let mut shapes = HashMap::new();
-    executor
-        .run_tapped(&[input], &mut |name, tensor| {
-            shapes.insert(name.to_owned(), tensor.size().iter().map(|&d| d as usize).collect());
-            tensor
-        })
-        .with_context(|| format!("running the model at input shape {shape:?} to count FLOPs"))?;
-    Ok(shapes)
-}
-
 pub fn run(args: &Args) -> Result<()> {
     let graph = load(&args.model)?;
     // Building the executor refuses unsupported ops, as every other subcommand would.
     let executor = Executor::new(&graph, Device::Cpu)?;
-    let params = count::params(&graph);
     let shape = counting_shape(&graph, args.input_shape.as_deref())?;
+    if args.groups {
+        let Some(shape) = shape else {
+            bail!("the model's input shape is dynamic; pass --input-shape to find its groups");
+        };
+        let analysis = pruning::analyse(&graph, &executor, &zeros(&shape))?;
+        return print_groups(&analysis, args.json);
+    }
+    let params = count::params(&graph);
     let flops = match &shape {
         Some(shape) => {
-            let shapes = runtime_shapes(&executor, shape)?;
+            let shapes = pruning::record_shapes(&graph, &executor, &zeros(shape))?;
             Some(count::flops(&graph, &|name| shapes.get(name).cloned())?)
         }
         None => None,
@@ -132,5 +102,52 @@ pub fn run(args: &Args) -> Result<()> {
         "(Constant nodes and constant-only subgraphs are folded at load: {} constants)",
         graph.constants.len()
     );
+    Ok(())
+}
+
+fn print_groups(analysis: &Analysis, json: bool) -> Result<()> {
+    if json {
+        let groups: Vec<Value> = analysis
+            .groups
+            .iter()
+            .map(|g| {
+                let members: Vec<Value> = g
+                    .members
+                    .iter()
+                    .map(|m| json!({"tensor": m.tensor, "node": m.node, "axis": m.axis, "index_map": m.index_map}))
+                    .collect();
+                json!({"key": g.key, "channels": g.channels, "params": g.params, "flops": g.flops, "members": members})
+            })
+            .collect();
+        let excluded: Vec<Value> = analysis
+            .excluded
+            .iter()
+            .map(|e| json!({"conv": e.conv, "node": e.node, "reason": e.reason}))
+            .collect();
+        println!("{}", json!({"groups": groups, "excluded": excluded}));
+        return Ok(());
+    }
+    println!(
+        "{:<32} {:>8} {:>10} {:>14} {:>8}",
+        "group", "channels", "params", "flops", "members"
+    );
+    for g in &analysis.groups {
+        println!(
+            "{:<32} {:>8} {:>10} {:>14} {:>8}",
+            g.key,
+            g.channels,
+            g.params,
+            g.flops,
+            g.members.len()
+        );
+    }
+    println!(
+        "{} prunable groups; {} convs excluded:",
+        analysis.groups.len(),
+        analysis.excluded.len()
+    );
+    for e in &analysis.excluded {
+        println!("  {} ({}): {}", e.conv, e.node, e.reason);
+    }
     Ok(())
 }

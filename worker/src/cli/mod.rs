@@ -3,12 +3,15 @@
 mod bench;
 mod infer;
 mod inspect;
+mod prune;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use sensgrid_model::{ir::Graph, onnx};
+use sensgrid_model::ir::{Dim, Graph};
+use sensgrid_model::onnx;
+use sensgrid_model::prune::Criterion;
 
 use crate::devices::DeviceReport;
 use crate::exec::Executor;
@@ -24,6 +27,8 @@ pub enum Command {
     Infer(infer::Args),
     /// Times a model's forward pass: prints one JSON line with the median milliseconds per run.
     Bench(bench::Args),
+    /// Removes the channels a plan prunes and writes the smaller model as ONNX, with the kept indices.
+    Prune(prune::Args),
 }
 
 /// Runs one subcommand.
@@ -39,6 +44,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Inspect(args) => inspect::run(&args),
         Command::Infer(args) => infer::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Prune(args) => prune::run(&args),
     }
 }
 
@@ -55,9 +61,10 @@ pub struct ModelRun {
 
 impl ModelRun {
     /// Loads the model onto `device` and reads the input.
-    fn load(&self, device: tch::Device) -> Result<(Executor, tch::Tensor)> {
-        let executor = Executor::new(&load(&self.model)?, device)?;
-        Ok((executor, read_input(&self.input)?))
+    fn load(&self, device: tch::Device) -> Result<(Graph, Executor, tch::Tensor)> {
+        let graph = load(&self.model)?;
+        let executor = Executor::new(&graph, device)?;
+        Ok((graph, executor, read_input(&self.input)?))
     }
 }
 
@@ -77,4 +84,51 @@ fn read_input(path: &Path) -> Result<tch::Tensor> {
         tensor.kind()
     );
     Ok(tensor)
+}
+
+fn parse_shape(text: &str) -> Result<Vec<usize>> {
+    text.split(',')
+        .map(|part| {
+            part.trim()
+                .parse::<usize>()
+                .with_context(|| format!("--input-shape {text}: '{part}' is not a size"))
+        })
+        .collect()
+}
+
+/// The input shape to analyse and count FLOPs at: the one given, or the model's declared one when every size is fixed.
+fn counting_shape(graph: &Graph, given: Option<&str>) -> Result<Option<Vec<usize>>> {
+    if graph.inputs.len() != 1 {
+        bail!(
+            "the model has {} inputs; only single-input models are analysed",
+            graph.inputs.len()
+        );
+    }
+    if let Some(text) = given {
+        return parse_shape(text).map(Some);
+    }
+    let declared = graph.inputs[0].fact.as_ref().and_then(|f| f.shape.as_ref());
+    Ok(declared.and_then(|dims| {
+        dims.iter()
+            .map(|d| if let Dim::Known(s) = d { Some(*s) } else { None })
+            .collect()
+    }))
+}
+
+/// A float32 tensor of zeros: shapes and FLOPs do not depend on the values.
+fn zeros(shape: &[usize]) -> tch::Tensor {
+    let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+    tch::Tensor::zeros(&dims, (tch::Kind::Float, tch::Device::Cpu))
+}
+
+/// Which channels a plan prunes: the plan file and the criterion that ranks channels.
+#[derive(clap::Args)]
+pub struct PlanArgs {
+    /// How channels are ranked within a group: l1_norm, l1_norm_group or fpgm.
+    #[arg(long, default_value = "l1_norm", value_parser = parse_criterion)]
+    criterion: Criterion,
+}
+
+fn parse_criterion(text: &str) -> Result<Criterion, String> {
+    text.parse().map_err(|e: sensgrid_model::ModelError| e.to_string())
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use anyhow::{Context, Result, bail};
-use sensgrid_model::ir::{DataType, Graph};
+use sensgrid_model::ir::{DataType, Graph, TensorData};
 use tch::{Device, Kind, Tensor};
 
 use super::{BuildCtx, Kernel, ops, registry};
@@ -29,6 +29,7 @@ struct Step {
 pub struct Executor {
     device: Device,
     constants: Vec<Tensor>,
+    constant_index: HashMap<String, usize>,
     steps: Vec<Step>,
     slot_count: usize,
     inputs: Vec<(String, usize)>,
@@ -72,7 +73,7 @@ impl Executor {
             } else {
                 host
             };
-            constant_index.insert(name.as_str(), constants.len());
+            constant_index.insert(name.clone(), constants.len());
             by_name.insert(name.clone(), tensor.shallow_clone());
             constants.push(tensor);
         }
@@ -165,11 +166,43 @@ impl Executor {
         Ok(Self {
             device,
             constants,
+            constant_index,
             steps,
             slot_count: slot_of.len(),
             inputs,
             outputs,
         })
+    }
+
+    /// The constant called `name`, as the kernels read it.
+    pub fn constant(&self, name: &str) -> Option<&Tensor> {
+        self.constant_index.get(name).map(|&i| &self.constants[i])
+    }
+
+    /// Overwrites the constant called `name` in place with `data` (same shape and type), as masking does.
+    ///
+    /// # Errors
+    /// An unknown name, or data of another shape or type.
+    pub fn set_constant(&mut self, name: &str, data: &TensorData) -> Result<()> {
+        let _guard = tch::no_grad_guard();
+        let index = *self
+            .constant_index
+            .get(name)
+            .with_context(|| format!("the model has no constant '{name}'"))?;
+        let dims: Vec<i64> = data.dims().iter().map(|&d| d as i64).collect();
+        let host = Tensor::f_from_data_size(data.bytes(), &dims, kind_of(data.dtype())?)?;
+        let target = &mut self.constants[index];
+        if target.size() != dims || target.kind() != host.kind() {
+            bail!(
+                "constant '{name}': {:?} {:?} cannot take {:?} {:?}",
+                target.size(),
+                target.kind(),
+                dims,
+                host.kind()
+            );
+        }
+        target.f_copy_(&host)?;
+        Ok(())
     }
 
     /// The names of the graph outputs, in order.

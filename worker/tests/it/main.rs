@@ -5,5 +5,6 @@ mod cli;
 mod node_cases;
 mod oracle;
 mod parity;
+mod pruning;
 mod roundtrip;
 mod tch_conv;
