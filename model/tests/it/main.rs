@@ -1,5 +1,6 @@
 //! The model crate's integration tests on the real PP-OCR exports (`make setup` puts them in `models/`).
 
+mod groups;
 mod load;
 
 use std::path::PathBuf;
