@@ -1,28 +1,10 @@
 //! Issue 3: `worker inspect` and `worker infer` as users run them, including their refusals.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use sensgrid_model::onnx;
 
-use crate::oracle::{generated, json, mismatch, npy, root};
-
-fn worker(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_worker"))
-        .args(args)
-        .output()
-        .expect("running the worker")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli").join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn model(file: &str) -> String {
-    root().join("models").join(file).display().to_string()
-}
+use crate::oracle::{generated, json, mismatch, model, npy, scratch, worker};
 
 #[test]
 fn inspect_counts_equal_the_independent_fixture() {
@@ -56,7 +38,7 @@ fn inspect_counts_equal_the_independent_fixture() {
 fn infer_writes_every_output() {
     // Split into three: one input, three outputs.
     let case = generated("node_cases.py", "nodes").join("split_opset11_split_attribute");
-    let out = scratch("infer").join("y.npy");
+    let out = scratch("cli", "infer").join("y.npy");
     let output = worker(&[
         "infer",
         "--model",
@@ -82,7 +64,7 @@ fn infer_writes_every_output() {
 #[test]
 fn infer_runs_a_pp_ocr_model_end_to_end() {
     let case = generated("reference.py", "reference").join("cls-48x192");
-    let out = scratch("infer-cls").join("probs.npy");
+    let out = scratch("cli", "infer-cls").join("probs.npy");
     let output = worker(&[
         "infer",
         "--model",
@@ -126,7 +108,7 @@ fn assert_refused(args: &[&str], needles: &[&str]) {
 
 #[test]
 fn bad_models_are_refused_with_one_line_and_exit_code_2() {
-    let dir = scratch("bad-models");
+    let dir = scratch("cli", "bad-models");
     let bytes = std::fs::read(model("ch_PP-OCRv3_det_infer.onnx")).unwrap();
     let truncated = dir.join("truncated.onnx");
     std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();

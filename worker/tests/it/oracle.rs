@@ -2,7 +2,7 @@
 //! generated once per build directory and read back by the parity tests.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::Mutex;
 
 use serde_json::Value;
@@ -11,6 +11,26 @@ use tch::{Kind, Tensor};
 /// The workspace root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs the worker binary with `args`.
+pub fn worker(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_worker"))
+        .args(args)
+        .output()
+        .expect("running the worker")
+}
+
+/// A fresh-enough scratch folder for one test, under the build directory.
+pub fn scratch(area: &str, name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(area).join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The path of a model that `make setup` extracted into `models/`.
+pub fn model(file: &str) -> String {
+    root().join("models").join(file).display().to_string()
 }
 
 /// Runs `scripts/oracle/<script> --out <dir>` unless `<dir>` already holds its output, and returns `<dir>`.

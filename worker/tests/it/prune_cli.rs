@@ -1,31 +1,13 @@
 //! Issue 4 as users run it: `worker inspect --groups`, `worker prune` and `worker infer --mask`.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use sensgrid_model::prune::pruned_count;
 use serde_json::Value;
 
-use crate::oracle::{generated, json, mismatch_normalized, npy, root};
+use crate::oracle::{generated, json, mismatch_normalized, model, npy, root, scratch, worker};
 
 const V3_DET: &str = "ch_PP-OCRv3_det_infer.onnx";
-
-fn worker(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_worker"))
-        .args(args)
-        .output()
-        .expect("running the worker")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("prune_cli").join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn model(file: &str) -> String {
-    root().join("models").join(file).display().to_string()
-}
 
 fn groups(file: &str, shape: &str) -> Value {
     let output = worker(&["inspect", &model(file), "--groups", "--json", "--input-shape", shape]);
@@ -74,7 +56,7 @@ fn inspect_groups_lists_keys_members_and_exclusions() {
 fn prune_and_masked_infer_agree_through_onnxruntime() {
     let reference = generated("reference.py", "reference").join("v3det-320x320");
     let input = reference.join("input.npy").display().to_string();
-    let dir = scratch("v3det");
+    let dir = scratch("prune_cli", "v3det");
     let report = groups(V3_DET, "1,3,320,320");
     let picked: Vec<&Value> = report["groups"].as_array().unwrap().iter().step_by(7).collect();
     let plan: serde_json::Map<String, Value> = picked
@@ -151,7 +133,7 @@ fn prune_and_masked_infer_agree_through_onnxruntime() {
 
 #[test]
 fn bad_plans_and_criteria_are_refused_by_name() {
-    let dir = scratch("refusals");
+    let dir = scratch("prune_cli", "refusals");
     let input = dir.join("x.npy");
     tch::Tensor::zeros([1, 3, 64, 64], (tch::Kind::Float, tch::Device::Cpu))
         .write_npy(&input)
