@@ -5,6 +5,7 @@ mod cli;
 mod node_cases;
 mod oracle;
 mod parity;
+mod prune_cases;
 mod prune_cli;
 mod pruning;
 mod roundtrip;

@@ -109,10 +109,19 @@ fn single_and_all(analysis: &Analysis) -> Vec<(String, Plan)> {
 fn check_model(case: &str) {
     let reference = generated("reference.py", "reference").join(case);
     let manifest = json(&reference.join("manifest.json"));
-    let mut graph = onnx::read(&root().join(manifest["model"].as_str().unwrap())).unwrap();
+    check(
+        case,
+        &root().join(manifest["model"].as_str().unwrap()),
+        &reference.join("input.npy"),
+    );
+}
+
+/// Runs every single-group plan and the all-groups plan of one model on one input; returns the analysis.
+pub fn check(case: &str, model: &Path, input_file: &Path) -> Analysis {
+    let mut graph = onnx::read(model).unwrap();
     let original = graph.clone();
     let mut executor = Executor::new(&graph, Device::Cpu).unwrap();
-    let input = npy(&reference.join("input.npy"));
+    let input = npy(input_file);
     let baseline = executor.run(std::slice::from_ref(&input)).unwrap().remove(0);
     let shapes = pruning::record_shapes(&graph, &executor, &input).unwrap();
     let analysis = pruning::analyse(&graph, &executor, &input).unwrap();
@@ -171,7 +180,7 @@ fn check_model(case: &str) {
         .collect();
     let status = Command::new(root().join(".oracle/bin/python"))
         .arg(root().join("scripts/oracle/run_models.py"))
-        .arg(reference.join("input.npy"))
+        .arg(input_file)
         .args(&models)
         .status()
         .unwrap();
@@ -206,6 +215,7 @@ fn check_model(case: &str) {
         plans.len(),
         failures.join("\n")
     );
+    analysis
 }
 
 #[test]
