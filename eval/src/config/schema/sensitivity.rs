@@ -1,0 +1,146 @@
+//! `Sensitivity`: sensgrid's own section, how the sensitivity grid is run (PaddleSlim's `sensitivity()`
+//! arguments, plus what a cluster run needs). The whole section is optional; every key has a default.
+
+use crate::config::error::Result;
+use crate::config::glob::Glob;
+use crate::config::read::{Field, Section};
+use crate::config::tree::{Entry, Origin};
+
+use super::metric::{Metric, key_choices};
+
+/// The `Sensitivity` section, with defaults filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sensitivity {
+    /// The pruning ratios tried on every group, each in (0, 1), strictly increasing.
+    pub ratios: Vec<f64>,
+    /// How filters are ranked for removal.
+    pub criterion: Criterion,
+    /// Groups whose key matches any of these patterns are not analysed.
+    pub skip: Vec<Glob>,
+    /// The key of the metric's result that the loss is computed on (default: `Metric.main_indicator`).
+    pub metric: String,
+    /// How many eval samples each job scores; 0 means the whole eval set.
+    pub eval_samples: usize,
+    /// Once a group's loss at some ratio exceeds this, its larger ratios are not run (they are worse still).
+    pub early_stop_loss: Option<f64>,
+    /// The precision the worker evaluates in.
+    pub precision: Precision,
+}
+
+/// How the filters of a channel group are ranked; the lowest ranked are removed first. The ranking itself is
+/// the pruning code's; the config only names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Criterion {
+    /// `l1_norm`: the L1 norm of each filter, PaddleSlim's default.
+    L1Norm,
+    /// `l1_norm_group`: the L1 norm taken over every tensor of the group together.
+    L1NormGroup,
+    /// `fpgm`: the distance of each filter to the filters' geometric median (PaddleSlim's `geometry_median`).
+    Fpgm,
+}
+
+/// The precision of evaluation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    Fp32,
+    Fp16,
+}
+
+impl Sensitivity {
+    /// PaddleSlim's default ratios: 0.1 to 0.8 in steps of 0.1.
+    pub const DEFAULT_RATIOS: [f64; 8] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
+
+    /// Whether the group with this key is left out of the analysis by `skip`.
+    pub fn is_skipped(&self, group_key: &str) -> bool {
+        self.skip.iter().any(|glob| glob.matches(group_key))
+    }
+}
+
+impl Criterion {
+    /// The name as written in configs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Criterion::L1Norm => "l1_norm",
+            Criterion::L1NormGroup => "l1_norm_group",
+            Criterion::Fpgm => "fpgm",
+        }
+    }
+}
+
+impl Precision {
+    /// The name as written in configs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Fp16 => "fp16",
+        }
+    }
+}
+
+/// Reads `Sensitivity`; `metric` gives the default and the allowed values of `Sensitivity.metric`.
+pub(crate) fn read(entry: Option<&Entry>, file: &Origin, metric: &Metric) -> Result<Sensitivity> {
+    let (at, node) = entry.map_or((file, None), |e| (&e.key_origin, Some(&e.value)));
+    let section = Section::new(
+        "Sensitivity",
+        at,
+        node,
+        &[
+            "ratios",
+            "criterion",
+            "skip",
+            "metric",
+            "eval_samples",
+            "early_stop_loss",
+            "precision",
+        ],
+    )?;
+    let criteria = [
+        ("l1_norm", Criterion::L1Norm),
+        ("l1_norm_group", Criterion::L1NormGroup),
+        ("fpgm", Criterion::Fpgm),
+    ];
+    let precisions = [("fp32", Precision::Fp32), ("fp16", Precision::Fp16)];
+    Ok(Sensitivity {
+        ratios: section
+            .get("ratios", ratios)?
+            .unwrap_or_else(|| Sensitivity::DEFAULT_RATIOS.to_vec()),
+        criterion: section
+            .get("criterion", |f| f.choice(&criteria))?
+            .unwrap_or(Criterion::L1Norm),
+        skip: section
+            .get("skip", |f| {
+                f.list(|item| Glob::new(item.str()?).map_err(|message| item.error(message)))
+            })?
+            .unwrap_or_default(),
+        metric: section
+            .get("metric", |f| f.choice(&key_choices(&metric.kind)))?
+            .map_or_else(|| metric.main_indicator.clone(), str::to_owned),
+        eval_samples: section.get("eval_samples", |f| f.count())?.unwrap_or(0),
+        early_stop_loss: section.get("early_stop_loss", |f| f.positive_number())?,
+        precision: section
+            .get("precision", |f| f.choice(&precisions))?
+            .unwrap_or(Precision::Fp32),
+    })
+}
+
+/// A non-empty list of ratios in (0, 1), strictly increasing: the grid's columns, so order and uniqueness matter.
+fn ratios(field: Field<'_>) -> Result<Vec<f64>> {
+    let items = field.items()?;
+    if items.is_empty() {
+        return Err(field.error("expected at least one ratio, got an empty list"));
+    }
+    let mut ratios: Vec<f64> = Vec::with_capacity(items.len());
+    for item in &items {
+        let item = item.field();
+        let ratio = item.number_in(0.0, 1.0, false)?;
+        if let Some(&previous) = ratios.last()
+            && ratio <= previous
+        {
+            return Err(item.error(format!(
+                "ratios must be strictly increasing, got {ratio} after {previous}"
+            )));
+        }
+        ratios.push(ratio);
+    }
+    Ok(ratios)
+}

@@ -1,0 +1,4 @@
+//! The eval crate's integration tests, one module per area.
+
+mod config;
+mod det;
