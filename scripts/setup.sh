@@ -129,6 +129,15 @@ if not os.path.realpath(torch.__file__).startswith(os.path.realpath(torch_venv) 
 PY
 }
 
+# PP-OCRv4 rec keeps its dictionary only in the ONNX metadata (`character`): configs need it as a file.
+setup_v4_dictionary() {
+  local model=models/ch_PP-OCRv4_rec_infer.onnx out=models/ppocrv4_rec_keys.txt
+  if [ ! -s "$out" ] || [ "$model" -nt "$out" ]; then
+    .oracle/bin/python scripts/oracle/dump_dict.py "$model" "$out" || die "writing $out from $model failed"
+  fi
+  say "PP-OCRv4 rec dictionary at $out"
+}
+
 setup_binaries() {
   LIBTORCH="$(pwd)/.libtorch" cargo build --release --workspace --bins
 }
@@ -136,4 +145,5 @@ setup_binaries() {
 setup_torch
 setup_models
 setup_oracle
+setup_v4_dictionary
 setup_binaries
