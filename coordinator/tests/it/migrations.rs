@@ -2,6 +2,10 @@
 
 use sensgrid_coordinator::MIGRATOR;
 use sqlx::PgPool;
+use time::OffsetDateTime;
+
+/// The time every row of this test is written at.
+const T0: OffsetDateTime = OffsetDateTime::UNIX_EPOCH;
 
 async fn public_tables(pool: &PgPool) -> Vec<String> {
     sqlx::query_scalar(
@@ -35,49 +39,114 @@ async fn migrations_apply_enforce_and_revert(pool: PgPool) {
     assert_eq!(enum_labels(&pool, "job_kind").await, ["baseline", "cell", "export"]);
 
     let digest = "0".repeat(64);
-    sqlx::query("INSERT INTO artifact (digest, size_bytes, media_type) VALUES ($1, 1, 'application/onnx')")
-        .bind(&digest)
-        .execute(&pool)
-        .await
-        .unwrap();
-    let run_id: i64 = sqlx::query_scalar(
-        "INSERT INTO run (config_yaml, model_digest, dataset_digest, criterion, max_attempts)
-         VALUES ('Global: {}', $1, $1, 'l1_norm', 3) RETURNING id",
+    sqlx::query(
+        "INSERT INTO artifact (digest, size_bytes, media_type, created_at) VALUES ($1, 1, 'application/onnx', $2)",
     )
     .bind(&digest)
+    .bind(T0)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let run_id: i64 = sqlx::query_scalar(
+        "INSERT INTO run (config_yaml, model_digest, dataset_digest, criterion, max_attempts, created_at)
+         VALUES ('Global: {}', $1, $1, 'l1_norm', 3, $2) RETURNING id",
+    )
+    .bind(&digest)
+    .bind(T0)
     .fetch_one(&pool)
     .await
     .unwrap();
 
     // float8 keeps 0.1 exactly as written.
     let ratio: f64 = sqlx::query_scalar(
-        "INSERT INTO job (run_id, kind, group_key, ratio) VALUES ($1, 'cell', 'conv2d_0.w_0', 0.1) RETURNING ratio",
+        "INSERT INTO job (run_id, kind, group_key, ratio, available_at, created_at)
+         VALUES ($1, 'cell', 'conv2d_0.w_0', 0.1, $2, $2) RETURNING ratio",
     )
     .bind(run_id)
+    .bind(T0)
     .fetch_one(&pool)
     .await
     .unwrap();
     assert_eq!(ratio, 0.1);
 
-    // A cell without a ratio, a leased job without an owner, and a done job without a result are refused.
+    sqlx::query("INSERT INTO job (run_id, kind, available_at, created_at) VALUES ($1, 'baseline', $2, $2)")
+        .bind(run_id)
+        .bind(T0)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // Each rule between fields refuses the row that breaks it, by name. Every row has its times ($2): the schema
+    // has no clock defaults, the store binds them.
     for (sql, constraint) in [
         (
-            "INSERT INTO job (run_id, kind, group_key) VALUES ($1, 'cell', 'conv2d_1.w_0')",
+            "INSERT INTO job (run_id, kind, group_key, available_at, created_at) VALUES ($1, 'cell', 'conv2d_1.w_0', $2, $2)",
             "job_cell_has_group_and_ratio",
         ),
         (
-            "INSERT INTO job (run_id, kind, state) VALUES ($1, 'baseline', 'leased')",
+            "INSERT INTO job (run_id, kind, ratio, available_at, created_at) VALUES ($1, 'export', 0.5, $2, $2)",
+            "job_cell_has_group_and_ratio",
+        ),
+        (
+            "INSERT INTO job (run_id, kind, group_key, ratio, available_at, created_at)
+             VALUES ($1, 'cell', 'conv2d_1.w_0', 1.0, $2, $2)",
+            "job_ratio_in_range",
+        ),
+        (
+            "INSERT INTO job (run_id, kind, state, available_at, created_at) VALUES ($1, 'export', 'leased', $2, $2)",
             "job_leased_iff_lease",
         ),
         (
-            "INSERT INTO job (run_id, kind, state, finished_at) VALUES ($1, 'baseline', 'done', now())",
+            "INSERT INTO job (run_id, kind, state, finished_at, available_at, created_at)
+             VALUES ($1, 'export', 'done', $2, $2, $2)",
             "job_done_iff_result",
         ),
+        (
+            "INSERT INTO job (run_id, kind, state, finished_at, available_at, created_at)
+             VALUES ($1, 'export', 'failed', $2, $2, $2)",
+            "job_failed_has_error",
+        ),
+        (
+            "INSERT INTO job (run_id, kind, state, result, available_at, created_at)
+             VALUES ($1, 'export', 'done', '{}', $2, $2)",
+            "job_finished_iff_final",
+        ),
+        (
+            "INSERT INTO job (run_id, kind, available_at, created_at) VALUES ($1, 'baseline', $2, $2)",
+            "job_one_baseline",
+        ),
     ] {
-        let err = sqlx::query(sql).bind(run_id).execute(&pool).await.expect_err(sql);
+        let err = sqlx::query(sql)
+            .bind(run_id)
+            .bind(T0)
+            .execute(&pool)
+            .await
+            .expect_err(sql);
         let db_err = err.as_database_error().expect("a database error");
         assert_eq!(db_err.constraint(), Some(constraint), "{sql}: {db_err}");
     }
+    // A lease that no claim made (attempt and epoch still 0).
+    let worker_id: i64 = sqlx::query_scalar(
+        "INSERT INTO worker (name, device, registered_at, last_seen_at) VALUES ('w', 'cpu', $1, $1) RETURNING id",
+    )
+    .bind(T0)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let err = sqlx::query(
+        "INSERT INTO job (run_id, kind, state, lease_owner, lease_deadline, available_at, created_at)
+         VALUES ($1, 'export', 'leased', $3, $2, $2, $2)",
+    )
+    .bind(run_id)
+    .bind(T0)
+    .bind(worker_id)
+    .execute(&pool)
+    .await
+    .expect_err("a lease without a claim");
+    assert_eq!(
+        err.as_database_error().and_then(|e| e.constraint()),
+        Some("job_leased_was_claimed")
+    );
 
     MIGRATOR.undo(&pool, 0).await.expect("reverting every migration");
     assert!(public_tables(&pool).await.is_empty());

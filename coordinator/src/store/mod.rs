@@ -1,0 +1,705 @@
+//! The job store: every database operation of the coordinator, behind the [`JobStore`] trait.
+//!
+//! The trait lists Noun+Verb operations on the four tables (`artifact`, `job`, `run`, `worker`), alphabetically,
+//! each taking a params struct and answering a typed outcome. Services and RPC handlers depend on the trait,
+//! never on a database library; [`pg::PgStore`] is the Postgres implementation and the only place with SQL
+//! (its queries live in `store/queries/<table>.sql`). A second implementation must pass the same conformance
+//! suite (`coordinator/tests/it/store.rs`).
+//!
+//! # Time
+//!
+//! No implementation reads a clock. Every operation that needs the time takes it as `now` (from a
+//! [`Clock`](crate::clock::Clock)), so tests move time with a `ManualClock`.
+//!
+//! # Leases
+//!
+//! Claiming a job leases it to a worker: it bumps the job's `lease_epoch` and counts an attempt. Heartbeat,
+//! complete and fail name the lease as ([`JobId`], epoch) and only act while the job is still `leased` under
+//! that epoch; a call from a superseded attempt changes nothing. No transaction stays open while a worker
+//! computes: every change an operation makes is one statement (a run with all its jobs included), in its own
+//! implicit transaction.
+//!
+//! # Decisions
+//!
+//! - **Exactly once.** A job accepts one completion. Repeating the accepted (job, epoch) answers
+//!   [`CompleteOutcome::AlreadyAccepted`] and changes nothing (the first result stays), so a worker that lost the
+//!   reply can simply retry; any other epoch is [`CompleteOutcome::Stale`].
+//! - **Cancel.** [`JobStore::run_cancel`] moves the run's queued *and* leased jobs to `cancelled` at once (done
+//!   jobs keep their results). The lease epoch stays on the row, so the leased job's worker hears
+//!   [`HeartbeatOutcome::Cancelled`] at its next heartbeat and stops, and a completion that arrives anyway is
+//!   rejected with [`CompleteOutcome::Cancelled`]: its result is dropped, as Temporal drops the result of a
+//!   cancelled activity. Cancelling is final; a cancelled run is never resumed, so the result has no use.
+//! - **Retries.** A failed (retryable) or expired attempt goes back to `queued` with
+//!   `available_at = now + backoff`, see [`Backoff`]; the attempt numbered `max_attempts` of the run fails the
+//!   job instead, keeping its `last_error`. An expired lease records
+//!   `lease expired (worker W, attempt A, epoch E)` as its error.
+//! - **Expiry is the rescuer's call.** A heartbeat or completion under the current epoch is accepted even past
+//!   the deadline as long as [`JobStore::job_rescue_expired`] has not taken the job back: nobody else can hold
+//!   it, since any new claim bumps the epoch.
+//! - **Dispatch order.** Runs oldest first; inside a run the baseline, then cells by (group key, ratio), then
+//!   the export. The export is only handed out once every other job of its run is `done` or `skipped` (a check
+//!   in the claim query, no extra state).
+
+pub mod pg;
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+/// Every [`JobStore`] operation answers this.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// What a [`JobStore`] operation can fail with. Outcomes that callers handle in normal operation (a stale
+/// lease, a cancelled run) are not errors: they are the operations' outcome enums.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed or refused the statement (connection lost, constraint broken).
+    #[error("{op}: {source}")]
+    Backend {
+        /// The store operation, e.g. `job_claim`.
+        op: &'static str,
+        /// The database library's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A parameter breaks a rule of the schema; names the field.
+    #[error("{op}: {field}: {reason}")]
+    InvalidInput {
+        /// The store operation.
+        op: &'static str,
+        /// The parameter, e.g. `cells[3].ratio`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A run names an artifact that is not stored.
+    #[error("{op}: {field}: artifact {digest} is not stored")]
+    ArtifactNotFound {
+        /// The store operation.
+        op: &'static str,
+        /// The parameter that names it (`model_digest`, `dataset_digest`).
+        field: &'static str,
+        /// The missing digest.
+        digest: String,
+    },
+    /// An artifact is stored already, with another size or media type.
+    #[error(
+        "artifact {digest} is stored with {stored_size} bytes of {stored_media_type}, not {size} bytes of {media_type}"
+    )]
+    ArtifactConflict {
+        /// The digest.
+        digest: String,
+        /// What is stored.
+        stored_size: u64,
+        /// What is stored.
+        stored_media_type: String,
+        /// What the call said.
+        size: u64,
+        /// What the call said.
+        media_type: String,
+    },
+    /// A claim names a worker that is not registered.
+    #[error("{op}: worker {worker} is not registered")]
+    WorkerNotFound {
+        /// The store operation.
+        op: &'static str,
+        /// The first unknown worker.
+        worker: WorkerId,
+    },
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A job's id (`job.id`).
+    JobId
+);
+id_type!(
+    /// A run's id (`run.id`).
+    RunId
+);
+id_type!(
+    /// A registered worker's id (`worker.id`).
+    WorkerId
+);
+
+/// What a job computes (Postgres enum `job_kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, sqlx::Type)]
+#[sqlx(type_name = "job_kind", rename_all = "lowercase")]
+pub enum JobKind {
+    /// The unpruned model's metrics: the reference of every cell. Dispatched first.
+    Baseline,
+    /// One (group, ratio) of the grid: the model with that share of the group's channels masked.
+    Cell,
+    /// The structural prune by the plan, evaluated and uploaded. Dispatched last, once every other job of its
+    /// run is done or skipped.
+    Export,
+}
+
+/// Where a job is (Postgres enum `job_state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, sqlx::Type)]
+#[sqlx(type_name = "job_state", rename_all = "lowercase")]
+pub enum JobState {
+    /// Waiting to be claimed once `available_at` has come. In: run creation, a failed or expired attempt with
+    /// attempts left ([`JobStore::job_fail`], [`JobStore::job_rescue_expired`]). Out: [`JobStore::job_claim`],
+    /// [`JobStore::run_cancel`].
+    Queued,
+    /// Leased to a worker until `lease_deadline`. In: [`JobStore::job_claim`]. Out: complete, fail, the
+    /// rescuer, [`JobStore::run_cancel`]; [`JobStore::job_heartbeat`] moves the deadline.
+    Leased,
+    /// Final: the accepted completion's result is stored. In: [`JobStore::job_complete`].
+    Done,
+    /// Final: the last attempt failed or expired, or a failure was not retryable; `last_error` says why.
+    /// In: [`JobStore::job_fail`], [`JobStore::job_rescue_expired`].
+    Failed,
+    /// Final: its run was cancelled before it finished. In: [`JobStore::run_cancel`].
+    Cancelled,
+    /// Final: the planner no longer needs it (no store operation sets it yet).
+    Skipped,
+}
+
+impl JobState {
+    /// Whether the state is final (done, failed, cancelled, skipped).
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::Queued | Self::Leased)
+    }
+}
+
+/// Where a run is (Postgres enum `run_state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, sqlx::Type)]
+#[sqlx(type_name = "run_state", rename_all = "lowercase")]
+pub enum RunState {
+    /// Its jobs are being dispatched. In: [`JobStore::run_create`].
+    Running,
+    /// Final: every job finished (set by the run pipeline, a later issue).
+    Done,
+    /// Final: a job failed for good (set by the run pipeline, a later issue).
+    Failed,
+    /// Final: cancelled by an operator. In: [`JobStore::run_cancel`].
+    Cancelled,
+}
+
+/// A stored artifact's metadata (the bytes live outside the database).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Artifact {
+    /// Lowercase hex sha256 of the bytes.
+    pub digest: String,
+    pub size_bytes: u64,
+    /// E.g. `application/onnx`.
+    pub media_type: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// A run: one sensitivity analysis of one model on one dataset.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Run {
+    pub id: RunId,
+    pub state: RunState,
+    /// The PaddleOCR-style YAML config, overrides applied.
+    pub config_yaml: String,
+    pub model_digest: String,
+    pub dataset_digest: String,
+    /// The pruning criterion (`l1_norm`, `l1_norm_group`, `fpgm`).
+    pub criterion: String,
+    /// Attempts each job gets.
+    pub max_attempts: u32,
+    pub created_at: OffsetDateTime,
+    /// Set when the run reaches a final state.
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+/// A job as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    pub id: JobId,
+    pub run_id: RunId,
+    pub kind: JobKind,
+    /// Cells only: the channel group.
+    pub group_key: Option<String>,
+    /// Cells only: the share of the group's channels to remove, in (0, 1).
+    pub ratio: Option<f64>,
+    pub state: JobState,
+    /// The attempt in progress (leased) or last made, from 1; 0 before the first claim.
+    pub attempt: u32,
+    /// The epoch of the current or last lease; 0 before the first claim.
+    pub lease_epoch: i64,
+    /// While leased: the worker holding it.
+    pub lease_owner: Option<WorkerId>,
+    /// While leased: when the rescuer may take it back.
+    pub lease_deadline: Option<OffsetDateTime>,
+    /// Earliest time a queued job may be claimed.
+    pub available_at: OffsetDateTime,
+    /// Done jobs: the accepted completion's result.
+    pub result: Option<Value>,
+    /// The last failed or expired attempt's error.
+    pub last_error: Option<String>,
+    pub created_at: OffsetDateTime,
+    /// Set when the job reaches a final state.
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+/// A registered worker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Worker {
+    pub id: WorkerId,
+    pub name: String,
+    /// The device it evaluates on (`cpu`, `cuda:0`).
+    pub device: String,
+    pub registered_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+}
+
+/// One lease of a job: the fence that heartbeat, complete and fail must name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Lease {
+    pub job_id: JobId,
+    pub epoch: i64,
+}
+
+/// How long a failed or expired attempt waits before the job can be claimed again:
+/// `min(base * 2^(attempt - 1), cap)` after attempt number `attempt` (1, 2, 3, …), without jitter, so the
+/// same history always gives the same `available_at`. Workers poll, so there is no herd to spread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    /// The wait after the first attempt.
+    pub base: Duration,
+    /// The longest wait.
+    pub cap: Duration,
+}
+
+impl Backoff {
+    /// The wait after attempt number `attempt` failed (1 for the first attempt), truncated to whole
+    /// microseconds.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let base = self.base_micros() as f64;
+        let micros = (base * 2f64.powi(attempt.saturating_sub(1).min(1023) as i32)).min(self.cap_micros() as f64);
+        Duration::from_micros(micros as u64)
+    }
+
+    /// `base` in whole microseconds, as the SQL binds it.
+    pub fn base_micros(&self) -> i64 {
+        i64::try_from(self.base.as_micros()).unwrap_or(i64::MAX)
+    }
+
+    /// `cap` in whole microseconds, as the SQL binds it.
+    pub fn cap_micros(&self) -> i64 {
+        i64::try_from(self.cap.as_micros()).unwrap_or(i64::MAX)
+    }
+}
+
+impl Default for Backoff {
+    /// 1 s, doubling, at most 5 min.
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(300),
+        }
+    }
+}
+
+/// [`JobStore::artifact_put`]'s parameters.
+#[derive(Clone, Debug)]
+pub struct ArtifactPutParams {
+    pub now: OffsetDateTime,
+    /// Lowercase hex sha256, 64 characters.
+    pub digest: String,
+    pub size_bytes: u64,
+    pub media_type: String,
+}
+
+/// What [`JobStore::artifact_put`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArtifactPutOutcome {
+    /// The artifact is new.
+    Created,
+    /// The same digest, size and media type were stored already; nothing changed.
+    AlreadyStored,
+}
+
+/// [`JobStore::job_claim`]'s parameters.
+#[derive(Clone, Debug)]
+pub struct JobClaimParams {
+    pub now: OffsetDateTime,
+    /// Each lease ends at `now + lease_duration` unless a heartbeat extends it.
+    pub lease_duration: Duration,
+    /// The waiting workers, one entry per job wanted (a worker may appear more than once): the i-th job in
+    /// dispatch order goes to the i-th entry.
+    pub workers: Vec<WorkerId>,
+}
+
+/// A job handed out by [`JobStore::job_claim`]. The run's fields (config, digests, criterion) come from
+/// [`JobStore::run_get`]: runs do not change, so callers can cache them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClaimedJob {
+    pub lease: Lease,
+    pub run_id: RunId,
+    pub kind: JobKind,
+    pub group_key: Option<String>,
+    pub ratio: Option<f64>,
+    /// The attempt this lease is, from 1.
+    pub attempt: u32,
+    pub owner: WorkerId,
+    pub deadline: OffsetDateTime,
+}
+
+/// One completion of a [`JobCompleteParams`] batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobCompletion {
+    pub lease: Lease,
+    /// The metrics (and, for exports, the pruned model's digest) as the worker reported them.
+    pub result: Value,
+}
+
+/// [`JobStore::job_complete`]'s parameters.
+#[derive(Clone, Debug)]
+pub struct JobCompleteParams {
+    pub now: OffsetDateTime,
+    /// Accepted independently, each fenced by its lease; the same lease may appear more than once.
+    pub completions: Vec<JobCompletion>,
+}
+
+/// What [`JobStore::job_complete`] did with one completion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompleteOutcome {
+    /// The job is done with this result.
+    Accepted,
+    /// This lease's completion was accepted before (or earlier in the same batch): nothing changed, the first
+    /// result stays. The worker should treat it as success.
+    AlreadyAccepted,
+    /// The lease is not current: superseded by a newer claim, expired and taken back, or failed. Nothing
+    /// changed.
+    Stale,
+    /// The job's run was cancelled: the result is dropped.
+    Cancelled,
+    /// No job has this id.
+    NotFound,
+}
+
+/// [`JobStore::job_fail`]'s parameters.
+#[derive(Clone, Debug)]
+pub struct JobFailParams {
+    pub now: OffsetDateTime,
+    pub lease: Lease,
+    /// Kept as the job's `last_error`.
+    pub error: String,
+    /// False for errors that will not go away on retry: the job fails at once.
+    pub retryable: bool,
+    pub backoff: Backoff,
+}
+
+/// What [`JobStore::job_fail`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// The job is queued again, claimable from `available_at`.
+    Retrying { attempt: u32, available_at: OffsetDateTime },
+    /// The job failed for good: attempts used up, or the error was not retryable.
+    Failed { attempt: u32 },
+    /// The lease is not current (superseded, expired and taken back, already completed or failed).
+    Stale,
+    /// The job's run was cancelled.
+    Cancelled,
+    /// No job has this id.
+    NotFound,
+}
+
+/// [`JobStore::job_heartbeat`]'s parameters.
+#[derive(Clone, Debug)]
+pub struct JobHeartbeatParams {
+    pub now: OffsetDateTime,
+    pub lease: Lease,
+    /// The lease is extended to `now + lease_duration`.
+    pub lease_duration: Duration,
+}
+
+/// What [`JobStore::job_heartbeat`] answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeartbeatOutcome {
+    /// Keep going: the lease now ends at `deadline`.
+    Extended { deadline: OffsetDateTime },
+    /// The run was cancelled: stop.
+    Cancelled,
+    /// The lease is not current (superseded, expired and taken back, completed, failed): stop.
+    Lost,
+    /// No job has this id: stop.
+    NotFound,
+}
+
+/// [`JobStore::job_rescue_expired`]'s parameters.
+#[derive(Clone, Debug)]
+pub struct JobRescueExpiredParams {
+    pub now: OffsetDateTime,
+    /// At most this many leases per call (the oldest deadlines first).
+    pub limit: u32,
+    pub backoff: Backoff,
+}
+
+/// A lease that [`JobStore::job_rescue_expired`] took back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RescuedJob {
+    /// The expired lease.
+    pub lease: Lease,
+    /// The attempt that expired.
+    pub attempt: u32,
+    pub outcome: RescueOutcome,
+}
+
+/// Where a rescued job went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RescueOutcome {
+    /// Queued again, claimable from `available_at`.
+    Requeued { available_at: OffsetDateTime },
+    /// That was the last attempt: the job failed.
+    Failed,
+}
+
+/// One cell of [`RunCreateParams`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct CellSpec {
+    pub group_key: String,
+    /// In (0, 1).
+    pub ratio: f64,
+}
+
+/// [`JobStore::run_create`]'s parameters.
+#[derive(Clone, Debug)]
+pub struct RunCreateParams {
+    pub now: OffsetDateTime,
+    pub config_yaml: String,
+    /// A stored artifact.
+    pub model_digest: String,
+    /// A stored artifact.
+    pub dataset_digest: String,
+    pub criterion: String,
+    /// At least 1.
+    pub max_attempts: u32,
+    /// The grid; each (group key, ratio) at most once.
+    pub cells: Vec<CellSpec>,
+    /// Whether the run ends with an export job.
+    pub export: bool,
+}
+
+impl RunCreateParams {
+    /// Checks what the schema would refuse, naming the field, so every implementation reports it alike.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidInput`] for `max_attempts` of 0, an empty group key, a ratio outside (0, 1) or a
+    /// repeated (group key, ratio).
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |field: String, reason: String| StoreError::InvalidInput {
+            op: "run_create",
+            field,
+            reason,
+        };
+        if self.max_attempts == 0 {
+            return Err(invalid("max_attempts".into(), "expected at least 1, got 0".into()));
+        }
+        if self.max_attempts > i32::MAX as u32 {
+            return Err(invalid(
+                "max_attempts".into(),
+                format!("expected at most {}, got {}", i32::MAX, self.max_attempts),
+            ));
+        }
+        let mut seen = std::collections::HashMap::new();
+        for (i, cell) in self.cells.iter().enumerate() {
+            if cell.group_key.is_empty() {
+                return Err(invalid(
+                    format!("cells[{i}].group_key"),
+                    "expected a group key, got ''".into(),
+                ));
+            }
+            if !(cell.ratio > 0.0 && cell.ratio < 1.0) {
+                return Err(invalid(
+                    format!("cells[{i}].ratio"),
+                    format!("expected a ratio in (0, 1), got {}", cell.ratio),
+                ));
+            }
+            if let Some(first) = seen.insert((cell.group_key.as_str(), cell.ratio.to_bits()), i) {
+                return Err(invalid(
+                    format!("cells[{i}]"),
+                    format!("repeats cells[{first}] ({} at {})", cell.group_key, cell.ratio),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// [`JobStore::run_cancel`]'s parameters.
+#[derive(Clone, Debug)]
+pub struct RunCancelParams {
+    pub now: OffsetDateTime,
+    pub run_id: RunId,
+}
+
+/// What [`JobStore::run_cancel`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunCancelOutcome {
+    /// The run is cancelled, and so are the jobs it had queued and leased.
+    Cancelled { queued: u64, leased: u64 },
+    /// The run had already finished in this state; nothing changed.
+    AlreadyFinal(RunState),
+    /// No run has this id.
+    NotFound,
+}
+
+/// [`JobStore::worker_register`]'s parameters.
+#[derive(Clone, Debug)]
+pub struct WorkerRegisterParams {
+    pub now: OffsetDateTime,
+    pub name: String,
+    pub device: String,
+}
+
+/// Every database operation of the coordinator. Implementations are cheap to clone handles onto a shared
+/// connection pool; operations are independent statements, safe to call concurrently from many tasks.
+///
+/// The futures are `Send`, so services can run them on spawned tasks.
+pub trait JobStore: Clone + Send + Sync + 'static {
+    /// The artifact with this digest, if stored.
+    fn artifact_get(&self, digest: &str) -> impl Future<Output = Result<Option<Artifact>>> + Send;
+
+    /// Records an artifact's metadata. Idempotent: the same digest, size and media type again answers
+    /// [`ArtifactPutOutcome::AlreadyStored`].
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidInput`] for a digest that is not 64 lowercase hex digits;
+    /// [`StoreError::ArtifactConflict`] when the digest is stored with another size or media type.
+    fn artifact_put(&self, params: ArtifactPutParams) -> impl Future<Output = Result<ArtifactPutOutcome>> + Send;
+
+    /// Leases up to `params.workers.len()` claimable jobs in one statement, in dispatch order (runs oldest
+    /// first; baseline, cells by (group, ratio), export once the rest of its run is done or skipped), the i-th
+    /// to the i-th worker. Each claim bumps the job's epoch and attempt. Answers fewer jobs when fewer are
+    /// claimable, in dispatch order; never the same job to two concurrent callers.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::WorkerNotFound`] when a worker is not registered (nothing is claimed).
+    fn job_claim(&self, params: JobClaimParams) -> impl Future<Output = Result<Vec<ClaimedJob>>> + Send;
+
+    /// Accepts a batch of completions in one statement, each fenced by its lease; answers one outcome per
+    /// completion, in order. See [`CompleteOutcome`].
+    fn job_complete(&self, params: JobCompleteParams) -> impl Future<Output = Result<Vec<CompleteOutcome>>> + Send;
+
+    /// Records a failed attempt: queued again after a backoff, or failed when it was the last attempt or the
+    /// error is not retryable. See [`FailOutcome`].
+    fn job_fail(&self, params: JobFailParams) -> impl Future<Output = Result<FailOutcome>> + Send;
+
+    /// The job with this id, if any.
+    fn job_get(&self, id: JobId) -> impl Future<Output = Result<Option<Job>>> + Send;
+
+    /// Extends a current lease to `now + lease_duration`; tells the worker to stop otherwise. See
+    /// [`HeartbeatOutcome`].
+    fn job_heartbeat(&self, params: JobHeartbeatParams) -> impl Future<Output = Result<HeartbeatOutcome>> + Send;
+
+    /// Every job of a run, by id.
+    fn job_list_by_run(&self, run_id: RunId) -> impl Future<Output = Result<Vec<Job>>> + Send;
+
+    /// Takes back up to `limit` leases whose deadline is at or before `now` (oldest first): queued again after a
+    /// backoff, or failed when that was the run's last attempt. Concurrent rescuers skip each other's rows.
+    fn job_rescue_expired(
+        &self,
+        params: JobRescueExpiredParams,
+    ) -> impl Future<Output = Result<Vec<RescuedJob>>> + Send;
+
+    /// Cancels a running run: its queued and leased jobs become cancelled in the same statement, so none is
+    /// handed out afterwards. See [`RunCancelOutcome`].
+    fn run_cancel(&self, params: RunCancelParams) -> impl Future<Output = Result<RunCancelOutcome>> + Send;
+
+    /// Creates a run with its baseline job, one cell job per [`CellSpec`] and, if asked, the export job, all
+    /// queued and claimable at `now`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidInput`] as [`RunCreateParams::validate`] says; [`StoreError::ArtifactNotFound`]
+    /// when a digest is not stored.
+    fn run_create(&self, params: RunCreateParams) -> impl Future<Output = Result<RunId>> + Send;
+
+    /// The run with this id, if any.
+    fn run_get(&self, id: RunId) -> impl Future<Output = Result<Option<Run>>> + Send;
+
+    /// The worker with this id, if any.
+    fn worker_get(&self, id: WorkerId) -> impl Future<Output = Result<Option<Worker>>> + Send;
+
+    /// Registers a worker under a new id.
+    fn worker_register(&self, params: WorkerRegisterParams) -> impl Future<Output = Result<Worker>> + Send;
+}
+
+/// Whether `digest` is 64 lowercase hex digits (a sha256).
+pub fn is_sha256_hex(digest: &str) -> bool {
+    digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let backoff = Backoff {
+            base: Duration::from_millis(500),
+            cap: Duration::from_secs(3),
+        };
+        let delays: Vec<_> = (1..=5).map(|a| backoff.delay(a)).collect();
+        assert_eq!(
+            delays,
+            [500, 1000, 2000, 3000, 3000].map(Duration::from_millis),
+            "attempts 1..=5 after a 500 ms base capped at 3 s"
+        );
+        assert_eq!(backoff.delay(u32::MAX), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn run_create_params_name_the_bad_field() {
+        let params = |cells: Vec<(&str, f64)>, max_attempts| RunCreateParams {
+            now: OffsetDateTime::UNIX_EPOCH,
+            config_yaml: String::new(),
+            model_digest: String::new(),
+            dataset_digest: String::new(),
+            criterion: "l1_norm".into(),
+            max_attempts,
+            cells: cells
+                .into_iter()
+                .map(|(g, r)| CellSpec {
+                    group_key: g.into(),
+                    ratio: r,
+                })
+                .collect(),
+            export: false,
+        };
+        let message = |p: RunCreateParams| p.validate().unwrap_err().to_string();
+        assert_eq!(
+            message(params(vec![], 0)),
+            "run_create: max_attempts: expected at least 1, got 0"
+        );
+        assert_eq!(
+            message(params(vec![("a", 0.1), ("a", 1.0)], 1)),
+            "run_create: cells[1].ratio: expected a ratio in (0, 1), got 1"
+        );
+        assert_eq!(
+            message(params(vec![("a", 0.1), ("b", 0.1), ("a", 0.1)], 1)),
+            "run_create: cells[2]: repeats cells[0] (a at 0.1)"
+        );
+        assert_eq!(
+            message(params(vec![("", 0.5)], 1)),
+            "run_create: cells[0].group_key: expected a group key, got ''"
+        );
+        assert!(params(vec![("a", 0.1), ("a", 0.2)], 3).validate().is_ok());
+    }
+}

@@ -1,0 +1,632 @@
+//! [`PgStore`]: the [`JobStore`] on Postgres, the coordinator's only sqlx user besides the migrator.
+//!
+//! The SQL lives in `store/queries/<table>.sql`, one named query (`-- name: job_claim`) per operation, embedded
+//! at compile time; this file binds parameters and maps rows and outcomes. Every change is one statement (a
+//! read may follow only to name what went wrong), so no transaction stays open between calls, or while a
+//! worker computes.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgRow};
+use time::OffsetDateTime;
+
+use super::{
+    Artifact, ArtifactPutOutcome, ArtifactPutParams, ClaimedJob, CompleteOutcome, FailOutcome, HeartbeatOutcome, Job,
+    JobClaimParams, JobCompleteParams, JobFailParams, JobHeartbeatParams, JobId, JobRescueExpiredParams, JobState,
+    JobStore, Lease, RescueOutcome, RescuedJob, Result, Run, RunCancelOutcome, RunCancelParams, RunCreateParams, RunId,
+    RunState, StoreError, Worker, WorkerId, WorkerRegisterParams, is_sha256_hex,
+};
+
+/// The query files, by name.
+const QUERY_FILES: [(&str, &str); 4] = [
+    ("artifact.sql", include_str!("queries/artifact.sql")),
+    ("job.sql", include_str!("queries/job.sql")),
+    ("run.sql", include_str!("queries/run.sql")),
+    ("worker.sql", include_str!("queries/worker.sql")),
+];
+
+/// Every named query of [`QUERY_FILES`].
+static QUERIES: LazyLock<HashMap<&'static str, &'static str>> = LazyLock::new(|| {
+    let mut queries = HashMap::new();
+    for (file, text) in QUERY_FILES {
+        for (name, sql) in parse_queries(text) {
+            assert!(
+                queries.insert(name, sql).is_none(),
+                "{file}: query '{name}' is named twice"
+            );
+        }
+    }
+    queries
+});
+
+/// Splits a query file into `(name, sql)` pairs at each `-- name: <name>` line; the SQL runs to the next such
+/// line, without its trailing `;` and blank lines. Text before the first name line is the file's comment.
+fn parse_queries(text: &'static str) -> Vec<(&'static str, &'static str)> {
+    let mut queries = Vec::new();
+    let mut rest = text;
+    // Skip the header up to the first name line.
+    let Some(start) = rest.find("-- name: ") else {
+        return queries;
+    };
+    rest = &rest[start..];
+    while let Some(line_end) = rest.find('\n') {
+        let name = rest["-- name: ".len()..line_end].trim();
+        let body = &rest[line_end + 1..];
+        let end = body.find("\n-- name: ").map_or(body.len(), |i| i + 1);
+        let sql = body[..end].trim().trim_end_matches(';').trim_end();
+        queries.push((name, sql));
+        rest = &body[end..];
+    }
+    queries
+}
+
+/// The named query; every name used here is checked by this module's tests.
+fn sql(name: &str) -> &'static str {
+    QUERIES
+        .get(name)
+        .unwrap_or_else(|| panic!("no query named '{name}' in store/queries/*.sql"))
+}
+
+/// The Postgres [`JobStore`]: a handle onto a connection pool, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// A store on `pool`, whose database has [`MIGRATOR`](crate::MIGRATOR)'s migrations applied.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool the store runs on.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Wraps a database error as [`StoreError::Backend`] of the operation `op`.
+fn backend(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Backend {
+        op,
+        source: Box::new(source),
+    }
+}
+
+/// The name of the constraint a database error broke, if any.
+fn broken_constraint(error: &sqlx::Error) -> Option<&str> {
+    error.as_database_error().and_then(|e| e.constraint())
+}
+
+/// A count or number read from the database that must fit the Rust type.
+fn convert<T: TryFrom<i64>>(op: &'static str, what: &str, value: i64) -> Result<T> {
+    T::try_from(value).map_err(|_| StoreError::Backend {
+        op,
+        source: format!("{what}: {value} is out of range").into(),
+    })
+}
+
+fn job_from_row(op: &'static str, row: &PgRow) -> Result<Job> {
+    let get = |e| backend(op)(e);
+    Ok(Job {
+        id: JobId(row.try_get("id").map_err(get)?),
+        run_id: RunId(row.try_get("run_id").map_err(get)?),
+        kind: row.try_get("kind").map_err(get)?,
+        group_key: row.try_get("group_key").map_err(get)?,
+        ratio: row.try_get("ratio").map_err(get)?,
+        state: row.try_get("state").map_err(get)?,
+        attempt: convert(
+            op,
+            "job.attempt",
+            i64::from(row.try_get::<i32, _>("attempt").map_err(get)?),
+        )?,
+        lease_epoch: row.try_get("lease_epoch").map_err(get)?,
+        lease_owner: row.try_get::<Option<i64>, _>("lease_owner").map_err(get)?.map(WorkerId),
+        lease_deadline: row.try_get("lease_deadline").map_err(get)?,
+        available_at: row.try_get("available_at").map_err(get)?,
+        result: row.try_get("result").map_err(get)?,
+        last_error: row.try_get("last_error").map_err(get)?,
+        created_at: row.try_get("created_at").map_err(get)?,
+        finished_at: row.try_get("finished_at").map_err(get)?,
+    })
+}
+
+fn run_from_row(op: &'static str, row: &PgRow) -> Result<Run> {
+    let get = |e| backend(op)(e);
+    Ok(Run {
+        id: RunId(row.try_get("id").map_err(get)?),
+        state: row.try_get("state").map_err(get)?,
+        config_yaml: row.try_get("config_yaml").map_err(get)?,
+        model_digest: row.try_get("model_digest").map_err(get)?,
+        dataset_digest: row.try_get("dataset_digest").map_err(get)?,
+        criterion: row.try_get("criterion").map_err(get)?,
+        max_attempts: convert(
+            op,
+            "run.max_attempts",
+            i64::from(row.try_get::<i32, _>("max_attempts").map_err(get)?),
+        )?,
+        created_at: row.try_get("created_at").map_err(get)?,
+        finished_at: row.try_get("finished_at").map_err(get)?,
+    })
+}
+
+fn worker_from_row(op: &'static str, row: &PgRow) -> Result<Worker> {
+    let get = |e| backend(op)(e);
+    Ok(Worker {
+        id: WorkerId(row.try_get("id").map_err(get)?),
+        name: row.try_get("name").map_err(get)?,
+        device: row.try_get("device").map_err(get)?,
+        registered_at: row.try_get("registered_at").map_err(get)?,
+        last_seen_at: row.try_get("last_seen_at").map_err(get)?,
+    })
+}
+
+fn artifact_from_row(op: &'static str, row: &PgRow) -> Result<Artifact> {
+    let get = |e| backend(op)(e);
+    Ok(Artifact {
+        digest: row.try_get("digest").map_err(get)?,
+        size_bytes: convert(op, "artifact.size_bytes", row.try_get("size_bytes").map_err(get)?)?,
+        media_type: row.try_get("media_type").map_err(get)?,
+        created_at: row.try_get("created_at").map_err(get)?,
+    })
+}
+
+/// `now + duration`, refusing a time past the calendar's end.
+fn after(op: &'static str, now: OffsetDateTime, duration: std::time::Duration) -> Result<OffsetDateTime> {
+    now.checked_add(time::Duration::try_from(duration).unwrap_or(time::Duration::MAX))
+        .ok_or_else(|| StoreError::InvalidInput {
+            op,
+            field: "lease_duration".into(),
+            reason: format!("{duration:?} after {now} is past the end of the calendar"),
+        })
+}
+
+impl JobStore for PgStore {
+    async fn artifact_get(&self, digest: &str) -> Result<Option<Artifact>> {
+        const OP: &str = "artifact_get";
+        let row = sqlx::query(sql(OP))
+            .bind(digest)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        row.map(|row| artifact_from_row(OP, &row)).transpose()
+    }
+
+    async fn artifact_put(&self, params: ArtifactPutParams) -> Result<ArtifactPutOutcome> {
+        const OP: &str = "artifact_put";
+        if !is_sha256_hex(&params.digest) {
+            return Err(StoreError::InvalidInput {
+                op: OP,
+                field: "digest".into(),
+                reason: format!("expected 64 lowercase hex digits, got '{}'", params.digest),
+            });
+        }
+        let size = i64::try_from(params.size_bytes).map_err(|_| StoreError::InvalidInput {
+            op: OP,
+            field: "size_bytes".into(),
+            reason: format!("expected at most {}, got {}", i64::MAX, params.size_bytes),
+        })?;
+        let inserted = sqlx::query(sql("artifact_insert"))
+            .bind(&params.digest)
+            .bind(size)
+            .bind(&params.media_type)
+            .bind(params.now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        if inserted.is_some() {
+            return Ok(ArtifactPutOutcome::Created);
+        }
+        let stored = self
+            .artifact_get(&params.digest)
+            .await?
+            .ok_or_else(|| StoreError::Backend {
+                op: OP,
+                source: format!("artifact {} conflicted on insert but is not stored", params.digest).into(),
+            })?;
+        if stored.size_bytes == params.size_bytes && stored.media_type == params.media_type {
+            Ok(ArtifactPutOutcome::AlreadyStored)
+        } else {
+            Err(StoreError::ArtifactConflict {
+                digest: params.digest,
+                stored_size: stored.size_bytes,
+                stored_media_type: stored.media_type,
+                size: params.size_bytes,
+                media_type: params.media_type,
+            })
+        }
+    }
+
+    async fn job_claim(&self, params: JobClaimParams) -> Result<Vec<ClaimedJob>> {
+        const OP: &str = "job_claim";
+        if params.workers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let deadline = after(OP, params.now, params.lease_duration)?;
+        let workers: Vec<i64> = params.workers.iter().map(|w| w.0).collect();
+        let rows = match sqlx::query(sql(OP))
+            .bind(params.now)
+            .bind(&workers)
+            .bind(deadline)
+            .fetch_all(&self.pool)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(error) if broken_constraint(&error) == Some("job_lease_owner_fkey") => {
+                let worker: i64 = sqlx::query_scalar(sql("worker_first_unknown"))
+                    .bind(&workers)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(backend(OP))?;
+                return Err(StoreError::WorkerNotFound {
+                    op: OP,
+                    worker: WorkerId(worker),
+                });
+            }
+            Err(error) => return Err(backend(OP)(error)),
+        };
+        rows.iter()
+            .map(|row| {
+                let get = |e| backend(OP)(e);
+                Ok(ClaimedJob {
+                    lease: Lease {
+                        job_id: JobId(row.try_get("id").map_err(get)?),
+                        epoch: row.try_get("lease_epoch").map_err(get)?,
+                    },
+                    run_id: RunId(row.try_get("run_id").map_err(get)?),
+                    kind: row.try_get("kind").map_err(get)?,
+                    group_key: row.try_get("group_key").map_err(get)?,
+                    ratio: row.try_get("ratio").map_err(get)?,
+                    attempt: convert(
+                        OP,
+                        "job.attempt",
+                        i64::from(row.try_get::<i32, _>("attempt").map_err(get)?),
+                    )?,
+                    owner: WorkerId(row.try_get("lease_owner").map_err(get)?),
+                    deadline: row.try_get("lease_deadline").map_err(get)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn job_complete(&self, params: JobCompleteParams) -> Result<Vec<CompleteOutcome>> {
+        const OP: &str = "job_complete";
+        if params.completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = params.completions.iter().map(|c| c.lease.job_id.0).collect();
+        let epochs: Vec<i64> = params.completions.iter().map(|c| c.lease.epoch).collect();
+        let results: Vec<Value> = params.completions.into_iter().map(|c| c.result).collect();
+        let outcomes: Vec<String> = sqlx::query_scalar(sql(OP))
+            .bind(params.now)
+            .bind(&ids)
+            .bind(&epochs)
+            .bind(&results)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        if outcomes.len() != ids.len() {
+            return Err(StoreError::Backend {
+                op: OP,
+                source: format!("{} outcomes for {} completions", outcomes.len(), ids.len()).into(),
+            });
+        }
+        outcomes
+            .iter()
+            .map(|outcome| match outcome.as_str() {
+                "accepted" => Ok(CompleteOutcome::Accepted),
+                "already_accepted" => Ok(CompleteOutcome::AlreadyAccepted),
+                "stale" => Ok(CompleteOutcome::Stale),
+                "cancelled" => Ok(CompleteOutcome::Cancelled),
+                "not_found" => Ok(CompleteOutcome::NotFound),
+                other => Err(StoreError::Backend {
+                    op: OP,
+                    source: format!("unknown outcome '{other}'").into(),
+                }),
+            })
+            .collect()
+    }
+
+    async fn job_fail(&self, params: JobFailParams) -> Result<FailOutcome> {
+        const OP: &str = "job_fail";
+        let row = sqlx::query(sql(OP))
+            .bind(params.now)
+            .bind(params.lease.job_id.0)
+            .bind(params.lease.epoch)
+            .bind(&params.error)
+            .bind(params.retryable)
+            .bind(params.backoff.base_micros())
+            .bind(params.backoff.cap_micros())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        let Some(row) = row else {
+            return Ok(FailOutcome::NotFound);
+        };
+        let get = |e| backend(OP)(e);
+        let prior: JobState = row.try_get("prior_state").map_err(get)?;
+        let epoch: i64 = row.try_get("lease_epoch").map_err(get)?;
+        let Some(state) = row.try_get::<Option<JobState>, _>("state").map_err(get)? else {
+            return Ok(if prior == JobState::Cancelled && epoch == params.lease.epoch {
+                FailOutcome::Cancelled
+            } else {
+                FailOutcome::Stale
+            });
+        };
+        let attempt = convert(
+            OP,
+            "job.attempt",
+            i64::from(row.try_get::<i32, _>("attempt").map_err(get)?),
+        )?;
+        match state {
+            JobState::Queued => Ok(FailOutcome::Retrying {
+                attempt,
+                available_at: row.try_get("available_at").map_err(get)?,
+            }),
+            JobState::Failed => Ok(FailOutcome::Failed { attempt }),
+            other => Err(StoreError::Backend {
+                op: OP,
+                source: format!("job_fail left the job {other:?}").into(),
+            }),
+        }
+    }
+
+    async fn job_get(&self, id: JobId) -> Result<Option<Job>> {
+        const OP: &str = "job_get";
+        let row = sqlx::query(sql(OP))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        row.map(|row| job_from_row(OP, &row)).transpose()
+    }
+
+    async fn job_heartbeat(&self, params: JobHeartbeatParams) -> Result<HeartbeatOutcome> {
+        const OP: &str = "job_heartbeat";
+        let deadline = after(OP, params.now, params.lease_duration)?;
+        let row = sqlx::query(sql(OP))
+            .bind(params.lease.job_id.0)
+            .bind(params.lease.epoch)
+            .bind(deadline)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        let Some(row) = row else {
+            return Ok(HeartbeatOutcome::NotFound);
+        };
+        let get = |e| backend(OP)(e);
+        if let Some(deadline) = row
+            .try_get::<Option<OffsetDateTime>, _>("lease_deadline")
+            .map_err(get)?
+        {
+            return Ok(HeartbeatOutcome::Extended { deadline });
+        }
+        let state: JobState = row.try_get("state").map_err(get)?;
+        let epoch: i64 = row.try_get("lease_epoch").map_err(get)?;
+        Ok(if state == JobState::Cancelled && epoch == params.lease.epoch {
+            HeartbeatOutcome::Cancelled
+        } else {
+            HeartbeatOutcome::Lost
+        })
+    }
+
+    async fn job_list_by_run(&self, run_id: RunId) -> Result<Vec<Job>> {
+        const OP: &str = "job_list_by_run";
+        let rows = sqlx::query(sql(OP))
+            .bind(run_id.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        rows.iter().map(|row| job_from_row(OP, row)).collect()
+    }
+
+    async fn job_rescue_expired(&self, params: JobRescueExpiredParams) -> Result<Vec<RescuedJob>> {
+        const OP: &str = "job_rescue_expired";
+        let rows = sqlx::query(sql(OP))
+            .bind(params.now)
+            .bind(i64::from(params.limit))
+            .bind(params.backoff.base_micros())
+            .bind(params.backoff.cap_micros())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        let mut rescued = rows
+            .iter()
+            .map(|row| {
+                let get = |e| backend(OP)(e);
+                let state: JobState = row.try_get("state").map_err(get)?;
+                let outcome = match state {
+                    JobState::Queued => RescueOutcome::Requeued {
+                        available_at: row.try_get("available_at").map_err(get)?,
+                    },
+                    JobState::Failed => RescueOutcome::Failed,
+                    other => {
+                        return Err(StoreError::Backend {
+                            op: OP,
+                            source: format!("rescue left a job {other:?}").into(),
+                        });
+                    }
+                };
+                Ok(RescuedJob {
+                    lease: Lease {
+                        job_id: JobId(row.try_get("id").map_err(get)?),
+                        epoch: row.try_get("lease_epoch").map_err(get)?,
+                    },
+                    attempt: convert(
+                        OP,
+                        "job.attempt",
+                        i64::from(row.try_get::<i32, _>("attempt").map_err(get)?),
+                    )?,
+                    outcome,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        rescued.sort_by_key(|r| r.lease.job_id);
+        Ok(rescued)
+    }
+
+    async fn run_cancel(&self, params: RunCancelParams) -> Result<RunCancelOutcome> {
+        const OP: &str = "run_cancel";
+        let row = sqlx::query(sql(OP))
+            .bind(params.run_id.0)
+            .bind(params.now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        let get = |e| backend(OP)(e);
+        let Some(prior) = row.try_get::<Option<RunState>, _>("prior_state").map_err(get)? else {
+            return Ok(RunCancelOutcome::NotFound);
+        };
+        if row.try_get::<i64, _>("run_cancelled").map_err(get)? == 1 {
+            return Ok(RunCancelOutcome::Cancelled {
+                queued: convert(OP, "queued", row.try_get("queued").map_err(get)?)?,
+                leased: convert(OP, "leased", row.try_get("leased").map_err(get)?)?,
+            });
+        }
+        if prior != RunState::Running {
+            return Ok(RunCancelOutcome::AlreadyFinal(prior));
+        }
+        // Running when the statement began, final by the time it took the row's lock: a concurrent call
+        // finished it. Report where it went.
+        match self.run_get(params.run_id).await? {
+            Some(run) => Ok(RunCancelOutcome::AlreadyFinal(run.state)),
+            None => Ok(RunCancelOutcome::NotFound),
+        }
+    }
+
+    async fn run_create(&self, params: RunCreateParams) -> Result<RunId> {
+        const OP: &str = "run_create";
+        params.validate()?;
+        let (keys, ratios): (Vec<&str>, Vec<f64>) =
+            params.cells.iter().map(|c| (c.group_key.as_str(), c.ratio)).unzip();
+        let id = sqlx::query_scalar(sql(OP))
+            .bind(params.now)
+            .bind(&params.config_yaml)
+            .bind(&params.model_digest)
+            .bind(&params.dataset_digest)
+            .bind(&params.criterion)
+            .bind(i32::try_from(params.max_attempts).unwrap_or(i32::MAX))
+            .bind(&keys)
+            .bind(&ratios)
+            .bind(params.export)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|error| match broken_constraint(&error) {
+                Some("run_model_digest_fkey") => StoreError::ArtifactNotFound {
+                    op: OP,
+                    field: "model_digest",
+                    digest: params.model_digest.clone(),
+                },
+                Some("run_dataset_digest_fkey") => StoreError::ArtifactNotFound {
+                    op: OP,
+                    field: "dataset_digest",
+                    digest: params.dataset_digest.clone(),
+                },
+                _ => backend(OP)(error),
+            })?;
+        Ok(RunId(id))
+    }
+
+    async fn run_get(&self, id: RunId) -> Result<Option<Run>> {
+        const OP: &str = "run_get";
+        let row = sqlx::query(sql(OP))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        row.map(|row| run_from_row(OP, &row)).transpose()
+    }
+
+    async fn worker_get(&self, id: WorkerId) -> Result<Option<Worker>> {
+        const OP: &str = "worker_get";
+        let row = sqlx::query(sql(OP))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        row.map(|row| worker_from_row(OP, &row)).transpose()
+    }
+
+    async fn worker_register(&self, params: WorkerRegisterParams) -> Result<Worker> {
+        const OP: &str = "worker_register";
+        let row = sqlx::query(sql(OP))
+            .bind(&params.name)
+            .bind(&params.device)
+            .bind(params.now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        worker_from_row(OP, &row)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every query the store runs, by name.
+    const USED: [&str; 15] = [
+        "artifact_get",
+        "artifact_insert",
+        "job_claim",
+        "job_complete",
+        "job_fail",
+        "job_get",
+        "job_heartbeat",
+        "job_list_by_run",
+        "job_rescue_expired",
+        "run_cancel",
+        "run_create",
+        "run_get",
+        "worker_first_unknown",
+        "worker_get",
+        "worker_register",
+    ];
+
+    #[test]
+    fn every_query_is_named_once_and_used() {
+        let mut used: Vec<&str> = USED.to_vec();
+        used.sort();
+        used.dedup();
+        let mut named: Vec<&str> = QUERIES.keys().copied().collect();
+        named.sort();
+        assert_eq!(named, used);
+        for name in used {
+            let sql = sql(name);
+            assert!(!sql.is_empty() && !sql.ends_with(';'), "{name}: {sql}");
+            assert!(!sql.contains("-- name:"), "{name} runs into the next query");
+        }
+    }
+
+    #[test]
+    fn no_query_reads_the_database_clock() {
+        for (file, text) in QUERY_FILES {
+            let lower = text.to_lowercase();
+            for clock in [
+                "now()",
+                "current_timestamp",
+                "clock_timestamp",
+                "statement_timestamp",
+                "localtimestamp",
+            ] {
+                // Comments may mention it; code may not.
+                let in_code = lower
+                    .lines()
+                    .any(|line| line.split("--").next().unwrap_or("").contains(clock));
+                assert!(
+                    !in_code,
+                    "{file} reads the database clock ({clock}): bind the caller's `now`"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn query_files_split_at_name_lines() {
+        let parsed = parse_queries("-- header\n\n-- name: a\n-- about a\nSELECT 1;\n\n-- name: b\nSELECT\n  2;\n");
+        assert_eq!(parsed, [("a", "-- about a\nSELECT 1"), ("b", "SELECT\n  2")]);
+    }
+}

@@ -1,0 +1,201 @@
+-- Jobs: the claim, the lease fence (heartbeat, complete, fail), the rescuer's sweep, and reads.
+-- Every query names its parameters; times are bound by the caller, never `now()`. Every statement that locks
+-- more than one job either skips locked rows or locks in id order, so concurrent statements cannot deadlock.
+
+-- name: job_get
+-- $1 id
+SELECT id, run_id, kind, group_key, ratio, state, attempt, lease_epoch, lease_owner, lease_deadline,
+       available_at, result, last_error, created_at, finished_at
+FROM job
+WHERE id = $1;
+
+-- name: job_list_by_run
+-- $1 run id
+SELECT id, run_id, kind, group_key, ratio, state, attempt, lease_epoch, lease_owner, lease_deadline,
+       available_at, result, last_error, created_at, finished_at
+FROM job
+WHERE run_id = $1
+ORDER BY id;
+
+-- name: job_claim
+-- $1 now, $2 waiting workers (bigint[], one entry per job wanted), $3 the new leases' deadline.
+-- Locks up to cardinality($2) claimable jobs in dispatch order, skipping rows other claims hold, then leases
+-- the n-th of them to the n-th worker: each claim counts an attempt and bumps the lease epoch.
+-- Dispatch order: runs oldest first; in a run the baseline, then cells by (group key, ratio), then the export
+-- (job_kind's enum order), which is only claimable once every other job of its run is done or skipped.
+WITH claimable AS MATERIALIZED (
+    SELECT j.id, j.run_id, j.kind, j.group_key, j.ratio
+    FROM job j
+    WHERE j.state = 'queued'
+      AND j.available_at <= $1
+      -- A scalar subquery with LIMIT, not NOT EXISTS: the planner may not turn it into a hash over every
+      -- pending job; it stays one probe of job_run_pending per export reached.
+      AND (j.kind <> 'export' OR (
+          SELECT o.id FROM job o
+          WHERE o.run_id = j.run_id AND o.kind <> 'export' AND o.state NOT IN ('done', 'skipped')
+          LIMIT 1) IS NULL)
+    ORDER BY j.run_id, j.kind, j.group_key, j.ratio, j.id
+    LIMIT cardinality($2::bigint[])
+    FOR UPDATE SKIP LOCKED
+),
+numbered AS (
+    SELECT c.id, row_number() OVER (ORDER BY c.run_id, c.kind, c.group_key, c.ratio, c.id) AS ord
+    FROM claimable c
+),
+waiting AS (
+    SELECT w.owner, w.ord
+    FROM unnest($2::bigint[]) WITH ORDINALITY AS w(owner, ord)
+),
+claimed AS (
+    UPDATE job j
+    SET state = 'leased',
+        attempt = j.attempt + 1,
+        lease_epoch = j.lease_epoch + 1,
+        lease_owner = w.owner,
+        lease_deadline = $3
+    FROM numbered n
+    JOIN waiting w ON w.ord = n.ord
+    WHERE j.id = n.id AND j.state = 'queued'
+    RETURNING j.id, j.lease_epoch, j.run_id, j.kind, j.group_key, j.ratio, j.attempt, j.lease_owner,
+              j.lease_deadline, n.ord
+)
+SELECT id, lease_epoch, run_id, kind, group_key, ratio, attempt, lease_owner, lease_deadline
+FROM claimed
+ORDER BY ord;
+
+-- name: job_heartbeat
+-- $1 job id, $2 lease epoch, $3 the new deadline.
+-- Extends the lease if it is still current. One row unless the job does not exist: its state and epoch (locked,
+-- latest), and the new deadline when extended.
+WITH target AS MATERIALIZED (
+    SELECT j.id, j.state, j.lease_epoch
+    FROM job j
+    WHERE j.id = $1
+    FOR UPDATE
+),
+extended AS (
+    UPDATE job j
+    SET lease_deadline = $3
+    FROM target t
+    WHERE j.id = t.id AND j.lease_epoch = $2 AND j.state = 'leased'
+    RETURNING j.lease_deadline
+)
+SELECT t.state, t.lease_epoch, e.lease_deadline
+FROM target t
+LEFT JOIN extended e ON true;
+
+-- name: job_complete
+-- $1 now, $2 job ids, $3 lease epochs, $4 results (jsonb[]): one element per completion.
+-- Accepts each completion whose lease is current, the first of a batch when one lease repeats. One row per
+-- completion, in order: 'accepted', 'already_accepted', 'stale', 'cancelled' or 'not_found'.
+WITH item AS (
+    SELECT i.job_id, i.lease_epoch, i.result, i.ord
+    FROM unnest($2::bigint[], $3::bigint[], $4::jsonb[]) WITH ORDINALITY AS i(job_id, lease_epoch, result, ord)
+),
+-- The named jobs, locked in id order; under the lock a row reads as its latest version, so a concurrent
+-- completion of the same lease is seen as done (already accepted), not as still leased.
+locked AS MATERIALIZED (
+    SELECT j.id, j.state, j.lease_epoch
+    FROM job j
+    WHERE j.id IN (SELECT job_id FROM item)
+    ORDER BY j.id
+    FOR UPDATE
+),
+winner AS (
+    SELECT DISTINCT ON (i.job_id) i.job_id, i.lease_epoch, i.result, i.ord
+    FROM item i
+    JOIN locked l ON l.id = i.job_id
+    WHERE l.state = 'leased' AND l.lease_epoch = i.lease_epoch
+    ORDER BY i.job_id, i.ord
+),
+accepted AS (
+    UPDATE job j
+    SET state = 'done', result = w.result, finished_at = $1, lease_owner = NULL, lease_deadline = NULL
+    FROM winner w
+    WHERE j.id = w.job_id AND j.lease_epoch = w.lease_epoch AND j.state = 'leased'
+    RETURNING j.id
+)
+SELECT CASE
+    WHEN w.ord = i.ord AND a.id IS NOT NULL THEN 'accepted'
+    WHEN l.id IS NULL THEN 'not_found'
+    WHEN l.lease_epoch <> i.lease_epoch THEN 'stale'
+    WHEN l.state = 'done' OR a.id IS NOT NULL THEN 'already_accepted'
+    WHEN l.state = 'cancelled' THEN 'cancelled'
+    ELSE 'stale'
+END AS outcome
+FROM item i
+LEFT JOIN locked l ON l.id = i.job_id
+LEFT JOIN winner w ON w.job_id = i.job_id
+LEFT JOIN accepted a ON a.id = i.job_id
+ORDER BY i.ord;
+
+-- name: job_fail
+-- $1 now, $2 job id, $3 lease epoch, $4 error, $5 retryable, $6 backoff base (µs), $7 backoff cap (µs).
+-- Ends a current lease with an error: queued again at now + min(base * 2^(attempt - 1), cap) while the run's
+-- max_attempts allows another attempt and the error is retryable, failed otherwise. One row unless the job
+-- does not exist: its state and epoch before (locked, latest), and, when the lease was current, the new
+-- state, attempt and available_at.
+WITH target AS MATERIALIZED (
+    SELECT j.id, j.state, j.lease_epoch, j.attempt, r.max_attempts
+    FROM job j
+    JOIN run r ON r.id = j.run_id
+    WHERE j.id = $2
+    FOR UPDATE OF j
+),
+decision AS (
+    SELECT t.id, t.lease_epoch, ($5 AND t.attempt < t.max_attempts) AS retry, t.attempt
+    FROM target t
+    WHERE t.state = 'leased' AND t.lease_epoch = $3
+),
+ended AS (
+    UPDATE job j
+    SET state = CASE WHEN d.retry THEN 'queued' ELSE 'failed' END::job_state,
+        available_at = CASE
+            WHEN d.retry THEN $1 + least($6::float8 * power(2::float8, d.attempt - 1), $7::float8)
+                                   * interval '1 microsecond'
+            ELSE j.available_at
+        END,
+        finished_at = CASE WHEN d.retry THEN NULL ELSE $1 END,
+        lease_owner = NULL,
+        lease_deadline = NULL,
+        last_error = $4
+    FROM decision d
+    WHERE j.id = d.id AND j.lease_epoch = d.lease_epoch AND j.state = 'leased'
+    RETURNING j.state, j.attempt, j.available_at
+)
+SELECT t.state AS prior_state, t.lease_epoch, e.state, e.attempt, e.available_at
+FROM target t
+LEFT JOIN ended e ON true;
+
+-- name: job_rescue_expired
+-- $1 now, $2 limit, $3 backoff base (µs), $4 backoff cap (µs).
+-- Takes back up to $2 leases whose deadline is at or before $1, oldest deadline first, skipping rows others
+-- hold: queued again after the backoff while the run allows another attempt, failed otherwise, with the expiry
+-- as last_error. The update is fenced by (id, lease epoch, state) as read under the lock.
+WITH expired AS MATERIALIZED (
+    SELECT j.id, j.run_id, j.lease_epoch, j.attempt
+    FROM job j
+    WHERE j.state = 'leased' AND j.lease_deadline <= $1
+    ORDER BY j.lease_deadline, j.id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+),
+decision AS (
+    SELECT e.id, e.lease_epoch, (e.attempt < r.max_attempts) AS retry
+    FROM expired e
+    JOIN run r ON r.id = e.run_id
+)
+UPDATE job j
+SET state = CASE WHEN d.retry THEN 'queued' ELSE 'failed' END::job_state,
+    available_at = CASE
+        WHEN d.retry THEN $1 + least($3::float8 * power(2::float8, j.attempt - 1), $4::float8)
+                               * interval '1 microsecond'
+        ELSE j.available_at
+    END,
+    finished_at = CASE WHEN d.retry THEN NULL ELSE $1 END,
+    last_error = format('lease expired (worker %s, attempt %s, epoch %s)', j.lease_owner, j.attempt, j.lease_epoch),
+    lease_owner = NULL,
+    lease_deadline = NULL
+FROM decision d
+WHERE j.id = d.id AND j.lease_epoch = d.lease_epoch AND j.state = 'leased'
+RETURNING j.id, j.lease_epoch, j.attempt, j.state, j.available_at;

@@ -1,0 +1,1190 @@
+//! The job store's conformance suite: every case is a generic function over [`JobStore`], in a module named for
+//! the operation it exercises (`job_claim::batch_leases_one_job_per_worker`), run against Postgres by the
+//! `pg_conformance!` list at the bottom (one `#[sqlx::test]` database per case). A second implementation runs
+//! the same list with its own [`Bundle`].
+//!
+//! Time comes from a [`ManualClock`] passed to the store as `now`: leases expire and backoffs pass by advancing
+//! it, never by sleeping.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use sensgrid_coordinator::clock::{Clock, ManualClock};
+use sensgrid_coordinator::store::pg::PgStore;
+use sensgrid_coordinator::store::{
+    ArtifactPutOutcome, ArtifactPutParams, Backoff, CellSpec, ClaimedJob, CompleteOutcome, FailOutcome,
+    HeartbeatOutcome, Job, JobClaimParams, JobCompleteParams, JobCompletion, JobFailParams, JobHeartbeatParams, JobId,
+    JobKind, JobRescueExpiredParams, JobState, JobStore, Lease, RescueOutcome, RunCancelOutcome, RunCancelParams,
+    RunCreateParams, RunId, RunState, StoreError, WorkerId, WorkerRegisterParams,
+};
+use serde_json::{Value, json};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use time::OffsetDateTime;
+
+/// What every case gets: a store, a second handle onto the same data over its own connection (for the cases
+/// that race two callers), and the clock both are driven by.
+pub struct Bundle<S> {
+    pub store: S,
+    pub peer: S,
+    pub clock: ManualClock,
+}
+
+const LEASE: Duration = Duration::from_secs(30);
+const BACKOFF: Backoff = Backoff {
+    base: Duration::from_secs(10),
+    cap: Duration::from_secs(15),
+};
+const MODEL: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+const DATASET: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
+fn start_time() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap()
+}
+
+/// Stores the model and dataset artifacts every run names.
+async fn seed_artifacts<S: JobStore>(store: &S, now: OffsetDateTime) {
+    for (digest, media_type) in [(MODEL, "application/onnx"), (DATASET, "application/x-tar")] {
+        let params = ArtifactPutParams {
+            now,
+            digest: digest.into(),
+            size_bytes: 1 << 20,
+            media_type: media_type.into(),
+        };
+        store.artifact_put(params).await.unwrap();
+    }
+}
+
+fn run_params(now: OffsetDateTime, cells: &[(&str, f64)], export: bool, max_attempts: u32) -> RunCreateParams {
+    RunCreateParams {
+        now,
+        config_yaml: "Global:\n  use_gpu: false\n".into(),
+        model_digest: MODEL.into(),
+        dataset_digest: DATASET.into(),
+        criterion: "l1_norm".into(),
+        max_attempts,
+        cells: cells
+            .iter()
+            .map(|&(g, r)| CellSpec {
+                group_key: g.into(),
+                ratio: r,
+            })
+            .collect(),
+        export,
+    }
+}
+
+/// A run with these cells, its artifacts stored first.
+async fn create_run<S: JobStore>(t: &Bundle<S>, cells: &[(&str, f64)], export: bool, max_attempts: u32) -> RunId {
+    let now = t.clock.now();
+    seed_artifacts(&t.store, now).await;
+    t.store
+        .run_create(run_params(now, cells, export, max_attempts))
+        .await
+        .unwrap()
+}
+
+/// `n` cells `conv2d_<i>.w_0` at 0.5.
+fn grid(n: usize) -> Vec<(String, f64)> {
+    (0..n).map(|i| (format!("conv2d_{i:04}.w_0"), 0.5)).collect()
+}
+
+fn as_refs(cells: &[(String, f64)]) -> Vec<(&str, f64)> {
+    cells.iter().map(|(g, r)| (g.as_str(), *r)).collect()
+}
+
+async fn register<S: JobStore>(store: &S, now: OffsetDateTime, name: &str) -> WorkerId {
+    let params = WorkerRegisterParams {
+        now,
+        name: name.into(),
+        device: "cpu".into(),
+    };
+    store.worker_register(params).await.unwrap().id
+}
+
+async fn claim<S: JobStore>(store: &S, now: OffsetDateTime, workers: &[WorkerId]) -> Vec<ClaimedJob> {
+    let params = JobClaimParams {
+        now,
+        lease_duration: LEASE,
+        workers: workers.to_vec(),
+    };
+    store.job_claim(params).await.unwrap()
+}
+
+async fn claim_one<S: JobStore>(store: &S, now: OffsetDateTime, worker: WorkerId) -> Option<ClaimedJob> {
+    let mut jobs = claim(store, now, &[worker]).await;
+    assert!(jobs.len() <= 1, "one worker got {} jobs", jobs.len());
+    jobs.pop()
+}
+
+async fn complete<S: JobStore>(store: &S, now: OffsetDateTime, items: &[(Lease, Value)]) -> Vec<CompleteOutcome> {
+    let completions = items
+        .iter()
+        .map(|(lease, result)| JobCompletion {
+            lease: *lease,
+            result: result.clone(),
+        })
+        .collect();
+    store
+        .job_complete(JobCompleteParams { now, completions })
+        .await
+        .unwrap()
+}
+
+async fn heartbeat<S: JobStore>(store: &S, now: OffsetDateTime, lease: Lease) -> HeartbeatOutcome {
+    store
+        .job_heartbeat(JobHeartbeatParams {
+            now,
+            lease,
+            lease_duration: LEASE,
+        })
+        .await
+        .unwrap()
+}
+
+async fn fail<S: JobStore>(store: &S, now: OffsetDateTime, lease: Lease, error: &str, retryable: bool) -> FailOutcome {
+    let params = JobFailParams {
+        now,
+        lease,
+        error: error.into(),
+        retryable,
+        backoff: BACKOFF,
+    };
+    store.job_fail(params).await.unwrap()
+}
+
+async fn rescue<S: JobStore>(store: &S, now: OffsetDateTime, limit: u32) -> Vec<(Lease, u32, RescueOutcome)> {
+    let params = JobRescueExpiredParams {
+        now,
+        limit,
+        backoff: BACKOFF,
+    };
+    store
+        .job_rescue_expired(params)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.lease, r.attempt, r.outcome))
+        .collect()
+}
+
+async fn job<S: JobStore>(store: &S, id: JobId) -> Job {
+    store
+        .job_get(id)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("job {id} is stored"))
+}
+
+/// A job's place in dispatch order, as `kind group ratio`.
+fn label(kind: JobKind, group_key: &Option<String>, ratio: Option<f64>) -> String {
+    match (kind, group_key, ratio) {
+        (JobKind::Cell, Some(g), Some(r)) => format!("cell {g} {r}"),
+        (kind, _, _) => format!("{kind:?}").to_lowercase(),
+    }
+}
+
+fn metrics(loss: f64) -> Value {
+    json!({ "hmean": 1.0 - loss, "num_samples": 500 })
+}
+
+pub mod job_claim {
+    use super::*;
+
+    /// Baseline first, cells by (group, ratio) whatever order they were created in, the export only once every
+    /// other job of its run is done; an older run's jobs before a newer run's, but a gated export does not hold
+    /// the newer run back.
+    pub async fn dispatch_order_baseline_cells_export<S: JobStore>(t: Bundle<S>) {
+        let now = t.clock.now();
+        let cells = [("b", 0.2), ("a", 0.3), ("b", 0.1), ("a", 0.1)];
+        let first = create_run(&t, &cells, true, 3).await;
+        let second = create_run(&t, &[("a", 0.5)], true, 3).await;
+        let w = register(&t.store, now, "w").await;
+
+        let mut order = Vec::new();
+        let mut leases = Vec::new();
+        for _ in 0..5 {
+            let job = claim_one(&t.store, now, w).await.expect("a claimable job");
+            assert_eq!(job.run_id, first);
+            order.push(label(job.kind, &job.group_key, job.ratio));
+            leases.push(job.lease);
+        }
+        assert_eq!(
+            order,
+            ["baseline", "cell a 0.1", "cell a 0.3", "cell b 0.1", "cell b 0.2"]
+        );
+
+        // The first run's export waits for its cells; the second run goes ahead.
+        let next = claim_one(&t.store, now, w).await.expect("the second run's baseline");
+        assert_eq!((next.run_id, next.kind), (second, JobKind::Baseline));
+
+        let done: Vec<_> = leases[..4].iter().map(|l| (*l, metrics(0.1))).collect();
+        assert!(
+            complete(&t.store, now, &done)
+                .await
+                .iter()
+                .all(|o| *o == CompleteOutcome::Accepted)
+        );
+        let next = claim_one(&t.store, now, w).await.expect("the second run's cell");
+        assert_eq!(
+            (next.run_id, next.kind),
+            (second, JobKind::Cell),
+            "one cell of the first run is still leased"
+        );
+        assert_eq!(claim_one(&t.store, now, w).await, None, "both exports wait");
+
+        assert_eq!(
+            complete(&t.store, now, &[(leases[4], metrics(0.2))]).await,
+            [CompleteOutcome::Accepted]
+        );
+        let export = claim_one(&t.store, now, w).await.expect("the first run's export");
+        assert_eq!((export.run_id, export.kind), (first, JobKind::Export));
+        assert_eq!(claim_one(&t.store, now, w).await, None);
+    }
+
+    /// One statement leases a job to each waiting worker, each with its own owner, epoch and deadline; fewer
+    /// jobs than workers leaves the last ones empty-handed; an unknown worker claims nothing.
+    pub async fn batch_leases_one_job_per_worker<S: JobStore>(t: Bundle<S>) {
+        let now = t.clock.now();
+        let run = create_run(&t, &[("a", 0.1), ("a", 0.2), ("b", 0.1), ("b", 0.2)], false, 3).await;
+        let w1 = register(&t.store, now, "w1").await;
+        let w2 = register(&t.store, now, "w2").await;
+        let w3 = register(&t.store, now, "w3").await;
+
+        let missing = WorkerId(w3.0 + 1000);
+        let params = JobClaimParams {
+            now,
+            lease_duration: LEASE,
+            workers: vec![w1, missing],
+        };
+        match t.store.job_claim(params).await {
+            Err(StoreError::WorkerNotFound { worker, .. }) => assert_eq!(worker, missing),
+            other => panic!("expected WorkerNotFound, got {other:?}"),
+        }
+        assert!(
+            t.store
+                .job_list_by_run(run)
+                .await
+                .unwrap()
+                .iter()
+                .all(|j| j.state == JobState::Queued)
+        );
+
+        let claimed = claim(&t.store, now, &[w1, w2, w3, w1]).await;
+        let got: Vec<_> = claimed
+            .iter()
+            .map(|c| (label(c.kind, &c.group_key, c.ratio), c.owner))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("baseline".to_string(), w1),
+                ("cell a 0.1".to_string(), w2),
+                ("cell a 0.2".to_string(), w3),
+                ("cell b 0.1".to_string(), w1)
+            ]
+        );
+        for c in &claimed {
+            assert_eq!(
+                (c.lease.epoch, c.attempt, c.deadline, c.run_id),
+                (1, 1, now + LEASE, run)
+            );
+            let stored = job(&t.store, c.lease.job_id).await;
+            assert_eq!(stored.state, JobState::Leased);
+            assert_eq!(stored.lease_owner, Some(c.owner));
+            assert_eq!(stored.lease_deadline, Some(now + LEASE));
+            assert_eq!((stored.lease_epoch, stored.attempt), (1, 1));
+        }
+        let ids: BTreeSet<_> = claimed.iter().map(|c| c.lease.job_id).collect();
+        assert_eq!(ids.len(), 4);
+
+        let rest = claim(&t.store, now, &[w2, w3]).await;
+        assert_eq!(rest.len(), 1, "one job left for two workers");
+        assert_eq!(
+            (label(rest[0].kind, &rest[0].group_key, rest[0].ratio), rest[0].owner),
+            ("cell b 0.2".into(), w2)
+        );
+        assert!(claim(&t.store, now, &[w1, w2, w3]).await.is_empty());
+        assert!(claim(&t.store, now, &[]).await.is_empty());
+    }
+
+    /// Two claimers on separate connections race over the same queue for several rounds (each round the rescuer
+    /// returns every lease): within a round no job is handed out twice, and every job is handed out once.
+    pub async fn concurrent_claimers_never_share_a_job<S: JobStore>(t: Bundle<S>) {
+        const JOBS: usize = 240;
+        const ROUNDS: i64 = 3;
+        let cells = grid(JOBS - 1);
+        create_run(&t, &as_refs(&cells), false, ROUNDS as u32 + 1).await;
+        let now = t.clock.now();
+        let a = register(&t.store, now, "a").await;
+        let b = register(&t.store, now, "b").await;
+        let instant = Backoff {
+            base: Duration::ZERO,
+            cap: Duration::ZERO,
+        };
+
+        for round in 1..=ROUNDS {
+            let now = t.clock.now();
+            let tasks = [(t.store.clone(), a), (t.peer.clone(), b)].map(|(store, worker)| {
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    for i in 0.. {
+                        let batch = vec![worker; i % 4 + 1];
+                        let claimed = claim(&store, now, &batch).await;
+                        if claimed.is_empty() {
+                            break;
+                        }
+                        tokio::task::yield_now().await;
+                        got.extend(claimed);
+                    }
+                    got
+                })
+            });
+            let [from_a, from_b] = tasks;
+            let (from_a, from_b) = (from_a.await.unwrap(), from_b.await.unwrap());
+            let ids_a: BTreeSet<_> = from_a.iter().map(|c| c.lease.job_id).collect();
+            let ids_b: BTreeSet<_> = from_b.iter().map(|c| c.lease.job_id).collect();
+            assert_eq!(ids_a.len(), from_a.len(), "round {round}: claimer a got a job twice");
+            assert_eq!(ids_b.len(), from_b.len(), "round {round}: claimer b got a job twice");
+            assert!(
+                ids_a.is_disjoint(&ids_b),
+                "round {round}: shared {:?}",
+                ids_a.intersection(&ids_b).next()
+            );
+            assert_eq!(ids_a.len() + ids_b.len(), JOBS, "round {round}: every job handed out");
+            assert!(
+                !from_a.is_empty() && !from_b.is_empty(),
+                "round {round}: both claimers got jobs"
+            );
+            for c in from_a.iter().chain(&from_b) {
+                assert_eq!((c.lease.epoch, c.attempt), (round, round as u32));
+            }
+
+            let later = t.clock.advance(LEASE);
+            let params = JobRescueExpiredParams {
+                now: later,
+                limit: JOBS as u32,
+                backoff: instant,
+            };
+            assert_eq!(t.store.job_rescue_expired(params).await.unwrap().len(), JOBS);
+        }
+    }
+}
+
+pub mod job_heartbeat {
+    use super::*;
+
+    /// A heartbeat under the current epoch moves the deadline to now + lease, so the rescuer leaves the job
+    /// alone, even once it has passed its deadline unrescued; another epoch or job id is told to stop.
+    pub async fn extends_a_current_lease<S: JobStore>(t: Bundle<S>) {
+        create_run(&t, &[], false, 3).await;
+        let w = register(&t.store, t.clock.now(), "w").await;
+        let claimed = claim_one(&t.store, t.clock.now(), w).await.unwrap();
+
+        let now = t.clock.advance(Duration::from_secs(20));
+        assert_eq!(
+            heartbeat(&t.store, now, claimed.lease).await,
+            HeartbeatOutcome::Extended { deadline: now + LEASE }
+        );
+        let now = t.clock.advance(Duration::from_secs(20));
+        assert!(
+            rescue(&t.store, now, 10).await.is_empty(),
+            "the extended lease has 10 s left"
+        );
+        assert_eq!(job_state(&t.store, claimed.lease.job_id).await, JobState::Leased);
+
+        let newer = Lease {
+            epoch: claimed.lease.epoch + 1,
+            ..claimed.lease
+        };
+        assert_eq!(heartbeat(&t.store, now, newer).await, HeartbeatOutcome::Lost);
+        let unknown = Lease {
+            job_id: JobId(claimed.lease.job_id.0 + 1000),
+            epoch: 1,
+        };
+        assert_eq!(heartbeat(&t.store, now, unknown).await, HeartbeatOutcome::NotFound);
+        assert_eq!(
+            job(&t.store, claimed.lease.job_id).await.lease_deadline,
+            Some(now - Duration::from_secs(20) + LEASE)
+        );
+
+        // Past the deadline but not yet rescued, the lease is still this worker's: nobody else can hold the job
+        // without a claim bumping the epoch, so the heartbeat still extends it.
+        let late = t.clock.advance(LEASE);
+        let extended = HeartbeatOutcome::Extended { deadline: late + LEASE };
+        assert_eq!(heartbeat(&t.store, late, claimed.lease).await, extended);
+        assert!(rescue(&t.store, late, 10).await.is_empty());
+    }
+
+    async fn job_state<S: JobStore>(store: &S, id: JobId) -> JobState {
+        job(store, id).await.state
+    }
+}
+
+pub mod job_rescue_expired {
+    use super::*;
+
+    /// A worker that stops heartbeating loses its job when the lease ends (not a microsecond before); the job
+    /// comes back after the backoff under the next attempt and epoch, and the old epoch's heartbeat, completion
+    /// and failure are refused.
+    pub async fn reclaims_after_the_lease_with_the_next_attempt<S: JobStore>(t: Bundle<S>) {
+        create_run(&t, &[], false, 3).await;
+        let start = t.clock.now();
+        let w1 = register(&t.store, start, "w1").await;
+        let w2 = register(&t.store, start, "w2").await;
+        let old = claim_one(&t.store, start, w1).await.unwrap();
+
+        let now = t.clock.advance(LEASE - Duration::from_micros(1));
+        assert!(
+            rescue(&t.store, now, 10).await.is_empty(),
+            "the lease has a microsecond left"
+        );
+        let now = t.clock.advance(Duration::from_micros(1));
+        let available_at = now + BACKOFF.delay(1);
+        assert_eq!(
+            rescue(&t.store, now, 10).await,
+            [(old.lease, 1, RescueOutcome::Requeued { available_at })]
+        );
+
+        let stored = job(&t.store, old.lease.job_id).await;
+        assert_eq!(
+            (stored.state, stored.attempt, stored.lease_epoch),
+            (JobState::Queued, 1, 1)
+        );
+        assert_eq!(
+            (stored.lease_owner, stored.lease_deadline, stored.available_at),
+            (None, None, available_at)
+        );
+        assert_eq!(
+            stored.last_error.as_deref(),
+            Some(format!("lease expired (worker {w1}, attempt 1, epoch 1)").as_str())
+        );
+
+        assert_eq!(claim_one(&t.store, now, w2).await, None, "backing off");
+        let now = t.clock.set(available_at);
+        let new = claim_one(&t.store, now, w2)
+            .await
+            .expect("the job again after the backoff");
+        assert_eq!(
+            (new.lease.job_id, new.lease.epoch, new.attempt, new.owner),
+            (old.lease.job_id, 2, 2, w2)
+        );
+
+        assert_eq!(heartbeat(&t.store, now, old.lease).await, HeartbeatOutcome::Lost);
+        assert_eq!(
+            complete(&t.store, now, &[(old.lease, metrics(0.9))]).await,
+            [CompleteOutcome::Stale]
+        );
+        assert_eq!(fail(&t.store, now, old.lease, "late", true).await, FailOutcome::Stale);
+        let stored = job(&t.store, old.lease.job_id).await;
+        assert_eq!(
+            (stored.state, stored.lease_owner, stored.result),
+            (JobState::Leased, Some(w2), None)
+        );
+
+        assert_eq!(
+            complete(&t.store, now, &[(new.lease, metrics(0.1))]).await,
+            [CompleteOutcome::Accepted]
+        );
+        assert_eq!(job(&t.store, old.lease.job_id).await.result, Some(metrics(0.1)));
+    }
+
+    /// The expiry of the run's last attempt fails the job with the expiry as its error; a sweep takes at most
+    /// `limit` leases, oldest deadline first.
+    pub async fn fails_the_last_attempt_and_respects_the_limit<S: JobStore>(t: Bundle<S>) {
+        let run = create_run(&t, &[("a", 0.1), ("a", 0.2)], false, 2).await;
+        let w = register(&t.store, t.clock.now(), "w").await;
+
+        // Three leases, 1 s apart: the sweep takes them oldest first, two at a time.
+        let mut leases = Vec::new();
+        for _ in 0..3 {
+            leases.push(claim_one(&t.store, t.clock.now(), w).await.unwrap().lease);
+            t.clock.advance(Duration::from_secs(1));
+        }
+        let now = t.clock.advance(LEASE);
+        let first: Vec<_> = rescue(&t.store, now, 2).await.into_iter().map(|(l, ..)| l).collect();
+        assert_eq!(first, leases[..2]);
+        let second: Vec<_> = rescue(&t.store, now, 2).await.into_iter().map(|(l, ..)| l).collect();
+        assert_eq!(second, leases[2..]);
+
+        // Attempt 2 of 2 expires: the job fails.
+        let now = t.clock.advance(BACKOFF.cap);
+        let lease = claim_one(&t.store, now, w).await.unwrap().lease;
+        assert_eq!(
+            lease,
+            Lease {
+                job_id: leases[0].job_id,
+                epoch: 2
+            }
+        );
+        let now = t.clock.advance(LEASE);
+        assert_eq!(rescue(&t.store, now, 10).await, [(lease, 2, RescueOutcome::Failed)]);
+        let stored = job(&t.store, lease.job_id).await;
+        assert_eq!(
+            (stored.state, stored.attempt, stored.finished_at),
+            (JobState::Failed, 2, Some(now))
+        );
+        assert_eq!(
+            stored.last_error.as_deref(),
+            Some(format!("lease expired (worker {w}, attempt 2, epoch 2)").as_str())
+        );
+        assert_eq!(
+            complete(&t.store, now, &[(lease, metrics(0.1))]).await,
+            [CompleteOutcome::Stale]
+        );
+        let states: Vec<_> = t
+            .store
+            .job_list_by_run(run)
+            .await
+            .unwrap()
+            .iter()
+            .map(|j| j.state)
+            .collect();
+        assert_eq!(states, [JobState::Failed, JobState::Queued, JobState::Queued]);
+    }
+}
+
+pub mod job_complete {
+    use super::*;
+
+    /// An old epoch's completion is refused; the current epoch's is accepted once, and repeating it (as after a
+    /// lost reply) answers already-accepted and keeps the first result and finish time.
+    pub async fn stale_epoch_refused_and_repeat_is_a_no_op<S: JobStore>(t: Bundle<S>) {
+        create_run(&t, &[], false, 3).await;
+        let w = register(&t.store, t.clock.now(), "w").await;
+        let old = claim_one(&t.store, t.clock.now(), w).await.unwrap().lease;
+        t.clock.advance(LEASE);
+        assert_eq!(rescue(&t.store, t.clock.now(), 10).await.len(), 1);
+        let now = t.clock.advance(BACKOFF.delay(1));
+        let current = claim_one(&t.store, now, w).await.unwrap().lease;
+        assert_eq!(current.epoch, old.epoch + 1);
+
+        assert_eq!(
+            complete(&t.store, now, &[(old, metrics(0.5))]).await,
+            [CompleteOutcome::Stale]
+        );
+        assert_eq!(job(&t.store, current.job_id).await.state, JobState::Leased);
+
+        assert_eq!(
+            complete(&t.store, now, &[(current, metrics(0.1))]).await,
+            [CompleteOutcome::Accepted]
+        );
+        let accepted = job(&t.store, current.job_id).await;
+        assert_eq!(
+            (accepted.state, accepted.result.clone()),
+            (JobState::Done, Some(metrics(0.1)))
+        );
+        assert_eq!(
+            (accepted.finished_at, accepted.lease_owner, accepted.lease_deadline),
+            (Some(now), None, None)
+        );
+
+        let later = t.clock.advance(Duration::from_secs(5));
+        assert_eq!(
+            complete(&t.store, later, &[(current, metrics(0.7))]).await,
+            [CompleteOutcome::AlreadyAccepted]
+        );
+        assert_eq!(
+            job(&t.store, current.job_id).await,
+            accepted,
+            "the repeat changed nothing"
+        );
+        assert_eq!(
+            complete(&t.store, later, &[(old, metrics(0.5))]).await,
+            [CompleteOutcome::Stale]
+        );
+        assert_eq!(
+            heartbeat(&t.store, later, current).await,
+            HeartbeatOutcome::Lost,
+            "done: stop"
+        );
+        assert_eq!(fail(&t.store, later, current, "late", true).await, FailOutcome::Stale);
+        assert_eq!(job(&t.store, current.job_id).await, accepted);
+    }
+
+    /// One batch, every outcome: accepted, accepted-then-repeated in the same batch, done before, stale epoch,
+    /// wrong epoch before the right one, cancelled, unknown id; each answered in order and applied alone.
+    pub async fn batch_mixed_outcomes<S: JobStore>(t: Bundle<S>) {
+        let now = t.clock.now();
+        create_run(&t, &[("a", 0.1), ("a", 0.2), ("a", 0.3)], false, 3).await;
+        let doomed_run = create_run(&t, &[], false, 3).await;
+        let w = register(&t.store, now, "w").await;
+        let c = claim(&t.store, now, &[w, w, w, w, w]).await;
+        let [done_before, fresh, stale_target, two_epochs, doomed] = [0, 1, 2, 3, 4].map(|i| c[i].lease);
+        assert_eq!(c[4].run_id, doomed_run);
+        assert_eq!(
+            complete(&t.store, now, &[(done_before, metrics(0.0))]).await,
+            [CompleteOutcome::Accepted]
+        );
+        assert!(matches!(
+            t.store
+                .run_cancel(RunCancelParams {
+                    now,
+                    run_id: doomed_run
+                })
+                .await
+                .unwrap(),
+            RunCancelOutcome::Cancelled { queued: 0, leased: 1 }
+        ));
+
+        let later = t.clock.advance(Duration::from_secs(1));
+        let stale = Lease {
+            epoch: stale_target.epoch + 7,
+            ..stale_target
+        };
+        let wrong = Lease {
+            epoch: two_epochs.epoch - 1,
+            ..two_epochs
+        };
+        let unknown = Lease {
+            job_id: JobId(doomed.job_id.0 + 1000),
+            epoch: 1,
+        };
+        let batch = [
+            (fresh, metrics(0.1)),
+            (done_before, metrics(0.9)),
+            (stale, metrics(0.9)),
+            (fresh, metrics(0.8)),
+            (wrong, metrics(0.9)),
+            (two_epochs, metrics(0.3)),
+            (doomed, metrics(0.9)),
+            (unknown, metrics(0.9)),
+        ];
+        assert_eq!(
+            complete(&t.store, later, &batch).await,
+            [
+                CompleteOutcome::Accepted,
+                CompleteOutcome::AlreadyAccepted,
+                CompleteOutcome::Stale,
+                CompleteOutcome::AlreadyAccepted,
+                CompleteOutcome::Stale,
+                CompleteOutcome::Accepted,
+                CompleteOutcome::Cancelled,
+                CompleteOutcome::NotFound,
+            ]
+        );
+        let result = |j: Job| (j.state, j.result, j.finished_at);
+        assert_eq!(
+            result(job(&t.store, fresh.job_id).await),
+            (JobState::Done, Some(metrics(0.1)), Some(later))
+        );
+        assert_eq!(
+            result(job(&t.store, done_before.job_id).await),
+            (JobState::Done, Some(metrics(0.0)), Some(now))
+        );
+        assert_eq!(
+            result(job(&t.store, stale_target.job_id).await),
+            (JobState::Leased, None, None)
+        );
+        assert_eq!(
+            result(job(&t.store, two_epochs.job_id).await),
+            (JobState::Done, Some(metrics(0.3)), Some(later))
+        );
+        assert_eq!(
+            result(job(&t.store, doomed.job_id).await),
+            (JobState::Cancelled, None, Some(now))
+        );
+        assert!(complete(&t.store, later, &[]).await.is_empty());
+    }
+
+    /// Two callers on separate connections complete the same leases at once, in opposite orders and different
+    /// batch sizes (a retry racing the original): each job accepts exactly one, whose result is stored, and the
+    /// other hears already-accepted.
+    pub async fn concurrent_repeats_accept_exactly_once<S: JobStore>(t: Bundle<S>) {
+        const JOBS: usize = 120;
+        let cells = grid(JOBS - 1);
+        create_run(&t, &as_refs(&cells), false, 3).await;
+        let now = t.clock.now();
+        let w = register(&t.store, now, "w").await;
+        let leases: Vec<Lease> = claim(&t.store, now, &vec![w; JOBS])
+            .await
+            .iter()
+            .map(|c| c.lease)
+            .collect();
+        assert_eq!(leases.len(), JOBS);
+
+        let spawn = |store: S, leases: Vec<Lease>, batch: usize, tag: &'static str| {
+            tokio::spawn(async move {
+                let mut outcomes = BTreeMap::new();
+                for chunk in leases.chunks(batch) {
+                    let items: Vec<_> = chunk.iter().map(|l| (*l, json!({ "by": tag }))).collect();
+                    for (lease, outcome) in chunk.iter().zip(complete(&store, now, &items).await) {
+                        outcomes.insert(lease.job_id, outcome);
+                    }
+                    tokio::task::yield_now().await;
+                }
+                outcomes
+            })
+        };
+        let reversed: Vec<_> = leases.iter().rev().copied().collect();
+        let a = spawn(t.store.clone(), leases.clone(), 7, "a");
+        let b = spawn(t.peer.clone(), reversed, 5, "b");
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+
+        let tag_of = ["a", "b"];
+        let mut won = [0, 0];
+        for lease in &leases {
+            let stored = job(&t.store, lease.job_id).await;
+            let winner = match (a[&lease.job_id], b[&lease.job_id]) {
+                (CompleteOutcome::Accepted, CompleteOutcome::AlreadyAccepted) => 0,
+                (CompleteOutcome::AlreadyAccepted, CompleteOutcome::Accepted) => 1,
+                other => panic!("job {}: {other:?}", lease.job_id),
+            };
+            won[winner] += 1;
+            assert_eq!(
+                stored.result,
+                Some(json!({ "by": tag_of[winner] })),
+                "job {}",
+                lease.job_id
+            );
+        }
+        assert_eq!(won[0] + won[1], JOBS);
+    }
+}
+
+pub mod job_fail {
+    use super::*;
+
+    /// Each retryable failure queues the job again after min(base * 2^(attempt - 1), cap); the run's last
+    /// attempt fails it for good, keeping the attempt count and its error; a repeated failure changes nothing.
+    pub async fn retries_with_backoff_then_fails_with_the_last_error<S: JobStore>(t: Bundle<S>) {
+        create_run(&t, &[], false, 3).await;
+        let w = register(&t.store, t.clock.now(), "w").await;
+
+        let first = claim_one(&t.store, t.clock.now(), w).await.unwrap().lease;
+        let now = t.clock.advance(Duration::from_secs(2));
+        let retry_at = now + Duration::from_secs(10);
+        let outcome = fail(&t.store, now, first, "CUDA out of memory", true).await;
+        assert_eq!(
+            outcome,
+            FailOutcome::Retrying {
+                attempt: 1,
+                available_at: retry_at
+            }
+        );
+        let stored = job(&t.store, first.job_id).await;
+        assert_eq!(
+            (stored.state, stored.attempt, stored.available_at),
+            (JobState::Queued, 1, retry_at)
+        );
+        assert_eq!(
+            (stored.last_error.as_deref(), stored.lease_owner, stored.finished_at),
+            (Some("CUDA out of memory"), None, None)
+        );
+        assert_eq!(
+            fail(&t.store, now, first, "CUDA out of memory", true).await,
+            FailOutcome::Stale,
+            "repeated"
+        );
+
+        let now = t.clock.set(retry_at - Duration::from_micros(1));
+        assert_eq!(claim_one(&t.store, now, w).await, None, "backing off");
+        let now = t.clock.set(retry_at);
+        let second = claim_one(&t.store, now, w).await.unwrap();
+        assert_eq!((second.lease.epoch, second.attempt), (2, 2));
+        // 10 s * 2 = 20 s, capped at 15 s.
+        let retry_at = now + Duration::from_secs(15);
+        let outcome = fail(&t.store, now, second.lease, "worker restarted", true).await;
+        assert_eq!(
+            outcome,
+            FailOutcome::Retrying {
+                attempt: 2,
+                available_at: retry_at
+            }
+        );
+
+        let now = t.clock.set(retry_at);
+        let third = claim_one(&t.store, now, w).await.unwrap();
+        assert_eq!((third.lease.epoch, third.attempt), (3, 3));
+        let now = t.clock.advance(Duration::from_secs(1));
+        assert_eq!(
+            fail(&t.store, now, third.lease, "dataset checksum mismatch", true).await,
+            FailOutcome::Failed { attempt: 3 }
+        );
+        let failed = job(&t.store, third.lease.job_id).await;
+        assert_eq!(
+            (failed.state, failed.attempt, failed.lease_epoch),
+            (JobState::Failed, 3, 3)
+        );
+        assert_eq!(
+            (failed.last_error.as_deref(), failed.finished_at),
+            (Some("dataset checksum mismatch"), Some(now))
+        );
+        assert_eq!(
+            (failed.lease_owner, failed.lease_deadline, failed.result.clone()),
+            (None, None, None)
+        );
+
+        let later = t.clock.advance(Duration::from_secs(3600));
+        assert_eq!(claim_one(&t.store, later, w).await, None);
+        assert_eq!(
+            fail(&t.store, later, third.lease, "again", true).await,
+            FailOutcome::Stale
+        );
+        assert_eq!(
+            complete(&t.store, later, &[(third.lease, metrics(0.1))]).await,
+            [CompleteOutcome::Stale]
+        );
+        assert_eq!(job(&t.store, third.lease.job_id).await, failed);
+        let unknown = Lease {
+            job_id: JobId(third.lease.job_id.0 + 1000),
+            epoch: 1,
+        };
+        assert_eq!(fail(&t.store, later, unknown, "?", true).await, FailOutcome::NotFound);
+    }
+
+    /// A failure that will not go away on retry fails the job at its first attempt.
+    pub async fn not_retryable_fails_at_once<S: JobStore>(t: Bundle<S>) {
+        create_run(&t, &[], false, 3).await;
+        let now = t.clock.now();
+        let w = register(&t.store, now, "w").await;
+        let lease = claim_one(&t.store, now, w).await.unwrap().lease;
+        let error = "node 'p2o.LSTM.0' (LSTM): unsupported op";
+        assert_eq!(
+            fail(&t.store, now, lease, error, false).await,
+            FailOutcome::Failed { attempt: 1 }
+        );
+        let stored = job(&t.store, lease.job_id).await;
+        assert_eq!(
+            (stored.state, stored.attempt, stored.last_error.as_deref()),
+            (JobState::Failed, 1, Some(error))
+        );
+    }
+}
+
+pub mod run_cancel {
+    use super::*;
+
+    /// Cancelling stops dispatch at once: queued and leased jobs become cancelled, done ones keep their result;
+    /// the leased job's worker hears "cancelled" and its late completion or failure is refused and dropped.
+    /// Another run is untouched; cancelling again or an unknown run changes nothing.
+    pub async fn stops_dispatch_and_refuses_the_leased_result<S: JobStore>(t: Bundle<S>) {
+        let run = create_run(&t, &[("a", 0.1), ("a", 0.2), ("b", 0.1)], true, 3).await;
+        let other = create_run(&t, &[("a", 0.1)], false, 3).await;
+        let now = t.clock.now();
+        let w = register(&t.store, now, "w").await;
+        let claimed = claim(&t.store, now, &[w, w]).await;
+        let (baseline, leased) = (claimed[0].lease, claimed[1].lease);
+        assert_eq!(
+            complete(&t.store, now, &[(baseline, metrics(0.0))]).await,
+            [CompleteOutcome::Accepted]
+        );
+
+        let now = t.clock.advance(Duration::from_secs(1));
+        let outcome = t.store.run_cancel(RunCancelParams { now, run_id: run }).await.unwrap();
+        assert_eq!(
+            outcome,
+            RunCancelOutcome::Cancelled { queued: 3, leased: 1 },
+            "two cells and the export queued"
+        );
+        let stored = t.store.run_get(run).await.unwrap().unwrap();
+        assert_eq!((stored.state, stored.finished_at), (RunState::Cancelled, Some(now)));
+        let jobs = t.store.job_list_by_run(run).await.unwrap();
+        let states: Vec<_> = jobs.iter().map(|j| (j.kind, j.state)).collect();
+        assert_eq!(
+            states,
+            [
+                (JobKind::Baseline, JobState::Done),
+                (JobKind::Cell, JobState::Cancelled),
+                (JobKind::Cell, JobState::Cancelled),
+                (JobKind::Cell, JobState::Cancelled),
+                (JobKind::Export, JobState::Cancelled)
+            ]
+        );
+        assert_eq!(jobs[0].result, Some(metrics(0.0)));
+        assert!(
+            jobs[1..]
+                .iter()
+                .all(|j| j.finished_at == Some(now) && j.lease_owner.is_none() && j.result.is_none())
+        );
+
+        let later = t.clock.advance(Duration::from_secs(1));
+        let next = claim(&t.store, later, &[w, w, w]).await;
+        let runs: Vec<_> = next.iter().map(|c| c.run_id).collect();
+        assert_eq!(runs, [other, other], "only the other run's baseline and cell");
+
+        assert_eq!(heartbeat(&t.store, later, leased).await, HeartbeatOutcome::Cancelled);
+        assert_eq!(
+            complete(&t.store, later, &[(leased, metrics(0.2))]).await,
+            [CompleteOutcome::Cancelled]
+        );
+        assert_eq!(
+            fail(&t.store, later, leased, "stopped", true).await,
+            FailOutcome::Cancelled
+        );
+        let refused = job(&t.store, leased.job_id).await;
+        assert_eq!(
+            (refused.state, refused.result, refused.last_error),
+            (JobState::Cancelled, None, None)
+        );
+        let stale = Lease {
+            epoch: leased.epoch + 1,
+            ..leased
+        };
+        assert_eq!(heartbeat(&t.store, later, stale).await, HeartbeatOutcome::Lost);
+
+        let far = t.clock.advance(LEASE * 10);
+        let rescued: Vec<_> = rescue(&t.store, far, 10).await.into_iter().map(|(l, ..)| l).collect();
+        assert_eq!(
+            rescued,
+            next.iter().map(|c| c.lease).collect::<Vec<_>>(),
+            "only the other run's leases"
+        );
+
+        let again = t
+            .store
+            .run_cancel(RunCancelParams { now: far, run_id: run })
+            .await
+            .unwrap();
+        assert_eq!(again, RunCancelOutcome::AlreadyFinal(RunState::Cancelled));
+        assert_eq!(t.store.run_get(run).await.unwrap().unwrap().finished_at, Some(now));
+        let missing = RunId(other.0 + 1000);
+        assert_eq!(
+            t.store
+                .run_cancel(RunCancelParams {
+                    now: far,
+                    run_id: missing
+                })
+                .await
+                .unwrap(),
+            RunCancelOutcome::NotFound
+        );
+    }
+}
+
+pub mod run_create {
+    use super::*;
+
+    /// A run stores its fields and its grid exactly (float8 ratios: 0.1 reads back as 0.1), all queued at
+    /// `now`; bad parameters and unknown artifacts are refused, naming the field.
+    pub async fn stores_the_run_and_its_grid<S: JobStore>(t: Bundle<S>) {
+        let now = t.clock.now();
+        let cells = [
+            ("conv2d_3.w_0", 0.1),
+            ("conv2d_3.w_0", 1.0 / 3.0),
+            ("conv2d_0.w_0", 0.7),
+        ];
+        let run = create_run(&t, &cells, true, 4).await;
+
+        let stored = t.store.run_get(run).await.unwrap().unwrap();
+        let expected = run_params(now, &cells, true, 4);
+        assert_eq!(stored.id, run);
+        assert_eq!(
+            (stored.state, stored.created_at, stored.finished_at),
+            (RunState::Running, now, None)
+        );
+        assert_eq!(
+            (
+                &stored.config_yaml,
+                &stored.model_digest,
+                &stored.dataset_digest,
+                &stored.criterion,
+                stored.max_attempts
+            ),
+            (
+                &expected.config_yaml,
+                &expected.model_digest,
+                &expected.dataset_digest,
+                &expected.criterion,
+                4
+            )
+        );
+
+        let jobs = t.store.job_list_by_run(run).await.unwrap();
+        let grid: Vec<_> = jobs.iter().map(|j| (j.kind, j.group_key.as_deref(), j.ratio)).collect();
+        assert_eq!(
+            grid,
+            [
+                (JobKind::Baseline, None, None),
+                (JobKind::Cell, Some("conv2d_3.w_0"), Some(0.1)),
+                (JobKind::Cell, Some("conv2d_3.w_0"), Some(1.0 / 3.0)),
+                (JobKind::Cell, Some("conv2d_0.w_0"), Some(0.7)),
+                (JobKind::Export, None, None),
+            ]
+        );
+        for j in &jobs {
+            assert_eq!(
+                (j.run_id, j.state, j.attempt, j.lease_epoch),
+                (run, JobState::Queued, 0, 0)
+            );
+            assert_eq!((j.available_at, j.created_at, j.finished_at), (now, now, None));
+            assert_eq!(
+                (j.lease_owner, j.lease_deadline, &j.result, &j.last_error),
+                (None, None, &None, &None)
+            );
+        }
+        assert_eq!(t.store.run_get(RunId(run.0 + 1000)).await.unwrap(), None);
+        assert!(t.store.job_list_by_run(RunId(run.0 + 1000)).await.unwrap().is_empty());
+
+        let mut unknown = run_params(now, &cells, false, 3);
+        unknown.dataset_digest = "3".repeat(64);
+        match t.store.run_create(unknown).await {
+            Err(StoreError::ArtifactNotFound { field, digest, .. }) => {
+                assert_eq!((field, digest), ("dataset_digest", "3".repeat(64)))
+            }
+            other => panic!("expected ArtifactNotFound, got {other:?}"),
+        }
+        match t.store.run_create(run_params(now, &[("a", 0.0)], false, 3)).await {
+            Err(StoreError::InvalidInput { field, .. }) => assert_eq!(field, "cells[0].ratio"),
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
+        // Nothing half-made: claims see only the first run's jobs.
+        let w = register(&t.store, now, "w").await;
+        let all = claim(&t.store, now, &[w; 10]).await;
+        assert!(all.iter().all(|c| c.run_id == run));
+        assert_eq!(all.len(), 4, "baseline and cells; the export waits");
+    }
+}
+
+pub mod worker_register {
+    use super::*;
+
+    /// Each registration gets its own id and reads back as written.
+    pub async fn gives_each_worker_an_id<S: JobStore>(t: Bundle<S>) {
+        let now = t.clock.now();
+        let a = t
+            .store
+            .worker_register(WorkerRegisterParams {
+                now,
+                name: "node-1".into(),
+                device: "cuda:0".into(),
+            })
+            .await
+            .unwrap();
+        let b = t
+            .store
+            .worker_register(WorkerRegisterParams {
+                now,
+                name: "node-1".into(),
+                device: "cuda:1".into(),
+            })
+            .await
+            .unwrap();
+        assert_ne!(a.id, b.id);
+        assert_eq!(
+            (a.name.as_str(), a.device.as_str(), a.registered_at, a.last_seen_at),
+            ("node-1", "cuda:0", now, now)
+        );
+        assert_eq!(t.store.worker_get(b.id).await.unwrap(), Some(b.clone()));
+        assert_eq!(t.store.worker_get(WorkerId(b.id.0 + 1000)).await.unwrap(), None);
+    }
+}
+
+pub mod artifact_put {
+    use super::*;
+
+    /// Storing the same artifact twice is a no-op; the same digest with another size is refused; a digest that
+    /// is not a sha256 is refused.
+    pub async fn is_idempotent_and_refuses_conflicts<S: JobStore>(t: Bundle<S>) {
+        let now = t.clock.now();
+        let params = |digest: &str, size_bytes| ArtifactPutParams {
+            now,
+            digest: digest.into(),
+            size_bytes,
+            media_type: "application/onnx".into(),
+        };
+        assert_eq!(
+            t.store.artifact_put(params(MODEL, 42)).await.unwrap(),
+            ArtifactPutOutcome::Created
+        );
+        let later = ArtifactPutParams {
+            now: t.clock.advance(Duration::from_secs(1)),
+            ..params(MODEL, 42)
+        };
+        assert_eq!(
+            t.store.artifact_put(later).await.unwrap(),
+            ArtifactPutOutcome::AlreadyStored
+        );
+        let stored = t.store.artifact_get(MODEL).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.size_bytes, stored.media_type.as_str(), stored.created_at),
+            (42, "application/onnx", now)
+        );
+
+        match t.store.artifact_put(params(MODEL, 43)).await {
+            Err(StoreError::ArtifactConflict { stored_size, size, .. }) => assert_eq!((stored_size, size), (42, 43)),
+            other => panic!("expected ArtifactConflict, got {other:?}"),
+        }
+        match t
+            .store
+            .artifact_put(params(&MODEL.to_uppercase().replace('1', "A"), 1))
+            .await
+        {
+            Err(StoreError::InvalidInput { field, .. }) => assert_eq!(field, "digest"),
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
+        assert_eq!(t.store.artifact_get(DATASET).await.unwrap(), None);
+    }
+}
+
+/// Runs each listed case against Postgres: its own database (`#[sqlx::test]`, migrated), two single-connection
+/// pools onto it (the store and its peer), and a manual clock.
+macro_rules! pg_conformance {
+    ($($group:ident { $($case:ident),* $(,)? })*) => {
+        mod pg {
+            $(
+                mod $group {
+                    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+                    $(
+                        #[sqlx::test(migrator = "sensgrid_coordinator::MIGRATOR")]
+                        async fn $case(pool: PgPoolOptions, connect: PgConnectOptions) {
+                            super::super::run_pg(pool, connect, super::super::$group::$case).await;
+                        }
+                    )*
+                }
+            )*
+        }
+    };
+}
+
+async fn run_pg<F, Fut>(pool: PgPoolOptions, connect: PgConnectOptions, case: F)
+where
+    F: FnOnce(Bundle<PgStore>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let store = pool
+        .clone()
+        .max_connections(1)
+        .connect_with(connect.clone())
+        .await
+        .expect("connecting the store");
+    let peer = pool
+        .max_connections(1)
+        .connect_with(connect)
+        .await
+        .expect("connecting the peer");
+    let clock = ManualClock::new(start_time());
+    case(Bundle {
+        store: PgStore::new(store.clone()),
+        peer: PgStore::new(peer.clone()),
+        clock,
+    })
+    .await;
+    store.close().await;
+    peer.close().await;
+}
+
+pg_conformance! {
+    artifact_put { is_idempotent_and_refuses_conflicts }
+    job_claim {
+        batch_leases_one_job_per_worker,
+        concurrent_claimers_never_share_a_job,
+        dispatch_order_baseline_cells_export,
+    }
+    job_complete {
+        batch_mixed_outcomes,
+        concurrent_repeats_accept_exactly_once,
+        stale_epoch_refused_and_repeat_is_a_no_op,
+    }
+    job_fail {
+        not_retryable_fails_at_once,
+        retries_with_backoff_then_fails_with_the_last_error,
+    }
+    job_heartbeat { extends_a_current_lease }
+    job_rescue_expired {
+        fails_the_last_attempt_and_respects_the_limit,
+        reclaims_after_the_lease_with_the_next_attempt,
+    }
+    run_cancel { stops_dispatch_and_refuses_the_leased_result }
+    run_create { stores_the_run_and_its_grid }
+    worker_register { gives_each_worker_an_id }
+}
