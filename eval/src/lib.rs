@@ -9,6 +9,11 @@
 //! - [`cls`]: text-direction targets, post-processing and accuracy.
 //! - [`metric_dict`]: any of the metrics under PaddleOCR's names.
 //! - [`substitute`]: which line PaddleOCR evaluates in place of one whose transforms fail.
+//! - [`image`], [`resize`]: decoding PNG and JPEG as `cv2.imdecode` does, and `cv2.resize` (bilinear, uint8)
+//!   bit for bit.
+//! - [`transforms`]: the eval transforms of a config, from image bytes and label to model input and target.
+//! - [`dataset`], [`batch`]: PaddleOCR's `SimpleDataSet` eval sets, and batches of same-shape samples.
+//! - [`synth`]: synthetic det, rec and cls datasets in PaddleOCR's layout, rendered deterministically.
 
 pub mod config;
 
@@ -16,8 +21,14 @@ pub use config::{Config, ConfigError};
 
 pub mod det;
 
+pub mod batch;
 pub mod cls;
+pub mod dataset;
+pub mod image;
 pub mod metric_dict;
 mod numeric;
 pub mod rec;
+pub mod resize;
 pub mod substitute;
+pub mod synth;
+pub mod transforms;

@@ -1,15 +1,15 @@
 """Reference DB post-processing for eval/src/det/postprocess.rs, on synthetic probability maps.
 
-DBPostProcess is re-implemented here from PaddleOCR's rules (ppocr/postprocess/db_postprocess.py) with the
-same libraries it uses: numpy for the arithmetic, cv2 for contours, rectangles, fills and means, pyclipper
-for unclip and shapely for its distance. Each map is stored as little-endian uint16 (`q`) and read as
+DBPostProcess is re-implemented from PaddleOCR's rules (ppocr/postprocess/db_postprocess.py) in paddle_rules.py
+with the same libraries it uses: numpy for the arithmetic, cv2 for contours, rectangles, fills and means,
+pyclipper for unclip and shapely for its distance. Each map is stored as little-endian uint16 (`q`) and read as
 `float32(q) / float32(65535)` on both sides; eval/tests/fixtures/db/cases.json lists, per map, several option
 sets with the boxes and scores they give.
 
-Needs (a scratch venv for now): numpy==2.4.6 opencv-python-headless==4.10.0.84 pyclipper==1.3.0.post6
-shapely==2.2.0. Deterministic: one seeded generator.
+Runs in the oracle venv (numpy, opencv-python-headless, pyclipper and shapely are pinned in
+scripts/oracle-requirements.txt). Deterministic: one seeded generator.
 
-    python scripts/oracle/db_postprocess_cases.py [out_dir]
+    .oracle/bin/python scripts/oracle/db_postprocess_cases.py [out_dir]
 """
 
 import json
@@ -18,119 +18,12 @@ import sys
 
 import cv2
 import numpy as np
-import pyclipper
-from shapely.geometry import Polygon
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from paddle_rules import db_postprocess  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 OUT = os.path.join(REPO, "eval", "tests", "fixtures", "db")
-MIN_SIZE = 3
-
-
-def mini_box(points):
-    """The minimum-area rectangle's corners (left pair, then right pair, each top first) and short side."""
-    rect = cv2.minAreaRect(points)
-    corners = sorted(list(cv2.boxPoints(rect)), key=lambda p: p[0])
-    a, d = (0, 1) if corners[1][1] > corners[0][1] else (1, 0)
-    b, c = (2, 3) if corners[3][1] > corners[2][1] else (3, 2)
-    return [corners[a], corners[b], corners[c], corners[d]], min(rect[1])
-
-
-def mean_inside(pred, pts, xmin, xmax, ymin, ymax):
-    mask = np.zeros((ymax - ymin + 1, xmax - xmin + 1), dtype=np.uint8)
-    cv2.fillPoly(mask, pts.reshape(1, -1, 2).astype(np.int32), 1)
-    return cv2.mean(pred[ymin:ymax + 1, xmin:xmax + 1], mask)[0]
-
-
-def score_fast(pred, box):
-    h, w = pred.shape
-    box = box.copy()
-    xmin = np.clip(np.floor(box[:, 0].min()).astype(np.int32), 0, w - 1)
-    xmax = np.clip(np.ceil(box[:, 0].max()).astype(np.int32), 0, w - 1)
-    ymin = np.clip(np.floor(box[:, 1].min()).astype(np.int32), 0, h - 1)
-    ymax = np.clip(np.ceil(box[:, 1].max()).astype(np.int32), 0, h - 1)
-    box[:, 0] = box[:, 0] - xmin
-    box[:, 1] = box[:, 1] - ymin
-    return mean_inside(pred, box, xmin, xmax, ymin, ymax)
-
-
-def score_slow(pred, contour):
-    h, w = pred.shape
-    c = contour.copy().reshape(-1, 2)
-    xmin, xmax = np.clip(c[:, 0].min(), 0, w - 1), np.clip(c[:, 0].max(), 0, w - 1)
-    ymin, ymax = np.clip(c[:, 1].min(), 0, h - 1), np.clip(c[:, 1].max(), 0, h - 1)
-    c[:, 0] = c[:, 0] - xmin
-    c[:, 1] = c[:, 1] - ymin
-    return mean_inside(pred, c, xmin, xmax, ymin, ymax)
-
-
-def unclip(box, ratio):
-    poly = Polygon(box)
-    offset = pyclipper.PyclipperOffset()
-    offset.AddPath(box, pyclipper.JT_ROUND, pyclipper.ET_CLOSEDPOLYGON)
-    return offset.Execute(poly.area * ratio / poly.length)
-
-
-def quad_boxes(pred, bitmap, o, dest_w, dest_h):
-    height, width = bitmap.shape
-    contours, _ = cv2.findContours((bitmap * 255).astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
-    boxes, scores = [], []
-    for contour in contours[: o["max_candidates"]]:
-        points, sside = mini_box(contour)
-        if sside < MIN_SIZE:
-            continue
-        points = np.array(points)
-        score = score_fast(pred, points.reshape(-1, 2)) if o["score_mode"] == "fast" else score_slow(pred, contour)
-        if o["box_thresh"] > score:
-            continue
-        expanded = unclip(points, o["unclip_ratio"])
-        if len(expanded) != 1:  # several: PaddleOCR drops it; none: PaddleOCR would fail, we drop it
-            continue
-        box, sside = mini_box(np.array(expanded).reshape(-1, 1, 2))
-        if sside < MIN_SIZE + 2:
-            continue
-        box = np.array(box)
-        box[:, 0] = np.clip(np.round(box[:, 0] / width * dest_w), 0, dest_w)
-        box[:, 1] = np.clip(np.round(box[:, 1] / height * dest_h), 0, dest_h)
-        boxes.append(box.astype(np.int32).tolist())
-        scores.append(score)
-    return boxes, scores
-
-
-def poly_boxes(pred, bitmap, o, dest_w, dest_h):
-    height, width = bitmap.shape
-    contours, _ = cv2.findContours((bitmap * 255).astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
-    boxes, scores = [], []
-    for contour in contours[: o["max_candidates"]]:
-        approx = cv2.approxPolyDP(contour, 0.002 * cv2.arcLength(contour, True), True)
-        points = approx.reshape((-1, 2))
-        if points.shape[0] < 4:
-            continue
-        score = score_fast(pred, points)
-        if o["box_thresh"] > score:
-            continue
-        expanded = unclip(points, o["unclip_ratio"])
-        if len(expanded) != 1:
-            continue
-        box = np.array(expanded).reshape(-1, 2)
-        _, sside = mini_box(box.reshape((-1, 1, 2)))
-        if sside < MIN_SIZE + 2:
-            continue
-        box[:, 0] = np.clip(np.round(box[:, 0] / width * dest_w), 0, dest_w)
-        box[:, 1] = np.clip(np.round(box[:, 1] / height * dest_h), 0, dest_h)
-        boxes.append(box.tolist())
-        scores.append(score)
-    return boxes, scores
-
-
-def db_postprocess(pred, shape, o):
-    segmentation = pred > o["thresh"]
-    src_h, src_w = shape[0], shape[1]
-    if o["use_dilation"]:
-        mask = cv2.dilate(segmentation.astype(np.uint8), np.array([[1, 1], [1, 1]]))
-    else:
-        mask = segmentation
-    run = quad_boxes if o["box_type"] == "quad" else poly_boxes
-    return run(pred, mask, o, src_w, src_h)
 
 
 def synthetic_map(rng, h, w):

@@ -1,16 +1,16 @@
 """Reference detection metric for eval/src/det/metric.rs: PaddleOCR's DetectionIoUEvaluator on random images.
 
-The evaluator is re-implemented here from PaddleOCR's rules (ppocr/metrics/eval_det_iou.py) with shapely,
-as PaddleOCR computes it: invalid or non-simple polygons skipped, don't-care detections (> 0.5 of their
+The evaluator is re-implemented from PaddleOCR's rules (ppocr/metrics/eval_det_iou.py) in paddle_rules.py with
+shapely, as PaddleOCR computes it: invalid or non-simple polygons skipped, don't-care detections (> 0.5 of their
 area inside a don't-care ground truth), greedy one-to-one matching at IoU > 0.5 in ground-truth order, and
 combine_results over the set. Writes eval/tests/fixtures/det_metric_cases.json:
     {"images": [{"gt": [{"points", "ignore"}], "det": [points], "counts": {gt_care, det_care, det_matched}}],
      "metrics": {"precision", "recall", "hmean"}}
 
-Needs (a scratch venv for now): numpy==2.4.6 shapely==2.2.0 opencv-python-headless==4.10.0.84.
+Runs in the oracle venv (shapely and opencv-python-headless are pinned in scripts/oracle-requirements.txt).
 Deterministic (seeded).
 
-    python scripts/oracle/det_metric_cases.py [out.json]
+    .oracle/bin/python scripts/oracle/det_metric_cases.py [out.json]
 """
 
 import json
@@ -19,55 +19,12 @@ import sys
 
 import cv2
 import numpy as np
-from shapely.geometry import Polygon
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from paddle_rules import combine, evaluate_image  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 OUT = os.path.join(REPO, "eval", "tests", "fixtures", "det_metric_cases.json")
-IOU, AREA_PRECISION = 0.5, 0.5
-
-
-def valid(points):
-    p = Polygon(points)
-    return p.is_valid and p.is_simple
-
-
-def evaluate_image(gt, det):
-    gt_pols = [g for g in gt if valid(g["points"])]
-    dont_care = [i for i, g in enumerate(gt_pols) if g["ignore"]]
-    det_pols, det_dont_care = [], []
-    for d in det:
-        if not valid(d):
-            continue
-        det_pols.append(d)
-        for i in dont_care:
-            inter = Polygon(gt_pols[i]["points"]).intersection(Polygon(d)).area
-            det_area = Polygon(d).area
-            if (0 if det_area == 0 else inter / det_area) > AREA_PRECISION:
-                det_dont_care.append(len(det_pols) - 1)
-                break
-    matched = 0
-    if gt_pols and det_pols:
-        gt_taken, det_taken = [False] * len(gt_pols), [False] * len(det_pols)
-        for g, gp in enumerate(gt_pols):
-            for d, dp in enumerate(det_pols):
-                if gt_taken[g] or det_taken[d] or g in dont_care or d in det_dont_care:
-                    continue
-                a, b = Polygon(dp), Polygon(gp["points"])
-                if a.intersection(b).area / a.union(b).area > IOU:
-                    gt_taken[g] = det_taken[d] = True
-                    matched += 1
-    return {"gt_care": len(gt_pols) - len(dont_care), "det_care": len(det_pols) - len(det_dont_care),
-            "det_matched": matched}
-
-
-def combine(counts):
-    gt = sum(c["gt_care"] for c in counts)
-    det = sum(c["det_care"] for c in counts)
-    matched = sum(c["det_matched"] for c in counts)
-    recall = 0 if gt == 0 else matched / gt
-    precision = 0 if det == 0 else matched / det
-    hmean = 0 if recall + precision == 0 else 2 * recall * precision / (recall + precision)
-    return {"precision": precision, "recall": recall, "hmean": hmean}
 
 
 def quad(rng):

@@ -1,5 +1,9 @@
 //! The eval crate's integration tests, one module per area.
 
 mod config;
+mod dataset;
 mod det;
+mod image;
 mod rec;
+mod synth;
+mod transforms;

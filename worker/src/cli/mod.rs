@@ -4,6 +4,7 @@ mod bench;
 mod infer;
 mod inspect;
 mod prune;
+mod synth;
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +30,8 @@ pub enum Command {
     Bench(bench::Args),
     /// Removes the channels a plan prunes and writes the smaller model as ONNX, with the kept indices.
     Prune(prune::Args),
+    /// Renders a synthetic det, rec or cls eval set in PaddleOCR's layout, the same for the same seed.
+    Synth(synth::Args),
 }
 
 /// Runs one subcommand.
@@ -45,6 +48,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Infer(args) => infer::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Prune(args) => prune::run(&args),
+        Command::Synth(args) => synth::run(&args),
     }
 }
 

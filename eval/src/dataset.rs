@@ -1,0 +1,362 @@
+//! The eval set as PaddleOCR's `SimpleDataSet` (`ppocr/data/simple_dataset.py`) reads it in eval mode.
+//!
+//! - Every file of `label_file_list` is opened as given (relative to the working directory) and read as
+//!   bytes split after each `\n` (`readlines`); each line is decoded as UTF-8 and its trailing `\n`
+//!   stripped (a `\r` stays, as PaddleOCR leaves it). The line splits at `delimiter`: the first field is
+//!   the image path, joined to `data_dir` (`os.path.join`: an absolute path stands alone), the second the
+//!   label; further fields are ignored, as PaddleOCR ignores them.
+//! - `ratio_list`: a file whose ratio is below 1 contributes `round(lines * ratio)` of its lines (Python's
+//!   half-to-even `round`). PaddleOCR draws them with `random.sample` after `random.seed(None)` at eval,
+//!   so its choice changes from run to run and no seed reproduces it; sensgrid draws them with its own
+//!   seeded generator ([`OpenOptions::seed`]) and keeps them in file order, so the subset is the same on
+//!   every worker and every run.
+//! - `eval_samples` ([`OpenOptions::eval_samples`]) keeps the first N lines of the set (lines after them are
+//!   not read): the result is what PaddleOCR evaluates on a label file holding those lines.
+//! - A line whose label transform returns `None` (a det label without boxes; for rec labels the
+//!   dictionary decides, see [`Dataset::skip_where`]) is not dropped: PaddleOCR's `__getitem__` evaluates
+//!   the next usable line in its place, so the set keeps its length ([`crate::substitute`]).
+//! - Everything PaddleOCR would log and skip otherwise is an error here, naming the label file and line:
+//!   a line without the delimiter (or not UTF-8, or empty), a label the label transform raises on, a cls
+//!   label not in `label_list`, a missing image (all checked when the set is opened), an image that does
+//!   not decode (when it is read). Evaluating a model on a set that silently differs from the configured
+//!   one would make the sensitivity grid meaningless.
+//! - A file name that is a JSON list (PaddleOCR picks one of the images at random) is refused.
+
+use std::path::PathBuf;
+
+use crate::config::EvalDataset;
+use crate::substitute::substitute_failed;
+use crate::transforms::{Pipeline, Sample, Target, TransformError};
+
+/// How to open an eval set beyond its config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Keep only the first N lines (after `ratio_list`).
+    pub eval_samples: Option<usize>,
+    /// Seeds the choice of lines for a ratio below 1.
+    pub seed: u64,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            eval_samples: None,
+            seed: 0x5EED_F00D,
+        }
+    }
+}
+
+/// What is wrong with an eval set. Every message is one line naming the file, and the label file and line
+/// where there is one: `data/det/test.txt:17: image 'img_3.jpg' not found (data/det/img_3.jpg)`.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    /// The transform list does not check.
+    #[error(transparent)]
+    Transforms(TransformError),
+    // The cause is part of the message and not a `source`, as in `ConfigError`.
+    #[error("{path}: {reason}")]
+    Io { path: PathBuf, reason: std::io::Error },
+    /// A line that cannot be read as PaddleOCR reads it.
+    #[error("{file}:{line}: {message}")]
+    Line {
+        file: PathBuf,
+        line: usize,
+        message: String,
+    },
+    /// A line whose image file does not exist.
+    #[error("{file}:{line}: image '{name}' not found ({})", path.display())]
+    MissingImage {
+        file: PathBuf,
+        line: usize,
+        name: String,
+        path: PathBuf,
+    },
+    /// A line whose image cannot be read, does not decode or fails a transform.
+    #[error("{file}:{line}: {}: {reason}", path.display())]
+    Image {
+        file: PathBuf,
+        line: usize,
+        path: PathBuf,
+        reason: String,
+    },
+    /// No line is usable: PaddleOCR would search for one forever.
+    #[error("{files}: no usable line (every label is empty or rejected by the label transform)")]
+    NoUsableLine { files: String },
+}
+
+/// One line of a label file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    /// The label file, as configured.
+    pub label_file: PathBuf,
+    /// 1-based line number in the label file.
+    pub line: usize,
+    /// The image path as the line has it.
+    pub file_name: String,
+    /// `data_dir` joined with `file_name`.
+    pub image_path: PathBuf,
+    /// The label field as the line has it (a rec label's text, a det label's JSON).
+    pub label: String,
+    /// The label transform's result; `None` where PaddleOCR's transform returns `None`.
+    pub target: Option<Target>,
+}
+
+/// An opened eval set: its lines, checked, and the line evaluated at each position.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    pipeline: Pipeline,
+    entries: Vec<Entry>,
+    /// Lines rejected by [`Dataset::skip_where`].
+    rejected: Vec<bool>,
+    label_files: Vec<PathBuf>,
+    /// For each position, the entry evaluated there.
+    order: Vec<usize>,
+}
+
+impl Dataset {
+    /// Reads the label files, checks every line and image path, and checks the transforms.
+    ///
+    /// # Errors
+    /// [`DatasetError`] for transforms that do not check, an unreadable label file, a malformed line, a
+    /// missing image, or a set with no usable line.
+    pub fn open(config: &EvalDataset, options: &OpenOptions) -> Result<Dataset, DatasetError> {
+        let pipeline = Pipeline::new(&config.transforms).map_err(DatasetError::Transforms)?;
+        let mut entries = Vec::new();
+        for (index, file) in config.label_file_list.iter().enumerate() {
+            let bytes = std::fs::read(file).map_err(|reason| DatasetError::Io {
+                path: file.clone(),
+                reason,
+            })?;
+            let lines: Vec<&[u8]> = bytes.split_inclusive(|&b| b == b'\n').collect();
+            let ratio = config.ratio_list.get(index).copied().unwrap_or(1.0);
+            let chosen = if ratio < 1.0 {
+                let k = (lines.len() as f64 * ratio).round_ties_even() as usize;
+                sample_indices(lines.len(), k, options.seed ^ index as u64)
+            } else {
+                (0..lines.len()).collect()
+            };
+            let wanted = options.eval_samples.unwrap_or(usize::MAX);
+            for i in chosen.into_iter().take(wanted.saturating_sub(entries.len())) {
+                let line = i + 1;
+                let at = |message: String| DatasetError::Line {
+                    file: file.clone(),
+                    line,
+                    message,
+                };
+                let (file_name, label) = split_line(lines[i], &config.delimiter).map_err(at)?;
+                let target = pipeline.encode_label(&label).map_err(|e| at(e.to_string()))?;
+                entries.push(Entry {
+                    label_file: file.clone(),
+                    line,
+                    image_path: config.data_dir.join(&file_name),
+                    file_name,
+                    label,
+                    target,
+                });
+            }
+        }
+        for e in &entries {
+            if !e.image_path.is_file() {
+                return Err(DatasetError::MissingImage {
+                    file: e.label_file.clone(),
+                    line: e.line,
+                    name: e.file_name.clone(),
+                    path: e.image_path.clone(),
+                });
+            }
+        }
+        let mut dataset = Dataset {
+            pipeline,
+            rejected: vec![false; entries.len()],
+            entries,
+            label_files: config.label_file_list.clone(),
+            order: Vec::new(),
+        };
+        dataset.skip_where(|_| false)?;
+        Ok(dataset)
+    }
+
+    /// Marks the lines `reject` returns true for as PaddleOCR's label transform returning `None` on them
+    /// (for rec sets: empty, too long, or nothing in the dictionary), so that the next usable line is
+    /// evaluated in their place.
+    ///
+    /// # Errors
+    /// [`DatasetError::NoUsableLine`] when no line is left.
+    pub fn skip_where(&mut self, mut reject: impl FnMut(&Entry) -> bool) -> Result<(), DatasetError> {
+        let rejected: Vec<bool> = self
+            .rejected
+            .iter()
+            .zip(&self.entries)
+            .map(|(&r, e)| r || reject(e))
+            .collect();
+        let usable: Vec<bool> = self
+            .entries
+            .iter()
+            .zip(&rejected)
+            .map(|(e, &r)| e.target.is_some() && !r)
+            .collect();
+        self.order = match substitute_failed(&usable) {
+            Some(order) => order,
+            // An empty set evaluates nothing (PaddleOCR's loader yields no batch).
+            None if self.entries.is_empty() => Vec::new(),
+            None => {
+                let files: Vec<String> = self.label_files.iter().map(|f| f.display().to_string()).collect();
+                return Err(DatasetError::NoUsableLine {
+                    files: files.join(", "),
+                });
+            }
+        };
+        self.rejected = rejected;
+        Ok(())
+    }
+
+    /// The number of samples, which is the number of lines.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// Every line, in set order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The checked transforms.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// The entry evaluated at `index`: the line itself, or the usable line standing in for it.
+    ///
+    /// # Panics
+    /// When `index` is not below [`Dataset::len`].
+    pub fn entry_at(&self, index: usize) -> &Entry {
+        &self.entries[self.order[index]]
+    }
+
+    /// The sample at `index`: its image read, decoded and transformed.
+    ///
+    /// # Errors
+    /// [`DatasetError::Image`] naming the label line and the image when it cannot be read, does not decode
+    /// or fails a transform.
+    ///
+    /// # Panics
+    /// When `index` is not below [`Dataset::len`].
+    pub fn get(&self, index: usize) -> Result<Sample, DatasetError> {
+        let e = self.entry_at(index);
+        let fail = |reason: String| DatasetError::Image {
+            file: e.label_file.clone(),
+            line: e.line,
+            path: e.image_path.clone(),
+            reason,
+        };
+        let bytes = std::fs::read(&e.image_path).map_err(|err| fail(err.to_string()))?;
+        let processed = self.pipeline.process(&bytes).map_err(|err| fail(err.to_string()))?;
+        let target = e.target.clone().expect("the order only holds lines with a target");
+        Ok(Sample {
+            image: processed.image,
+            shape: processed.shape,
+            shape_list: processed.shape_list,
+            target,
+        })
+    }
+
+    /// Every sample in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Result<Sample, DatasetError>> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+}
+
+/// Splits one `readlines` line into the image path and the label, as `SimpleDataSet.__getitem__` does.
+fn split_line(raw: &[u8], delimiter: &str) -> Result<(String, String), String> {
+    let text = std::str::from_utf8(raw).map_err(|e| format!("not valid UTF-8 ({e})"))?;
+    let text = text.trim_matches('\n');
+    if text.is_empty() {
+        return Err("empty line (PaddleOCR would evaluate the next line in its place)".into());
+    }
+    let mut fields = text.split(delimiter);
+    let file_name = fields.next().unwrap_or_default();
+    let Some(label) = fields.next() else {
+        return Err(format!(
+            "no delimiter {delimiter:?} between the image path and the label in {text:?}"
+        ));
+    };
+    if file_name.starts_with('[') && serde_json::from_str::<serde_json::Value>(file_name).is_ok_and(|v| v.is_array()) {
+        return Err(format!(
+            "the image path {file_name:?} is a list, of which PaddleOCR picks one image at random; sensgrid \
+             needs one image per line"
+        ));
+    }
+    Ok((file_name.to_owned(), label.to_owned()))
+}
+
+/// `k` distinct indices below `n`, drawn with a seeded SplitMix64 (a partial Fisher-Yates shuffle), in
+/// increasing order.
+fn sample_indices(n: usize, k: usize, seed: u64) -> Vec<usize> {
+    let mut state = seed;
+    let mut next = || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut idx: Vec<usize> = (0..n).collect();
+    let k = k.min(n);
+    for i in 0..k {
+        // Lemire's multiply-shift: uniform enough below 2^32 choices, and deterministic.
+        let j = i + ((u128::from(next()) * (n - i) as u128) >> 64) as usize;
+        idx.swap(i, j);
+    }
+    let mut chosen = idx[..k].to_vec();
+    chosen.sort_unstable();
+    chosen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_split_like_paddleocr() {
+        assert_eq!(
+            split_line(b"a.jpg\thello\n", "\t"),
+            Ok(("a.jpg".into(), "hello".into()))
+        );
+        // A second delimiter ends the label; a \r stays.
+        assert_eq!(
+            split_line(b"a.jpg\thel\tlo\r\n", "\t"),
+            Ok(("a.jpg".into(), "hel".into()))
+        );
+        assert_eq!(split_line(b"a.jpg\thi\r\n", "\t"), Ok(("a.jpg".into(), "hi\r".into())));
+        assert_eq!(split_line(b"a.jpg  x", "  "), Ok(("a.jpg".into(), "x".into())));
+        assert_eq!(split_line(b"a.jpg\t", "\t"), Ok(("a.jpg".into(), "".into())));
+        assert_eq!(
+            split_line(b"a.jpg hello\n", "\t"),
+            Err(r#"no delimiter "\t" between the image path and the label in "a.jpg hello""#.into())
+        );
+        assert!(split_line(b"\n", "\t").unwrap_err().starts_with("empty line"));
+        assert!(split_line(b"\xff\tx", "\t").unwrap_err().starts_with("not valid UTF-8"));
+        assert!(
+            split_line(b"[\"a.jpg\", \"b.jpg\"]\tx", "\t")
+                .unwrap_err()
+                .contains("is a list")
+        );
+        // Not JSON: a plain name that starts with a bracket.
+        assert_eq!(split_line(b"[a.jpg\tx", "\t"), Ok(("[a.jpg".into(), "x".into())));
+    }
+
+    #[test]
+    fn sampled_indices_are_distinct_sorted_and_seeded() {
+        let a = sample_indices(100, 30, 7);
+        assert_eq!(a.len(), 30);
+        assert!(a.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(a, sample_indices(100, 30, 7));
+        assert_ne!(a, sample_indices(100, 30, 8));
+        assert_eq!(sample_indices(5, 5, 1), vec![0, 1, 2, 3, 4]);
+        assert_eq!(sample_indices(5, 0, 1), Vec::<usize>::new());
+    }
+}
