@@ -1,8 +1,18 @@
 //! The `coordinator` binary: parses flags and dispatches; the work lives in the library.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use sensgrid_coordinator::MIGRATOR;
+use sensgrid_coordinator::clock::SystemClock;
+use sensgrid_coordinator::service::{self, ServiceConfig, TlsIdentity, parse_duration};
+use sensgrid_coordinator::store::Backoff;
+use sensgrid_coordinator::store::pg::PgStore;
+use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 /// Spreads PaddleSlim-style sensitivity analysis of an ONNX model over a cluster of workers.
@@ -21,24 +31,141 @@ enum Command {
         #[arg(long, env = "DATABASE_URL")]
         database_url: String,
     },
+    /// Applies the migrations, then serves the worker and admin gRPC services until SIGTERM or Ctrl-C. Prints
+    /// `listening on ADDR` once bound.
+    Serve(Box<ServeArgs>),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (the printed address has the real one).
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    listen: SocketAddr,
+    /// Postgres URL, e.g. postgres://user@127.0.0.1:5432/sensgrid.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    /// Connections in the database pool. Claims and completions are batched, so a few suffice.
+    #[arg(long, default_value_t = 8)]
+    max_connections: u32,
+    /// Bearer token workers present.
+    #[arg(long, env = "SENSGRID_WORKER_TOKEN", hide_env_values = true)]
+    worker_token: String,
+    /// Bearer token admin clients present.
+    #[arg(long, env = "SENSGRID_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: String,
+    /// PEM certificate chain: serve TLS (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Directory of artifact files (created if missing).
+    #[arg(long)]
+    artifact_dir: PathBuf,
+    /// How often workers heartbeat a running job (e.g. 5s, 250ms).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    heartbeat: Duration,
+    /// How long a claim or heartbeat keeps a job leased.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    lease: Duration,
+    /// How often expired leases are taken back.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    sweep: Duration,
+    /// Attempts each job of a new run gets.
+    #[arg(long, default_value_t = 3)]
+    max_attempts: u32,
+    /// Wait before a failed or expired job's first retry; doubles per attempt.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    backoff_base: Duration,
+    /// Longest wait before a retry.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    backoff_cap: Duration,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Migrate { database_url } => migrate(&database_url).await,
+        Command::Serve(args) => serve(*args).await,
     }
 }
 
-async fn migrate(database_url: &str) -> anyhow::Result<()> {
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
+async fn connect(database_url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
         .connect(database_url)
         .await
-        .with_context(|| format!("connecting to {database_url}"))?;
+        .with_context(|| format!("connecting to {database_url}"))
+}
+
+async fn migrate(database_url: &str) -> anyhow::Result<()> {
+    let pool = connect(database_url, 1).await?;
     MIGRATOR.run(&pool).await.context("applying migrations")?;
     for migration in MIGRATOR.iter().filter(|m| m.migration_type.is_up_migration()) {
         println!("applied {} {}", migration.version, migration.description);
     }
     Ok(())
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let read = |path: &PathBuf| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsIdentity {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+        }),
+        _ => None,
+    };
+    let config = ServiceConfig {
+        heartbeat: args.heartbeat,
+        lease: args.lease,
+        sweep: args.sweep,
+        max_attempts: args.max_attempts,
+        backoff: Backoff {
+            base: args.backoff_base,
+            cap: args.backoff_cap,
+        },
+        artifact_dir: args.artifact_dir,
+        worker_token: args.worker_token,
+        admin_token: args.admin_token,
+        tls,
+    };
+    config.validate()?;
+    let pool = connect(&args.database_url, args.max_connections).await?;
+    MIGRATOR.run(&pool).await.context("applying migrations")?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let bound = listener.local_addr().context("reading the bound address")?;
+    println!("listening on {bound}");
+    service::serve(
+        PgStore::new(pool.clone()),
+        Arc::new(SystemClock),
+        config,
+        listener,
+        shutdown_signal(),
+    )
+    .await?;
+    pool.close().await;
+    Ok(())
+}
+
+/// Resolves at SIGTERM or Ctrl-C (SIGINT).
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            // Without a SIGTERM handler Ctrl-C still stops the coordinator.
+            Err(error) => {
+                eprintln!("coordinator: cannot listen for SIGTERM: {error}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
 }

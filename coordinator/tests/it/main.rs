@@ -2,4 +2,5 @@
 
 mod cli;
 mod migrations;
+mod service;
 mod store;

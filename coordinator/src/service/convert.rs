@@ -1,0 +1,235 @@
+//! Between the contract's messages and the store's types: request fields checked with errors that name the
+//! field, store outcomes and errors mapped to statuses, and the job result's JSON shape.
+//!
+//! A completed job's `result` is `{"metrics": {name: value, …}}`, plus `"artifact_digest"` for an export: the
+//! worker's metric dict as it reported it, read back by `GetRun`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sensgrid_proto::v1 as pb;
+use serde_json::{Map, Value};
+use tonic::Status;
+
+use crate::store::{
+    CellSpec, ClaimedJob, Job, JobId, JobKind, JobState, Lease, Run, RunState, StoreError, is_sha256_hex,
+};
+
+/// The criteria a worker knows (`worker prune --criterion`).
+pub const CRITERIA: [&str; 3] = ["l1_norm", "l1_norm_group", "fpgm"];
+
+/// The status of a store failure: a bad parameter is the caller's (`INVALID_ARGUMENT`), a missing artifact or
+/// worker `NOT_FOUND`, a conflicting artifact `ALREADY_EXISTS`; a database failure is `UNAVAILABLE`, so callers
+/// retry.
+pub fn store_status(error: StoreError) -> Status {
+    match &error {
+        StoreError::InvalidInput { .. } => Status::invalid_argument(error.to_string()),
+        StoreError::ArtifactNotFound { .. } | StoreError::WorkerNotFound { .. } => Status::not_found(error.to_string()),
+        StoreError::ArtifactConflict { .. } => Status::already_exists(error.to_string()),
+        StoreError::Backend { .. } => Status::unavailable(format!("job store: {error}")),
+    }
+}
+
+/// The lease a heartbeat, completion or failure names.
+///
+/// # Errors
+///
+/// `INVALID_ARGUMENT` naming `job_id` or `lease_epoch` when either is not positive (no claim hands those out).
+pub fn lease(job_id: i64, lease_epoch: i64) -> Result<Lease, Status> {
+    if job_id <= 0 {
+        return Err(Status::invalid_argument(format!(
+            "job_id: expected a job id above 0, got {job_id}"
+        )));
+    }
+    if lease_epoch <= 0 {
+        return Err(Status::invalid_argument(format!(
+            "lease_epoch: expected the epoch of a claim (above 0), got {lease_epoch}"
+        )));
+    }
+    Ok(Lease {
+        job_id: JobId(job_id),
+        epoch: lease_epoch,
+    })
+}
+
+/// Checks that `digest` (the request field `field`) is a sha256 in lowercase hex.
+///
+/// # Errors
+///
+/// `INVALID_ARGUMENT` naming the field and the value.
+pub fn digest(field: &str, digest: &str) -> Result<(), Status> {
+    if is_sha256_hex(digest) {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(format!(
+            "{field}: expected a sha256 as 64 lowercase hex digits, got '{}'",
+            digest.escape_debug()
+        )))
+    }
+}
+
+/// The stored result of a completion: its metrics and, for an export, the pruned model's digest.
+///
+/// # Errors
+///
+/// `INVALID_ARGUMENT` naming the metric that is not a finite number (JSON has no NaN or infinity), or a
+/// malformed `artifact_digest`.
+pub fn completion_result(metrics: HashMap<String, f64>, artifact_digest: &str) -> Result<Value, Status> {
+    let mut stored = Map::new();
+    for (name, value) in metrics {
+        let number = serde_json::Number::from_f64(value).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "metrics[\"{}\"]: expected a finite number, got {value}",
+                name.escape_debug()
+            ))
+        })?;
+        stored.insert(name, Value::Number(number));
+    }
+    let mut result = Map::new();
+    result.insert("metrics".into(), Value::Object(stored));
+    if !artifact_digest.is_empty() {
+        digest("artifact_digest", artifact_digest)?;
+        result.insert("artifact_digest".into(), Value::String(artifact_digest.into()));
+    }
+    Ok(Value::Object(result))
+}
+
+/// The metrics of a stored result (see the module docs); empty when there is none.
+pub fn result_metrics(result: Option<&Value>) -> HashMap<String, f64> {
+    result
+        .and_then(|r| r.get("metrics"))
+        .and_then(Value::as_object)
+        .map(|metrics| {
+            metrics
+                .iter()
+                .filter_map(|(name, value)| Some((name.clone(), value.as_f64()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The grid of a `CreateRunRequest`. Ratios and keys are checked by the store, naming `cells[i]`.
+pub fn cells(cells: Vec<pb::Cell>) -> Vec<CellSpec> {
+    cells
+        .into_iter()
+        .map(|c| CellSpec {
+            group_key: c.group_key,
+            ratio: c.ratio,
+        })
+        .collect()
+}
+
+/// The message of a claimed job: the claim plus its run's fields.
+pub fn job_message(claimed: &ClaimedJob, run: &Run, lease: Duration) -> pb::Job {
+    pb::Job {
+        job_id: claimed.lease.job_id.0,
+        lease_epoch: claimed.lease.epoch,
+        run_id: claimed.run_id.0,
+        kind: job_kind(claimed.kind) as i32,
+        group_key: claimed.group_key.clone().unwrap_or_default(),
+        ratio: claimed.ratio.unwrap_or_default(),
+        criterion: run.criterion.clone(),
+        config_yaml: run.config_yaml.clone(),
+        model_digest: run.model_digest.clone(),
+        dataset_digest: run.dataset_digest.clone(),
+        // Export plans come with the planner (a later issue); no export job is created before then.
+        plan: HashMap::new(),
+        lease_ms: u32::try_from(lease.as_millis()).unwrap_or(u32::MAX),
+    }
+}
+
+/// A job's line in `GetRunResponse`.
+pub fn job_status(job: &Job) -> pb::JobStatus {
+    pb::JobStatus {
+        job_id: job.id.0,
+        kind: job_kind_name(job.kind).into(),
+        state: job_state_name(job.state).into(),
+        group_key: job.group_key.clone().unwrap_or_default(),
+        ratio: job.ratio.unwrap_or_default(),
+        attempt: i32::try_from(job.attempt).unwrap_or(i32::MAX),
+        metrics: result_metrics(job.result.as_ref()),
+        last_error: job.last_error.clone().unwrap_or_default(),
+    }
+}
+
+fn job_kind(kind: JobKind) -> pb::JobKind {
+    match kind {
+        JobKind::Baseline => pb::JobKind::Baseline,
+        JobKind::Cell => pb::JobKind::Cell,
+        JobKind::Export => pb::JobKind::Export,
+    }
+}
+
+/// The kind as the schema spells it.
+pub fn job_kind_name(kind: JobKind) -> &'static str {
+    match kind {
+        JobKind::Baseline => "baseline",
+        JobKind::Cell => "cell",
+        JobKind::Export => "export",
+    }
+}
+
+/// The state as the schema spells it.
+pub fn job_state_name(state: JobState) -> &'static str {
+    match state {
+        JobState::Queued => "queued",
+        JobState::Leased => "leased",
+        JobState::Done => "done",
+        JobState::Failed => "failed",
+        JobState::Cancelled => "cancelled",
+        JobState::Skipped => "skipped",
+    }
+}
+
+/// The state as the schema spells it.
+pub fn run_state_name(state: RunState) -> &'static str {
+    match state {
+        RunState::Running => "running",
+        RunState::Done => "done",
+        RunState::Failed => "failed",
+        RunState::Cancelled => "cancelled",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completion_result_round_trips_metrics_and_names_bad_ones() {
+        let metrics = HashMap::from([("hmean".to_string(), 0.75), ("num_samples".to_string(), 500.0)]);
+        let result = completion_result(metrics.clone(), "").unwrap();
+        assert_eq!(
+            result,
+            serde_json::json!({"metrics": {"hmean": 0.75, "num_samples": 500.0}})
+        );
+        assert_eq!(result_metrics(Some(&result)), metrics);
+        assert_eq!(result_metrics(None), HashMap::new());
+
+        let status = completion_result(HashMap::from([("acc".to_string(), f64::NAN)]), "").unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert_eq!(status.message(), "metrics[\"acc\"]: expected a finite number, got NaN");
+        let status = completion_result(HashMap::new(), "abc").unwrap_err();
+        assert!(
+            status.message().starts_with("artifact_digest: "),
+            "{}",
+            status.message()
+        );
+    }
+
+    #[test]
+    fn lease_refuses_ids_no_claim_hands_out() {
+        assert_eq!(
+            lease(0, 1).unwrap_err().message(),
+            "job_id: expected a job id above 0, got 0"
+        );
+        assert!(lease(3, 0).unwrap_err().message().starts_with("lease_epoch: "));
+        assert_eq!(
+            lease(3, 2).unwrap(),
+            Lease {
+                job_id: JobId(3),
+                epoch: 2
+            }
+        );
+    }
+}

@@ -1,0 +1,161 @@
+//! The coordinator's gRPC services and the tasks behind them; [`serve`] runs them all on one listener.
+//!
+//! - [`worker`]: `WorkerService` (register, long-poll, heartbeat, complete, fail, artifacts).
+//! - [`admin`]: `AdminService` (create and inspect runs).
+//! - [`dispatcher`]: gathers every waiting poll and claims jobs for all of them in one store call.
+//! - [`completer`]: gathers concurrent completions and writes them in one store call.
+//! - [`sweeper`]: takes expired leases back every `sweep`, waking the dispatcher for the requeued jobs.
+//! - [`artifacts`]: the content-addressed files under `--artifact-dir`.
+//! - [`auth`]: the bearer-token check of each service.
+//! - [`convert`]: between the contract's messages and the store's types, errors naming the field.
+//! - [`config`]: the settings and their checks, and the duration syntax of the command line.
+//!
+//! Handlers validate, call the store (directly or through the dispatcher and completer), and map the outcome
+//! to a response or a status. No SQL lives here, and no handler holds a database connection while it waits.
+
+pub mod admin;
+pub mod artifacts;
+pub mod auth;
+pub mod completer;
+pub mod config;
+pub mod convert;
+pub mod dispatcher;
+pub mod sweeper;
+pub mod worker;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use sensgrid_proto::v1::admin_service_server::AdminServiceServer;
+use sensgrid_proto::v1::worker_service_server::WorkerServiceServer;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+pub use config::{ConfigError, ServiceConfig, TlsIdentity, parse_duration};
+
+use crate::client::MAX_MESSAGE_BYTES;
+use crate::clock::Clock;
+use crate::store::JobStore;
+
+/// What can stop [`serve`] from serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A setting is refused; names the setting.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The artifact directory cannot be created or cleaned.
+    #[error("artifact directory {}: {source}", .path.display())]
+    ArtifactDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS certificate or key is refused.
+    #[error("TLS identity: {0}")]
+    Tls(#[source] tonic::transport::Error),
+    /// The server failed while serving.
+    #[error("serving: {0}")]
+    Transport(#[source] tonic::transport::Error),
+}
+
+/// Serves both services on `listener` until `shutdown` resolves, then stops cleanly: waiting polls are answered
+/// "no job" at once, calls in flight finish, the completer writes what it has gathered, and the background
+/// tasks end before this returns.
+///
+/// The caller binds the listener (so it can print the bound address first, and tests can use port 0) and
+/// applies the migrations.
+///
+/// # Errors
+///
+/// [`ServeError`] for a refused setting, an unusable artifact directory or TLS identity, or a transport
+/// failure.
+pub async fn serve<S: JobStore>(
+    store: S,
+    clock: Arc<dyn Clock>,
+    config: ServiceConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    config.validate()?;
+    let artifacts = artifacts::ArtifactDir::open(config.artifact_dir.clone())
+        .await
+        .map_err(|source| ServeError::ArtifactDir {
+            path: config.artifact_dir.clone(),
+            source,
+        })?;
+    let mut server = Server::builder().tcp_nodelay(true);
+    if let Some(tls) = &config.tls {
+        let identity = Identity::from_pem(&tls.cert_pem, &tls.key_pem);
+        server = server
+            .tls_config(ServerTlsConfig::new().identity(identity))
+            .map_err(ServeError::Tls)?;
+    }
+
+    let stop = CancellationToken::new();
+    let config = Arc::new(config);
+    let (dispatcher, dispatcher_task) = dispatcher::Dispatcher::start(
+        store.clone(),
+        clock.clone(),
+        dispatcher::DispatcherConfig {
+            lease: config.lease,
+            recheck: config.sweep,
+        },
+        stop.clone(),
+    );
+    let (completer, completer_task) =
+        completer::Completer::start(store.clone(), clock.clone(), dispatcher.clone(), stop.clone());
+    let sweeper_task = sweeper::Sweeper::start(
+        store.clone(),
+        clock.clone(),
+        sweeper::SweeperConfig {
+            interval: config.sweep,
+            backoff: config.backoff,
+        },
+        dispatcher.clone(),
+        stop.clone(),
+    );
+
+    let worker = worker::WorkerApi::new(
+        store.clone(),
+        clock.clone(),
+        config.clone(),
+        dispatcher.clone(),
+        completer,
+        artifacts,
+    );
+    let admin = admin::AdminApi::new(store, clock, config.clone(), dispatcher);
+    let worker = InterceptedService::new(
+        WorkerServiceServer::new(worker).max_decoding_message_size(MAX_MESSAGE_BYTES),
+        auth::TokenCheck::new("WorkerService", &config.worker_token),
+    );
+    let admin = InterceptedService::new(
+        AdminServiceServer::new(admin).max_decoding_message_size(MAX_MESSAGE_BYTES),
+        auth::TokenCheck::new("AdminService", &config.admin_token),
+    );
+    let signal = {
+        let stop = stop.clone();
+        async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = stop.cancelled() => {}
+            }
+            // Answers the waiting polls, so the graceful shutdown below does not wait out their `wait_ms`.
+            stop.cancel();
+        }
+    };
+    let served = server
+        .add_service(worker)
+        .add_service(admin)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), signal)
+        .await;
+    stop.cancel();
+    for task in [dispatcher_task, completer_task, sweeper_task] {
+        // A task that panicked has nothing left to clean up; the panic was printed when it happened.
+        let _ = task.await;
+    }
+    served.map_err(ServeError::Transport)
+}

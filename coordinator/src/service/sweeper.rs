@@ -1,0 +1,96 @@
+//! The sweeper: every `sweep` it takes back the leases that expired ([`JobStore::job_rescue_expired`]) and
+//! tells the dispatcher when each requeued job becomes claimable, so a dead worker's job is back in the queue
+//! within heartbeat + lease + sweep, and handed out once its backoff passes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use super::dispatcher::DispatcherHandle;
+use crate::clock::Clock;
+use crate::store::{Backoff, JobRescueExpiredParams, JobStore, RescueOutcome, Result};
+
+/// Leases taken back per store call; a sweep repeats the call until fewer come back.
+pub const RESCUE_BATCH: u32 = 500;
+
+/// The sweeper's settings.
+#[derive(Clone, Copy, Debug)]
+pub struct SweeperConfig {
+    /// Time between sweeps.
+    pub interval: Duration,
+    /// The wait before a rescued job is claimable again.
+    pub backoff: Backoff,
+}
+
+/// The sweeper task.
+pub struct Sweeper<S> {
+    store: S,
+    clock: Arc<dyn Clock>,
+    config: SweeperConfig,
+    dispatcher: DispatcherHandle,
+}
+
+impl<S: JobStore> Sweeper<S> {
+    /// Starts sweeping every `config.interval` until `stop` is cancelled. A failed sweep is reported on stderr
+    /// and the next one tries again.
+    pub fn start(
+        store: S,
+        clock: Arc<dyn Clock>,
+        config: SweeperConfig,
+        dispatcher: DispatcherHandle,
+        stop: CancellationToken,
+    ) -> JoinHandle<()> {
+        let sweeper = Self {
+            store,
+            clock,
+            config,
+            dispatcher,
+        };
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(sweeper.config.interval);
+            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = ticks.tick() => {}
+                }
+                if let Err(error) = sweeper.run_once().await {
+                    eprintln!(
+                        "coordinator: sweep failed, retrying in {:?}: {error}",
+                        sweeper.config.interval
+                    );
+                }
+            }
+        })
+    }
+
+    /// One sweep: takes back every lease expired by now, waking the dispatcher for each requeued job. Answers
+    /// how many leases were taken back.
+    ///
+    /// # Errors
+    ///
+    /// The store's error; leases taken back before it stay taken back.
+    pub async fn run_once(&self) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            let params = JobRescueExpiredParams {
+                now: self.clock.now(),
+                limit: RESCUE_BATCH,
+                backoff: self.config.backoff,
+            };
+            let rescued = self.store.job_rescue_expired(params).await?;
+            total += rescued.len();
+            for job in &rescued {
+                if let RescueOutcome::Requeued { available_at } = job.outcome {
+                    self.dispatcher.wake_at(available_at);
+                }
+            }
+            if rescued.len() < RESCUE_BATCH as usize {
+                return Ok(total);
+            }
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! `WorkerService`: what workers call. Polls go through the dispatcher and completions through the completer
+//! (both batch their store calls); heartbeats and failures call the store directly.
+//!
+//! Outcomes and statuses:
+//!
+//! | call | outcome | status |
+//! | --- | --- | --- |
+//! | `CompleteJob` | accepted, or accepted before (a retry) | OK |
+//! | `CompleteJob` | the lease is not current (superseded, expired and taken back, failed) | `FAILED_PRECONDITION` |
+//! | `CompleteJob` | the run was cancelled: the result is dropped | `ABORTED` |
+//! | `CompleteJob`, `FailJob`, `Heartbeat` | no such job | `NOT_FOUND` |
+//! | `FailJob` | queued again, or failed for good | OK |
+//! | `FailJob` | the lease is not current | `FAILED_PRECONDITION` |
+//! | `FailJob` | the run was cancelled | `ABORTED` |
+//! | `Heartbeat` | extended | OK, `keep_going` |
+//! | `Heartbeat` | lost, cancelled, no such job | OK, `keep_going = false` |
+//!
+//! A cancelled run's completion is `ABORTED`, not OK: the worker learns its result was dropped, and the
+//! status says retrying will not help. `Heartbeat` answers OK even for an unknown job so a worker has one
+//! signal to stop on (`keep_going`).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use sensgrid_proto::v1 as pb;
+use sensgrid_proto::v1::worker_service_server::WorkerService;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::artifacts::{ArtifactDir, ChunkStream};
+use super::completer::CompleterHandle;
+use super::config::ServiceConfig;
+use super::convert;
+use super::dispatcher::DispatcherHandle;
+use crate::clock::Clock;
+use crate::store::{
+    CompleteOutcome, FailOutcome, HeartbeatOutcome, JobCompletion, JobFailParams, JobHeartbeatParams, JobStore,
+    WorkerId, WorkerRegisterParams,
+};
+
+/// The longest a poll waits, whatever `wait_ms` asks: a worker that asks for more simply polls again.
+pub const MAX_POLL_WAIT: Duration = Duration::from_secs(60);
+
+/// The worker service.
+pub struct WorkerApi<S> {
+    store: S,
+    clock: Arc<dyn Clock>,
+    config: Arc<ServiceConfig>,
+    dispatcher: DispatcherHandle,
+    completer: CompleterHandle,
+    artifacts: ArtifactDir,
+    /// Workers known to be registered. Workers are never removed, so once seen an id stays valid; a poll from
+    /// an unknown id is refused here rather than failing a whole claim batch.
+    registered: Mutex<HashSet<WorkerId>>,
+}
+
+impl<S: JobStore> WorkerApi<S> {
+    /// The service on these parts (built by [`super::serve`]).
+    pub fn new(
+        store: S,
+        clock: Arc<dyn Clock>,
+        config: Arc<ServiceConfig>,
+        dispatcher: DispatcherHandle,
+        completer: CompleterHandle,
+        artifacts: ArtifactDir,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            config,
+            dispatcher,
+            completer,
+            artifacts,
+            registered: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn registered(&self) -> std::sync::MutexGuard<'_, HashSet<WorkerId>> {
+        // A set of ids cannot be left half-updated by a panic.
+        self.registered.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Checks that `worker` is registered, asking the store only about ids not seen before.
+    async fn check_registered(&self, worker: WorkerId) -> Result<(), Status> {
+        if self.registered().contains(&worker) {
+            return Ok(());
+        }
+        match self.store.worker_get(worker).await.map_err(convert::store_status)? {
+            Some(_) => {
+                self.registered().insert(worker);
+                Ok(())
+            }
+            None => Err(Status::not_found(format!(
+                "worker_id: worker {worker} is not registered"
+            ))),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl<S: JobStore> WorkerService for WorkerApi<S> {
+    async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
+        let request = request.into_inner();
+        for (field, value) in [("name", &request.name), ("device", &request.device)] {
+            if value.trim().is_empty() {
+                return Err(Status::invalid_argument(format!("{field}: expected a non-empty value")));
+            }
+        }
+        let worker = self
+            .store
+            .worker_register(WorkerRegisterParams {
+                now: self.clock.now(),
+                name: request.name,
+                device: request.device,
+            })
+            .await
+            .map_err(convert::store_status)?;
+        self.registered().insert(worker.id);
+        Ok(Response::new(pb::RegisterResponse {
+            worker_id: worker.id.0,
+            heartbeat_interval_ms: u32::try_from(self.config.heartbeat.as_millis()).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn poll_job(&self, request: Request<pb::PollJobRequest>) -> Result<Response<pb::PollJobResponse>, Status> {
+        let request = request.into_inner();
+        let worker = WorkerId(request.worker_id);
+        self.check_registered(worker).await?;
+        let wait = Duration::from_millis(u64::from(request.wait_ms)).min(MAX_POLL_WAIT);
+        let job = self.dispatcher.poll(worker, wait).await?;
+        Ok(Response::new(pb::PollJobResponse { job }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let request = request.into_inner();
+        let lease = convert::lease(request.job_id, request.lease_epoch)?;
+        let outcome = self
+            .store
+            .job_heartbeat(JobHeartbeatParams {
+                now: self.clock.now(),
+                lease,
+                lease_duration: self.config.lease,
+            })
+            .await
+            .map_err(convert::store_status)?;
+        Ok(Response::new(pb::HeartbeatResponse {
+            keep_going: matches!(outcome, HeartbeatOutcome::Extended { .. }),
+        }))
+    }
+
+    async fn complete_job(
+        &self,
+        request: Request<pb::CompleteJobRequest>,
+    ) -> Result<Response<pb::CompleteJobResponse>, Status> {
+        let request = request.into_inner();
+        let lease = convert::lease(request.job_id, request.lease_epoch)?;
+        let result = convert::completion_result(request.metrics, &request.artifact_digest)?;
+        let outcome = self.completer.complete(JobCompletion { lease, result }).await?;
+        let job = lease.job_id;
+        match outcome {
+            CompleteOutcome::Accepted | CompleteOutcome::AlreadyAccepted => {
+                Ok(Response::new(pb::CompleteJobResponse {}))
+            }
+            CompleteOutcome::Stale => Err(Status::failed_precondition(format!(
+                "job {job}: lease epoch {} is not current (superseded, expired or failed); the result is dropped",
+                lease.epoch
+            ))),
+            CompleteOutcome::Cancelled => Err(Status::aborted(format!(
+                "job {job}: its run was cancelled; the result is dropped"
+            ))),
+            CompleteOutcome::NotFound => Err(Status::not_found(format!("job_id: job {job} does not exist"))),
+        }
+    }
+
+    async fn fail_job(&self, request: Request<pb::FailJobRequest>) -> Result<Response<pb::FailJobResponse>, Status> {
+        let request = request.into_inner();
+        let lease = convert::lease(request.job_id, request.lease_epoch)?;
+        let outcome = self
+            .store
+            .job_fail(JobFailParams {
+                now: self.clock.now(),
+                lease,
+                error: request.error,
+                retryable: request.retryable,
+                backoff: self.config.backoff,
+            })
+            .await
+            .map_err(convert::store_status)?;
+        let job = lease.job_id;
+        match outcome {
+            FailOutcome::Retrying { available_at, .. } => {
+                self.dispatcher.wake_at(available_at);
+                Ok(Response::new(pb::FailJobResponse {}))
+            }
+            FailOutcome::Failed { .. } => Ok(Response::new(pb::FailJobResponse {})),
+            FailOutcome::Stale => Err(Status::failed_precondition(format!(
+                "job {job}: lease epoch {} is not current (superseded, expired, completed or failed)",
+                lease.epoch
+            ))),
+            FailOutcome::Cancelled => Err(Status::aborted(format!("job {job}: its run was cancelled"))),
+            FailOutcome::NotFound => Err(Status::not_found(format!("job_id: job {job} does not exist"))),
+        }
+    }
+
+    type DownloadArtifactStream = ChunkStream;
+
+    async fn download_artifact(
+        &self,
+        request: Request<pb::DownloadArtifactRequest>,
+    ) -> Result<Response<Self::DownloadArtifactStream>, Status> {
+        let stream = self
+            .artifacts
+            .download(&self.store, &request.into_inner().digest)
+            .await?;
+        Ok(Response::new(stream))
+    }
+
+    async fn upload_artifact(
+        &self,
+        request: Request<Streaming<pb::ArtifactChunk>>,
+    ) -> Result<Response<pb::UploadArtifactResponse>, Status> {
+        let digest = self
+            .artifacts
+            .upload(&self.store, self.clock.as_ref(), request.into_inner())
+            .await?;
+        Ok(Response::new(pb::UploadArtifactResponse { digest }))
+    }
+}

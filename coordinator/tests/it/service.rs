@@ -1,0 +1,747 @@
+//! The gRPC services end to end: the real server on 127.0.0.1:0 in this process, on its own migrated database
+//! (`#[sqlx::test]`), driven through `sensgrid_coordinator::client` as a worker or admin tool would.
+//!
+//! Lease expiry needs real time here (the server runs on the system clock), so those cases use leases of
+//! hundreds of milliseconds and wait on a long poll, never on a sleep: the poll returns as soon as the job is
+//! back. Nothing asserts on timing.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sensgrid_coordinator::client::{self, AdminClient, Tls, WorkerClient};
+use sensgrid_coordinator::clock::SystemClock;
+use sensgrid_coordinator::service::{self, ServeError, ServiceConfig, TlsIdentity};
+use sensgrid_coordinator::store::pg::PgStore;
+use sensgrid_coordinator::store::{Backoff, JobStore, RunCancelOutcome, RunCancelParams, RunId};
+use sensgrid_proto::v1 as pb;
+use sensgrid_proto::v1::admin_service_client::AdminServiceClient;
+use sensgrid_proto::v1::worker_service_client::WorkerServiceClient;
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+use tonic::{Code, Status};
+
+const WORKER_TOKEN: &str = "worker-s3cret";
+const ADMIN_TOKEN: &str = "admin-s3cret";
+const CONFIG_YAML: &str = "Global:\n  use_gpu: false\n";
+
+/// A coordinator serving on 127.0.0.1:0 until [`Server::stop`].
+struct Server {
+    addr: SocketAddr,
+    tls: Option<Tls>,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), ServeError>>,
+    artifact_dir: tempfile::TempDir,
+    store: PgStore,
+}
+
+/// Short heartbeat and lease, fast sweeps and backoffs: what the lease cases need, harmless elsewhere.
+fn base_config(artifact_dir: &Path) -> ServiceConfig {
+    ServiceConfig {
+        heartbeat: Duration::from_millis(200),
+        lease: Duration::from_secs(5),
+        sweep: Duration::from_millis(100),
+        max_attempts: 3,
+        backoff: Backoff {
+            base: Duration::from_millis(10),
+            cap: Duration::from_millis(100),
+        },
+        artifact_dir: artifact_dir.to_owned(),
+        worker_token: WORKER_TOKEN.into(),
+        admin_token: ADMIN_TOKEN.into(),
+        tls: None,
+    }
+}
+
+impl Server {
+    async fn start(pool: PgPool, tweak: impl FnOnce(&mut ServiceConfig)) -> Self {
+        Self::start_with_tls(pool, None, tweak).await
+    }
+
+    async fn start_with_tls(
+        pool: PgPool,
+        tls: Option<(TlsIdentity, Tls)>,
+        tweak: impl FnOnce(&mut ServiceConfig),
+    ) -> Self {
+        let artifact_dir = tempfile::tempdir().expect("creating the artifact directory");
+        let mut config = base_config(artifact_dir.path());
+        let (identity, client_tls) = tls.unzip();
+        config.tls = identity;
+        tweak(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding 127.0.0.1:0");
+        let addr = listener.local_addr().unwrap();
+        let store = PgStore::new(pool);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(service::serve(
+            store.clone(),
+            Arc::new(SystemClock),
+            config,
+            listener,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Self {
+            addr,
+            tls: client_tls,
+            stop,
+            task,
+            artifact_dir,
+            store,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        match self.tls {
+            Some(_) => format!("https://{}", self.addr),
+            None => format!("http://{}", self.addr),
+        }
+    }
+
+    /// A worker client on its own connection.
+    async fn worker(&self) -> WorkerClient {
+        let channel = client::connect(&self.endpoint(), self.tls.as_ref())
+            .await
+            .expect("connecting");
+        client::worker_client(channel, WORKER_TOKEN).unwrap()
+    }
+
+    async fn admin(&self) -> AdminClient {
+        let channel = client::connect(&self.endpoint(), self.tls.as_ref())
+            .await
+            .expect("connecting");
+        client::admin_client(channel, ADMIN_TOKEN).unwrap()
+    }
+
+    /// Stops the server and checks that it stopped cleanly.
+    async fn stop(self) {
+        self.stop.send(()).expect("the server is still running");
+        self.task.await.expect("the server task").expect("serving");
+    }
+}
+
+/// Uploads a model (several chunks) and a dataset; answers their digests.
+async fn seed_artifacts(worker: &mut WorkerClient) -> (String, String) {
+    let model: Vec<u8> = (0..(2 * client::CHUNK_BYTES + 12_345))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let model_digest = client::upload_artifact(worker, &model, "application/onnx")
+        .await
+        .unwrap();
+    let dataset_digest = client::upload_artifact(worker, b"a small dataset", "application/x-tar")
+        .await
+        .unwrap();
+    (model_digest, dataset_digest)
+}
+
+fn run_request(model: &str, dataset: &str, cells: &[(&str, f64)]) -> pb::CreateRunRequest {
+    pb::CreateRunRequest {
+        config_yaml: CONFIG_YAML.into(),
+        model_digest: model.into(),
+        dataset_digest: dataset.into(),
+        criterion: "l1_norm".into(),
+        cells: cells
+            .iter()
+            .map(|&(group_key, ratio)| pb::Cell {
+                group_key: group_key.into(),
+                ratio,
+            })
+            .collect(),
+    }
+}
+
+/// Uploads the artifacts and creates a run with these cells.
+async fn create_run(server: &Server, cells: &[(&str, f64)]) -> i64 {
+    let (model, dataset) = seed_artifacts(&mut server.worker().await).await;
+    let request = run_request(&model, &dataset, cells);
+    server
+        .admin()
+        .await
+        .create_run(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .run_id
+}
+
+async fn register(worker: &mut WorkerClient, name: &str) -> i64 {
+    let request = pb::RegisterRequest {
+        name: name.into(),
+        device: "cpu".into(),
+    };
+    worker.register(request).await.unwrap().into_inner().worker_id
+}
+
+async fn poll(worker: &mut WorkerClient, worker_id: i64, wait_ms: u32) -> Option<pb::Job> {
+    let request = pb::PollJobRequest { worker_id, wait_ms };
+    worker.poll_job(request).await.unwrap().into_inner().job
+}
+
+async fn complete(worker: &mut WorkerClient, job: &pb::Job, metrics: &[(&str, f64)]) -> Result<(), Status> {
+    let request = pb::CompleteJobRequest {
+        job_id: job.job_id,
+        lease_epoch: job.lease_epoch,
+        metrics: metrics.iter().map(|&(k, v)| (k.to_owned(), v)).collect(),
+        artifact_digest: String::new(),
+    };
+    worker.complete_job(request).await.map(drop)
+}
+
+async fn heartbeat(worker: &mut WorkerClient, job: &pb::Job) -> bool {
+    let request = pb::HeartbeatRequest {
+        job_id: job.job_id,
+        lease_epoch: job.lease_epoch,
+        done: 1,
+        total: 2,
+    };
+    worker.heartbeat(request).await.unwrap().into_inner().keep_going
+}
+
+async fn get_run(server: &Server, run_id: i64) -> pb::GetRunResponse {
+    server
+        .admin()
+        .await
+        .get_run(pb::GetRunRequest { run_id })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// The status code and message of a refused call.
+fn refusal<T: std::fmt::Debug>(result: Result<T, Status>) -> (Code, String) {
+    let status = result.expect_err("the call should be refused");
+    (status.code(), status.message().to_owned())
+}
+
+#[sqlx::test(migrator = "sensgrid_coordinator::MIGRATOR")]
+async fn full_cycle_register_create_poll_heartbeat_complete_get_run(pool: PgPool) {
+    let server = Server::start(pool, |_| {}).await;
+    let mut worker = server.worker().await;
+
+    let model: Vec<u8> = (0..(2 * client::CHUNK_BYTES + 12_345))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let model_digest = client::upload_artifact(&mut worker, &model, "application/onnx")
+        .await
+        .unwrap();
+    assert_eq!(model_digest, client::sha256_hex(&model));
+    // Uploading the same bytes again is a no-op.
+    assert_eq!(
+        client::upload_artifact(&mut worker, &model, "application/onnx")
+            .await
+            .unwrap(),
+        model_digest
+    );
+    let dataset_digest = client::upload_artifact(&mut worker, b"a small dataset", "application/x-tar")
+        .await
+        .unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let downloaded = scratch.path().join("model.onnx");
+    let size = client::download_artifact(&mut worker, &model_digest, &downloaded)
+        .await
+        .unwrap();
+    assert_eq!(size, model.len() as u64);
+    assert!(
+        std::fs::read(&downloaded).unwrap() == model,
+        "the download differs from the upload"
+    );
+
+    let request = run_request(&model_digest, &dataset_digest, &[("conv1", 0.25), ("conv1", 0.5)]);
+    let run_id = server
+        .admin()
+        .await
+        .create_run(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .run_id;
+
+    let worker_id = register(&mut worker, "w1").await;
+    let baseline = poll(&mut worker, worker_id, 5_000).await.expect("the baseline");
+    assert_eq!(
+        (
+            baseline.run_id,
+            baseline.kind(),
+            baseline.lease_epoch,
+            baseline.lease_ms
+        ),
+        (run_id, pb::JobKind::Baseline, 1, 5_000)
+    );
+    assert_eq!(
+        (
+            baseline.config_yaml.as_str(),
+            baseline.model_digest.as_str(),
+            baseline.dataset_digest.as_str(),
+            baseline.criterion.as_str()
+        ),
+        (CONFIG_YAML, model_digest.as_str(), dataset_digest.as_str(), "l1_norm")
+    );
+    assert!(heartbeat(&mut worker, &baseline).await, "a current lease keeps going");
+    complete(&mut worker, &baseline, &[("hmean", 0.8), ("num_samples", 24.0)])
+        .await
+        .unwrap();
+    // Repeating an accepted completion is an OK no-op: the first result stays.
+    complete(&mut worker, &baseline, &[("hmean", 0.1)]).await.unwrap();
+
+    let mut cells = Vec::new();
+    for hmean in [0.7, 0.6] {
+        let job = poll(&mut worker, worker_id, 5_000).await.expect("a cell");
+        assert_eq!(job.kind(), pb::JobKind::Cell);
+        cells.push((job.group_key.clone(), job.ratio));
+        complete(&mut worker, &job, &[("hmean", hmean)]).await.unwrap();
+    }
+    assert_eq!(cells, [("conv1".to_string(), 0.25), ("conv1".to_string(), 0.5)]);
+    assert_eq!(poll(&mut worker, worker_id, 0).await, None, "the grid is done");
+
+    let run = get_run(&server, run_id).await;
+    assert_eq!((run.run_id, run.state.as_str()), (run_id, "running"));
+    let jobs: Vec<_> = run
+        .jobs
+        .iter()
+        .map(|j| {
+            let metrics: BTreeMap<_, _> = j.metrics.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            (
+                j.kind.as_str(),
+                j.state.as_str(),
+                j.group_key.as_str(),
+                j.ratio,
+                j.attempt,
+                metrics,
+            )
+        })
+        .collect();
+    let metrics = |pairs: &[(&str, f64)]| {
+        pairs
+            .iter()
+            .map(|&(k, v)| (k.to_string(), v))
+            .collect::<BTreeMap<_, _>>()
+    };
+    assert_eq!(
+        jobs,
+        [
+            (
+                "baseline",
+                "done",
+                "",
+                0.0,
+                1,
+                metrics(&[("hmean", 0.8), ("num_samples", 24.0)])
+            ),
+            ("cell", "done", "conv1", 0.25, 1, metrics(&[("hmean", 0.7)])),
+            ("cell", "done", "conv1", 0.5, 1, metrics(&[("hmean", 0.6)])),
+        ]
+    );
+    server.stop().await;
+}
+
+#[sqlx::test(migrator = "sensgrid_coordinator::MIGRATOR")]
+async fn silent_worker_loses_its_job_to_another_and_its_stale_epoch_is_refused(pool: PgPool) {
+    let server = Server::start(pool, |c| c.lease = Duration::from_millis(600)).await;
+    let run_id = create_run(&server, &[]).await;
+    let mut a = server.worker().await;
+    let mut b = server.worker().await;
+    let a_id = register(&mut a, "a").await;
+    let b_id = register(&mut b, "b").await;
+
+    let held = poll(&mut a, a_id, 5_000).await.expect("a gets the baseline");
+    // `a` goes silent. `b` waits: the sweeper takes the job back once the lease lapses, after a 10 ms backoff
+    // it is claimable again, and the dispatcher hands it to `b`.
+    let taken = poll(&mut b, b_id, 20_000).await.expect("the job comes back to b");
+    assert_eq!((taken.job_id, taken.lease_epoch), (held.job_id, held.lease_epoch + 1));
+
+    assert!(!heartbeat(&mut a, &held).await, "a's lease is lost");
+    let (code, message) = refusal(complete(&mut a, &held, &[("hmean", 0.1)]).await);
+    assert_eq!(code, Code::FailedPrecondition, "{message}");
+    assert!(message.contains("lease epoch 1 is not current"), "{message}");
+    let mut future_epoch = held.clone();
+    future_epoch.lease_epoch = 7;
+    assert_eq!(
+        refusal(complete(&mut a, &future_epoch, &[]).await).0,
+        Code::FailedPrecondition
+    );
+
+    complete(&mut b, &taken, &[("hmean", 0.9)]).await.unwrap();
+    let run = get_run(&server, run_id).await;
+    let job = &run.jobs[0];
+    assert_eq!((job.state.as_str(), job.attempt), ("done", 2));
+    assert_eq!(job.metrics, HashMap::from([("hmean".to_string(), 0.9)]));
+    server.stop().await;
+}
+
+#[sqlx::test(migrator = "sensgrid_coordinator::MIGRATOR")]
+async fn waiting_polls_are_woken_by_a_new_run_and_by_a_passing_backoff(pool: PgPool) {
+    // No sweeps and no rechecks within the test: only the in-memory wake-ups can hand the jobs out.
+    let server = Server::start(pool, |c| {
+        c.sweep = Duration::from_secs(3600);
+        c.backoff = Backoff {
+            base: Duration::from_millis(50),
+            cap: Duration::from_millis(50),
+        };
+    })
+    .await;
+    let mut worker = server.worker().await;
+    let worker_id = register(&mut worker, "w").await;
+    assert_eq!(
+        poll(&mut worker, worker_id, 0).await,
+        None,
+        "no run yet: the queue is known empty"
+    );
+
+    let waiting = {
+        let mut worker = server.worker().await;
+        tokio::spawn(async move { poll(&mut worker, worker_id, 30_000).await })
+    };
+    let run_id = create_run(&server, &[]).await;
+    let first = waiting.await.unwrap().expect("the new run wakes the waiting poll");
+    assert_eq!((first.run_id, first.kind()), (run_id, pb::JobKind::Baseline));
+
+    let fail = |job: &pb::Job, retryable| pb::FailJobRequest {
+        job_id: job.job_id,
+        lease_epoch: job.lease_epoch,
+        error: format!("out of memory (retryable: {retryable})"),
+        retryable,
+    };
+    worker.fail_job(fail(&first, true)).await.unwrap();
+    let second = poll(&mut worker, worker_id, 30_000)
+        .await
+        .expect("the retry, once its backoff passed");
+    assert_eq!((second.job_id, second.lease_epoch), (first.job_id, 2));
+    worker.fail_job(fail(&second, false)).await.unwrap();
+    let (code, _) = refusal(worker.fail_job(fail(&second, false)).await);
+    assert_eq!(code, Code::FailedPrecondition, "the lease ended with the first failure");
+
+    let run = get_run(&server, run_id).await;
+    let job = &run.jobs[0];
+    assert_eq!(
+        (job.state.as_str(), job.attempt, job.last_error.as_str()),
+        ("failed", 2, "out of memory (retryable: false)")
+    );
+    server.stop().await;
+}
+
+#[sqlx::test(migrator = "sensgrid_coordinator::MIGRATOR")]
+async fn cancelled_run_stops_the_heartbeat_and_aborts_the_completion(pool: PgPool) {
+    let server = Server::start(pool, |_| {}).await;
+    let run_id = create_run(&server, &[("conv1", 0.5)]).await;
+    let mut worker = server.worker().await;
+    let worker_id = register(&mut worker, "w").await;
+    let job = poll(&mut worker, worker_id, 5_000).await.expect("the baseline");
+    let cancelled = server
+        .store
+        .run_cancel(RunCancelParams {
+            now: time::OffsetDateTime::now_utc(),
+            run_id: RunId(run_id),
+        })
+        .await
+        .unwrap();
+    assert_eq!(cancelled, RunCancelOutcome::Cancelled { queued: 1, leased: 1 });
+    assert!(!heartbeat(&mut worker, &job).await, "a cancelled run's job stops");
+    let (code, message) = refusal(complete(&mut worker, &job, &[("hmean", 0.5)]).await);
+    assert_eq!(code, Code::Aborted, "{message}");
+    assert_eq!(
+        poll(&mut worker, worker_id, 0).await,
+        None,
+        "nothing of a cancelled run is handed out"
+    );
+    server.stop().await;
+}
+
+#[sqlx::test(migrator = "sensgrid_coordinator::MIGRATOR")]
+async fn wrong_or_missing_token_is_unauthenticated_on_both_services(pool: PgPool) {
+    let server = Server::start(pool, |_| {}).await;
+    let channel = client::connect(&server.endpoint(), None).await.unwrap();
+    let register_request = || pb::RegisterRequest {
+        name: "w".into(),
+        device: "cpu".into(),
+    };
+
+    let mut worker_with_admin_token = client::worker_client(channel.clone(), ADMIN_TOKEN).unwrap();
+    let (code, message) = refusal(worker_with_admin_token.register(register_request()).await);
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            Code::Unauthenticated,
+            "WorkerService: the bearer token is not this service's"
+        )
+    );
+    let mut admin_with_worker_token = client::admin_client(channel.clone(), WORKER_TOKEN).unwrap();
+    let (code, message) = refusal(admin_with_worker_token.get_run(pb::GetRunRequest { run_id: 1 }).await);
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            Code::Unauthenticated,
+            "AdminService: the bearer token is not this service's"
+        )
+    );
+
+    let (code, _) = refusal(
+        WorkerServiceClient::new(channel.clone())
+            .register(register_request())
+            .await,
+    );
+    assert_eq!(code, Code::Unauthenticated);
+    let (code, _) = refusal(
+        AdminServiceClient::new(channel.clone())
+            .get_run(pb::GetRunRequest { run_id: 1 })
+            .await,
+    );
+    assert_eq!(code, Code::Unauthenticated);
+
+    let mut worker = client::worker_client(channel, WORKER_TOKEN).unwrap();
+    assert!(register(&mut worker, "w").await > 0);
+    server.stop().await;
+}
+
+/// A CA and a certificate for `localhost` it signs: (server identity, CA PEM).
+fn certificates() -> (TlsIdentity, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let identity = TlsIdentity {
+        cert_pem: cert.pem().into_bytes(),
+        key_pem: key.serialize_pem().into_bytes(),
+    };
+    (identity, ca.pem())
+}
+
+#[sqlx::test(migrator = "sensgrid_coordinator::MIGRATOR")]
+async fn tls_with_a_generated_ca(pool: PgPool) {
+    let (identity, ca_pem) = certificates();
+    let trusted = Tls {
+        ca_pem: ca_pem.into_bytes(),
+        domain: Some("localhost".into()),
+    };
+    let server = Server::start_with_tls(pool, Some((identity, trusted)), |_| {}).await;
+    let mut worker = server.worker().await;
+    assert!(register(&mut worker, "tls").await > 0);
+
+    let (_, other_ca) = certificates();
+    let untrusted = Tls {
+        ca_pem: other_ca.into_bytes(),
+        domain: Some("localhost".into()),
+    };
+    let refused = client::connect(&server.endpoint(), Some(&untrusted)).await;
+    assert!(
+        matches!(refused, Err(client::ClientError::Connect { .. })),
+        "a certificate from another CA is refused: {refused:?}"
+    );
+    // Plain HTTP/2 against the TLS port gets no answer.
+    let plain = format!("http://{}", server.addr);
+    if let Ok(channel) = client::connect(&plain, None).await {
+        let mut worker = client::worker_client(channel, WORKER_TOKEN).unwrap();
+        let request = pb::RegisterRequest {
+            name: "plain".into(),
+            device: "cpu".into(),
+        };
+        assert!(worker.register(request).await.is_err(), "plain text is refused");
+    }
+    server.stop().await;
+}
+
+#[sqlx::test(migrator = "sensgrid_coordinator::MIGRATOR")]
+async fn bad_requests_get_a_status_naming_the_field_and_the_server_keeps_serving(pool: PgPool) {
+    let server = Server::start(pool, |_| {}).await;
+    let mut worker = server.worker().await;
+    let mut admin = server.admin().await;
+    let (model, dataset) = seed_artifacts(&mut worker).await;
+
+    // Over the 4 MiB limit: refused on decoding, never buffered.
+    let mut oversized = run_request(&model, &dataset, &[]);
+    oversized.config_yaml = "#".repeat(client::MAX_MESSAGE_BYTES + 1);
+    let (code, message) = refusal(admin.create_run(oversized).await);
+    assert_eq!(code, Code::OutOfRange, "{message}");
+    let chunk = pb::ArtifactChunk {
+        digest: "0".repeat(64),
+        size_bytes: client::CHUNK_BYTES as u64 + 1,
+        data: vec![0; client::CHUNK_BYTES + 1],
+        media_type: String::new(),
+    };
+    let (code, message) = refusal(worker.upload_artifact(tokio_stream::iter([chunk])).await);
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    assert!(message.contains("chunk 0 has 1048577 bytes"), "{message}");
+
+    let mut bad_digest = run_request(&model, &dataset, &[]);
+    bad_digest.model_digest = "ABC".into();
+    let bad_ratio = run_request(&model, &dataset, &[("conv1", 0.5), ("conv1", 1.5)]);
+    let mut bad_criterion = run_request(&model, &dataset, &[]);
+    bad_criterion.criterion = "l2".into();
+    let unknown_model = run_request(&"f".repeat(64), &dataset, &[]);
+    for (request, code, start) in [
+        (bad_digest, Code::InvalidArgument, "model_digest: expected a sha256"),
+        (
+            bad_ratio,
+            Code::InvalidArgument,
+            "run_create: cells[1].ratio: expected a ratio in (0, 1), got 1.5",
+        ),
+        (
+            bad_criterion,
+            Code::InvalidArgument,
+            "criterion: expected one of l1_norm, l1_norm_group, fpgm",
+        ),
+        (unknown_model, Code::NotFound, "run_create: model_digest: artifact ffff"),
+    ] {
+        let (got, message) = refusal(admin.create_run(request).await);
+        assert_eq!(got, code, "{message}");
+        assert!(message.starts_with(start), "{message}");
+    }
+    let (code, message) = refusal(admin.get_run(pb::GetRunRequest { run_id: 999 }).await);
+    assert_eq!(
+        (code, message.as_str()),
+        (Code::NotFound, "run_id: run 999 does not exist")
+    );
+
+    let (code, message) = refusal(
+        worker
+            .poll_job(pb::PollJobRequest {
+                worker_id: 999,
+                wait_ms: 0,
+            })
+            .await,
+    );
+    assert_eq!(
+        (code, message.as_str()),
+        (Code::NotFound, "worker_id: worker 999 is not registered")
+    );
+    let job = pb::Job {
+        job_id: 0,
+        lease_epoch: 1,
+        ..pb::Job::default()
+    };
+    let (code, message) = refusal(complete(&mut worker, &job, &[]).await);
+    assert_eq!(
+        (code, message.as_str()),
+        (Code::InvalidArgument, "job_id: expected a job id above 0, got 0")
+    );
+    let job = pb::Job {
+        job_id: 12_345,
+        lease_epoch: 1,
+        ..pb::Job::default()
+    };
+    let (code, message) = refusal(complete(&mut worker, &job, &[]).await);
+    assert_eq!(
+        (code, message.as_str()),
+        (Code::NotFound, "job_id: job 12345 does not exist")
+    );
+    let (code, _) = refusal(complete(&mut worker, &job, &[("hmean", f64::INFINITY)]).await);
+    assert_eq!(code, Code::InvalidArgument);
+    let (code, message) = refusal(
+        worker
+            .download_artifact(pb::DownloadArtifactRequest { digest: "nope".into() })
+            .await,
+    );
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    let unknown = "e".repeat(64);
+    let missing = client::download_artifact(&mut worker, &unknown, &server.artifact_dir.path().join("x")).await;
+    assert!(
+        matches!(&missing, Err(client::ClientError::Rpc { status, .. }) if status.code() == Code::NotFound),
+        "{missing:?}"
+    );
+
+    // Still serving.
+    let worker_id = register(&mut worker, "after").await;
+    let run_id = admin
+        .create_run(run_request(&model, &dataset, &[("conv1", 0.5)]))
+        .await
+        .unwrap()
+        .into_inner()
+        .run_id;
+    let job = poll(&mut worker, worker_id, 5_000).await.expect("a job");
+    assert_eq!(job.run_id, run_id);
+    server.stop().await;
+}
+
+#[sqlx::test(migrator = "sensgrid_coordinator::MIGRATOR")]
+async fn upload_that_does_not_match_its_digest_or_size_is_refused_and_leaves_no_file(pool: PgPool) {
+    let server = Server::start(pool, |_| {}).await;
+    let mut worker = server.worker().await;
+    let claimed = client::sha256_hex(b"the bytes announced");
+    let first = |digest: &str, size: u64, data: &[u8]| pb::ArtifactChunk {
+        digest: digest.into(),
+        size_bytes: size,
+        data: data.to_vec(),
+        media_type: "application/onnx".into(),
+    };
+    let more = |data: &[u8]| pb::ArtifactChunk {
+        data: data.to_vec(),
+        ..pb::ArtifactChunk::default()
+    };
+    let cases = [
+        (
+            vec![first(&claimed, 16, b"other "), more(b"bytes sent")],
+            "the bytes hash to",
+        ),
+        (
+            vec![first(&claimed, 19, b"the bytes")],
+            "9 bytes received, size_bytes announced 19",
+        ),
+        (
+            vec![first(&claimed, 5, b"the bytes announced")],
+            "more than the 5 bytes of size_bytes",
+        ),
+        (vec![more(b"no digest")], "digest: expected a sha256"),
+        (vec![], "upload: no chunks"),
+    ];
+    for (chunks, expected) in cases {
+        let (code, message) = refusal(worker.upload_artifact(tokio_stream::iter(chunks)).await);
+        assert_eq!(code, Code::InvalidArgument, "{message}");
+        assert!(message.contains(expected), "{message}");
+    }
+    let left: Vec<_> = std::fs::read_dir(server.artifact_dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "files left behind: {left:?}");
+    assert_eq!(server.store.artifact_get(&claimed).await.unwrap(), None);
+    let (code, _) = refusal(
+        worker
+            .download_artifact(pb::DownloadArtifactRequest { digest: claimed })
+            .await,
+    );
+    assert_eq!(code, Code::NotFound);
+    server.stop().await;
+}
+
+#[sqlx::test(migrator = "sensgrid_coordinator::MIGRATOR")]
+async fn concurrent_polls_from_many_clients_never_receive_the_same_job(pool: PgPool) {
+    const CLIENTS: usize = 24;
+    const CELLS: usize = 300;
+    let server = Server::start(pool, |_| {}).await;
+    let keys: Vec<String> = (0..CELLS).map(|i| format!("conv{i:03}")).collect();
+    let cells: Vec<(&str, f64)> = keys.iter().map(|k| (k.as_str(), 0.5)).collect();
+    let run_id = create_run(&server, &cells).await;
+
+    let mut clients = Vec::new();
+    for i in 0..CLIENTS {
+        let mut worker = server.worker().await;
+        clients.push(tokio::spawn(async move {
+            let worker_id = register(&mut worker, &format!("w{i}")).await;
+            let mut got = Vec::new();
+            while let Some(job) = poll(&mut worker, worker_id, 300).await {
+                complete(&mut worker, &job, &[("hmean", 0.5)]).await.unwrap();
+                got.push(job.job_id);
+            }
+            got
+        }));
+    }
+    let mut handed = Vec::new();
+    for client in clients {
+        handed.extend(client.await.unwrap());
+    }
+    let distinct: HashSet<_> = handed.iter().collect();
+    assert_eq!(distinct.len(), handed.len(), "a job was handed out twice");
+    assert_eq!(handed.len(), CELLS + 1, "every job was handed out");
+    let run = get_run(&server, run_id).await;
+    assert!(run.jobs.iter().all(|j| j.state == "done" && j.attempt == 1));
+    server.stop().await;
+}
