@@ -13,6 +13,8 @@
 //!   bit for bit.
 //! - [`transforms`]: the eval transforms of a config, from image bytes and label to model input and target.
 //! - [`dataset`], [`batch`]: PaddleOCR's `SimpleDataSet` eval sets, and batches of same-shape samples.
+//! - [`evaluate`]: the eval set of a config opened, and model outputs post-processed and scored batch by
+//!   batch into the metric dict.
 //! - [`synth`]: synthetic det, rec and cls datasets in PaddleOCR's layout, rendered deterministically.
 
 pub mod config;
@@ -20,6 +22,7 @@ pub mod config;
 pub use config::{Config, ConfigError};
 
 pub mod det;
+pub mod evaluate;
 
 pub mod batch;
 pub mod cls;

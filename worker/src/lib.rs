@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod devices;
+pub mod evaluate;
 pub mod exec;
 pub mod malloc;
 pub mod pruning;

@@ -1,6 +1,7 @@
 //! The `worker` command line: one file per subcommand, each with its clap arguments and its `run`.
 
 mod bench;
+mod eval;
 mod infer;
 mod inspect;
 mod prune;
@@ -30,6 +31,8 @@ pub enum Command {
     Bench(bench::Args),
     /// Removes the channels a plan prunes and writes the smaller model as ONNX, with the kept indices.
     Prune(prune::Args),
+    /// Scores a model on its config's eval set as PaddleOCR does: prints the metric dict as one JSON line.
+    Eval(eval::Args),
     /// Renders a synthetic det, rec or cls eval set in PaddleOCR's layout, the same for the same seed.
     Synth(synth::Args),
 }
@@ -49,6 +52,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Bench(args) => bench::run(&args),
         Command::Prune(args) => prune::run(&args),
         Command::Synth(args) => synth::run(&args),
+        Command::Eval(args) => eval::run(&args),
     }
 }
 

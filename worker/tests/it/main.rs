@@ -3,6 +3,7 @@
 mod binary;
 mod cli;
 mod depgraph;
+mod eval;
 mod node_cases;
 mod oracle;
 mod parity;
