@@ -2,6 +2,7 @@
 
 mod bench;
 mod eval;
+mod eval_bench;
 mod infer;
 mod inspect;
 mod prune;
@@ -33,6 +34,8 @@ pub enum Command {
     Prune(prune::Args),
     /// Scores a model on its config's eval set as PaddleOCR does: prints the metric dict as one JSON line.
     Eval(eval::Args),
+    /// Times DB post-processing and DetMetric on saved det outputs (for bench/eval): one JSON line.
+    EvalBench(eval_bench::Args),
     /// Renders a synthetic det, rec or cls eval set in PaddleOCR's layout, the same for the same seed.
     Synth(synth::Args),
 }
@@ -53,6 +56,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Prune(args) => prune::run(&args),
         Command::Synth(args) => synth::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::EvalBench(args) => eval_bench::run(&args),
     }
 }
 
