@@ -41,7 +41,11 @@ pub fn run(args: &Args) -> Result<()> {
     .with_context(|| format!("{}: not valid JSON", index_path.display()))?;
     let config = &index["config"];
     if config["kind"] != "det" {
-        bail!("{}: eval-bench times det dumps, got kind {}", index_path.display(), config["kind"]);
+        bail!(
+            "{}: eval-bench times det dumps, got kind {}",
+            index_path.display(),
+            config["kind"]
+        );
     }
     let post = db_options(&config["db"]).with_context(|| format!("{}: config.db", index_path.display()))?;
     let images = read_images(&args.dump, &index).with_context(|| format!("reading {}", index_path.display()))?;
@@ -88,7 +92,9 @@ fn db_options(db: &Value) -> Result<DbPostProcess> {
         box_thresh: number("box_thresh")?,
         max_candidates: number("max_candidates")? as usize,
         unclip_ratio: number("unclip_ratio")?,
-        use_dilation: db["use_dilation"].as_bool().context("use_dilation: expected a boolean")?,
+        use_dilation: db["use_dilation"]
+            .as_bool()
+            .context("use_dilation: expected a boolean")?,
         score_mode: match db["score_mode"].as_str() {
             Some("fast") => ScoreMode::Fast,
             Some("slow") => ScoreMode::Slow,
@@ -116,7 +122,12 @@ fn read_images(dump: &Path, index: &Value) -> Result<Vec<Image>> {
         };
         let values = Vec::<f32>::try_from(&tensor.to_kind(tch::Kind::Float).flatten(0, -1))?;
         let samples = batch["samples"].as_array().context("batch without samples")?;
-        anyhow::ensure!(samples.len() == n, "{}: {n} maps for {} samples", path.display(), samples.len());
+        anyhow::ensure!(
+            samples.len() == n,
+            "{}: {n} maps for {} samples",
+            path.display(),
+            samples.len()
+        );
         for (i, sample) in samples.iter().enumerate() {
             let shape: Vec<f64> = serde_json::from_value(sample["shape"].clone()).context("sample shape")?;
             let &[src_h, src_w, ratio_h, ratio_w] = shape.as_slice() else {

@@ -114,9 +114,49 @@ fn det_v3_on_50_synthetic_images_matches_both_references_with_hmean_above_0_7() 
     assert_agree(&metrics, &refs, &["precision", "recall", "hmean"]);
 }
 
+/// The mean absolute difference of our decoded pixels from `cv2.imdecode(IMREAD_COLOR)`'s over every image
+/// of a set.
+fn mean_pixel_difference_from_opencv(set: &Path) -> f64 {
+    let images: Vec<PathBuf> = {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(set.join("images"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+    };
+    let raw = set.join("opencv.raw");
+    let script = "import sys, cv2, numpy as np\n\
+                  out = open(sys.argv[1], 'wb')\n\
+                  for p in sys.argv[2:]:\n    \
+                  out.write(cv2.imdecode(np.fromfile(p, np.uint8), cv2.IMREAD_COLOR).tobytes())\n";
+    let status = Command::new(root().join(".oracle/bin/python"))
+        .args(["-c", script, raw.to_str().unwrap()])
+        .args(&images)
+        .status()
+        .unwrap();
+    assert!(status.success(), "decoding with OpenCV failed");
+    let want = std::fs::read(&raw).unwrap();
+    let mut got = Vec::with_capacity(want.len());
+    for path in &images {
+        let bytes = std::fs::read(path).unwrap();
+        got.extend(
+            sensgrid_eval::image::decode(&bytes, sensgrid_eval::image::ReadMode::Color, true)
+                .unwrap()
+                .data,
+        );
+    }
+    assert_eq!(got.len(), want.len(), "decoded sizes differ from OpenCV's");
+    let total: u64 = got.iter().zip(&want).map(|(&a, &b)| u64::from(a.abs_diff(b))).sum();
+    total as f64 / got.len() as f64
+}
+
 #[test]
 fn det_on_a_jpeg_set_matches_opencv_decoding_references() {
     let set = synth("det", 20, 5, true);
+    let mean = mean_pixel_difference_from_opencv(&set);
+    eprintln!("JPEG set: mean pixel difference from OpenCV {mean:.4}");
+    assert!(mean <= 1.0, "mean pixel difference from OpenCV {mean}");
     let model_override = format!("Global.pretrained_model={}", model("ch_PP-OCRv3_det_infer.onnx"));
     let metrics = ours(DET_CONFIG, &set, &[&model_override]);
     let refs = references("det", "ch_PP-OCRv3_det_infer.onnx", &set, &DET_POST);
