@@ -280,3 +280,42 @@ fn bad_configs_overrides_and_label_files_give_one_line_with_their_location() {
     .unwrap();
     assert_eval_refused(&args, &[&format!("{}:1", labels.display()), "missing.png"]);
 }
+
+#[test]
+fn a_masked_evaluation_changes_the_metric_and_leaves_the_session_as_it_was() {
+    use sensgrid_model::prune::{Criterion, Plan};
+    use sensgrid_worker::evaluate::Session;
+
+    let set = synth("cls", 200, 3, false);
+    let overrides = [
+        format!(
+            "Global.pretrained_model={}",
+            model("ch_ppocr_mobile_v2.0_cls_infer.onnx")
+        ),
+        format!("Eval.dataset.data_dir={}", set.display()),
+        format!("Eval.dataset.label_file_list=[{}]", set.join("label.txt").display()),
+    ];
+    let config =
+        sensgrid_eval::Config::load(root().join("eval/tests/fixtures/configs/cls_mv3.yml"), &overrides).unwrap();
+    let mut session = Session::open(config, tch::Device::Cpu).unwrap();
+    let mut seen = Vec::new();
+    let before = session.evaluate(&mut |p| Ok(seen.push(p.done))).unwrap();
+    assert_eq!(seen.last(), Some(&200), "progress reaches the set's size");
+    // Every group at 0.8: a cut that must change predictions.
+    let plan: Plan = session
+        .analysis()
+        .unwrap()
+        .groups
+        .iter()
+        .map(|g| (g.key.clone(), 0.8))
+        .collect();
+    let masked = session
+        .evaluate_masked(&plan, Criterion::L1Norm, &mut |_| Ok(()))
+        .unwrap();
+    let after = session.evaluate(&mut |_| Ok(())).unwrap();
+    assert_ne!(masked.get("acc"), before.get("acc"), "the mask changed nothing");
+    assert_eq!(
+        after, before,
+        "evaluating after a masked evaluation gives the unmasked metrics"
+    );
+}
