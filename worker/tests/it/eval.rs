@@ -299,7 +299,12 @@ fn a_masked_evaluation_changes_the_metric_and_leaves_the_session_as_it_was() {
         sensgrid_eval::Config::load(root().join("eval/tests/fixtures/configs/cls_mv3.yml"), &overrides).unwrap();
     let mut session = Session::open(config, tch::Device::Cpu).unwrap();
     let mut seen = Vec::new();
-    let before = session.evaluate(&mut |p| Ok(seen.push(p.done))).unwrap();
+    let before = session
+        .evaluate(&mut |p| {
+            seen.push(p.done);
+            Ok(())
+        })
+        .unwrap();
     assert_eq!(seen.last(), Some(&200), "progress reaches the set's size");
     // Every group at 0.8: a cut that must change predictions.
     let plan: Plan = session
