@@ -15,6 +15,7 @@
 //! - [`dataset`], [`batch`]: PaddleOCR's `SimpleDataSet` eval sets, and batches of same-shape samples.
 //! - [`evaluate`]: the eval set of a config opened, and model outputs post-processed and scored batch by
 //!   batch into the metric dict.
+//! - [`bundle`]: an eval set packed into one tar for workers on other machines, and unpacked there.
 //! - [`synth`]: synthetic det, rec and cls datasets in PaddleOCR's layout, rendered deterministically.
 
 pub mod config;
@@ -25,6 +26,7 @@ pub mod det;
 pub mod evaluate;
 
 pub mod batch;
+pub mod bundle;
 pub mod cls;
 pub mod dataset;
 pub mod image;

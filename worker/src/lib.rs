@@ -5,5 +5,6 @@ pub mod cli;
 pub mod devices;
 pub mod evaluate;
 pub mod exec;
+pub mod join;
 pub mod malloc;
 pub mod pruning;

@@ -5,6 +5,7 @@ mod eval;
 mod eval_bench;
 mod infer;
 mod inspect;
+mod join;
 mod prune;
 mod synth;
 
@@ -36,6 +37,9 @@ pub enum Command {
     Eval(eval::Args),
     /// Times DB post-processing and DetMetric on saved det outputs (for bench/eval): one JSON line.
     EvalBench(eval_bench::Args),
+    /// Works for a coordinator: registers, then evaluates the baseline and cell jobs it hands out, until
+    /// interrupted (Ctrl-C or SIGTERM once: finish the current job; twice: hand it back).
+    Join(join::Args),
     /// Renders a synthetic det, rec or cls eval set in PaddleOCR's layout, the same for the same seed.
     Synth(synth::Args),
 }
@@ -57,6 +61,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Synth(args) => synth::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::EvalBench(args) => eval_bench::run(&args),
+        Command::Join(args) => join::run(&args),
     }
 }
 

@@ -1,0 +1,141 @@
+//! The artifact cache of `worker join`: models and unpacked eval bundles by digest under `--cache-dir`, kept
+//! between jobs and between runs, so a worker downloads each artifact once.
+//!
+//! Layout: `models/<digest>.onnx`, `bundles/<digest>/` (see `sensgrid_eval::bundle`), and `downloads/` for
+//! transfers in progress. Every artifact appears under its final name by one rename, after its digest has
+//! been checked, so a worker killed mid-download never leaves a partial artifact behind, and several workers
+//! may share one cache folder.
+
+use std::path::{Path, PathBuf};
+
+use sensgrid_coordinator::client::{self, ClientError, WorkerClient};
+use sensgrid_eval::bundle;
+use tonic::Status;
+
+/// Why an artifact is not available.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The coordinator did not answer or refused: see the status for whether to retry.
+    #[error("downloading artifact {digest}: {}: {}", .status.code(), .status.message())]
+    Rpc { digest: String, status: Status },
+    /// The artifact is not one a job can use (a malformed digest, an unknown one, a bundle that does not
+    /// unpack): the job's inputs are wrong, and retrying will not help.
+    #[error("{0}")]
+    Input(String),
+    /// Writing to the cache failed, or the bytes arrived damaged.
+    #[error("{0}")]
+    Local(String),
+}
+
+/// The cache folder.
+pub struct ArtifactCache {
+    dir: PathBuf,
+}
+
+impl ArtifactCache {
+    /// Opens (creating it when missing) the cache at `dir`.
+    ///
+    /// # Errors
+    /// A folder that cannot be created.
+    pub fn open(dir: &Path) -> anyhow::Result<ArtifactCache> {
+        for sub in ["models", "bundles", "downloads"] {
+            let path = dir.join(sub);
+            std::fs::create_dir_all(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        }
+        Ok(ArtifactCache { dir: dir.to_owned() })
+    }
+
+    /// The model `digest`, downloaded unless already cached.
+    ///
+    /// # Errors
+    /// [`FetchError`], naming the digest.
+    pub async fn model(&self, client: &mut WorkerClient, digest: &str) -> Result<PathBuf, FetchError> {
+        check_digest(digest)?;
+        let path = self.dir.join("models").join(format!("{digest}.onnx"));
+        if !path.is_file() {
+            let download = self.download(client, digest).await?;
+            rename(&download, &path)?;
+        }
+        Ok(path)
+    }
+
+    /// The eval bundle `digest`, downloaded and unpacked unless already cached: the folder it is unpacked in.
+    ///
+    /// # Errors
+    /// [`FetchError`], naming the digest.
+    pub async fn bundle(&self, client: &mut WorkerClient, digest: &str) -> Result<PathBuf, FetchError> {
+        check_digest(digest)?;
+        let path = self.dir.join("bundles").join(digest);
+        if path.is_dir() {
+            return Ok(path);
+        }
+        let download = self.download(client, digest).await?;
+        let unpacked = self.dir.join("downloads").join(format!("{digest}-{}.d", std::process::id()));
+        let unpack = {
+            let (download, unpacked) = (download.clone(), unpacked.clone());
+            tokio::task::spawn_blocking(move || {
+                let _ = std::fs::remove_dir_all(&unpacked);
+                let file = std::fs::File::open(&download).map_err(|e| format!("{}: {e}", download.display()))?;
+                bundle::unpack(std::io::BufReader::new(file), &unpacked).map_err(|e| e.to_string())
+            })
+        };
+        let unpacked_result = unpack.await.map_err(|e| FetchError::Local(e.to_string()))?;
+        let _ = std::fs::remove_file(&download);
+        if let Err(reason) = unpacked_result {
+            let _ = std::fs::remove_dir_all(&unpacked);
+            return Err(FetchError::Input(format!("artifact {digest}: {reason}")));
+        }
+        if let Err(error) = std::fs::rename(&unpacked, &path) {
+            // Another worker sharing this cache unpacked the same bundle first: its copy is as good.
+            let _ = std::fs::remove_dir_all(&unpacked);
+            if !path.is_dir() {
+                return Err(FetchError::Local(format!("{}: {error}", path.display())));
+            }
+        }
+        Ok(path)
+    }
+
+    /// Downloads `digest` to a file of this process under `downloads/`, checked against the digest.
+    async fn download(&self, client: &mut WorkerClient, digest: &str) -> Result<PathBuf, FetchError> {
+        let dest = self.dir.join("downloads").join(format!("{digest}-{}", std::process::id()));
+        match client::download_artifact(client, digest, &dest).await {
+            Ok(_) => Ok(dest),
+            Err(ClientError::Rpc { status, .. }) if status.code() == tonic::Code::NotFound => Err(FetchError::Input(
+                format!("artifact {digest}: the coordinator has no such artifact"),
+            )),
+            Err(ClientError::Rpc { status, .. }) => Err(FetchError::Rpc {
+                digest: digest.to_owned(),
+                status,
+            }),
+            Err(other) => Err(FetchError::Local(other.to_string())),
+        }
+    }
+}
+
+/// Refuses a digest that is not 64 lowercase hex digits (it becomes a file name).
+fn check_digest(digest: &str) -> Result<(), FetchError> {
+    if digest.len() == 64 && digest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(())
+    } else {
+        Err(FetchError::Input(format!(
+            "artifact digest '{digest}': expected 64 lowercase hex digits (a sha256)"
+        )))
+    }
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), FetchError> {
+    std::fs::rename(from, to).map_err(|e| FetchError::Local(format!("{}: {e}", to.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_that_are_not_sha256_hex_are_refused() {
+        assert!(check_digest(&"ab".repeat(32)).is_ok());
+        for bad in ["", "../../etc/passwd", &"AB".repeat(32), &"ab".repeat(33)] {
+            assert!(matches!(check_digest(bad), Err(FetchError::Input(_))), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,500 @@
+//! `worker join`: a worker of a coordinator. It registers, long-polls for jobs, downloads and caches their
+//! artifacts, evaluates baselines and cells with the engine, heartbeats with progress while it does, and
+//! reports the metric dict, until it is interrupted.
+//!
+//! Faults it rides out:
+//! - **The coordinator is away** (restarting, unreachable, its database restarting): every call is retried
+//!   with exponential backoff (0.2 s doubling to 10 s) on `UNAVAILABLE`-like statuses. A job's evaluation goes
+//!   on meanwhile, and its completion is retried until it is answered: a completion repeated for the same
+//!   lease is a no-op on the coordinator, so a reply lost in the outage costs nothing.
+//! - **The lease is lost** (the run cancelled, or the job expired and went to another worker): the heartbeat
+//!   answers `keep_going = false` and the evaluation stops after its batch; nothing is reported.
+//! - **Interrupts** (Ctrl-C, SIGTERM): the first one finishes and reports the current job, then leaves; a
+//!   second one stops it and hands it back (`FailJob`, retryable) so another worker takes it now rather than
+//!   after the lease.
+//!
+//! Log lines go to stderr. `job J epoch E: completed {metrics}` is printed once the coordinator has taken a
+//! completion (the fault tests count them).
+
+mod cache;
+mod engine;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use sensgrid_coordinator::client::{self, Tls, WorkerClient};
+use sensgrid_eval::metric_dict::MetricDict;
+use sensgrid_proto::v1::{
+    CompleteJobRequest, FailJobRequest, HeartbeatRequest, Job, JobKind, PollJobRequest, RegisterRequest,
+};
+use tch::Device;
+use tokio::sync::watch;
+use tonic::{Code, Status};
+
+use cache::{ArtifactCache, FetchError};
+use engine::{Engine, Inputs, JobError, JobState, Stop};
+
+/// How long one poll waits for a job before asking again.
+const POLL_WAIT: Duration = Duration::from_secs(30);
+/// The first wait before retrying a call the coordinator did not answer; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// How to join a coordinator.
+pub struct Options {
+    /// `http://host:port`, or `https://host:port` with `tls`.
+    pub coordinator: String,
+    pub token: String,
+    pub tls: Option<Tls>,
+    pub device: Device,
+    pub cache_dir: PathBuf,
+    /// How the worker appears in the coordinator's records.
+    pub name: String,
+}
+
+/// Joins the coordinator and works until interrupted.
+///
+/// # Errors
+/// A cache folder that cannot be created, a refused token, or a coordinator that refuses this worker for
+/// good (anything but being away).
+pub fn run(options: Options) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(join(options))
+}
+
+async fn join(options: Options) -> Result<()> {
+    let cache = ArtifactCache::open(&options.cache_dir)?;
+    let interrupts = Interrupts::listen()?;
+    let mut backoff = Backoff::default();
+    let channel = loop {
+        let connecting = client::connect(&options.coordinator, options.tls.as_ref());
+        let answer = tokio::select! {
+            answer = connecting => answer,
+            () = interrupts.reached(1) => return Ok(()),
+        };
+        match answer {
+            Ok(channel) => break channel,
+            Err(error @ client::ClientError::Endpoint { .. }) => return Err(error.into()),
+            Err(error) => {
+                if !backoff.wait("connecting", &error, &interrupts).await {
+                    return Ok(());
+                }
+            }
+        }
+    };
+    let mut worker = Worker {
+        client: client::worker_client(channel, &options.token)?,
+        cache,
+        engine: Some(Engine::new(options.device)),
+        device: options.device,
+        name: options.name,
+        interrupts,
+        worker_id: 0,
+        heartbeat: Duration::from_secs(5),
+    };
+    if !worker.register().await? {
+        return Ok(());
+    }
+    worker.work().await
+}
+
+struct Worker {
+    client: WorkerClient,
+    cache: ArtifactCache,
+    /// `None` only while a job evaluates on the blocking thread.
+    engine: Option<Engine>,
+    device: Device,
+    name: String,
+    interrupts: Interrupts,
+    worker_id: i64,
+    heartbeat: Duration,
+}
+
+impl Worker {
+    /// Registers, retrying while the coordinator is away. False when interrupted first.
+    async fn register(&mut self) -> Result<bool> {
+        let mut backoff = Backoff::default();
+        loop {
+            let request = RegisterRequest {
+                name: self.name.clone(),
+                device: device_name(self.device),
+            };
+            match self.client.register(request).await {
+                Ok(answer) => {
+                    let answer = answer.into_inner();
+                    self.worker_id = answer.worker_id;
+                    self.heartbeat = Duration::from_millis(u64::from(answer.heartbeat_interval_ms).max(100));
+                    eprintln!(
+                        "registered as worker {} ({}, {}); heartbeat every {:?}",
+                        self.worker_id,
+                        self.name,
+                        device_name(self.device),
+                        self.heartbeat
+                    );
+                    return Ok(true);
+                }
+                Err(status) if transient(&status) => {
+                    if !backoff.wait("registering", &describe(&status), &self.interrupts).await {
+                        return Ok(false);
+                    }
+                }
+                Err(status) => bail!("registering: {}", describe(&status)),
+            }
+        }
+    }
+
+    /// Polls and runs jobs until the first interrupt.
+    async fn work(&mut self) -> Result<()> {
+        let mut backoff = Backoff::default();
+        while self.interrupts.count() == 0 {
+            let request = PollJobRequest {
+                worker_id: self.worker_id,
+                wait_ms: POLL_WAIT.as_millis() as u32,
+            };
+            let answer = tokio::select! {
+                answer = self.client.poll_job(request) => answer,
+                () = self.interrupts.reached(1) => break,
+            };
+            match answer {
+                Ok(answer) => {
+                    backoff = Backoff::default();
+                    if let Some(job) = answer.into_inner().job {
+                        self.run_job(job).await?;
+                    }
+                }
+                // The coordinator's database no longer knows this worker (it was recreated): register anew.
+                Err(status) if status.code() == Code::NotFound => {
+                    eprintln!("polling: {}; registering again", describe(&status));
+                    if !self.register().await? {
+                        break;
+                    }
+                }
+                Err(status) if transient(&status) => {
+                    if !backoff.wait("polling", &describe(&status), &self.interrupts).await {
+                        break;
+                    }
+                }
+                Err(status) => bail!("polling for a job: {}", describe(&status)),
+            }
+        }
+        eprintln!("interrupted: leaving");
+        Ok(())
+    }
+
+    /// Runs one job with a heartbeat beside it, then reports how it ended.
+    async fn run_job(&mut self, job: Job) -> Result<()> {
+        let kind = JobKind::try_from(job.kind).unwrap_or(JobKind::Unspecified);
+        eprintln!(
+            "job {} epoch {}: {} of run {}{}",
+            job.job_id,
+            job.lease_epoch,
+            kind.as_str_name().trim_start_matches("JOB_KIND_").to_lowercase(),
+            job.run_id,
+            match kind {
+                JobKind::Cell => format!(", group {} at ratio {}", job.group_key, job.ratio),
+                _ => String::new(),
+            }
+        );
+        let state = Arc::new(JobState::default());
+        let heartbeat = tokio::spawn(heartbeat(
+            self.client.clone(),
+            (job.job_id, job.lease_epoch),
+            self.heartbeat,
+            state.clone(),
+            self.interrupts.clone(),
+        ));
+        let outcome = self.execute(&job, &state).await;
+        heartbeat.abort();
+        let (job_id, lease_epoch) = (job.job_id, job.lease_epoch);
+        let fail = |error: String, retryable: bool| {
+            Report::Fail(FailJobRequest {
+                job_id,
+                lease_epoch,
+                error,
+                retryable,
+            })
+        };
+        let report = match outcome {
+            Ok(metrics) => Report::Complete(CompleteJobRequest {
+                job_id,
+                lease_epoch,
+                metrics: metrics.into_map().into_iter().collect(),
+                artifact_digest: String::new(),
+            }),
+            Err(JobError::Stopped) if state.stop_reason() == Some(Stop::Release) => {
+                fail("released: the worker was interrupted".into(), true)
+            }
+            Err(JobError::Stopped) => {
+                eprintln!("job {job_id} epoch {lease_epoch}: stopped (the lease was lost or the run cancelled)");
+                return Ok(());
+            }
+            Err(JobError::Input(error)) => fail(format!("{error:#}"), false),
+            Err(JobError::Runtime(error)) => fail(format!("{error:#}"), true),
+        };
+        self.report(report).await
+    }
+
+    /// Fetches the job's artifacts and evaluates it on the blocking thread.
+    async fn execute(&mut self, job: &Job, state: &Arc<JobState>) -> Result<MetricDict, JobError> {
+        let model = self.fetch(Artifact::Model, &job.model_digest, state).await?;
+        let bundle = self.fetch(Artifact::Bundle, &job.dataset_digest, state).await?;
+        let mut engine = self.engine.take().unwrap_or_else(|| Engine::new(self.device));
+        let inputs = Inputs {
+            job: job.clone(),
+            model,
+            bundle,
+        };
+        let state = state.clone();
+        let evaluated = tokio::task::spawn_blocking(move || {
+            let result = engine.run(&inputs, &state);
+            (engine, result)
+        })
+        .await;
+        match evaluated {
+            Ok((engine, result)) => {
+                self.engine = Some(engine);
+                result
+            }
+            // The engine went down with the panic; the next job loads a new one.
+            Err(panic) => Err(JobError::Runtime(anyhow!("the evaluation panicked: {panic}"))),
+        }
+    }
+
+    /// One artifact in the cache, retrying while the coordinator is away and the job not stopped.
+    async fn fetch(&mut self, artifact: Artifact, digest: &str, state: &JobState) -> Result<PathBuf, JobError> {
+        let mut backoff = Backoff::default();
+        loop {
+            let fetched = match artifact {
+                Artifact::Model => self.cache.model(&mut self.client, digest).await,
+                Artifact::Bundle => self.cache.bundle(&mut self.client, digest).await,
+            };
+            match fetched {
+                Ok(path) => return Ok(path),
+                Err(FetchError::Input(message)) => return Err(JobError::Input(anyhow!(message))),
+                Err(FetchError::Rpc { status, .. }) if transient(&status) => {
+                    let waited = backoff.wait("downloading", &describe(&status), &self.interrupts.nth(2)).await;
+                    if !waited || state.stop_reason().is_some() {
+                        return Err(JobError::Stopped);
+                    }
+                }
+                Err(error) => return Err(JobError::Runtime(error.into())),
+            }
+        }
+    }
+
+    /// Delivers a completion or failure, retrying while the coordinator is away (a repeated delivery for the
+    /// same lease is a no-op there). A refusal (stale lease, cancelled run) is logged: nothing is left to do.
+    async fn report(&mut self, report: Report) -> Result<()> {
+        let (job_id, lease_epoch) = report.lease();
+        let mut backoff = Backoff::default();
+        loop {
+            let answer = match &report {
+                Report::Complete(request) => self.client.complete_job(request.clone()).await.map(drop),
+                Report::Fail(request) => self.client.fail_job(request.clone()).await.map(drop),
+            };
+            match answer {
+                Ok(()) => {
+                    match &report {
+                        Report::Complete(request) => eprintln!(
+                            "job {job_id} epoch {lease_epoch}: completed {}",
+                            serde_json::to_string(&request.metrics.iter().collect::<std::collections::BTreeMap<_, _>>())
+                                .unwrap_or_default()
+                        ),
+                        Report::Fail(request) => eprintln!(
+                            "job {job_id} epoch {lease_epoch}: failed ({}retryable): {}",
+                            if request.retryable { "" } else { "not " },
+                            request.error
+                        ),
+                    }
+                    return Ok(());
+                }
+                Err(status) if matches!(status.code(), Code::Unauthenticated | Code::PermissionDenied) => {
+                    bail!("reporting job {job_id}: {}", describe(&status))
+                }
+                Err(status) if transient(&status) => {
+                    // A second interrupt gives up: the lease expires and the job is run again elsewhere.
+                    if !backoff.wait("reporting", &describe(&status), &self.interrupts.nth(2)).await {
+                        eprintln!("job {job_id} epoch {lease_epoch}: interrupted before the report was delivered");
+                        return Ok(());
+                    }
+                }
+                Err(status) => {
+                    eprintln!("job {job_id} epoch {lease_epoch}: report refused: {}", describe(&status));
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+enum Artifact {
+    Model,
+    Bundle,
+}
+
+enum Report {
+    Complete(CompleteJobRequest),
+    Fail(FailJobRequest),
+}
+
+impl Report {
+    fn lease(&self) -> (i64, i64) {
+        match self {
+            Report::Complete(r) => (r.job_id, r.lease_epoch),
+            Report::Fail(r) => (r.job_id, r.lease_epoch),
+        }
+    }
+}
+
+/// Heartbeats `lease` every `interval` with the job's progress until aborted. Stops the job when the
+/// coordinator says so or on a second interrupt; a heartbeat the coordinator does not answer is only
+/// logged, as the lease may well outlast a short outage.
+async fn heartbeat(
+    mut client: WorkerClient,
+    (job_id, lease_epoch): (i64, i64),
+    interval: Duration,
+    state: Arc<JobState>,
+    interrupts: Interrupts,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = interrupts.reached(2) => {
+                state.stop(Stop::Release);
+                return;
+            }
+        }
+        let (done, total) = state.progress();
+        let request = HeartbeatRequest {
+            job_id,
+            lease_epoch,
+            done,
+            total,
+        };
+        match client.heartbeat(request).await {
+            Ok(answer) if !answer.get_ref().keep_going => {
+                state.stop(Stop::LeaseLost);
+                return;
+            }
+            Ok(_) => {}
+            Err(status) => eprintln!("job {job_id} epoch {lease_epoch}: heartbeat: {}", describe(&status)),
+        }
+    }
+}
+
+/// Whether a status means the coordinator (or its database) is away for now, so the call is worth repeating.
+fn transient(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::Unknown | Code::Internal | Code::DeadlineExceeded | Code::Cancelled | Code::ResourceExhausted
+    )
+}
+
+fn describe(status: &Status) -> String {
+    format!("{}: {}", status.code(), status.message())
+}
+
+/// The device as the coordinator records it.
+fn device_name(device: Device) -> String {
+    match device {
+        Device::Cuda(index) => format!("cuda:{index}"),
+        _ => "cpu".to_owned(),
+    }
+}
+
+/// The default worker name: the host name and the process id.
+pub fn default_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is writable for its whole length, which is what is passed.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let host = match std::str::from_utf8(&buf[..end]) {
+        Ok(host) if ok && !host.is_empty() => host.to_owned(),
+        _ => "worker".to_owned(),
+    };
+    format!("{host}-{}", std::process::id())
+}
+
+/// Exponential backoff between retries of a call the coordinator did not answer.
+struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { next: FIRST_BACKOFF }
+    }
+}
+
+impl Backoff {
+    /// Logs why, then sleeps the next delay. False when `interrupts` fire first.
+    async fn wait(&mut self, what: &str, why: &dyn std::fmt::Display, interrupts: &Interrupts) -> bool {
+        eprintln!("{what}: {why}; retrying in {:.1}s", self.next.as_secs_f64());
+        let slept = tokio::select! {
+            () = tokio::time::sleep(self.next) => true,
+            () = interrupts.reached(interrupts.threshold) => false,
+        };
+        self.next = (self.next * 2).min(MAX_BACKOFF);
+        slept
+    }
+}
+
+/// Counts Ctrl-C and SIGTERM. `threshold` is the count [`Backoff::wait`] gives up at.
+#[derive(Clone)]
+struct Interrupts {
+    count: watch::Receiver<u32>,
+    threshold: u32,
+}
+
+impl Interrupts {
+    fn listen() -> Result<Interrupts> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
+        let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        let (tx, count) = watch::channel(0);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+                tx.send_modify(|n| *n += 1);
+                if *tx.borrow() == 1 {
+                    eprintln!("interrupted: finishing the current job (interrupt again to hand it back now)");
+                } else {
+                    eprintln!("interrupted again: handing the current job back");
+                }
+            }
+        });
+        Ok(Interrupts { count, threshold: 1 })
+    }
+
+    fn count(&self) -> u32 {
+        *self.count.borrow()
+    }
+
+    /// The same interrupts, with backoff giving up only at the `n`th.
+    fn nth(&self, n: u32) -> Interrupts {
+        Interrupts {
+            count: self.count.clone(),
+            threshold: n,
+        }
+    }
+
+    /// Returns once `n` interrupts have arrived.
+    async fn reached(&self, n: u32) {
+        let mut count = self.count.clone();
+        if count.wait_for(|c| *c >= n).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
