@@ -49,7 +49,11 @@ async fn a_killed_worker_a_restarted_coordinator_and_a_restarted_postgres_lose_n
 
     // The set, the config and the reference metrics, before any process competes for the CPU.
     let data = scratch.join("data");
-    succeed(Command::new(env!("CARGO_BIN_EXE_worker")).args(["synth", "det", "--count", IMAGES, "--seed", "21", "--out"]).arg(&data));
+    succeed(
+        Command::new(env!("CARGO_BIN_EXE_worker"))
+            .args(["synth", "det", "--count", IMAGES, "--seed", "21", "--out"])
+            .arg(&data),
+    );
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let config_path = root.join("eval/tests/fixtures/configs/ch_det_mv3_db_v2.0.yml");
     let config_yaml = std::fs::read_to_string(&config_path).unwrap();
@@ -68,11 +72,22 @@ async fn a_killed_worker_a_restarted_coordinator_and_a_restarted_postgres_lose_n
     let coordinator_port = free_port();
     let coordinator_url = format!("http://127.0.0.1:{coordinator_port}");
     let artifacts = scratch.join("artifacts");
-    let mut coordinator = start_coordinator(&coordinator_bin, &cluster.url(), coordinator_port, &artifacts, &scratch, 1);
+    let mut coordinator = start_coordinator(
+        &coordinator_bin,
+        &cluster.url(),
+        coordinator_port,
+        &artifacts,
+        &scratch,
+        1,
+    );
     let channel = client::connect(&coordinator_url, None).await.unwrap();
     let mut uploads = client::worker_client(channel.clone(), WORKER_TOKEN).unwrap();
-    let model_digest = client::upload_artifact_file(&mut uploads, &model, "application/onnx").await.unwrap();
-    let dataset_digest = client::upload_artifact(&mut uploads, &bundle_bytes, "application/x-tar").await.unwrap();
+    let model_digest = client::upload_artifact_file(&mut uploads, &model, "application/onnx")
+        .await
+        .unwrap();
+    let dataset_digest = client::upload_artifact(&mut uploads, &bundle_bytes, "application/x-tar")
+        .await
+        .unwrap();
     let mut admin = client::admin_client(channel, ADMIN_TOKEN).unwrap();
     let run_id = admin
         .create_run(CreateRunRequest {
@@ -101,8 +116,10 @@ async fn a_killed_worker_a_restarted_coordinator_and_a_restarted_postgres_lose_n
     ];
 
     // Fault 1: kill -9 w1 in the middle of a job; that job must be completed by another worker.
-    let (killed_job, killed_epoch) =
-        wait_until(&mut admin, run_id, "w1 to start a job", |_| Log::read(&scratch, "w1").running()).await;
+    let (killed_job, killed_epoch) = wait_until(&mut admin, run_id, "w1 to start a job", |_| {
+        Log::read(&scratch, "w1").running()
+    })
+    .await;
     // Into the evaluation, which takes seconds, so w1 is still in it.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let still_running = Log::read(&scratch, "w1").running();
@@ -134,7 +151,14 @@ async fn a_killed_worker_a_restarted_coordinator_and_a_restarted_postgres_lose_n
     coordinator.wait().unwrap();
     eprintln!("fault test: killed the coordinator with {done_before}/{jobs} jobs done");
     tokio::time::sleep(Duration::from_secs(1)).await;
-    coordinator = start_coordinator(&coordinator_bin, &cluster.url(), coordinator_port, &artifacts, &scratch, 2);
+    coordinator = start_coordinator(
+        &coordinator_bin,
+        &cluster.url(),
+        coordinator_port,
+        &artifacts,
+        &scratch,
+        2,
+    );
     let channel = client::connect(&coordinator_url, None).await.unwrap();
     admin = client::admin_client(channel, ADMIN_TOKEN).unwrap();
 
@@ -161,14 +185,24 @@ async fn a_killed_worker_a_restarted_coordinator_and_a_restarted_postgres_lose_n
     }
     for job in &run.jobs {
         let accepted = epochs.get(&job.job_id).map_or(0, BTreeSet::len);
-        assert_eq!(accepted, 1, "job {} has {accepted} accepted completions: {:?}", job.job_id, epochs.get(&job.job_id));
+        assert_eq!(
+            accepted,
+            1,
+            "job {} has {accepted} accepted completions: {:?}",
+            job.job_id,
+            epochs.get(&job.job_id)
+        );
     }
     // The same metrics as without faults.
     for job in &run.jobs {
         let key = (job.kind == "cell").then(|| (job.group_key.clone(), job.ratio.to_bits()));
         let want = expected.get(&key).unwrap_or_else(|| panic!("unexpected job {job:?}"));
         let got: BTreeMap<String, f64> = job.metrics.clone().into_iter().collect();
-        assert_eq!(&got, want, "job {} ({:?}) differs from the run without faults", job.job_id, key);
+        assert_eq!(
+            &got, want,
+            "job {} ({:?}) differs from the run without faults",
+            job.job_id, key
+        );
     }
     assert!(
         job_attempt(&run, killed_job) >= 2,
@@ -193,14 +227,23 @@ type JobKey = Option<(String, u64)>;
 /// faults.
 fn reference_metrics(config: Config) -> (Vec<(String, f64)>, BTreeMap<JobKey, BTreeMap<String, f64>>) {
     let mut session = Session::open(config, tch::Device::Cpu).unwrap();
-    let keys: Vec<String> = session.analysis().unwrap().groups.iter().take(GROUPS).map(|g| g.key.clone()).collect();
+    let keys: Vec<String> = session
+        .analysis()
+        .unwrap()
+        .groups
+        .iter()
+        .take(GROUPS)
+        .map(|g| g.key.clone())
+        .collect();
     let cells: Vec<(String, f64)> = keys.iter().flat_map(|k| RATIOS.map(|r| (k.clone(), r))).collect();
     let mut expected = BTreeMap::new();
     let baseline = session.evaluate(&mut |_| Ok(())).unwrap();
     expected.insert(None, baseline.into_map());
     for (key, ratio) in &cells {
         let plan = Plan::from([(key.clone(), *ratio)]);
-        let metrics = session.evaluate_masked(&plan, Criterion::L1Norm, &mut |_| Ok(())).unwrap();
+        let metrics = session
+            .evaluate_masked(&plan, Criterion::L1Norm, &mut |_| Ok(()))
+            .unwrap();
         expected.insert(Some((key.clone(), ratio.to_bits())), metrics.into_map());
     }
     (cells, expected)
@@ -296,9 +339,19 @@ impl Cluster {
         versions.sort();
         let version = versions.pop().expect("no Postgres version under /etc/postgresql");
         let cluster = Cluster { version };
-        let exists = Path::new("/etc/postgresql").join(&cluster.version).join(CLUSTER).is_dir();
+        let exists = Path::new("/etc/postgresql")
+            .join(&cluster.version)
+            .join(CLUSTER)
+            .is_dir();
         if !exists {
-            succeed(Command::new("pg_createcluster").args([&cluster.version, CLUSTER, "-p", CLUSTER_PORT, "--", "--auth=trust"]));
+            succeed(Command::new("pg_createcluster").args([
+                &cluster.version,
+                CLUSTER,
+                "-p",
+                CLUSTER_PORT,
+                "--",
+                "--auth=trust",
+            ]));
         }
         if !cluster.ctl("status").success() {
             succeed(Command::new("pg_ctlcluster").args([&cluster.version, CLUSTER, "start"]));
@@ -342,7 +395,20 @@ impl Cluster {
     }
 
     fn psql(&self, sql: &str) {
-        succeed(Command::new("psql").args(["-h", "127.0.0.1", "-p", CLUSTER_PORT, "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qc", sql]));
+        succeed(Command::new("psql").args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            CLUSTER_PORT,
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qc",
+            sql,
+        ]));
     }
 }
 
@@ -379,11 +445,32 @@ fn start_coordinator(bin: &Path, database_url: &str, port: u16, artifacts: &Path
     let log_path = scratch.join(format!("coordinator-{nth}.log"));
     let log = File::create(&log_path).unwrap();
     let child = Command::new(bin)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", database_url])
-        .args(["--worker-token", WORKER_TOKEN, "--admin-token", ADMIN_TOKEN, "--artifact-dir"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            database_url,
+        ])
+        .args([
+            "--worker-token",
+            WORKER_TOKEN,
+            "--admin-token",
+            ADMIN_TOKEN,
+            "--artifact-dir",
+        ])
         .arg(artifacts)
         // Short enough that the killed worker's job is back within seconds.
-        .args(["--heartbeat", "250ms", "--lease", "2s", "--sweep", "250ms", "--max-attempts", "10"])
+        .args([
+            "--heartbeat",
+            "250ms",
+            "--lease",
+            "2s",
+            "--sweep",
+            "250ms",
+            "--max-attempts",
+            "10",
+        ])
         .args(["--backoff-base", "100ms", "--backoff-cap", "1s"])
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -396,13 +483,26 @@ fn start_coordinator(bin: &Path, database_url: &str, port: u16, artifacts: &Path
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("the coordinator did not start: {}", std::fs::read_to_string(&log_path).unwrap());
+    panic!(
+        "the coordinator did not start: {}",
+        std::fs::read_to_string(&log_path).unwrap()
+    );
 }
 
 fn start_worker(coordinator: &str, cache: &Path, scratch: &Path, name: &str) -> Proc {
     let log = File::create(scratch.join(format!("{name}.log"))).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_worker"))
-        .args(["join", "--coordinator", coordinator, "--token", WORKER_TOKEN, "--device", "cpu", "--name", name])
+        .args([
+            "join",
+            "--coordinator",
+            coordinator,
+            "--token",
+            WORKER_TOKEN,
+            "--device",
+            "cpu",
+            "--name",
+            name,
+        ])
         .arg("--cache-dir")
         .arg(cache)
         .stdout(Stdio::null())
@@ -425,7 +525,11 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn succeed(command: &mut Command) {

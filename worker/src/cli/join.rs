@@ -59,7 +59,8 @@ pub fn run(args: &Args) -> Result<()> {
 fn default_cache_dir() -> Result<PathBuf> {
     let base = match std::env::var_os("XDG_CACHE_HOME") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => PathBuf::from(std::env::var_os("HOME").context("--cache-dir: not given, and HOME is not set")?).join(".cache"),
+        _ => PathBuf::from(std::env::var_os("HOME").context("--cache-dir: not given, and HOME is not set")?)
+            .join(".cache"),
     };
     Ok(base.join("sensgrid").join("worker"))
 }

@@ -70,7 +70,10 @@ impl ArtifactCache {
             return Ok(path);
         }
         let download = self.download(client, digest).await?;
-        let unpacked = self.dir.join("downloads").join(format!("{digest}-{}.d", std::process::id()));
+        let unpacked = self
+            .dir
+            .join("downloads")
+            .join(format!("{digest}-{}.d", std::process::id()));
         let unpack = {
             let (download, unpacked) = (download.clone(), unpacked.clone());
             tokio::task::spawn_blocking(move || {
@@ -97,7 +100,10 @@ impl ArtifactCache {
 
     /// Downloads `digest` to a file of this process under `downloads/`, checked against the digest.
     async fn download(&self, client: &mut WorkerClient, digest: &str) -> Result<PathBuf, FetchError> {
-        let dest = self.dir.join("downloads").join(format!("{digest}-{}", std::process::id()));
+        let dest = self
+            .dir
+            .join("downloads")
+            .join(format!("{digest}-{}", std::process::id()));
         match client::download_artifact(client, digest, &dest).await {
             Ok(_) => Ok(dest),
             Err(ClientError::Rpc { status, .. }) if status.code() == tonic::Code::NotFound => Err(FetchError::Input(

@@ -278,7 +278,9 @@ impl Worker {
                 Ok(path) => return Ok(path),
                 Err(FetchError::Input(message)) => return Err(JobError::Input(anyhow!(message))),
                 Err(FetchError::Rpc { status, .. }) if transient(&status) => {
-                    let waited = backoff.wait("downloading", &describe(&status), &self.interrupts.nth(2)).await;
+                    let waited = backoff
+                        .wait("downloading", &describe(&status), &self.interrupts.nth(2))
+                        .await;
                     if !waited || state.stop_reason().is_some() {
                         return Err(JobError::Stopped);
                     }
@@ -303,8 +305,10 @@ impl Worker {
                     match &report {
                         Report::Complete(request) => eprintln!(
                             "job {job_id} epoch {lease_epoch}: completed {}",
-                            serde_json::to_string(&request.metrics.iter().collect::<std::collections::BTreeMap<_, _>>())
-                                .unwrap_or_default()
+                            serde_json::to_string(
+                                &request.metrics.iter().collect::<std::collections::BTreeMap<_, _>>()
+                            )
+                            .unwrap_or_default()
                         ),
                         Report::Fail(request) => eprintln!(
                             "job {job_id} epoch {lease_epoch}: failed ({}retryable): {}",
@@ -319,13 +323,19 @@ impl Worker {
                 }
                 Err(status) if transient(&status) => {
                     // A second interrupt gives up: the lease expires and the job is run again elsewhere.
-                    if !backoff.wait("reporting", &describe(&status), &self.interrupts.nth(2)).await {
+                    if !backoff
+                        .wait("reporting", &describe(&status), &self.interrupts.nth(2))
+                        .await
+                    {
                         eprintln!("job {job_id} epoch {lease_epoch}: interrupted before the report was delivered");
                         return Ok(());
                     }
                 }
                 Err(status) => {
-                    eprintln!("job {job_id} epoch {lease_epoch}: report refused: {}", describe(&status));
+                    eprintln!(
+                        "job {job_id} epoch {lease_epoch}: report refused: {}",
+                        describe(&status)
+                    );
                     return Ok(());
                 }
             }
@@ -395,7 +405,12 @@ async fn heartbeat(
 fn transient(status: &Status) -> bool {
     matches!(
         status.code(),
-        Code::Unavailable | Code::Unknown | Code::Internal | Code::DeadlineExceeded | Code::Cancelled | Code::ResourceExhausted
+        Code::Unavailable
+            | Code::Unknown
+            | Code::Internal
+            | Code::DeadlineExceeded
+            | Code::Cancelled
+            | Code::ResourceExhausted
     )
 }
 
