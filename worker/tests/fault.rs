@@ -223,9 +223,12 @@ async fn a_killed_worker_a_restarted_coordinator_and_a_restarted_postgres_lose_n
 /// A job as the reference knows it: `None` for the baseline, else the cell's group and ratio (as bits).
 type JobKey = Option<(String, u64)>;
 
+/// Each job's metric dict.
+type Metrics = BTreeMap<JobKey, BTreeMap<String, f64>>;
+
 /// The cells (the first [`GROUPS`] groups at each of [`RATIOS`]) and the metrics of each job without
 /// faults.
-fn reference_metrics(config: Config) -> (Vec<(String, f64)>, BTreeMap<JobKey, BTreeMap<String, f64>>) {
+fn reference_metrics(config: Config) -> (Vec<(String, f64)>, Metrics) {
     let mut session = Session::open(config, tch::Device::Cpu).unwrap();
     let keys: Vec<String> = session
         .analysis()
@@ -444,42 +447,44 @@ impl Drop for Proc {
 fn start_coordinator(bin: &Path, database_url: &str, port: u16, artifacts: &Path, scratch: &Path, nth: u32) -> Proc {
     let log_path = scratch.join(format!("coordinator-{nth}.log"));
     let log = File::create(&log_path).unwrap();
-    let child = Command::new(bin)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--database-url",
-            database_url,
-        ])
-        .args([
-            "--worker-token",
-            WORKER_TOKEN,
-            "--admin-token",
-            ADMIN_TOKEN,
-            "--artifact-dir",
-        ])
-        .arg(artifacts)
-        // Short enough that the killed worker's job is back within seconds.
-        .args([
-            "--heartbeat",
-            "250ms",
-            "--lease",
-            "2s",
-            "--sweep",
-            "250ms",
-            "--max-attempts",
-            "10",
-        ])
-        .args(["--backoff-base", "100ms", "--backoff-cap", "1s"])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let child = Proc(
+        Command::new(bin)
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--database-url",
+                database_url,
+            ])
+            .args([
+                "--worker-token",
+                WORKER_TOKEN,
+                "--admin-token",
+                ADMIN_TOKEN,
+                "--artifact-dir",
+            ])
+            .arg(artifacts)
+            // Short enough that the killed worker's job is back within seconds.
+            .args([
+                "--heartbeat",
+                "250ms",
+                "--lease",
+                "2s",
+                "--sweep",
+                "250ms",
+                "--max-attempts",
+                "10",
+            ])
+            .args(["--backoff-base", "100ms", "--backoff-cap", "1s"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if std::fs::read_to_string(&log_path).unwrap().contains("listening on") {
-            return Proc(child);
+            return child;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
