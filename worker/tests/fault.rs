@@ -72,14 +72,19 @@ async fn a_killed_worker_a_restarted_coordinator_and_a_restarted_postgres_lose_n
     let coordinator_port = free_port();
     let coordinator_url = format!("http://127.0.0.1:{coordinator_port}");
     let artifacts = scratch.join("artifacts");
-    let mut coordinator = start_coordinator(
-        &coordinator_bin,
-        &cluster.url(),
-        coordinator_port,
-        &artifacts,
-        &scratch,
-        1,
-    );
+    let database_url = cluster.url();
+    // The coordinator, started once and again after its kill: the same port, database and artifacts.
+    let start = |nth| {
+        start_coordinator(
+            &coordinator_bin,
+            &database_url,
+            coordinator_port,
+            &artifacts,
+            &scratch,
+            nth,
+        )
+    };
+    let mut coordinator = start(1);
     let channel = client::connect(&coordinator_url, None).await.unwrap();
     let mut uploads = client::worker_client(channel.clone(), WORKER_TOKEN).unwrap();
     let model_digest = client::upload_artifact_file(&mut uploads, &model, "application/onnx")
@@ -151,14 +156,7 @@ async fn a_killed_worker_a_restarted_coordinator_and_a_restarted_postgres_lose_n
     coordinator.wait().unwrap();
     eprintln!("fault test: killed the coordinator with {done_before}/{jobs} jobs done");
     tokio::time::sleep(Duration::from_secs(1)).await;
-    coordinator = start_coordinator(
-        &coordinator_bin,
-        &cluster.url(),
-        coordinator_port,
-        &artifacts,
-        &scratch,
-        2,
-    );
+    coordinator = start(2);
     let channel = client::connect(&coordinator_url, None).await.unwrap();
     admin = client::admin_client(channel, ADMIN_TOKEN).unwrap();
 

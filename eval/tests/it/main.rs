@@ -1,5 +1,6 @@
 //! The eval crate's integration tests, one module per area.
 
+mod bundle;
 mod config;
 mod dataset;
 mod det;
