@@ -140,10 +140,14 @@ async fn a_killed_worker_a_restarted_coordinator_and_a_restarted_postgres_lose_n
         job_state(run, killed_job).filter(|state| state == "done")
     })
     .await;
-    let finisher = ["w2"]
-        .into_iter()
-        .find(|name| Log::read(&scratch, name).completions().contains_key(&killed_job));
-    assert_eq!(finisher, Some("w2"), "job {killed_job} was not completed by w2");
+    // Taken back from w1 and completed by w2 under a later lease.
+    let taken_over = Log::read(&scratch, "w2").completions().get(&killed_job).cloned();
+    assert!(
+        taken_over
+            .as_ref()
+            .is_some_and(|epochs| epochs.iter().all(|&e| e > killed_epoch)),
+        "job {killed_job} was not completed by w2 under an epoch after {killed_epoch}: {taken_over:?}"
+    );
     workers.push(start_worker(&coordinator_url, &cache, &scratch, "w3"));
 
     // Fault 2: kill -9 the coordinator mid-run and start it again on the same port and database.

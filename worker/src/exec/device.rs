@@ -25,6 +25,14 @@ pub fn parse_device(name: &str) -> Result<Device> {
     Ok(Device::Cuda(index))
 }
 
+/// The name [`parse_device`] reads back as `device`: `cpu` or `cuda:N` (how a worker reports its device).
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cuda(index) => format!("cuda:{index}"),
+        _ => "cpu".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,5 +49,6 @@ mod tests {
                 .contains("expected auto, cpu, cuda or cuda:N")
         );
         assert!(parse_device("cuda:99").is_err());
+        assert_eq!(parse_device(&device_name(auto)).unwrap(), auto);
     }
 }

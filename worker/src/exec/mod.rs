@@ -9,7 +9,7 @@ mod ops;
 mod plan;
 pub mod registry;
 
-pub use device::parse_device;
+pub use device::{device_name, parse_device};
 pub use plan::Executor;
 
 use anyhow::{Context, Result};

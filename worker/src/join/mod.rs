@@ -36,6 +36,8 @@ use tonic::{Code, Status};
 use cache::{ArtifactCache, FetchError};
 use engine::{Engine, Inputs, JobError, JobState, Stop};
 
+use crate::exec::device_name;
+
 /// How long one poll waits for a job before asking again.
 const POLL_WAIT: Duration = Duration::from_secs(30);
 /// The first wait before retrying a call the coordinator did not answer; it doubles up to [`MAX_BACKOFF`].
@@ -416,14 +418,6 @@ fn transient(status: &Status) -> bool {
 
 fn describe(status: &Status) -> String {
     format!("{}: {}", status.code(), status.message())
-}
-
-/// The device as the coordinator records it.
-fn device_name(device: Device) -> String {
-    match device {
-        Device::Cuda(index) => format!("cuda:{index}"),
-        _ => "cpu".to_owned(),
-    }
 }
 
 /// The default worker name: the host name and the process id.
