@@ -17,6 +17,14 @@ FROM job
 WHERE run_id = $1
 ORDER BY id;
 
+-- name: job_analyze
+-- Refreshes the planner's statistics on job after a run added its jobs. Without them the planner may still
+-- believe the queue nearly empty (as when autovacuum last looked between runs) and plan every claim as a sort
+-- of all queued jobs instead of a walk of job_queued that stops at the claim's size: milliseconds per claim
+-- for each thousand queued jobs, until autovacuum's next analyze (a minute or more later). SKIP_LOCKED: when
+-- a vacuum or analyze already holds the table, this one is skipped rather than waiting behind it.
+ANALYZE (SKIP_LOCKED) job;
+
 -- name: job_claim
 -- $1 now, $2 waiting workers (bigint[], one entry per job wanted), $3 the new leases' deadline.
 -- Locks up to cardinality($2) claimable jobs in dispatch order, skipping rows other claims hold, then leases
