@@ -203,6 +203,11 @@ pub fn sha256_hex(data: &[u8]) -> String {
     format!("{:x}", Sha256::digest(data))
 }
 
+/// Whether `digest` is 64 lowercase hex digits (a sha256), the form [`sha256_hex`] gives.
+pub fn is_sha256_hex(digest: &str) -> bool {
+    digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Uploads `data` as an artifact of `media_type` and answers its digest. Uploading stored bytes again is a
 /// no-op.
 ///
@@ -405,5 +410,6 @@ mod tests {
             sha256_hex(b""),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+        assert!(is_sha256_hex(&sha256_hex(b"")));
     }
 }

@@ -11,9 +11,8 @@ use sensgrid_proto::v1 as pb;
 use serde_json::{Map, Value};
 use tonic::Status;
 
-use crate::store::{
-    CellSpec, ClaimedJob, Job, JobId, JobKind, JobState, Lease, Run, RunState, StoreError, is_sha256_hex,
-};
+use crate::client::is_sha256_hex;
+use crate::store::{CellSpec, ClaimedJob, Job, JobId, JobKind, JobState, Lease, Run, RunState, StoreError};
 
 /// The criteria a worker knows (`worker prune --criterion`).
 pub const CRITERIA: [&str; 3] = ["l1_norm", "l1_norm_group", "fpgm"];

@@ -641,11 +641,6 @@ pub trait JobStore: Clone + Send + Sync + 'static {
     fn worker_register(&self, params: WorkerRegisterParams) -> impl Future<Output = Result<Worker>> + Send;
 }
 
-/// Whether `digest` is 64 lowercase hex digits (a sha256).
-pub fn is_sha256_hex(digest: &str) -> bool {
-    digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,8 +17,9 @@ use super::{
     Artifact, ArtifactPutOutcome, ArtifactPutParams, ClaimedJob, CompleteOutcome, FailOutcome, HeartbeatOutcome, Job,
     JobClaimParams, JobCompleteParams, JobFailParams, JobHeartbeatParams, JobId, JobRescueExpiredParams, JobState,
     JobStore, Lease, RescueOutcome, RescuedJob, Result, Run, RunCancelOutcome, RunCancelParams, RunCreateParams, RunId,
-    RunState, StoreError, Worker, WorkerId, WorkerRegisterParams, is_sha256_hex,
+    RunState, StoreError, Worker, WorkerId, WorkerRegisterParams,
 };
+use crate::client::is_sha256_hex;
 
 /// The query files, by name.
 const QUERY_FILES: [(&str, &str); 4] = [

@@ -120,7 +120,7 @@ impl ArtifactCache {
 
 /// Refuses a digest that is not 64 lowercase hex digits (it becomes a file name).
 fn check_digest(digest: &str) -> Result<(), FetchError> {
-    if digest.len() == 64 && digest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if client::is_sha256_hex(digest) {
         Ok(())
     } else {
         Err(FetchError::Input(format!(
