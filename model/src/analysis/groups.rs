@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::analysis::count;
-use crate::error::Result;
+use crate::error::{ModelError, Result};
 use crate::ir::{Graph, Node};
 use crate::ops::shape::{self, normalize_axis};
 
@@ -118,6 +118,19 @@ impl Analysis {
     /// The group called `key`.
     pub fn group(&self, key: &str) -> Option<(usize, &Group)> {
         self.groups.iter().enumerate().find(|(_, g)| g.key == key)
+    }
+
+    /// The group called `key`, for a plan to prune.
+    ///
+    /// # Errors
+    /// A key that names no group: with the reason when its conv was excluded from pruning.
+    pub fn prunable_group(&self, key: &str) -> Result<(usize, &Group)> {
+        self.group(key).ok_or_else(|| {
+            ModelError::Invalid(match self.excluded.iter().find(|e| e.conv == key) {
+                Some(e) => format!("group '{key}' cannot be pruned: {}", e.reason),
+                None => format!("unknown group key '{key}': no conv of this model has that weight"),
+            })
+        })
     }
 }
 

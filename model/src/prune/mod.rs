@@ -33,13 +33,7 @@ impl Cut {
     pub fn plan(graph: &Graph, analysis: &Analysis, plan: &Plan, criterion: Criterion) -> Result<Self> {
         let mut channels = BTreeMap::new();
         for (key, &ratio) in plan {
-            let Some((index, group)) = analysis.group(key) else {
-                let why = match analysis.excluded.iter().find(|e| &e.conv == key) {
-                    Some(e) => format!("group '{key}' cannot be pruned: {}", e.reason),
-                    None => format!("unknown group key '{key}': no conv of this model has that weight"),
-                };
-                return Err(ModelError::Invalid(why));
-            };
+            let (index, group) = analysis.prunable_group(key)?;
             if !(0.0..1.0).contains(&ratio) {
                 return Err(ModelError::Invalid(format!(
                     "group '{key}': ratio {ratio} is outside [0, 1)"

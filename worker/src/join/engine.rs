@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
-use anyhow::anyhow;
+use anyhow::{Context, anyhow};
 use sensgrid_eval::metric_dict::MetricDict;
 use sensgrid_eval::{Config, bundle};
 use sensgrid_model::prune::{Criterion, Plan};
@@ -164,15 +164,10 @@ fn cell(session: &mut Session, job: &Job) -> anyhow::Result<(Plan, Criterion)> {
         "" => evaluate::criterion(session.config().sensitivity().criterion),
         name => name.parse()?,
     };
-    let analysis = session.analysis()?;
-    if !analysis.groups.iter().any(|g| g.key == job.group_key) {
-        anyhow::bail!(
-            "job {}: '{}' is not a channel group of the model (it has {} groups; `worker inspect MODEL --groups` \
-             lists them)",
-            job.job_id,
-            job.group_key,
-            analysis.groups.len()
-        );
-    }
+    // Checked here, before the evaluation, so that a bad key is reported as the job's input error.
+    session
+        .analysis()?
+        .prunable_group(&job.group_key)
+        .with_context(|| format!("job {} (`worker inspect MODEL --groups` lists the groups)", job.job_id))?;
     Ok((Plan::from([(job.group_key.clone(), job.ratio)]), criterion))
 }
