@@ -31,7 +31,8 @@ use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use crate::config::Config;
-use crate::dataset::{Dataset, DatasetError, OpenOptions};
+use crate::dataset::{Dataset, DatasetError};
+use crate::evaluate::sensitivity_open_options;
 
 /// The label file of a bundle.
 pub const LABELS: &str = "labels.txt";
@@ -72,13 +73,8 @@ pub struct Packed {
 /// A set that does not open (a malformed line, a missing image), an unreadable image or dictionary, or a
 /// failing write.
 pub fn pack(config: &Config, out: impl Write) -> Result<Packed, BundleError> {
-    let eval_samples = config.sensitivity().eval_samples;
-    let options = OpenOptions {
-        eval_samples: (eval_samples > 0).then_some(eval_samples),
-        ..OpenOptions::default()
-    };
     let dataset_config = config.eval_dataset();
-    let dataset = Dataset::open(dataset_config, &options)?;
+    let dataset = Dataset::open(dataset_config, &sensitivity_open_options(config))?;
     let mut tar = tar::Builder::new(out);
     let mut names: HashMap<&Path, String> = HashMap::new();
     let mut labels = String::new();

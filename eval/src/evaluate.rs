@@ -39,6 +39,16 @@ pub enum EvalError {
     Cls(#[from] ClsError),
 }
 
+/// The options a sensitivity run opens the config's eval set with: its first `Sensitivity.eval_samples` lines,
+/// or all of them when that is 0.
+pub fn sensitivity_open_options(config: &Config) -> OpenOptions {
+    let eval_samples = config.sensitivity().eval_samples;
+    OpenOptions {
+        eval_samples: (eval_samples > 0).then_some(eval_samples),
+        ..OpenOptions::default()
+    }
+}
+
 /// Opens the config's eval set: [`Dataset::open`], then, for recognition, the lines PaddleOCR's rec label
 /// encoder returns `None` for (empty, too long, nothing in the dictionary) marked so that their neighbours
 /// stand in for them.

@@ -9,8 +9,8 @@
 use anyhow::{Context, Result, bail};
 use sensgrid_eval::batch::batches;
 use sensgrid_eval::config::Precision;
-use sensgrid_eval::dataset::{Dataset, OpenOptions};
-use sensgrid_eval::evaluate::{Evaluator, open_dataset};
+use sensgrid_eval::dataset::Dataset;
+use sensgrid_eval::evaluate::{Evaluator, open_dataset, sensitivity_open_options};
 use sensgrid_eval::metric_dict::MetricDict;
 use sensgrid_eval::{Config, config};
 use sensgrid_model::analysis::groups::Analysis;
@@ -61,11 +61,7 @@ impl Session {
                 sensitivity.precision.as_str()
             );
         }
-        let options = OpenOptions {
-            eval_samples: (sensitivity.eval_samples > 0).then_some(sensitivity.eval_samples),
-            ..OpenOptions::default()
-        };
-        let dataset = open_dataset(&config, &options)?;
+        let dataset = open_dataset(&config, &sensitivity_open_options(&config))?;
         let graph = onnx::read(config.model_path())?;
         let executor = Executor::new(&graph, device)?;
         let batch_size = batch_size(&config, &dataset);
