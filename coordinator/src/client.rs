@@ -198,6 +198,65 @@ pub fn admin_client(channel: Channel, token: &str) -> Result<AdminClient, Client
     Ok(AdminServiceClient::with_interceptor(channel, Bearer::new(token)?).max_decoding_message_size(256 << 20))
 }
 
+/// A chunk stream as the artifact calls send it (a concrete type: boxed `dyn Stream`s trip the compiler's
+/// `Send` checks of these futures).
+pub type ChunkStream = tokio_stream::wrappers::ReceiverStream<ArtifactChunk>;
+
+/// The artifact calls, which both services offer (workers fetch models and bundles and upload pruned models;
+/// admin tools upload what they submit and fetch what runs produced), so the functions below serve either
+/// client.
+pub trait ArtifactCalls {
+    /// `UploadArtifact`: answers the stored digest.
+    fn upload(&mut self, chunks: ChunkStream) -> impl std::future::Future<Output = Result<String, Status>> + Send;
+    /// `DownloadArtifact`: the chunk stream.
+    fn download(
+        &mut self,
+        digest: String,
+    ) -> impl std::future::Future<Output = Result<tonic::Streaming<ArtifactChunk>, Status>> + Send;
+}
+
+impl ArtifactCalls for WorkerClient {
+    fn upload(&mut self, chunks: ChunkStream) -> impl std::future::Future<Output = Result<String, Status>> + Send {
+        // A clone shares the channel; the call's future then owns what it uses.
+        let mut client = self.clone();
+        async move { Ok(client.upload_artifact(chunks).await?.into_inner().digest) }
+    }
+
+    fn download(
+        &mut self,
+        digest: String,
+    ) -> impl std::future::Future<Output = Result<tonic::Streaming<ArtifactChunk>, Status>> + Send {
+        let mut client = self.clone();
+        async move {
+            Ok(client
+                .download_artifact(DownloadArtifactRequest { digest })
+                .await?
+                .into_inner())
+        }
+    }
+}
+
+impl ArtifactCalls for AdminClient {
+    fn upload(&mut self, chunks: ChunkStream) -> impl std::future::Future<Output = Result<String, Status>> + Send {
+        // A clone shares the channel; the call's future then owns what it uses.
+        let mut client = self.clone();
+        async move { Ok(client.upload_artifact(chunks).await?.into_inner().digest) }
+    }
+
+    fn download(
+        &mut self,
+        digest: String,
+    ) -> impl std::future::Future<Output = Result<tonic::Streaming<ArtifactChunk>, Status>> + Send {
+        let mut client = self.clone();
+        async move {
+            Ok(client
+                .download_artifact(DownloadArtifactRequest { digest })
+                .await?
+                .into_inner())
+        }
+    }
+}
+
 /// The lowercase hex sha256 of `data`, as artifacts are named.
 pub fn sha256_hex(data: &[u8]) -> String {
     format!("{:x}", Sha256::digest(data))
@@ -214,7 +273,11 @@ pub fn is_sha256_hex(digest: &str) -> bool {
 /// # Errors
 ///
 /// [`ClientError::Rpc`] when the coordinator refuses the upload.
-pub async fn upload_artifact(client: &mut WorkerClient, data: &[u8], media_type: &str) -> Result<String, ClientError> {
+pub async fn upload_artifact(
+    client: &mut impl ArtifactCalls,
+    data: &[u8],
+    media_type: &str,
+) -> Result<String, ClientError> {
     let digest = sha256_hex(data);
     let chunks: Vec<ArtifactChunk> = if data.is_empty() {
         vec![first_chunk(&digest, 0, media_type, Vec::new())]
@@ -230,14 +293,18 @@ pub async fn upload_artifact(client: &mut WorkerClient, data: &[u8], media_type:
             })
             .collect()
     };
-    let response = client
-        .upload_artifact(tokio_stream::iter(chunks))
+    let (tx, rx) = tokio::sync::mpsc::channel(chunks.len());
+    for chunk in chunks {
+        tx.try_send(chunk).expect("the channel holds every chunk");
+    }
+    drop(tx);
+    client
+        .upload(tokio_stream::wrappers::ReceiverStream::new(rx))
         .await
         .map_err(|status| ClientError::Rpc {
             call: "UploadArtifact",
             status,
-        })?;
-    Ok(response.into_inner().digest)
+        })
 }
 
 /// Uploads the file at `path` as an artifact of `media_type` and answers its digest. The file is read twice
@@ -247,7 +314,7 @@ pub async fn upload_artifact(client: &mut WorkerClient, data: &[u8], media_type:
 ///
 /// [`ClientError::Io`] when the file cannot be read, [`ClientError::Rpc`] when the coordinator refuses it.
 pub async fn upload_artifact_file(
-    client: &mut WorkerClient,
+    client: &mut impl ArtifactCalls,
     path: &Path,
     media_type: &str,
 ) -> Result<String, ClientError> {
@@ -299,7 +366,7 @@ pub async fn upload_artifact_file(
         })
     };
     let answer = client
-        .upload_artifact(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .upload(tokio_stream::wrappers::ReceiverStream::new(rx))
         .await;
     let read = reader.await.unwrap_or_else(|join| Err(std::io::Error::other(join)));
     let response = answer.map_err(|status| ClientError::Rpc {
@@ -307,7 +374,7 @@ pub async fn upload_artifact_file(
         status,
     })?;
     read.map_err(io)?;
-    Ok(response.into_inner().digest)
+    Ok(response)
 }
 
 fn first_chunk(digest: &str, size: u64, media_type: &str, data: Vec<u8>) -> ArtifactChunk {
@@ -326,7 +393,11 @@ fn first_chunk(digest: &str, size: u64, media_type: &str, data: Vec<u8>) -> Arti
 ///
 /// [`ClientError::Rpc`] when the coordinator refuses (`NOT_FOUND` for an unknown digest) or the stream breaks,
 /// [`ClientError::Artifact`] when the bytes do not match, [`ClientError::Io`] for local file errors.
-pub async fn download_artifact(client: &mut WorkerClient, digest: &str, dest: &Path) -> Result<u64, ClientError> {
+pub async fn download_artifact(
+    client: &mut impl ArtifactCalls,
+    digest: &str,
+    dest: &Path,
+) -> Result<u64, ClientError> {
     let rpc = |status| ClientError::Rpc {
         call: "DownloadArtifact",
         status,
@@ -338,13 +409,7 @@ pub async fn download_artifact(client: &mut WorkerClient, digest: &str, dest: &P
         path: part.clone(),
         source,
     };
-    let mut stream = client
-        .download_artifact(DownloadArtifactRequest {
-            digest: digest.to_owned(),
-        })
-        .await
-        .map_err(rpc)?
-        .into_inner();
+    let mut stream = client.download(digest.to_owned()).await.map_err(rpc)?;
     let mut file = tokio::fs::File::create(&part).await.map_err(io)?;
     let written = async {
         let mut hasher = Sha256::new();

@@ -7,15 +7,30 @@
 //! - [`store`]: every database operation, behind the [`store::JobStore`] trait; [`store::pg::PgStore`] holds
 //!   all the SQL.
 //! - [`service`]: the worker and admin gRPC services, and the tasks behind them (the dispatcher that batches
-//!   claims, the completer that batches completions, the sweeper that takes back expired leases).
+//!   claims, the completer that batches completions, the sweeper that takes back expired leases, the
+//!   pipeline that plans and ends runs).
+//! - [`spec`]: what a submission says about its run (metric, ratios, groups, the Prune target).
+//! - [`sensitivity`]: losses from results; [`planning`]: ratios for a Prune target, with their FLOPs.
+//! - [`submit`]: the checks and the grid of `coordinator submit`; [`results`]: the files of `coordinator
+//!   results` (sen.pickle, sensitivities.csv and .json, plan.json, prune_report.json).
 
 pub mod client;
 #[cfg(feature = "server")]
 pub mod clock;
 #[cfg(feature = "server")]
+pub mod planning;
+#[cfg(feature = "server")]
+pub mod results;
+#[cfg(feature = "server")]
+pub mod sensitivity;
+#[cfg(feature = "server")]
 pub mod service;
 #[cfg(feature = "server")]
+pub mod spec;
+#[cfg(feature = "server")]
 pub mod store;
+#[cfg(feature = "server")]
+pub mod submit;
 
 /// Every migration in `migrations/`, embedded at compile time and applied by the coordinator at start.
 #[cfg(feature = "server")]

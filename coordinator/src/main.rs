@@ -1,4 +1,7 @@
-//! The `coordinator` binary: parses flags and dispatches; the work lives in the library.
+//! The `coordinator` binary: parses flags and dispatches; the work lives in the library and, for the client
+//! commands, in `commands`.
+
+mod commands;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,6 +37,24 @@ enum Command {
     /// Applies the migrations, then serves the worker and admin gRPC services until SIGTERM or Ctrl-C. Prints
     /// `listening on ADDR` once bound.
     Serve(Box<ServeArgs>),
+    /// Checks a PaddleOCR-style config, its model and eval set, uploads them and creates the run: its baseline
+    /// and one cell per (channel group, ratio). Prints the run id as its last stdout line.
+    Submit(Box<commands::SubmitArgs>),
+    /// Lists the runs, or shows one run's cells by state, active workers, elapsed time and ETA.
+    Status(commands::StatusArgs),
+    /// Follows a run with a progress bar until it ends; exits 0 when it is done, 1 when it failed or was
+    /// cancelled.
+    Watch(commands::RunArgs),
+    /// Writes a run's sen.pickle, sensitivities.csv and .json, and after an export plan.json,
+    /// prune_report.json and pruned.onnx.
+    Results(commands::ResultsArgs),
+    /// Plans per-group ratios for a finished run (PaddleSlim's max loss, or a FLOPs reduction) and can queue
+    /// the export.
+    Plan(commands::PlanArgs),
+    /// Cancels a run: queued and running jobs stop, finished results stay.
+    Cancel(commands::RunArgs),
+    /// Lists the registered workers, their devices and the jobs they hold.
+    Workers(commands::WorkersArgs),
 }
 
 #[derive(Args)]
@@ -82,11 +103,29 @@ struct ServeArgs {
     backoff_cap: Duration,
 }
 
+/// Any error is one line on stderr (its causes joined by ": ") and exit code 2; `watch` of a run that failed
+/// or was cancelled exits 1.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let watching = matches!(cli.command, Command::Watch(_));
+    let outcome = match cli.command {
         Command::Migrate { database_url } => migrate(&database_url).await,
         Command::Serve(args) => serve(*args).await,
+        Command::Submit(args) => commands::submit(*args).await,
+        Command::Status(args) => commands::status(args).await,
+        Command::Watch(args) => commands::watch(args).await,
+        Command::Results(args) => commands::results(args).await,
+        Command::Plan(args) => commands::plan(args).await,
+        Command::Cancel(args) => commands::cancel(args).await,
+        Command::Workers(args) => commands::workers(args).await,
+    };
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("coordinator: {error:#}");
+            std::process::ExitCode::from(if watching { 1 } else { 2 })
+        }
     }
 }
 

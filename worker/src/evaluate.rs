@@ -16,7 +16,7 @@ use sensgrid_eval::{Config, config};
 use sensgrid_model::analysis::groups::Analysis;
 use sensgrid_model::ir::Graph;
 use sensgrid_model::onnx;
-use sensgrid_model::prune::{Criterion, Cut, Plan};
+use sensgrid_model::prune::{Criterion, Cut, Plan, structural};
 use tch::{Device, Tensor};
 
 use crate::exec::Executor;
@@ -131,6 +131,28 @@ impl Session {
             })?;
         }
         Ok(evaluator.finish())
+    }
+
+    /// The model as loaded (unmasked between evaluations).
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// The model on the device.
+    pub fn executor(&self) -> &Executor {
+        &self.executor
+    }
+
+    /// The model with the channels `plan` names removed for real (`Cut` ranks them by `criterion`), as
+    /// `worker prune` writes it.
+    ///
+    /// # Errors
+    /// A plan naming an unknown or excluded group, or a ratio outside (0, 1).
+    pub fn prune(&mut self, plan: &Plan, criterion: Criterion) -> Result<Graph> {
+        self.analysis()?;
+        let analysis = self.analysis.as_ref().expect("computed above");
+        let cut = Cut::plan(&self.graph, analysis, plan, criterion)?;
+        Ok(structural::prune(&self.graph, analysis, &cut)?.graph)
     }
 
     /// Masks the channels `plan` prunes (ranked by `criterion`), scores the model, and restores every weight

@@ -6,5 +6,6 @@ pub mod devices;
 pub mod evaluate;
 pub mod exec;
 pub mod join;
+pub mod latency;
 pub mod malloc;
 pub mod pruning;

@@ -1,18 +1,26 @@
-//! `AdminService`: creating runs and reading their progress. A run is created with its baseline job and one
-//! cell job per requested cell (no export job yet: export plans come with the planner), and the dispatcher is
-//! woken so waiting workers get the baseline at once.
+//! `AdminService`: what `coordinator submit`, `status`, `watch`, `results`, `plan`, `cancel` and `workers`
+//! call. A run is created with its baseline job and one cell job per requested cell (cells known already are
+//! created done); the pipeline adds the export once it has planned. The dispatcher is woken so waiting workers
+//! get the baseline at once.
 
 use std::sync::Arc;
 
 use sensgrid_proto::v1 as pb;
 use sensgrid_proto::v1::admin_service_server::AdminService;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
+use super::artifacts::{ArtifactDir, ChunkStream};
 use super::config::ServiceConfig;
 use super::convert;
 use super::dispatcher::DispatcherHandle;
+use super::pipeline::PipelineHandle;
 use crate::clock::Clock;
-use crate::store::{JobStore, RunCreateParams, RunId};
+use crate::planning::{self, PlanRequest};
+use crate::spec::{PruneTarget, RunSpec};
+use crate::store::{
+    JobKind, JobState, JobStore, RunCancelOutcome, RunCancelParams, RunCreateParams, RunId, RunPlanOutcome,
+    RunPlanParams, RunState, RunSummary,
+};
 
 /// The admin service.
 pub struct AdminApi<S> {
@@ -20,17 +28,36 @@ pub struct AdminApi<S> {
     clock: Arc<dyn Clock>,
     config: Arc<ServiceConfig>,
     dispatcher: DispatcherHandle,
+    pipeline: PipelineHandle,
+    artifacts: ArtifactDir,
 }
 
 impl<S: JobStore> AdminApi<S> {
     /// The service on these parts (built by [`super::serve`]).
-    pub fn new(store: S, clock: Arc<dyn Clock>, config: Arc<ServiceConfig>, dispatcher: DispatcherHandle) -> Self {
+    pub fn new(
+        store: S,
+        clock: Arc<dyn Clock>,
+        config: Arc<ServiceConfig>,
+        dispatcher: DispatcherHandle,
+        pipeline: PipelineHandle,
+        artifacts: ArtifactDir,
+    ) -> Self {
         Self {
             store,
             clock,
             config,
             dispatcher,
+            pipeline,
+            artifacts,
         }
+    }
+
+    async fn run(&self, run_id: RunId) -> Result<crate::store::Run, Status> {
+        self.store
+            .run_get(run_id)
+            .await
+            .map_err(convert::store_status)?
+            .ok_or_else(|| Status::not_found(format!("run_id: run {run_id} does not exist")))
     }
 }
 
@@ -55,6 +82,12 @@ impl<S: JobStore> AdminService for AdminApi<S> {
                 request.criterion.escape_debug()
             )));
         }
+        let spec: serde_json::Value = match request.spec_json.as_str() {
+            "" => return Err(Status::invalid_argument("spec_json: expected the run's spec, got nothing")),
+            text => serde_json::from_str(text)
+                .map_err(|e| Status::invalid_argument(format!("spec_json: {e}")))?,
+        };
+        RunSpec::from_json(&spec).map_err(|e| Status::invalid_argument(format!("spec_json: {e}")))?;
         let params = RunCreateParams {
             now: self.clock.now(),
             config_yaml: request.config_yaml,
@@ -62,33 +95,238 @@ impl<S: JobStore> AdminService for AdminApi<S> {
             dataset_digest: request.dataset_digest,
             criterion: request.criterion,
             max_attempts: self.config.max_attempts,
-            cells: convert::cells(request.cells),
+            cells: convert::cells(request.cells)?,
             export: false,
+            spec,
         };
         // The same checks the store makes, before a database round trip, with the same field names.
         params.validate().map_err(convert::store_status)?;
         let run_id = self.store.run_create(params).await.map_err(convert::store_status)?;
         self.dispatcher.wake();
+        // A run whose cells were all imported may be plannable at once.
+        self.pipeline.wake();
         Ok(Response::new(pb::CreateRunResponse { run_id: run_id.0 }))
     }
 
     async fn get_run(&self, request: Request<pb::GetRunRequest>) -> Result<Response<pb::GetRunResponse>, Status> {
         let run_id = RunId(request.into_inner().run_id);
-        let run = self
-            .store
-            .run_get(run_id)
-            .await
-            .map_err(convert::store_status)?
-            .ok_or_else(|| Status::not_found(format!("run_id: run {run_id} does not exist")))?;
+        let run = self.run(run_id).await?;
         let jobs = self
             .store
             .job_list_by_run(run_id)
             .await
             .map_err(convert::store_status)?;
+        let mut counts = crate::store::JobCounts::default();
+        for job in &jobs {
+            counts.add(job.state);
+        }
+        let summary = convert::run_summary(&RunSummary {
+            run: run.clone(),
+            jobs: counts,
+        });
         Ok(Response::new(pb::GetRunResponse {
             run_id: run.id.0,
             state: convert::run_state_name(run.state).into(),
             jobs: jobs.iter().map(convert::job_status).collect(),
+            summary: Some(summary),
+            spec_json: run.spec.to_string(),
+            plan_json: run.plan.as_ref().map(ToString::to_string).unwrap_or_default(),
+            config_yaml: run.config_yaml,
+            model_digest: run.model_digest,
+            dataset_digest: run.dataset_digest,
+            criterion: run.criterion,
         }))
+    }
+
+    async fn list_runs(
+        &self,
+        request: Request<pb::ListRunsRequest>,
+    ) -> Result<Response<pb::ListRunsResponse>, Status> {
+        let state = convert::run_state_filter(&request.into_inner().state)?;
+        let runs = self.store.run_list(state).await.map_err(convert::store_status)?;
+        Ok(Response::new(pb::ListRunsResponse {
+            runs: runs.iter().map(convert::run_summary).collect(),
+        }))
+    }
+
+    async fn cancel_run(
+        &self,
+        request: Request<pb::CancelRunRequest>,
+    ) -> Result<Response<pb::CancelRunResponse>, Status> {
+        let run_id = RunId(request.into_inner().run_id);
+        let outcome = self
+            .store
+            .run_cancel(RunCancelParams {
+                now: self.clock.now(),
+                run_id,
+            })
+            .await
+            .map_err(convert::store_status)?;
+        match outcome {
+            RunCancelOutcome::Cancelled { queued, leased } => Ok(Response::new(pb::CancelRunResponse {
+                state: convert::run_state_name(RunState::Cancelled).into(),
+                queued_cancelled: queued,
+                leased_cancelled: leased,
+            })),
+            RunCancelOutcome::AlreadyFinal(state) => Ok(Response::new(pb::CancelRunResponse {
+                state: convert::run_state_name(state).into(),
+                queued_cancelled: 0,
+                leased_cancelled: 0,
+            })),
+            RunCancelOutcome::NotFound => Err(Status::not_found(format!("run_id: run {run_id} does not exist"))),
+        }
+    }
+
+    async fn plan_run(&self, request: Request<pb::PlanRunRequest>) -> Result<Response<pb::PlanRunResponse>, Status> {
+        let request = request.into_inner();
+        let run_id = RunId(request.run_id);
+        let target = match request.target {
+            Some(pb::plan_run_request::Target::MaxLoss(loss)) => PruneTarget::MaxLoss(loss),
+            Some(pb::plan_run_request::Target::FlopsReduction(share)) if share > 0.0 && share < 1.0 => {
+                PruneTarget::FlopsReduction(share)
+            }
+            Some(pb::plan_run_request::Target::FlopsReduction(share)) => {
+                return Err(Status::invalid_argument(format!(
+                    "flops_reduction: expected a share in (0, 1), got {share}"
+                )));
+            }
+            None => return Err(Status::invalid_argument("target: set max_loss or flops_reduction")),
+        };
+        let run = self.run(run_id).await?;
+        if matches!(run.state, RunState::Cancelled | RunState::Failed) {
+            return Err(Status::failed_precondition(format!(
+                "run {run_id} is {}: only a running or done run is planned",
+                convert::run_state_name(run.state)
+            )));
+        }
+        let jobs = self
+            .store
+            .job_list_by_run(run_id)
+            .await
+            .map_err(convert::store_status)?;
+        let unfinished = jobs
+            .iter()
+            .filter(|j| j.kind != JobKind::Export && !j.state.is_final())
+            .count();
+        if unfinished > 0 {
+            return Err(Status::failed_precondition(format!(
+                "run {run_id} still has {unfinished} unfinished baseline or cell jobs: plan once its grid is done"
+            )));
+        }
+        if request.export && jobs.iter().any(|j| j.kind == JobKind::Export && j.state == JobState::Leased) {
+            return Err(Status::failed_precondition(format!(
+                "run {run_id}'s export is running: plan again once it has ended"
+            )));
+        }
+        let spec = RunSpec::from_json(&run.spec).map_err(Status::failed_precondition)?;
+        let plan_request = PlanRequest {
+            model: self.artifacts.path(&run.model_digest),
+            run,
+            jobs,
+            spec,
+            target,
+        };
+        let planned = tokio::task::spawn_blocking(move || planning::plan(&plan_request))
+            .await
+            .map_err(|panic| Status::internal(format!("the planner panicked: {panic}")))?
+            .map_err(Status::failed_precondition)?;
+        let outcome = self
+            .store
+            .run_plan(RunPlanParams {
+                now: self.clock.now(),
+                run_id,
+                plan: planned.plan_json(),
+                export: request.export,
+            })
+            .await
+            .map_err(convert::store_status)?;
+        match outcome {
+            RunPlanOutcome::Planned => {}
+            RunPlanOutcome::NotPlannable(state) => {
+                return Err(Status::failed_precondition(format!(
+                    "run {run_id} is {}: not planned",
+                    convert::run_state_name(state)
+                )));
+            }
+            RunPlanOutcome::NotFound => {
+                return Err(Status::not_found(format!("run_id: run {run_id} does not exist")));
+            }
+        }
+        if request.export {
+            self.dispatcher.wake();
+        }
+        Ok(Response::new(pb::PlanRunResponse {
+            plan_json: planned.plan_json().to_string(),
+            max_loss: planned.max_loss,
+            flops_before: planned.flops_before,
+            flops_after: planned.flops_after,
+        }))
+    }
+
+    async fn list_workers(
+        &self,
+        _request: Request<pb::ListWorkersRequest>,
+    ) -> Result<Response<pb::ListWorkersResponse>, Status> {
+        let workers = self.store.worker_list().await.map_err(convert::store_status)?;
+        Ok(Response::new(pb::ListWorkersResponse {
+            workers: workers
+                .into_iter()
+                .map(|w| pb::WorkerSummary {
+                    worker_id: w.worker.id.0,
+                    name: w.worker.name,
+                    device: w.worker.device,
+                    registered_at: convert::timestamp(Some(w.worker.registered_at)),
+                    last_seen_at: convert::timestamp(Some(w.worker.last_seen_at)),
+                    lease_jobs: w.leases.iter().map(|(job, _)| job.0).collect(),
+                    lease_runs: w.leases.iter().map(|(_, run)| run.0).collect(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn stat_artifact(
+        &self,
+        request: Request<pb::StatArtifactRequest>,
+    ) -> Result<Response<pb::StatArtifactResponse>, Status> {
+        let digest = request.into_inner().digest;
+        convert::digest("digest", &digest)?;
+        let stored = self
+            .store
+            .artifact_get(&digest)
+            .await
+            .map_err(convert::store_status)?;
+        Ok(Response::new(match stored {
+            // Its metadata is recorded only after its file is in place (see `artifacts`).
+            Some(artifact) => pb::StatArtifactResponse {
+                stored: true,
+                size_bytes: artifact.size_bytes,
+                media_type: artifact.media_type,
+            },
+            None => pb::StatArtifactResponse::default(),
+        }))
+    }
+
+    async fn upload_artifact(
+        &self,
+        request: Request<Streaming<pb::ArtifactChunk>>,
+    ) -> Result<Response<pb::UploadArtifactResponse>, Status> {
+        let digest = self
+            .artifacts
+            .upload(&self.store, self.clock.as_ref(), request.into_inner())
+            .await?;
+        Ok(Response::new(pb::UploadArtifactResponse { digest }))
+    }
+
+    type DownloadArtifactStream = ChunkStream;
+
+    async fn download_artifact(
+        &self,
+        request: Request<pb::DownloadArtifactRequest>,
+    ) -> Result<Response<Self::DownloadArtifactStream>, Status> {
+        let stream = self
+            .artifacts
+            .download(&self.store, &request.into_inner().digest)
+            .await?;
+        Ok(Response::new(stream))
     }
 }

@@ -12,7 +12,9 @@ use serde_json::{Map, Value};
 use tonic::Status;
 
 use crate::client::is_sha256_hex;
-use crate::store::{CellSpec, ClaimedJob, Job, JobId, JobKind, JobState, Lease, Run, RunState, StoreError};
+use crate::store::{
+    CellSpec, ClaimedJob, Job, JobId, JobKind, JobState, Lease, Run, RunState, RunSummary, StoreError,
+};
 
 /// The criteria a worker knows (`worker prune --criterion`).
 pub const CRITERIA: [&str; 3] = ["l1_norm", "l1_norm_group", "fpgm"];
@@ -67,28 +69,41 @@ pub fn digest(field: &str, digest: &str) -> Result<(), Status> {
     }
 }
 
-/// The stored result of a completion: its metrics and, for an export, the pruned model's digest.
+/// The stored result of a completion: its metrics, the seconds and device it took, and for an export the
+/// pruned model's digest and the prune's report.
 ///
 /// # Errors
 ///
-/// `INVALID_ARGUMENT` naming the metric that is not a finite number (JSON has no NaN or infinity), or a
-/// malformed `artifact_digest`.
-pub fn completion_result(metrics: HashMap<String, f64>, artifact_digest: &str) -> Result<Value, Status> {
-    let mut stored = Map::new();
-    for (name, value) in metrics {
-        let number = serde_json::Number::from_f64(value).ok_or_else(|| {
-            Status::invalid_argument(format!(
-                "metrics[\"{}\"]: expected a finite number, got {value}",
-                name.escape_debug()
-            ))
-        })?;
-        stored.insert(name, Value::Number(number));
-    }
+/// `INVALID_ARGUMENT` naming the metric or report entry that is not a finite number (JSON has no NaN or
+/// infinity), or a malformed `artifact_digest`.
+pub fn completion_result(request: &pb::CompleteJobRequest) -> Result<Value, Status> {
+    let numbers = |field: &str, values: &HashMap<String, f64>| -> Result<Value, Status> {
+        let mut stored = Map::new();
+        for (name, &value) in values {
+            let number = serde_json::Number::from_f64(value).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "{field}[\"{}\"]: expected a finite number, got {value}",
+                    name.escape_debug()
+                ))
+            })?;
+            stored.insert(name.clone(), Value::Number(number));
+        }
+        Ok(Value::Object(stored))
+    };
     let mut result = Map::new();
-    result.insert("metrics".into(), Value::Object(stored));
-    if !artifact_digest.is_empty() {
-        digest("artifact_digest", artifact_digest)?;
-        result.insert("artifact_digest".into(), Value::String(artifact_digest.into()));
+    result.insert("metrics".into(), numbers("metrics", &request.metrics)?);
+    if !request.artifact_digest.is_empty() {
+        digest("artifact_digest", &request.artifact_digest)?;
+        result.insert("artifact_digest".into(), Value::String(request.artifact_digest.clone()));
+    }
+    if let Some(seconds) = serde_json::Number::from_f64(request.seconds).filter(|_| request.seconds > 0.0) {
+        result.insert("seconds".into(), Value::Number(seconds));
+    }
+    if !request.device.is_empty() {
+        result.insert("device".into(), Value::String(request.device.clone()));
+    }
+    if !request.report.is_empty() {
+        result.insert("report".into(), numbers("report", &request.report)?);
     }
     Ok(Value::Object(result))
 }
@@ -108,12 +123,32 @@ pub fn result_metrics(result: Option<&Value>) -> HashMap<String, f64> {
 }
 
 /// The grid of a `CreateRunRequest`. Ratios and keys are checked by the store, naming `cells[i]`.
-pub fn cells(cells: Vec<pb::Cell>) -> Vec<CellSpec> {
+///
+/// # Errors
+///
+/// `INVALID_ARGUMENT` naming `cells[i].result_json` when a known result is not a JSON object.
+pub fn cells(cells: Vec<pb::Cell>) -> Result<Vec<CellSpec>, Status> {
     cells
         .into_iter()
-        .map(|c| CellSpec {
-            group_key: c.group_key,
-            ratio: c.ratio,
+        .enumerate()
+        .map(|(i, c)| {
+            let result = match c.result_json.as_str() {
+                "" => None,
+                text => match serde_json::from_str::<Value>(text) {
+                    Ok(value @ Value::Object(_)) => Some(value),
+                    Ok(_) | Err(_) => {
+                        return Err(Status::invalid_argument(format!(
+                            "cells[{i}].result_json: expected a JSON object, got '{}'",
+                            text.escape_debug()
+                        )));
+                    }
+                },
+            };
+            Ok(CellSpec {
+                group_key: c.group_key,
+                ratio: c.ratio,
+                result,
+            })
         })
         .collect()
 }
@@ -131,10 +166,81 @@ pub fn job_message(claimed: &ClaimedJob, run: &Run, lease: Duration) -> pb::Job 
         config_yaml: run.config_yaml.clone(),
         model_digest: run.model_digest.clone(),
         dataset_digest: run.dataset_digest.clone(),
-        // Export plans come with the planner (a later issue); no export job is created before then.
-        plan: HashMap::new(),
+        plan: run_plan(run),
         lease_ms: u32::try_from(lease.as_millis()).unwrap_or(u32::MAX),
+        input_shape: run
+            .spec
+            .get("input_shape")
+            .and_then(Value::as_array)
+            .map(|dims| dims.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default(),
     }
+}
+
+/// The run's plan as the contract carries it (empty before planning).
+pub fn run_plan(run: &Run) -> HashMap<String, f64> {
+    run.plan
+        .as_ref()
+        .and_then(Value::as_object)
+        .map(|plan| {
+            plan.iter()
+                .filter_map(|(key, ratio)| Some((key.clone(), ratio.as_f64()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A time as RFC 3339, empty for none.
+pub fn timestamp(at: Option<time::OffsetDateTime>) -> String {
+    at.and_then(|at| at.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// A run's line in `ListRunsResponse` and `GetRunResponse`.
+pub fn run_summary(summary: &RunSummary) -> pb::RunSummary {
+    let run = &summary.run;
+    let counts = summary.jobs;
+    pb::RunSummary {
+        run_id: run.id.0,
+        state: run_state_name(run.state).into(),
+        name: run.spec.get("name").and_then(Value::as_str).unwrap_or_default().into(),
+        created_at: timestamp(Some(run.created_at)),
+        finished_at: timestamp(run.finished_at),
+        error: run.error.clone().unwrap_or_default(),
+        jobs: [
+            ("queued", counts.queued),
+            ("leased", counts.leased),
+            ("done", counts.done),
+            ("failed", counts.failed),
+            ("cancelled", counts.cancelled),
+            ("skipped", counts.skipped),
+        ]
+        .into_iter()
+        .map(|(state, n)| (state.to_owned(), n))
+        .collect(),
+    }
+}
+
+/// The run state a `ListRunsRequest` names; empty for all.
+///
+/// # Errors
+///
+/// `INVALID_ARGUMENT` naming `state` for a name that is not a run state.
+pub fn run_state_filter(name: &str) -> Result<Option<RunState>, Status> {
+    let states = [RunState::Running, RunState::Done, RunState::Failed, RunState::Cancelled];
+    if name.is_empty() {
+        return Ok(None);
+    }
+    states
+        .into_iter()
+        .find(|&s| run_state_name(s) == name)
+        .map(Some)
+        .ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "state: expected one of running, done, failed, cancelled, got '{}'",
+                name.escape_debug()
+            ))
+        })
 }
 
 /// A job's line in `GetRunResponse`.
@@ -148,6 +254,11 @@ pub fn job_status(job: &Job) -> pb::JobStatus {
         attempt: i32::try_from(job.attempt).unwrap_or(i32::MAX),
         metrics: result_metrics(job.result.as_ref()),
         last_error: job.last_error.clone().unwrap_or_default(),
+        result_json: job.result.as_ref().map(Value::to_string).unwrap_or_default(),
+        done_by: job.done_by.map_or(0, |w| w.0),
+        lease_owner: job.lease_owner.map_or(0, |w| w.0),
+        leased_at: timestamp(job.leased_at),
+        finished_at: timestamp(job.finished_at),
     }
 }
 
@@ -196,19 +307,38 @@ mod tests {
 
     #[test]
     fn completion_result_round_trips_metrics_and_names_bad_ones() {
-        let metrics = HashMap::from([("hmean".to_string(), 0.75), ("num_samples".to_string(), 500.0)]);
-        let result = completion_result(metrics.clone(), "").unwrap();
+        let request = |metrics: &[(&str, f64)], digest: &str| pb::CompleteJobRequest {
+            metrics: metrics.iter().map(|&(k, v)| (k.to_owned(), v)).collect(),
+            artifact_digest: digest.into(),
+            ..Default::default()
+        };
+        let metrics = [("hmean", 0.75), ("num_samples", 500.0)];
+        let result = completion_result(&request(&metrics, "")).unwrap();
         assert_eq!(
             result,
             serde_json::json!({"metrics": {"hmean": 0.75, "num_samples": 500.0}})
         );
-        assert_eq!(result_metrics(Some(&result)), metrics);
+        assert_eq!(
+            result_metrics(Some(&result)),
+            metrics.iter().map(|&(k, v)| (k.to_owned(), v)).collect()
+        );
         assert_eq!(result_metrics(None), HashMap::new());
+        let timed = pb::CompleteJobRequest {
+            seconds: 1.5,
+            device: "cuda:0".into(),
+            report: HashMap::from([("flops_after".to_string(), 10.0)]),
+            ..request(&metrics, "")
+        };
+        assert_eq!(
+            completion_result(&timed).unwrap(),
+            serde_json::json!({"metrics": {"hmean": 0.75, "num_samples": 500.0}, "seconds": 1.5,
+                "device": "cuda:0", "report": {"flops_after": 10.0}})
+        );
 
-        let status = completion_result(HashMap::from([("acc".to_string(), f64::NAN)]), "").unwrap_err();
+        let status = completion_result(&request(&[("acc", f64::NAN)], "")).unwrap_err();
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
         assert_eq!(status.message(), "metrics[\"acc\"]: expected a finite number, got NaN");
-        let status = completion_result(HashMap::new(), "abc").unwrap_err();
+        let status = completion_result(&request(&[], "abc")).unwrap_err();
         assert!(
             status.message().starts_with("artifact_digest: "),
             "{}",

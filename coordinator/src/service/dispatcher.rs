@@ -40,7 +40,7 @@ use tonic::Status;
 
 use super::convert;
 use crate::clock::Clock;
-use crate::store::{ClaimedJob, JobClaimParams, JobStore, Run, RunId, StoreError, WorkerId};
+use crate::store::{ClaimedJob, JobClaimParams, JobKind, JobStore, Run, RunId, StoreError, WorkerId};
 
 /// The most polls one claim serves; the rest wait for the next round.
 pub const MAX_CLAIM_BATCH: usize = 1024;
@@ -316,7 +316,9 @@ impl<S: JobStore> Dispatcher<S> {
     }
 
     async fn job_message(&mut self, job: &ClaimedJob) -> PollReply {
-        let run = match self.runs.get(&job.run_id) {
+        // A run changes once: the planner sets its plan before queuing the export. Exports read it afresh.
+        let cached = self.runs.get(&job.run_id).filter(|_| job.kind != JobKind::Export);
+        let run = match cached {
             Some(run) => run.clone(),
             None => {
                 let run = self

@@ -1,10 +1,12 @@
 //! The coordinator's gRPC services and the tasks behind them; [`serve`] runs them all on one listener.
 //!
 //! - [`worker`]: `WorkerService` (register, long-poll, heartbeat, complete, fail, artifacts).
-//! - [`admin`]: `AdminService` (create and inspect runs).
+//! - [`admin`]: `AdminService` (create, follow, plan and cancel runs; list workers; artifacts for clients).
 //! - [`dispatcher`]: gathers every waiting poll and claims jobs for all of them in one store call.
 //! - [`completer`]: gathers concurrent completions and writes them in one store call.
 //! - [`sweeper`]: takes expired leases back every `sweep`, waking the dispatcher for the requeued jobs.
+//! - [`pipeline`]: moves running runs on (fails a run whose baseline failed, plans, queues the export, ends
+//!   the run) every `sweep` and whenever a job finished.
 //! - [`artifacts`]: the content-addressed files under `--artifact-dir`.
 //! - [`auth`]: the bearer-token check of each service.
 //! - [`convert`]: between the contract's messages and the store's types, errors naming the field.
@@ -20,6 +22,7 @@ pub mod completer;
 pub mod config;
 pub mod convert;
 pub mod dispatcher;
+pub mod pipeline;
 pub mod sweeper;
 pub mod worker;
 
@@ -119,15 +122,24 @@ pub async fn serve<S: JobStore>(
         stop.clone(),
     );
 
+    let (pipeline, pipeline_task) = pipeline::Pipeline::start(
+        store.clone(),
+        clock.clone(),
+        config.artifact_dir.clone(),
+        dispatcher.clone(),
+        config.sweep,
+        stop.clone(),
+    );
     let worker = worker::WorkerApi::new(
         store.clone(),
         clock.clone(),
         config.clone(),
         dispatcher.clone(),
         completer,
-        artifacts,
+        pipeline.clone(),
+        artifacts.clone(),
     );
-    let admin = admin::AdminApi::new(store, clock, config.clone(), dispatcher);
+    let admin = admin::AdminApi::new(store, clock, config.clone(), dispatcher, pipeline, artifacts);
     let worker = InterceptedService::new(
         WorkerServiceServer::new(worker).max_decoding_message_size(MAX_MESSAGE_BYTES),
         auth::TokenCheck::new("WorkerService", &config.worker_token),
@@ -153,7 +165,7 @@ pub async fn serve<S: JobStore>(
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), signal)
         .await;
     stop.cancel();
-    for task in [dispatcher_task, completer_task, sweeper_task] {
+    for task in [dispatcher_task, completer_task, sweeper_task, pipeline_task] {
         // A task that panicked has nothing left to clean up; the panic was printed when it happened.
         let _ = task.await;
     }

@@ -32,6 +32,7 @@ use super::completer::CompleterHandle;
 use super::config::ServiceConfig;
 use super::convert;
 use super::dispatcher::DispatcherHandle;
+use super::pipeline::PipelineHandle;
 use crate::clock::Clock;
 use crate::store::{
     CompleteOutcome, FailOutcome, HeartbeatOutcome, JobCompletion, JobFailParams, JobHeartbeatParams, JobStore,
@@ -48,6 +49,7 @@ pub struct WorkerApi<S> {
     config: Arc<ServiceConfig>,
     dispatcher: DispatcherHandle,
     completer: CompleterHandle,
+    pipeline: PipelineHandle,
     artifacts: ArtifactDir,
     /// Workers known to be registered. Workers are never removed, so once seen an id stays valid; a poll from
     /// an unknown id is refused here rather than failing a whole claim batch.
@@ -62,6 +64,7 @@ impl<S: JobStore> WorkerApi<S> {
         config: Arc<ServiceConfig>,
         dispatcher: DispatcherHandle,
         completer: CompleterHandle,
+        pipeline: PipelineHandle,
         artifacts: ArtifactDir,
     ) -> Self {
         Self {
@@ -70,6 +73,7 @@ impl<S: JobStore> WorkerApi<S> {
             config,
             dispatcher,
             completer,
+            pipeline,
             artifacts,
             registered: Mutex::new(HashSet::new()),
         }
@@ -157,11 +161,12 @@ impl<S: JobStore> WorkerService for WorkerApi<S> {
     ) -> Result<Response<pb::CompleteJobResponse>, Status> {
         let request = request.into_inner();
         let lease = convert::lease(request.job_id, request.lease_epoch)?;
-        let result = convert::completion_result(request.metrics, &request.artifact_digest)?;
+        let result = convert::completion_result(&request)?;
         let outcome = self.completer.complete(JobCompletion { lease, result }).await?;
         let job = lease.job_id;
         match outcome {
             CompleteOutcome::Accepted | CompleteOutcome::AlreadyAccepted => {
+                self.pipeline.wake();
                 Ok(Response::new(pb::CompleteJobResponse {}))
             }
             CompleteOutcome::Stale => Err(Status::failed_precondition(format!(
@@ -195,7 +200,10 @@ impl<S: JobStore> WorkerService for WorkerApi<S> {
                 self.dispatcher.wake_at(available_at);
                 Ok(Response::new(pb::FailJobResponse {}))
             }
-            FailOutcome::Failed { .. } => Ok(Response::new(pb::FailJobResponse {})),
+            FailOutcome::Failed { .. } => {
+                self.pipeline.wake();
+                Ok(Response::new(pb::FailJobResponse {}))
+            }
             FailOutcome::Stale => Err(Status::failed_precondition(format!(
                 "job {job}: lease epoch {} is not current (superseded, expired, completed or failed)",
                 lease.epoch

@@ -169,7 +169,7 @@ pub enum JobState {
     Failed,
     /// Final: its run was cancelled before it finished. In: [`JobStore::run_cancel`].
     Cancelled,
-    /// Final: the planner no longer needs it (no store operation sets it yet).
+    /// Final: no longer needed (its run failed before it ran). In: [`JobStore::run_finish`].
     Skipped,
 }
 
@@ -186,9 +186,11 @@ impl JobState {
 pub enum RunState {
     /// Its jobs are being dispatched. In: [`JobStore::run_create`].
     Running,
-    /// Final: every job finished (set by the run pipeline, a later issue).
+    /// Final: its baseline and every cell finished (and its export, when it has one). In:
+    /// [`JobStore::run_finish`].
     Done,
-    /// Final: a job failed for good (set by the run pipeline, a later issue).
+    /// Final: its baseline failed or scored 0, or its export failed; `error` says why. In:
+    /// [`JobStore::run_finish`].
     Failed,
     /// Final: cancelled by an operator. In: [`JobStore::run_cancel`].
     Cancelled,
@@ -221,6 +223,55 @@ pub struct Run {
     pub created_at: OffsetDateTime,
     /// Set when the run reaches a final state.
     pub finished_at: Option<OffsetDateTime>,
+    /// What the submitting client described: name, metric, ratios, groups, the Prune target (see
+    /// [`crate::spec::RunSpec`]).
+    pub spec: Value,
+    /// Why the run failed.
+    pub error: Option<String>,
+    /// The per-group ratios the planner chose, `{"<group key>": ratio}`.
+    pub plan: Option<Value>,
+}
+
+/// A run with how many of its jobs are in each state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSummary {
+    pub run: Run,
+    pub jobs: JobCounts,
+}
+
+/// Jobs by state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JobCounts {
+    pub queued: u64,
+    pub leased: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    pub skipped: u64,
+}
+
+impl JobCounts {
+    /// Every job counted.
+    pub fn total(&self) -> u64 {
+        self.queued + self.leased + self.done + self.failed + self.cancelled + self.skipped
+    }
+
+    /// Jobs in a final state.
+    pub fn finished(&self) -> u64 {
+        self.done + self.failed + self.cancelled + self.skipped
+    }
+
+    /// Adds one job in `state`.
+    pub fn add(&mut self, state: JobState) {
+        *match state {
+            JobState::Queued => &mut self.queued,
+            JobState::Leased => &mut self.leased,
+            JobState::Done => &mut self.done,
+            JobState::Failed => &mut self.failed,
+            JobState::Cancelled => &mut self.cancelled,
+            JobState::Skipped => &mut self.skipped,
+        } += 1;
+    }
 }
 
 /// A job as stored.
@@ -251,6 +302,10 @@ pub struct Job {
     pub created_at: OffsetDateTime,
     /// Set when the job reaches a final state.
     pub finished_at: Option<OffsetDateTime>,
+    /// Done jobs: the worker whose completion was accepted.
+    pub done_by: Option<WorkerId>,
+    /// When the current or last lease began.
+    pub leased_at: Option<OffsetDateTime>,
 }
 
 /// A registered worker.
@@ -261,7 +316,16 @@ pub struct Worker {
     /// The device it evaluates on (`cpu`, `cuda:0`).
     pub device: String,
     pub registered_at: OffsetDateTime,
+    /// Its registration or last heartbeat.
     pub last_seen_at: OffsetDateTime,
+}
+
+/// A worker with the jobs it holds leases on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkerSummary {
+    pub worker: Worker,
+    /// (job, its run), by job id.
+    pub leases: Vec<(JobId, RunId)>,
 }
 
 /// One lease of a job: the fence that heartbeat, complete and fail must name.
@@ -473,6 +537,9 @@ pub struct CellSpec {
     pub group_key: String,
     /// In (0, 1).
     pub ratio: f64,
+    /// A result known already (imported from an earlier run or a `sen.pickle`): the cell is created done with
+    /// it and never dispatched.
+    pub result: Option<Value>,
 }
 
 /// [`JobStore::run_create`]'s parameters.
@@ -491,6 +558,8 @@ pub struct RunCreateParams {
     pub cells: Vec<CellSpec>,
     /// Whether the run ends with an export job.
     pub export: bool,
+    /// The submission's description, stored as given (see [`Run::spec`]).
+    pub spec: Value,
 }
 
 impl RunCreateParams {
@@ -554,6 +623,39 @@ pub enum RunCancelOutcome {
     Cancelled { queued: u64, leased: u64 },
     /// The run had already finished in this state; nothing changed.
     AlreadyFinal(RunState),
+    /// No run has this id.
+    NotFound,
+}
+
+/// [`JobStore::run_finish`]'s parameters.
+#[derive(Clone, Debug)]
+pub struct RunFinishParams {
+    pub now: OffsetDateTime,
+    pub run_id: RunId,
+    /// [`RunState::Done`] or [`RunState::Failed`].
+    pub state: RunState,
+    /// Required with [`RunState::Failed`].
+    pub error: Option<String>,
+}
+
+/// [`JobStore::run_plan`]'s parameters.
+#[derive(Clone, Debug)]
+pub struct RunPlanParams {
+    pub now: OffsetDateTime,
+    pub run_id: RunId,
+    /// `{"<group key>": ratio}`.
+    pub plan: Value,
+    /// Queue an export job by this plan (replacing an earlier export); the run runs again until it ends.
+    pub export: bool,
+}
+
+/// What [`JobStore::run_plan`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunPlanOutcome {
+    /// The plan is stored (and the export queued, when asked).
+    Planned,
+    /// The run was cancelled or failed; nothing changed.
+    NotPlannable(RunState),
     /// No run has this id.
     NotFound,
 }
@@ -631,11 +733,30 @@ pub trait JobStore: Clone + Send + Sync + 'static {
     /// when a digest is not stored.
     fn run_create(&self, params: RunCreateParams) -> impl Future<Output = Result<RunId>> + Send;
 
+    /// Ends a running run as done or failed, skipping its queued and leased jobs in the same statement (a
+    /// failed baseline leaves its cells nothing to measure against). Answers false when the run was not
+    /// running (nothing changed).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidInput`] for a state other than done or failed, or a failure without an error.
+    fn run_finish(&self, params: RunFinishParams) -> impl Future<Output = Result<bool>> + Send;
+
     /// The run with this id, if any.
     fn run_get(&self, id: RunId) -> impl Future<Output = Result<Option<Run>>> + Send;
 
+    /// Every run (newest first), or those in `state`, with their jobs counted by state.
+    fn run_list(&self, state: Option<RunState>) -> impl Future<Output = Result<Vec<RunSummary>>> + Send;
+
+    /// Stores a run's plan and, when asked, queues its export job (replacing an earlier one), making a
+    /// finished run running again until that export ends. See [`RunPlanOutcome`].
+    fn run_plan(&self, params: RunPlanParams) -> impl Future<Output = Result<RunPlanOutcome>> + Send;
+
     /// The worker with this id, if any.
     fn worker_get(&self, id: WorkerId) -> impl Future<Output = Result<Option<Worker>>> + Send;
+
+    /// Every registered worker with the leases it holds, by id.
+    fn worker_list(&self) -> impl Future<Output = Result<Vec<WorkerSummary>>> + Send;
 
     /// Registers a worker under a new id.
     fn worker_register(&self, params: WorkerRegisterParams) -> impl Future<Output = Result<Worker>> + Send;
@@ -674,9 +795,11 @@ mod tests {
                 .map(|(g, r)| CellSpec {
                     group_key: g.into(),
                     ratio: r,
+                    result: None,
                 })
                 .collect(),
             export: false,
+            spec: Value::Null,
         };
         let message = |p: RunCreateParams| p.validate().unwrap_err().to_string();
         assert_eq!(

@@ -15,9 +15,10 @@ use time::OffsetDateTime;
 
 use super::{
     Artifact, ArtifactPutOutcome, ArtifactPutParams, ClaimedJob, CompleteOutcome, FailOutcome, HeartbeatOutcome, Job,
-    JobClaimParams, JobCompleteParams, JobFailParams, JobHeartbeatParams, JobId, JobRescueExpiredParams, JobState,
-    JobStore, Lease, RescueOutcome, RescuedJob, Result, Run, RunCancelOutcome, RunCancelParams, RunCreateParams, RunId,
-    RunState, StoreError, Worker, WorkerId, WorkerRegisterParams,
+    JobClaimParams, JobCompleteParams, JobCounts, JobFailParams, JobHeartbeatParams, JobId, JobRescueExpiredParams,
+    JobState, JobStore, Lease, RescueOutcome, RescuedJob, Result, Run, RunCancelOutcome, RunCancelParams,
+    RunCreateParams, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams, RunState, RunSummary, StoreError, Worker,
+    WorkerId, WorkerRegisterParams, WorkerSummary,
 };
 use crate::client::is_sha256_hex;
 
@@ -132,6 +133,8 @@ fn job_from_row(op: &'static str, row: &PgRow) -> Result<Job> {
         last_error: row.try_get("last_error").map_err(get)?,
         created_at: row.try_get("created_at").map_err(get)?,
         finished_at: row.try_get("finished_at").map_err(get)?,
+        done_by: row.try_get::<Option<i64>, _>("done_by").map_err(get)?.map(WorkerId),
+        leased_at: row.try_get("leased_at").map_err(get)?,
     })
 }
 
@@ -151,6 +154,9 @@ fn run_from_row(op: &'static str, row: &PgRow) -> Result<Run> {
         )?,
         created_at: row.try_get("created_at").map_err(get)?,
         finished_at: row.try_get("finished_at").map_err(get)?,
+        spec: row.try_get("spec").map_err(get)?,
+        error: row.try_get("error").map_err(get)?,
+        plan: row.try_get("plan").map_err(get)?,
     })
 }
 
@@ -392,6 +398,7 @@ impl JobStore for PgStore {
             .bind(params.lease.job_id.0)
             .bind(params.lease.epoch)
             .bind(deadline)
+            .bind(params.now)
             .fetch_optional(&self.pool)
             .await
             .map_err(backend(OP))?;
@@ -503,6 +510,7 @@ impl JobStore for PgStore {
         params.validate()?;
         let (keys, ratios): (Vec<&str>, Vec<f64>) =
             params.cells.iter().map(|c| (c.group_key.as_str(), c.ratio)).unzip();
+        let results: Vec<Option<&Value>> = params.cells.iter().map(|c| c.result.as_ref()).collect();
         let id = sqlx::query_scalar(sql(OP))
             .bind(params.now)
             .bind(&params.config_yaml)
@@ -513,6 +521,8 @@ impl JobStore for PgStore {
             .bind(&keys)
             .bind(&ratios)
             .bind(params.export)
+            .bind(&params.spec)
+            .bind(&results)
             .fetch_one(&self.pool)
             .await
             .map_err(|error| match broken_constraint(&error) {
@@ -545,6 +555,78 @@ impl JobStore for PgStore {
         row.map(|row| run_from_row(OP, &row)).transpose()
     }
 
+    async fn run_finish(&self, params: RunFinishParams) -> Result<bool> {
+        const OP: &str = "run_finish";
+        let invalid = |reason: &str| StoreError::InvalidInput {
+            op: OP,
+            field: "state".into(),
+            reason: reason.into(),
+        };
+        match (params.state, &params.error) {
+            (RunState::Done, _) => {}
+            (RunState::Failed, Some(_)) => {}
+            (RunState::Failed, None) => return Err(invalid("a failed run needs its error")),
+            _ => return Err(invalid("a run finishes as done or failed")),
+        }
+        let moved: i64 = sqlx::query_scalar(sql(OP))
+            .bind(params.run_id.0)
+            .bind(params.now)
+            .bind(params.state)
+            .bind(&params.error)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        Ok(moved == 1)
+    }
+
+    async fn run_list(&self, state: Option<RunState>) -> Result<Vec<RunSummary>> {
+        const OP: &str = "run_list";
+        let rows = sqlx::query(sql(OP))
+            .bind(state)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        rows.iter()
+            .map(|row| {
+                let count = |state: &str| -> Result<u64> {
+                    convert(OP, state, row.try_get(state).map_err(backend(OP))?)
+                };
+                Ok(RunSummary {
+                    run: run_from_row(OP, row)?,
+                    jobs: JobCounts {
+                        queued: count("queued")?,
+                        leased: count("leased")?,
+                        done: count("done")?,
+                        failed: count("failed")?,
+                        cancelled: count("cancelled")?,
+                        skipped: count("skipped")?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn run_plan(&self, params: RunPlanParams) -> Result<RunPlanOutcome> {
+        const OP: &str = "run_plan";
+        let row = sqlx::query(sql(OP))
+            .bind(params.run_id.0)
+            .bind(params.now)
+            .bind(&params.plan)
+            .bind(params.export)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        let get = |e| backend(OP)(e);
+        let Some(prior) = row.try_get::<Option<RunState>, _>("prior_state").map_err(get)? else {
+            return Ok(RunPlanOutcome::NotFound);
+        };
+        Ok(if row.try_get::<i64, _>("planned").map_err(get)? == 1 {
+            RunPlanOutcome::Planned
+        } else {
+            RunPlanOutcome::NotPlannable(prior)
+        })
+    }
+
     async fn worker_get(&self, id: WorkerId) -> Result<Option<Worker>> {
         const OP: &str = "worker_get";
         let row = sqlx::query(sql(OP))
@@ -566,6 +648,25 @@ impl JobStore for PgStore {
             .map_err(backend(OP))?;
         worker_from_row(OP, &row)
     }
+
+    async fn worker_list(&self) -> Result<Vec<WorkerSummary>> {
+        const OP: &str = "worker_list";
+        let rows = sqlx::query(sql(OP))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        rows.iter()
+            .map(|row| {
+                let get = |e| backend(OP)(e);
+                let jobs: Vec<i64> = row.try_get("lease_jobs").map_err(get)?;
+                let runs: Vec<i64> = row.try_get("lease_runs").map_err(get)?;
+                Ok(WorkerSummary {
+                    worker: worker_from_row(OP, row)?,
+                    leases: jobs.into_iter().zip(runs).map(|(j, r)| (JobId(j), RunId(r))).collect(),
+                })
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -573,7 +674,7 @@ mod tests {
     use super::*;
 
     /// Every query the store runs, by name.
-    const USED: [&str; 16] = [
+    const USED: [&str; 20] = [
         "artifact_get",
         "artifact_insert",
         "job_analyze",
@@ -586,9 +687,13 @@ mod tests {
         "job_rescue_expired",
         "run_cancel",
         "run_create",
+        "run_finish",
         "run_get",
+        "run_list",
+        "run_plan",
         "worker_first_unknown",
         "worker_get",
+        "worker_list",
         "worker_register",
     ];
 

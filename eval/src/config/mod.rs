@@ -159,6 +159,27 @@ impl Config {
         &self.tree
     }
 
+    /// The whole tree after overrides as one YAML document, to hand a config to another process (a run's
+    /// config travels to its workers this way). It is written in JSON's syntax, which YAML 1.2 reads as the
+    /// same tree: every string quoted and every number exact (float_roundtrip), so no value changes type or
+    /// digits on the way, whatever resolution rules the original file relied on.
+    pub fn to_yaml(&self) -> String {
+        fn json(node: &Node) -> serde_json::Value {
+            use serde_json::Value as Json;
+            match &node.value {
+                Value::Null => Json::Null,
+                Value::Bool(b) => Json::Bool(*b),
+                Value::Int(i) => Json::from(*i),
+                // JSON has no NaN or infinity; no PaddleOCR key takes one, so they travel as YAML's own text.
+                Value::Float(f) => serde_json::Number::from_f64(*f).map_or_else(|| Json::from(f.to_string()), Json::Number),
+                Value::Str(s) => Json::from(s.as_str()),
+                Value::Seq(items) => Json::Array(items.iter().map(json).collect()),
+                Value::Map(map) => Json::Object(map.entries().map(|e| (e.key.clone(), json(&e.value))).collect()),
+            }
+        }
+        serde_json::to_string_pretty(&json(&self.tree)).expect("a JSON value always serialises")
+    }
+
     /// `Global.pretrained_model`: the ONNX model, made absolute against the current directory.
     pub fn model_path(&self) -> &Path {
         &self.model_path

@@ -1,12 +1,10 @@
 //! `worker bench`: the median time of the whole forward pass, for bench/engine.
 
-use std::time::Instant;
-
 use anyhow::{Result, ensure};
-use tch::Device;
 
 use super::ModelRun;
 use crate::exec::parse_device;
+use crate::latency;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,36 +30,15 @@ pub fn run(args: &Args) -> Result<()> {
     let device = parse_device(&args.device)?;
     let (_, executor, input) = args.run.load(device)?;
     let input = input.to_device(device);
-    let sync = || {
-        if let Device::Cuda(index) = device {
-            tch::Cuda::synchronize(index as i64);
-        }
-    };
-    for _ in 0..args.warmup {
-        executor.run(std::slice::from_ref(&input))?;
-    }
-    sync();
-    let mut times = Vec::with_capacity(args.runs);
-    for _ in 0..args.runs {
-        let start = Instant::now();
-        executor.run(std::slice::from_ref(&input))?;
-        sync();
-        times.push(start.elapsed().as_secs_f64() * 1e3);
-    }
-    times.sort_by(f64::total_cmp);
-    let median = if times.len() % 2 == 1 {
-        times[times.len() / 2]
-    } else {
-        (times[times.len() / 2 - 1] + times[times.len() / 2]) / 2.0
-    };
+    let latency = latency::measure(&executor, &input, device, args.warmup, args.runs)?;
     let report = serde_json::json!({
         "model": args.run.model.display().to_string(),
         "device": format!("{device:?}").to_lowercase(),
         "threads": args.threads,
         "runs": args.runs,
-        "median_ms": median,
-        "min_ms": times[0],
-        "max_ms": times[times.len() - 1],
+        "median_ms": latency.median_ms,
+        "min_ms": latency.min_ms,
+        "max_ms": latency.max_ms,
     });
     println!("{report}");
     Ok(())

@@ -1,22 +1,28 @@
 //! The blocking half of `worker join`: one job evaluated on the engine, on a thread of its own while the
-//! async half heartbeats.
+//! async half heartbeats. Baselines and cells are scored on the loaded session; the export job prunes the
+//! model structurally by its plan, scores the pruned model and times both.
 //!
 //! The [`Engine`] keeps the last [`Session`] (model on the device, eval set opened, channel groups traced)
 //! and reuses it while jobs share a run's config, model and eval set, which is every job of a run: only the
 //! first job of a run pays for loading. Cells are masked and restored bit for bit by the session.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Instant;
 
 use anyhow::{Context, anyhow};
 use sensgrid_eval::metric_dict::MetricDict;
 use sensgrid_eval::{Config, bundle};
-use sensgrid_model::prune::{Criterion, Plan};
+use sensgrid_model::analysis::count;
+use sensgrid_model::onnx;
+use sensgrid_model::prune::{Criterion, Plan, planner};
 use sensgrid_proto::v1::{Job, JobKind};
-use tch::Device;
+use tch::{Device, Kind, Tensor};
 
 use crate::evaluate::{self, Progress, Session};
+use crate::latency;
 
 /// Why a job did not produce metrics.
 #[derive(Debug)]
@@ -73,6 +79,39 @@ impl JobState {
     }
 }
 
+/// Timed forward passes per model for the export's latency figures, after untimed warm-up passes.
+const LATENCY_RUNS: usize = 10;
+const LATENCY_WARMUP: usize = 3;
+
+/// What a finished job reports.
+#[derive(Debug)]
+pub struct Outcome {
+    pub metrics: MetricDict,
+    /// Export jobs: params, FLOPs and latency before and after.
+    pub report: HashMap<String, f64>,
+    /// Export jobs: the pruned ONNX to upload.
+    pub artifact: Option<PathBuf>,
+    /// Wall time of the job on this worker.
+    pub seconds: f64,
+}
+
+impl Outcome {
+    fn metrics(metrics: MetricDict) -> Outcome {
+        Outcome {
+            metrics,
+            report: HashMap::new(),
+            artifact: None,
+            seconds: 0.0,
+        }
+    }
+}
+
+/// How an export failed: its inputs (every attempt would fail alike) or the run.
+enum ExportError {
+    Input(anyhow::Error),
+    Runtime(anyhow::Error),
+}
+
 /// A job with its artifacts on local disk.
 pub struct Inputs {
     pub job: Job,
@@ -101,21 +140,14 @@ impl Engine {
         Engine { device, loaded: None }
     }
 
-    /// Runs one baseline or cell job, reporting progress to `state` and stopping when it asks.
+    /// Runs one job, reporting progress to `state` and stopping when it asks.
     ///
     /// # Errors
     /// [`JobError`]: bad inputs, a failed evaluation, or a stop.
-    pub fn run(&mut self, inputs: &Inputs, state: &Arc<JobState>) -> Result<MetricDict, JobError> {
+    pub fn run(&mut self, inputs: &Inputs, state: &Arc<JobState>) -> Result<Outcome, JobError> {
         let job = &inputs.job;
         let kind = JobKind::try_from(job.kind).unwrap_or(JobKind::Unspecified);
-        if !matches!(kind, JobKind::Baseline | JobKind::Cell) {
-            return Err(JobError::Input(anyhow!(
-                "job {}: kind {} is not run by this worker (baseline and cell jobs are)",
-                job.job_id,
-                kind.as_str_name()
-            )));
-        }
-        let session = self.session(inputs).map_err(JobError::Input)?;
+        let started = Instant::now();
         let mut progress = |p: Progress| {
             state.report(p);
             match state.stop_reason() {
@@ -123,15 +155,113 @@ impl Engine {
                 None => Ok(()),
             }
         };
-        let result = if kind == JobKind::Baseline {
-            session.evaluate(&mut progress)
-        } else {
-            let (plan, criterion) = cell(session, job).map_err(JobError::Input)?;
-            session.evaluate_masked(&plan, criterion, &mut progress)
-        };
-        result.map_err(|error| match state.stop_reason() {
+        let stopped_or = |error: anyhow::Error| match state.stop_reason() {
             Some(_) => JobError::Stopped,
             None => JobError::Runtime(error),
+        };
+        let mut outcome = match kind {
+            JobKind::Baseline => {
+                let session = self.session(inputs).map_err(JobError::Input)?;
+                Outcome::metrics(session.evaluate(&mut progress).map_err(stopped_or)?)
+            }
+            JobKind::Cell => {
+                let session = self.session(inputs).map_err(JobError::Input)?;
+                let (plan, criterion) = cell(session, job).map_err(JobError::Input)?;
+                Outcome::metrics(
+                    session
+                        .evaluate_masked(&plan, criterion, &mut progress)
+                        .map_err(stopped_or)?,
+                )
+            }
+            JobKind::Export => self.export(inputs, &mut progress).map_err(|e| match e {
+                ExportError::Input(e) => JobError::Input(e),
+                ExportError::Runtime(e) => stopped_or(e),
+            })?,
+            JobKind::Unspecified => {
+                return Err(JobError::Input(anyhow!(
+                    "job {}: kind {} is not a job this worker runs",
+                    job.job_id,
+                    kind.as_str_name()
+                )));
+            }
+        };
+        outcome.seconds = started.elapsed().as_secs_f64();
+        Ok(outcome)
+    }
+
+    /// The export job: prunes the run's model structurally by the plan it carries (never recomputed here),
+    /// writes the pruned ONNX beside the cached model, scores it on the eval set, and measures both models'
+    /// latency on this device at the run's input shape.
+    fn export(
+        &mut self,
+        inputs: &Inputs,
+        progress: &mut dyn FnMut(Progress) -> anyhow::Result<()>,
+    ) -> Result<Outcome, ExportError> {
+        let job = &inputs.job;
+        let input = ExportError::Input;
+        if job.plan.is_empty() {
+            return Err(input(anyhow!("job {}: an export job without a plan", job.job_id)));
+        }
+        let shape: Vec<usize> = job.input_shape.iter().map(|&d| d as usize).collect();
+        if shape.len() != 4 {
+            return Err(input(anyhow!(
+                "job {}: input_shape {shape:?}: expected N, C, H, W",
+                job.job_id
+            )));
+        }
+        let plan: Plan = planner::cut_plan(&job.plan.iter().map(|(k, &r)| (k.clone(), r)).collect());
+        let device = self.device;
+        let session = self.session(inputs).map_err(input)?;
+        let criterion = match job.criterion.as_str() {
+            "" => evaluate::criterion(session.config().sensitivity().criterion),
+            name => name.parse().map_err(|e: sensgrid_model::ModelError| input(e.into()))?,
+        };
+        let pruned = session
+            .prune(&plan, criterion)
+            .with_context(|| format!("job {}: pruning by the plan", job.job_id))
+            .map_err(input)?;
+        let before = session.graph();
+        let dims = std::slice::from_ref(&shape);
+        let mut report = HashMap::from([
+            ("params_before".to_owned(), count::params(before) as f64),
+            ("params_after".to_owned(), count::params(&pruned) as f64),
+            (
+                "flops_before".to_owned(),
+                count::flops_at(before, dims).map_err(|e| input(e.into()))? as f64,
+            ),
+            (
+                "flops_after".to_owned(),
+                count::flops_at(&pruned, dims).map_err(|e| input(e.into()))? as f64,
+            ),
+        ]);
+        let zeros = || Tensor::zeros(shape.iter().map(|&d| d as i64).collect::<Vec<_>>(), (Kind::Float, device));
+        let latency_before = latency::measure(session.executor(), &zeros(), device, LATENCY_WARMUP, LATENCY_RUNS)
+            .map_err(ExportError::Runtime)?;
+        let path = inputs.model.with_extension(format!("pruned-{}.onnx", job.job_id));
+        onnx::write(&pruned, &path)
+            .with_context(|| format!("writing {}", path.display()))
+            .map_err(ExportError::Runtime)?;
+        // The pruned model is scored as a run's model is: its own session on the same eval set.
+        let overrides = bundle::rebase(&inputs.bundle, &path).map_err(|e| input(e.into()))?;
+        let config = Config::from_yaml(&job.config_yaml, format!("run {} config", job.run_id), &overrides)
+            .map_err(|e| input(e.into()))?;
+        let pruned_session = Session::open(config, device).map_err(input)?;
+        let latency_after = latency::measure(
+            pruned_session.executor(),
+            &zeros(),
+            device,
+            LATENCY_WARMUP,
+            LATENCY_RUNS,
+        )
+        .map_err(ExportError::Runtime)?;
+        let metrics = pruned_session.evaluate(progress).map_err(ExportError::Runtime)?;
+        report.insert("latency_ms_before".into(), latency_before.median_ms);
+        report.insert("latency_ms_after".into(), latency_after.median_ms);
+        Ok(Outcome {
+            metrics,
+            report,
+            artifact: Some(path),
+            seconds: 0.0,
         })
     }
 

@@ -1,6 +1,7 @@
 //! `worker join`: a worker of a coordinator. It registers, long-polls for jobs, downloads and caches their
-//! artifacts, evaluates baselines and cells with the engine, heartbeats with progress while it does, and
-//! reports the metric dict, until it is interrupted.
+//! artifacts, evaluates baselines and cells with the engine (and runs the export: prune, score, time, upload
+//! the pruned model), heartbeats with progress while it does, and reports the metric dict, until it is
+//! interrupted.
 //!
 //! Faults it rides out:
 //! - **The coordinator is away** (restarting, unreachable, its database restarting): every call is retried
@@ -25,7 +26,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use sensgrid_coordinator::client::{self, Tls, WorkerClient};
-use sensgrid_eval::metric_dict::MetricDict;
 use sensgrid_proto::v1::{
     CompleteJobRequest, FailJobRequest, HeartbeatRequest, Job, JobKind, PollJobRequest, RegisterRequest,
 };
@@ -34,7 +34,7 @@ use tokio::sync::watch;
 use tonic::{Code, Status};
 
 use cache::{ArtifactCache, FetchError};
-use engine::{Engine, Inputs, JobError, JobState, Stop};
+use engine::{Engine, Inputs, JobError, JobState, Outcome, Stop};
 
 use crate::exec::device_name;
 
@@ -222,12 +222,19 @@ impl Worker {
                 retryable,
             })
         };
+        let outcome = match outcome {
+            Ok(outcome) => self.upload_artifact(job_id, outcome).await,
+            Err(error) => Err(error),
+        };
         let report = match outcome {
-            Ok(metrics) => Report::Complete(CompleteJobRequest {
+            Ok((outcome, artifact_digest)) => Report::Complete(CompleteJobRequest {
                 job_id,
                 lease_epoch,
-                metrics: metrics.into_map().into_iter().collect(),
-                artifact_digest: String::new(),
+                metrics: outcome.metrics.into_map().into_iter().collect(),
+                artifact_digest,
+                seconds: outcome.seconds,
+                device: device_name(self.device),
+                report: outcome.report,
             }),
             Err(JobError::Stopped) if state.stop_reason() == Some(Stop::Release) => {
                 fail("released: the worker was interrupted".into(), true)
@@ -242,8 +249,31 @@ impl Worker {
         self.report(report).await
     }
 
+    /// Uploads an export's pruned model (retrying while the coordinator is away) and answers its digest; other
+    /// jobs have none.
+    async fn upload_artifact(&mut self, job_id: i64, outcome: Outcome) -> Result<(Outcome, String), JobError> {
+        let Some(path) = &outcome.artifact else {
+            return Ok((outcome, String::new()));
+        };
+        let mut backoff = Backoff::default();
+        loop {
+            match client::upload_artifact_file(&mut self.client, path, "application/onnx").await {
+                Ok(digest) => {
+                    eprintln!("job {job_id}: uploaded {} as {digest}", path.display());
+                    return Ok((outcome, digest));
+                }
+                Err(client::ClientError::Rpc { status, .. }) if transient(&status) => {
+                    if !backoff.wait("uploading", &describe(&status), &self.interrupts.nth(2)).await {
+                        return Err(JobError::Stopped);
+                    }
+                }
+                Err(error) => return Err(JobError::Runtime(error.into())),
+            }
+        }
+    }
+
     /// Fetches the job's artifacts and evaluates it on the blocking thread.
-    async fn execute(&mut self, job: &Job, state: &Arc<JobState>) -> Result<MetricDict, JobError> {
+    async fn execute(&mut self, job: &Job, state: &Arc<JobState>) -> Result<Outcome, JobError> {
         let model = self.fetch(Artifact::Model, &job.model_digest, state).await?;
         let bundle = self.fetch(Artifact::Bundle, &job.dataset_digest, state).await?;
         let mut engine = self.engine.take().unwrap_or_else(|| Engine::new(self.device));

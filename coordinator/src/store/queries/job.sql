@@ -5,14 +5,14 @@
 -- name: job_get
 -- $1 id
 SELECT id, run_id, kind, group_key, ratio, state, attempt, lease_epoch, lease_owner, lease_deadline,
-       available_at, result, last_error, created_at, finished_at
+       available_at, result, last_error, created_at, finished_at, done_by, leased_at
 FROM job
 WHERE id = $1;
 
 -- name: job_list_by_run
 -- $1 run id
 SELECT id, run_id, kind, group_key, ratio, state, attempt, lease_epoch, lease_owner, lease_deadline,
-       available_at, result, last_error, created_at, finished_at
+       available_at, result, last_error, created_at, finished_at, done_by, leased_at
 FROM job
 WHERE run_id = $1
 ORDER BY id;
@@ -60,7 +60,8 @@ claimed AS (
         attempt = j.attempt + 1,
         lease_epoch = j.lease_epoch + 1,
         lease_owner = w.owner,
-        lease_deadline = $3
+        lease_deadline = $3,
+        leased_at = $1
     FROM numbered n
     JOIN waiting w ON w.ord = n.ord
     WHERE j.id = n.id AND j.state = 'queued'
@@ -72,7 +73,7 @@ FROM claimed
 ORDER BY ord;
 
 -- name: job_heartbeat
--- $1 job id, $2 lease epoch, $3 the new deadline.
+-- $1 job id, $2 lease epoch, $3 the new deadline, $4 now.
 -- Extends the lease if it is still current. One row unless the job does not exist: its state and epoch (locked,
 -- latest), and the new deadline when extended.
 WITH target AS MATERIALIZED (
@@ -86,7 +87,14 @@ extended AS (
     SET lease_deadline = $3
     FROM target t
     WHERE j.id = t.id AND j.lease_epoch = $2 AND j.state = 'leased'
-    RETURNING j.lease_deadline
+    RETURNING j.lease_deadline, j.lease_owner
+),
+-- A heartbeat is the worker's sign of life (`coordinator workers`): its deadline's lease time before.
+seen AS (
+    UPDATE worker w
+    SET last_seen_at = greatest(w.last_seen_at, $4)
+    FROM extended e
+    WHERE w.id = e.lease_owner
 )
 SELECT t.state, t.lease_epoch, e.lease_deadline
 FROM target t
@@ -118,7 +126,8 @@ winner AS (
 ),
 accepted AS (
     UPDATE job j
-    SET state = 'done', result = w.result, finished_at = $1, lease_owner = NULL, lease_deadline = NULL
+    SET state = 'done', result = w.result, finished_at = $1, done_by = j.lease_owner, lease_owner = NULL,
+        lease_deadline = NULL
     FROM winner w
     WHERE j.id = w.job_id AND j.lease_epoch = w.lease_epoch AND j.state = 'leased'
     RETURNING j.id

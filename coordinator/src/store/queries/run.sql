@@ -2,24 +2,29 @@
 
 -- name: run_create
 -- $1 now, $2 config_yaml, $3 model_digest, $4 dataset_digest, $5 criterion, $6 max_attempts,
--- $7 cell group keys (text[]), $8 cell ratios (float8[], same length), $9 whether to add the export job.
+-- $7 cell group keys (text[]), $8 cell ratios (float8[], same length), $9 whether to add the export job,
+-- $10 spec (jsonb), $11 cell results (jsonb[], same length; NULL for a cell to compute, a result for one known
+-- already, created done).
 -- One statement: the run, its baseline, its cells and its export appear together or not at all.
 WITH new_run AS (
-    INSERT INTO run (config_yaml, model_digest, dataset_digest, criterion, max_attempts, created_at)
-    VALUES ($2, $3, $4, $5, $6, $1)
+    INSERT INTO run (config_yaml, model_digest, dataset_digest, criterion, max_attempts, created_at, spec)
+    VALUES ($2, $3, $4, $5, $6, $1, $10)
     RETURNING id
 ),
 new_job AS (
-    INSERT INTO job (run_id, kind, group_key, ratio, available_at, created_at)
-    SELECT r.id, j.kind, j.group_key, j.ratio, $1, $1
+    INSERT INTO job (run_id, kind, group_key, ratio, state, result, finished_at, available_at, created_at)
+    SELECT r.id, j.kind, j.group_key, j.ratio,
+           CASE WHEN j.result IS NULL THEN 'queued' ELSE 'done' END::job_state,
+           j.result, CASE WHEN j.result IS NULL THEN NULL ELSE $1 END, $1, $1
     FROM new_run r,
     LATERAL (
-        SELECT 'baseline'::job_kind AS kind, NULL::text AS group_key, NULL::float8 AS ratio, 0::bigint AS ord
+        SELECT 'baseline'::job_kind AS kind, NULL::text AS group_key, NULL::float8 AS ratio, NULL::jsonb AS result,
+               0::bigint AS ord
         UNION ALL
-        SELECT 'cell', c.group_key, c.ratio, c.ord
-        FROM unnest($7::text[], $8::float8[]) WITH ORDINALITY AS c(group_key, ratio, ord)
+        SELECT 'cell', c.group_key, c.ratio, c.result, c.ord
+        FROM unnest($7::text[], $8::float8[], $11::jsonb[]) WITH ORDINALITY AS c(group_key, ratio, result, ord)
         UNION ALL
-        SELECT 'export', NULL, NULL, 9223372036854775807
+        SELECT 'export', NULL, NULL, NULL, 9223372036854775807
         WHERE $9
     ) j
     ORDER BY j.ord
@@ -29,9 +34,87 @@ SELECT id FROM new_run;
 
 -- name: run_get
 -- $1 id
-SELECT id, state, config_yaml, model_digest, dataset_digest, criterion, max_attempts, created_at, finished_at
+SELECT id, state, config_yaml, model_digest, dataset_digest, criterion, max_attempts, created_at, finished_at,
+       spec, error, plan
 FROM run
 WHERE id = $1;
+
+-- name: run_list
+-- $1 state (NULL for every run).
+-- Runs newest first, each with its jobs counted by state.
+SELECT r.id, r.state, r.config_yaml, r.model_digest, r.dataset_digest, r.criterion, r.max_attempts, r.created_at,
+       r.finished_at, r.spec, r.error, r.plan,
+       count(j.id) FILTER (WHERE j.state = 'queued') AS queued,
+       count(j.id) FILTER (WHERE j.state = 'leased') AS leased,
+       count(j.id) FILTER (WHERE j.state = 'done') AS done,
+       count(j.id) FILTER (WHERE j.state = 'failed') AS failed,
+       count(j.id) FILTER (WHERE j.state = 'cancelled') AS cancelled,
+       count(j.id) FILTER (WHERE j.state = 'skipped') AS skipped
+FROM run r
+LEFT JOIN job j ON j.run_id = r.id
+WHERE $1::run_state IS NULL OR r.state = $1::run_state
+GROUP BY r.id
+ORDER BY r.id DESC;
+
+-- name: run_finish
+-- $1 run id, $2 now, $3 final state ('done' or 'failed'), $4 error.
+-- Ends a running run and, in the same statement, skips its queued and leased jobs (locked in id order). A
+-- skipped leased job's worker hears "lost" at its next heartbeat; its completion is stale. One row: whether
+-- the run moved.
+WITH finished_run AS (
+    UPDATE run
+    SET state = $3::run_state, error = $4, finished_at = $2
+    WHERE id = $1 AND state = 'running'
+    RETURNING id
+),
+unfinished AS MATERIALIZED (
+    SELECT j.id
+    FROM job j
+    WHERE j.run_id = (SELECT id FROM finished_run) AND j.state IN ('queued', 'leased')
+    ORDER BY j.id
+    FOR UPDATE
+),
+skipped AS (
+    UPDATE job j
+    SET state = 'skipped', finished_at = $2, lease_owner = NULL, lease_deadline = NULL
+    FROM unfinished u
+    WHERE j.id = u.id AND j.state IN ('queued', 'leased')
+    RETURNING j.id
+)
+SELECT count(*) AS moved FROM finished_run;
+
+-- name: run_plan
+-- $1 run id, $2 now, $3 plan (jsonb), $4 whether to queue an export job.
+-- Stores the plan; with $4 queues the run's export job anew and makes a finished (done) run running again. A cancelled or failed run is left as it is. One row: the run's state before (NULL when there
+-- is no such run) and whether the plan was stored.
+WITH target AS MATERIALIZED (
+    SELECT id, state FROM run WHERE id = $1 FOR UPDATE
+),
+planned AS (
+    UPDATE run r
+    SET plan = $3,
+        state = CASE WHEN $4 THEN 'running' ELSE r.state END::run_state,
+        finished_at = CASE WHEN $4 THEN NULL ELSE r.finished_at END
+    FROM target t
+    WHERE r.id = t.id AND t.state IN ('running', 'done')
+    RETURNING r.id
+),
+-- An export that exists is reset in place (its epoch stays, so a worker still running the old plan is
+-- fenced off); a run without one gets a new one.
+reset_export AS (
+    UPDATE job j
+    SET state = 'queued', result = NULL, last_error = NULL, finished_at = NULL, done_by = NULL, attempt = 0,
+        lease_owner = NULL, lease_deadline = NULL, available_at = $2
+    FROM planned p
+    WHERE j.run_id = p.id AND j.kind = 'export' AND $4
+),
+new_export AS (
+    INSERT INTO job (run_id, kind, available_at, created_at)
+    SELECT p.id, 'export', $2, $2
+    FROM planned p
+    WHERE $4 AND NOT EXISTS (SELECT 1 FROM job j WHERE j.run_id = p.id AND j.kind = 'export')
+)
+SELECT (SELECT state FROM target) AS prior_state, (SELECT count(*) FROM planned) AS planned;
 
 -- name: run_cancel
 -- $1 run id, $2 now.

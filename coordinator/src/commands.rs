@@ -1,0 +1,473 @@
+//! The client commands of the `coordinator` binary: `submit`, `status`, `watch`, `results`, `plan`, `cancel`
+//! and `workers`. Each talks to a running coordinator's admin service.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use sensgrid_coordinator::client::{self, AdminClient, Tls};
+use sensgrid_coordinator::results::RunResults;
+use sensgrid_coordinator::submit::{self, Prepared};
+use sensgrid_proto::v1 as pb;
+use serde_json::json;
+
+/// Where the coordinator is, and the admin token.
+#[derive(Args, Clone)]
+pub struct Connection {
+    /// The coordinator's address.
+    #[arg(long, env = "SENSGRID_COORDINATOR", default_value = "http://127.0.0.1:7070")]
+    coordinator: String,
+    /// The admin bearer token.
+    #[arg(long, env = "SENSGRID_ADMIN_TOKEN", hide_env_values = true)]
+    token: String,
+    /// PEM CA certificate that signed the coordinator's TLS certificate (for an https:// address).
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+}
+
+impl Connection {
+    async fn admin(&self) -> Result<AdminClient> {
+        let tls = match &self.tls_ca {
+            Some(path) => Some(Tls {
+                ca_pem: std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+                domain: None,
+            }),
+            None => None,
+        };
+        let channel = client::connect(&self.coordinator, tls.as_ref()).await?;
+        Ok(client::admin_client(channel, &self.token)?)
+    }
+}
+
+#[derive(Args)]
+pub struct SubmitArgs {
+    /// The PaddleOCR-style config (Global.pretrained_model names the ONNX model; Eval.dataset the eval set).
+    #[arg(short = 'c', long)]
+    config: PathBuf,
+    /// Overrides, `Section.key=value` as in PaddleOCR's tools (repeatable; several after one -o).
+    #[arg(short = 'o', long = "opt", num_args = 1..)]
+    overrides: Vec<String>,
+    /// A name for the run (default: the config's file name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Import known cells instead of computing them: a sen.pickle, or the id of an earlier run of the same
+    /// model.
+    #[arg(long)]
+    resume_from: Option<String>,
+    /// Follow the run as `coordinator watch` does once submitted.
+    #[arg(long)]
+    watch: bool,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+pub async fn submit(args: SubmitArgs) -> Result<()> {
+    let prepared = submit::prepare(&args.config, &args.overrides, args.name.as_deref())?;
+    let mut admin = args.connection.admin().await?;
+    let known = match &args.resume_from {
+        None => BTreeMap::new(),
+        Some(from) => known_cells(&mut admin, from, &prepared).await?,
+    };
+    let model_digest = upload(&mut admin, Upload::File(&prepared.model), "application/onnx").await?;
+    let dataset_digest = upload(&mut admin, Upload::Bytes(&prepared.bundle), "application/x-tar").await?;
+    let cells: Vec<pb::Cell> = prepared
+        .cells
+        .iter()
+        .map(|(key, ratio)| pb::Cell {
+            group_key: key.clone(),
+            ratio: *ratio,
+            result_json: known
+                .get(&(key.clone(), ratio.to_bits()))
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        })
+        .collect();
+    let imported = cells.iter().filter(|c| !c.result_json.is_empty()).count();
+    let run_id = admin
+        .create_run(pb::CreateRunRequest {
+            config_yaml: prepared.config_yaml.clone(),
+            model_digest,
+            dataset_digest,
+            criterion: prepared.criterion.into(),
+            cells,
+            spec_json: serde_json::to_string(&prepared.spec)?,
+        })
+        .await
+        .context("CreateRun")?
+        .into_inner()
+        .run_id;
+    eprintln!(
+        "submitted '{}': {} groups x {} ratios = {} cells ({} imported), {} groups skipped, input {:?}",
+        prepared.spec.name,
+        prepared.spec.groups.len(),
+        prepared.spec.ratios.len(),
+        prepared.cells.len(),
+        imported,
+        prepared.spec.skipped.len(),
+        prepared.spec.input_shape
+    );
+    println!("{run_id}");
+    if args.watch {
+        return watch_run(&mut admin, run_id).await;
+    }
+    Ok(())
+}
+
+enum Upload<'a> {
+    File(&'a Path),
+    Bytes(&'a [u8]),
+}
+
+/// Uploads an artifact unless the coordinator stores it already; answers its digest.
+async fn upload(admin: &mut AdminClient, what: Upload<'_>, media_type: &str) -> Result<String> {
+    let digest = match what {
+        Upload::File(path) => {
+            client::sha256_hex(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+        }
+        Upload::Bytes(bytes) => client::sha256_hex(bytes),
+    };
+    let stored = admin
+        .stat_artifact(pb::StatArtifactRequest { digest: digest.clone() })
+        .await
+        .context("StatArtifact")?
+        .into_inner()
+        .stored;
+    if stored {
+        return Ok(digest);
+    }
+    Ok(match what {
+        Upload::File(path) => client::upload_artifact_file(admin, path, media_type).await?,
+        Upload::Bytes(bytes) => client::upload_artifact(admin, bytes, media_type).await?,
+    })
+}
+
+/// The cells of `--resume-from`: a sen.pickle's losses, or an earlier run's done cells of the same model and
+/// eval set.
+async fn known_cells(
+    admin: &mut AdminClient,
+    from: &str,
+    prepared: &Prepared,
+) -> Result<BTreeMap<(String, u64), serde_json::Value>> {
+    let Ok(run_id) = from.parse::<i64>() else {
+        return submit::read_sen_pickle(Path::new(from));
+    };
+    let run = admin
+        .get_run(pb::GetRunRequest { run_id })
+        .await
+        .with_context(|| format!("--resume-from {run_id}"))?
+        .into_inner();
+    let digest = client::sha256_hex(&std::fs::read(&prepared.model)?);
+    if run.model_digest != digest || run.dataset_digest != client::sha256_hex(&prepared.bundle) {
+        bail!("--resume-from {run_id}: that run evaluated another model or eval set; its cells do not carry over");
+    }
+    Ok(run
+        .jobs
+        .into_iter()
+        .filter(|j| j.kind == "cell" && j.state == "done")
+        .filter_map(|j| Some(((j.group_key, j.ratio.to_bits()), serde_json::from_str(&j.result_json).ok()?)))
+        .collect())
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The run's id (as `submit` printed it).
+    run: i64,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    /// One run's detail; every run when left out.
+    run: Option<i64>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+/// A run's progress as `status` and `watch` show it.
+struct Progress {
+    state: String,
+    cells_total: u64,
+    cells_finished: u64,
+    by_state: BTreeMap<String, u64>,
+    workers: Vec<i64>,
+    elapsed: Duration,
+    eta: Option<Duration>,
+    error: String,
+}
+
+fn progress(run: &pb::GetRunResponse) -> Progress {
+    let cells: Vec<&pb::JobStatus> = run.jobs.iter().filter(|j| j.kind == "cell").collect();
+    let final_state = |s: &str| matches!(s, "done" | "failed" | "cancelled" | "skipped");
+    let mut by_state = BTreeMap::new();
+    for job in &cells {
+        *by_state.entry(job.state.clone()).or_insert(0) += 1;
+    }
+    let mut workers: Vec<i64> = run.jobs.iter().filter(|j| j.lease_owner != 0).map(|j| j.lease_owner).collect();
+    workers.sort_unstable();
+    workers.dedup();
+    let summary = run.summary.clone().unwrap_or_default();
+    let parse = |t: &str| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok();
+    let created = parse(&summary.created_at);
+    let end = parse(&summary.finished_at).unwrap_or_else(time::OffsetDateTime::now_utc);
+    let elapsed = created.map_or(Duration::ZERO, |c| (end - c).try_into().unwrap_or(Duration::ZERO));
+    let finished = cells.iter().filter(|j| final_state(&j.state)).count() as u64;
+    // Cells computed in this run (not imported) set the pace.
+    let computed = cells.iter().filter(|j| !j.leased_at.is_empty() && final_state(&j.state)).count() as u64;
+    let remaining = cells.len() as u64 - finished;
+    let eta = (computed > 0 && run.state == "running")
+        .then(|| elapsed.mul_f64(remaining as f64 / computed as f64));
+    Progress {
+        state: run.state.clone(),
+        cells_total: cells.len() as u64,
+        cells_finished: finished,
+        by_state,
+        workers,
+        elapsed,
+        eta,
+        error: summary.error,
+    }
+}
+
+fn seconds(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("{}m{:02}s", s / 60, s % 60)
+}
+
+pub async fn status(args: StatusArgs) -> Result<()> {
+    let mut admin = args.connection.admin().await?;
+    let Some(run_id) = args.run else {
+        let runs = admin.list_runs(pb::ListRunsRequest::default()).await?.into_inner().runs;
+        if args.json {
+            let runs: Vec<_> = runs
+                .iter()
+                .map(|r| json!({"run_id": r.run_id, "name": r.name, "state": r.state, "jobs": r.jobs,
+                    "created_at": r.created_at, "finished_at": r.finished_at, "error": r.error}))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&runs)?);
+            return Ok(());
+        }
+        println!("{:>5}  {:<24} {:<10} {:>11}  {:<25} error", "run", "name", "state", "jobs done", "created");
+        for r in runs {
+            let total: u64 = r.jobs.values().sum();
+            let done = r.jobs.get("done").copied().unwrap_or(0);
+            println!(
+                "{:>5}  {:<24} {:<10} {:>5}/{:<5}  {:<25} {}",
+                r.run_id, r.name, r.state, done, total, r.created_at, r.error
+            );
+        }
+        return Ok(());
+    };
+    let run = admin.get_run(pb::GetRunRequest { run_id }).await?.into_inner();
+    let p = progress(&run);
+    let job_state = |kind: &str| {
+        run.jobs
+            .iter()
+            .find(|j| j.kind == kind)
+            .map_or_else(|| "none".to_owned(), |j| j.state.clone())
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "run_id": run_id, "state": p.state, "error": p.error,
+                "baseline": job_state("baseline"), "export": job_state("export"),
+                "cells": {"total": p.cells_total, "finished": p.cells_finished, "by_state": p.by_state},
+                "active_workers": p.workers, "elapsed_s": p.elapsed.as_secs_f64(),
+                "eta_s": p.eta.map(|d| d.as_secs_f64()),
+            }))?
+        );
+        return Ok(());
+    }
+    let name = run.summary.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+    println!("run {run_id} '{name}': {}", p.state);
+    if !p.error.is_empty() {
+        println!("  error: {}", p.error);
+    }
+    println!("  baseline: {}   export: {}", job_state("baseline"), job_state("export"));
+    let states: Vec<String> = p.by_state.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    println!("  cells: {}/{} finished ({})", p.cells_finished, p.cells_total, states.join(", "));
+    println!("  active workers: {}", describe_workers(&p.workers));
+    println!(
+        "  elapsed: {}   ETA: {}",
+        seconds(p.elapsed),
+        p.eta.map_or_else(|| "-".into(), seconds)
+    );
+    Ok(())
+}
+
+fn describe_workers(workers: &[i64]) -> String {
+    if workers.is_empty() {
+        "none".into()
+    } else {
+        workers.iter().map(|w| format!("#{w}")).collect::<Vec<_>>().join(" ")
+    }
+}
+
+pub async fn watch(args: RunArgs) -> Result<()> {
+    let mut admin = args.connection.admin().await?;
+    watch_run(&mut admin, args.run).await
+}
+
+/// Follows a run until it ends: a progress bar on a terminal, a line per change elsewhere. Fails unless the
+/// run ends done.
+async fn watch_run(admin: &mut AdminClient, run_id: i64) -> Result<()> {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("run {prefix} [{bar:40}] {pos}/{len} cells  ETA {eta}  {msg}")
+            .context("progress bar template")?
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(run_id.to_string());
+    let mut last_line = String::new();
+    loop {
+        let run = admin
+            .get_run(pb::GetRunRequest { run_id })
+            .await
+            .context("GetRun")?
+            .into_inner();
+        let p = progress(&run);
+        bar.set_length(p.cells_total);
+        bar.set_position(p.cells_finished);
+        let message = format!("{}; active workers: {}", p.state, describe_workers(&p.workers));
+        bar.set_message(message.clone());
+        let line = format!(
+            "run {run_id}: {}/{} cells, {message}, elapsed {}, ETA {}",
+            p.cells_finished,
+            p.cells_total,
+            seconds(p.elapsed),
+            p.eta.map_or_else(|| "-".into(), seconds)
+        );
+        if bar.is_hidden() && line != last_line {
+            eprintln!("{line}");
+            last_line = line;
+        }
+        if p.state != "running" {
+            bar.finish();
+            eprintln!("run {run_id} {} after {}", p.state, seconds(p.elapsed));
+            return match p.state.as_str() {
+                "done" => Ok(()),
+                _ if p.error.is_empty() => bail!("run {run_id} {}", p.state),
+                _ => bail!("run {run_id} {}: {}", p.state, p.error),
+            };
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[derive(Args)]
+pub struct ResultsArgs {
+    run: i64,
+    /// The folder to write into (created).
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+pub async fn results(args: ResultsArgs) -> Result<()> {
+    let mut admin = args.connection.admin().await?;
+    let run = admin.get_run(pb::GetRunRequest { run_id: args.run }).await?.into_inner();
+    let workers = admin.list_workers(pb::ListWorkersRequest {}).await?.into_inner().workers;
+    let results = RunResults::new(&run, &workers)?;
+    let mut written = results.write(&args.out)?;
+    if let Some(digest) = &written.pruned_model {
+        let path = args.out.join("pruned.onnx");
+        client::download_artifact(&mut admin, digest, &path).await?;
+        written.files.push(path);
+    }
+    for file in &written.files {
+        println!("{}", file.display());
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct PlanArgs {
+    run: i64,
+    /// PaddleSlim's loss threshold: per group, the largest ratio whose loss stays under it (interpolated).
+    #[arg(long, conflicts_with = "flops_reduction", required_unless_present = "flops_reduction")]
+    max_loss: Option<f64>,
+    /// The share of FLOPs to remove: the smallest loss threshold whose plan removes at least this much.
+    #[arg(long)]
+    flops_reduction: Option<f64>,
+    /// Queue the export job by this plan (prune, evaluate, measure latency, upload the pruned model).
+    #[arg(long)]
+    export: bool,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+pub async fn plan(args: PlanArgs) -> Result<()> {
+    let mut admin = args.connection.admin().await?;
+    let target = match (args.max_loss, args.flops_reduction) {
+        (Some(loss), _) => pb::plan_run_request::Target::MaxLoss(loss),
+        (None, Some(share)) => pb::plan_run_request::Target::FlopsReduction(share),
+        (None, None) => bail!("set --max-loss or --flops-reduction"),
+    };
+    let planned = admin
+        .plan_run(pb::PlanRunRequest {
+            run_id: args.run,
+            target: Some(target),
+            export: args.export,
+        })
+        .await
+        .context("PlanRun")?
+        .into_inner();
+    let reduction = 1.0 - planned.flops_after as f64 / planned.flops_before.max(1) as f64;
+    eprintln!(
+        "run {}: loss threshold {}, FLOPs {} -> {} ({:.1}% fewer){}",
+        args.run,
+        planned.max_loss,
+        planned.flops_before,
+        planned.flops_after,
+        reduction * 100.0,
+        if args.export { "; export queued" } else { "" }
+    );
+    println!("{}", planned.plan_json);
+    Ok(())
+}
+
+pub async fn cancel(args: RunArgs) -> Result<()> {
+    let mut admin = args.connection.admin().await?;
+    let answer = admin
+        .cancel_run(pb::CancelRunRequest { run_id: args.run })
+        .await
+        .context("CancelRun")?
+        .into_inner();
+    println!(
+        "run {}: {} ({} queued and {} leased jobs cancelled)",
+        args.run, answer.state, answer.queued_cancelled, answer.leased_cancelled
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct WorkersArgs {
+    #[command(flatten)]
+    connection: Connection,
+}
+
+pub async fn workers(args: WorkersArgs) -> Result<()> {
+    let mut admin = args.connection.admin().await?;
+    let workers = admin.list_workers(pb::ListWorkersRequest {}).await?.into_inner().workers;
+    println!("{:>4}  {:<24} {:<8} {:<25} jobs", "id", "name", "device", "last seen");
+    for w in workers {
+        let jobs: Vec<String> =
+            w.lease_jobs.iter().zip(&w.lease_runs).map(|(j, r)| format!("job {j} (run {r})")).collect();
+        println!(
+            "{:>4}  {:<24} {:<8} {:<25} {}",
+            w.worker_id,
+            w.name,
+            w.device,
+            w.last_seen_at,
+            if jobs.is_empty() { "idle".into() } else { jobs.join(", ") }
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! Planning a finished grid: the losses of its done cells, the ratios for the `Prune` target
+//! (`sensgrid_model::prune::planner`), and the FLOPs before and after the plan's structural prune, counted by
+//! `sensgrid_model` on the real pruned graph at the run's input shape. Used by the pipeline (a run with a
+//! `Prune` section) and by `PlanRun` (`coordinator plan`). Blocking: callers run it off the async threads.
+
+use std::path::PathBuf;
+
+use sensgrid_model::analysis::groups::{self, Analysis};
+use sensgrid_model::analysis::count;
+use sensgrid_model::ir::Graph;
+use sensgrid_model::onnx;
+use sensgrid_model::prune::planner::{self, Sensitivities};
+use sensgrid_model::prune::{Criterion, Cut, Plan, structural};
+use serde_json::Value;
+
+use crate::sensitivity;
+use crate::spec::{PruneTarget, RunSpec};
+use crate::store::{Job, JobKind, JobState, Run};
+
+/// What [`plan`] needs.
+pub struct PlanRequest {
+    pub run: Run,
+    pub jobs: Vec<Job>,
+    pub spec: RunSpec,
+    pub target: PruneTarget,
+    /// The model's file in the artifact directory.
+    pub model: PathBuf,
+}
+
+/// A plan with what it does to the model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Planned {
+    /// Every analysed group, 0.0 where it stays whole.
+    pub ratios: Plan,
+    /// The loss threshold the ratios come from.
+    pub max_loss: f64,
+    pub flops_before: u64,
+    pub flops_after: u64,
+}
+
+impl Planned {
+    /// The plan as stored with the run and sent to the export job: `{"<group key>": ratio}`.
+    pub fn plan_json(&self) -> Value {
+        Value::Object(
+            self.ratios
+                .iter()
+                .filter_map(|(key, &ratio)| Some((key.clone(), Value::Number(serde_json::Number::from_f64(ratio)?))))
+                .collect(),
+        )
+    }
+}
+
+/// The sensitivities of a run's done cells on its metric.
+///
+/// # Errors
+///
+/// A run whose baseline is not done or lacks the metric.
+pub fn run_sensitivities(jobs: &[Job], metric: &str) -> Result<Sensitivities, String> {
+    let baseline = jobs
+        .iter()
+        .find(|j| j.kind == JobKind::Baseline && j.state == JobState::Done)
+        .and_then(|j| j.result.as_ref())
+        .ok_or("the baseline is not done")?;
+    let baseline = sensitivity::metric(baseline, metric).ok_or_else(|| format!("the baseline has no '{metric}'"))?;
+    let cells = jobs
+        .iter()
+        .filter(|j| j.kind == JobKind::Cell && j.state == JobState::Done)
+        .filter_map(|j| Some((j.group_key.as_deref()?, j.ratio?, j.result.as_ref()?)));
+    Ok(sensitivity::sensitivities(baseline, metric, cells))
+}
+
+/// Plans `request.run` for its target.
+///
+/// # Errors
+///
+/// No done cell, an unreadable model, a criterion or plan the pruning code refuses, or a FLOPs target the
+/// tested ratios cannot reach; one line each.
+pub fn plan(request: &PlanRequest) -> Result<Planned, String> {
+    let table = run_sensitivities(&request.jobs, &request.spec.metric)?;
+    if table.is_empty() {
+        return Err("no cell is done: nothing to plan from".into());
+    }
+    let graph = onnx::read(&request.model).map_err(|e| format!("the run's model: {e}"))?;
+    let criterion: Criterion = request.run.criterion.parse().map_err(|e| format!("{e}"))?;
+    let shape = std::slice::from_ref(&request.spec.input_shape);
+    let analysis = groups::analyse_at(&graph, shape).map_err(|e| e.to_string())?;
+    let flops_before = count::flops_at(&graph, shape).map_err(|e| e.to_string())?;
+    let mut flops_of = |plan: &Plan| pruned_flops(&graph, &analysis, shape, plan, criterion);
+    let (ratios, max_loss) = match request.target {
+        PruneTarget::MaxLoss(loss) => (planner::ratios_by_loss(&table, loss).map_err(|e| e.to_string())?, loss),
+        PruneTarget::FlopsReduction(share) => {
+            let found = planner::ratios_by_flops(&table, share, &mut flops_of, flops_before)
+                .map_err(|e| e.to_string())?;
+            (found.ratios, found.threshold)
+        }
+    };
+    let flops_after = flops_of(&planner::cut_plan(&ratios)).map_err(|e| e.to_string())?;
+    Ok(Planned {
+        ratios,
+        max_loss,
+        flops_before,
+        flops_after,
+    })
+}
+
+/// The FLOPs of `graph` structurally pruned by `plan` (no zero ratios), at `shape`.
+fn pruned_flops(
+    graph: &Graph,
+    analysis: &Analysis,
+    shape: &[Vec<usize>],
+    plan: &Plan,
+    criterion: Criterion,
+) -> sensgrid_model::Result<u64> {
+    let cut = Cut::plan(graph, analysis, plan, criterion)?;
+    let pruned = structural::prune(graph, analysis, &cut)?;
+    count::flops_at(&pruned.graph, shape)
+}

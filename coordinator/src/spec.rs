@@ -1,0 +1,81 @@
+//! What a submission says about its run beyond the config: the metric the loss is computed on, the ratios,
+//! the channel groups the client found (with their members, params and FLOPs), and the Prune target. The
+//! client computes it once (`coordinator submit`), the store keeps it as the run's `spec`, the pipeline plans
+//! from it and `coordinator results` reports it.
+
+use serde::{Deserialize, Serialize};
+
+/// A run's description.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// A name for people (`--name`, else the config's file name).
+    pub name: String,
+    /// The config file it was submitted from, as the client named it.
+    pub config_path: String,
+    /// The key of the metric dict the loss is computed on (`Sensitivity.metric`).
+    pub metric: String,
+    /// The ratios tried on every group.
+    pub ratios: Vec<f64>,
+    /// The shape groups and FLOPs were computed at (N, C, H, W).
+    pub input_shape: Vec<usize>,
+    /// The whole model's parameters and multiply-accumulates at `input_shape`.
+    pub params: u64,
+    pub flops: u64,
+    /// The groups analysed, in model order.
+    pub groups: Vec<GroupSpec>,
+    /// Groups left out by `Sensitivity.skip`, in model order.
+    pub skipped: Vec<GroupSpec>,
+    /// Convs whose channels cannot be pruned, with the reason.
+    pub excluded: Vec<ExcludedSpec>,
+    /// `Prune`: how the plan is chosen, and whether the run ends with an export.
+    pub prune: Option<PruneSpec>,
+}
+
+/// One channel group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupSpec {
+    /// The weight of its first conv: the key of sen.pickle and plans.
+    pub key: String,
+    pub channels: usize,
+    /// Parameters and FLOPs that pruning every channel would remove.
+    pub params: u64,
+    pub flops: u64,
+    /// The nodes of the convs (and other weighted ops) whose weights lose channels with it.
+    pub convs: Vec<String>,
+}
+
+/// A conv that cannot be pruned.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExcludedSpec {
+    pub conv: String,
+    pub reason: String,
+}
+
+/// The `Prune` section.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PruneSpec {
+    pub target: PruneTarget,
+    /// Whether the run ends with the export job.
+    pub export: bool,
+}
+
+/// How per-group ratios are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PruneTarget {
+    /// PaddleSlim's `get_ratios_by_loss` at this loss threshold.
+    MaxLoss(f64),
+    /// The smallest loss threshold whose plan removes at least this share of the FLOPs.
+    FlopsReduction(f64),
+}
+
+impl RunSpec {
+    /// The spec stored with a run, or an error naming what is wrong with it.
+    ///
+    /// # Errors
+    ///
+    /// JSON that is not a [`RunSpec`].
+    pub fn from_json(value: &serde_json::Value) -> Result<RunSpec, String> {
+        serde_json::from_value(value.clone()).map_err(|error| format!("the run's spec: {error}"))
+    }
+}

@@ -1,0 +1,7 @@
+DROP INDEX run_running;
+ALTER TABLE job DROP COLUMN leased_at;
+ALTER TABLE job DROP COLUMN done_by;
+ALTER TABLE run DROP CONSTRAINT run_failed_has_error;
+ALTER TABLE run DROP COLUMN plan;
+ALTER TABLE run DROP COLUMN error;
+ALTER TABLE run DROP COLUMN spec;
