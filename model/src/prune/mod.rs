@@ -2,6 +2,7 @@
 //! exactly), and removing them for real ([`structural::prune`]).
 
 pub mod criterion;
+pub mod planner;
 pub mod structural;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -2,6 +2,7 @@
 
 mod groups;
 mod load;
+mod planner;
 
 use std::path::PathBuf;
 
