@@ -365,9 +365,7 @@ pub async fn upload_artifact_file(
             }
         })
     };
-    let answer = client
-        .upload(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await;
+    let answer = client.upload(tokio_stream::wrappers::ReceiverStream::new(rx)).await;
     let read = reader.await.unwrap_or_else(|join| Err(std::io::Error::other(join)));
     let response = answer.map_err(|status| ClientError::Rpc {
         call: "UploadArtifact",
@@ -393,11 +391,7 @@ fn first_chunk(digest: &str, size: u64, media_type: &str, data: Vec<u8>) -> Arti
 ///
 /// [`ClientError::Rpc`] when the coordinator refuses (`NOT_FOUND` for an unknown digest) or the stream breaks,
 /// [`ClientError::Artifact`] when the bytes do not match, [`ClientError::Io`] for local file errors.
-pub async fn download_artifact(
-    client: &mut impl ArtifactCalls,
-    digest: &str,
-    dest: &Path,
-) -> Result<u64, ClientError> {
+pub async fn download_artifact(client: &mut impl ArtifactCalls, digest: &str, dest: &Path) -> Result<u64, ClientError> {
     let rpc = |status| ClientError::Rpc {
         call: "DownloadArtifact",
         status,

@@ -166,7 +166,12 @@ async fn known_cells(
         .jobs
         .into_iter()
         .filter(|j| j.kind == "cell" && j.state == "done")
-        .filter_map(|j| Some(((j.group_key, j.ratio.to_bits()), serde_json::from_str(&j.result_json).ok()?)))
+        .filter_map(|j| {
+            Some((
+                (j.group_key, j.ratio.to_bits()),
+                serde_json::from_str(&j.result_json).ok()?,
+            ))
+        })
         .collect())
 }
 
@@ -208,7 +213,12 @@ fn progress(run: &pb::GetRunResponse) -> Progress {
     for job in &cells {
         *by_state.entry(job.state.clone()).or_insert(0) += 1;
     }
-    let mut workers: Vec<i64> = run.jobs.iter().filter(|j| j.lease_owner != 0).map(|j| j.lease_owner).collect();
+    let mut workers: Vec<i64> = run
+        .jobs
+        .iter()
+        .filter(|j| j.lease_owner != 0)
+        .map(|j| j.lease_owner)
+        .collect();
     workers.sort_unstable();
     workers.dedup();
     let summary = run.summary.clone().unwrap_or_default();
@@ -218,10 +228,12 @@ fn progress(run: &pb::GetRunResponse) -> Progress {
     let elapsed = created.map_or(Duration::ZERO, |c| (end - c).try_into().unwrap_or(Duration::ZERO));
     let finished = cells.iter().filter(|j| final_state(&j.state)).count() as u64;
     // Cells computed in this run (not imported) set the pace.
-    let computed = cells.iter().filter(|j| !j.leased_at.is_empty() && final_state(&j.state)).count() as u64;
+    let computed = cells
+        .iter()
+        .filter(|j| !j.leased_at.is_empty() && final_state(&j.state))
+        .count() as u64;
     let remaining = cells.len() as u64 - finished;
-    let eta = (computed > 0 && run.state == "running")
-        .then(|| elapsed.mul_f64(remaining as f64 / computed as f64));
+    let eta = (computed > 0 && run.state == "running").then(|| elapsed.mul_f64(remaining as f64 / computed as f64));
     Progress {
         state: run.state.clone(),
         cells_total: cells.len() as u64,
@@ -246,13 +258,18 @@ pub async fn status(args: StatusArgs) -> Result<()> {
         if args.json {
             let runs: Vec<_> = runs
                 .iter()
-                .map(|r| json!({"run_id": r.run_id, "name": r.name, "state": r.state, "jobs": r.jobs,
-                    "created_at": r.created_at, "finished_at": r.finished_at, "error": r.error}))
+                .map(|r| {
+                    json!({"run_id": r.run_id, "name": r.name, "state": r.state, "jobs": r.jobs,
+                    "created_at": r.created_at, "finished_at": r.finished_at, "error": r.error})
+                })
                 .collect();
             println!("{}", serde_json::to_string_pretty(&runs)?);
             return Ok(());
         }
-        println!("{:>5}  {:<24} {:<10} {:>11}  {:<25} error", "run", "name", "state", "jobs done", "created");
+        println!(
+            "{:>5}  {:<24} {:<10} {:>11}  {:<25} error",
+            "run", "name", "state", "jobs done", "created"
+        );
         for r in runs {
             let total: u64 = r.jobs.values().sum();
             let done = r.jobs.get("done").copied().unwrap_or(0);
@@ -289,9 +306,18 @@ pub async fn status(args: StatusArgs) -> Result<()> {
     if !p.error.is_empty() {
         println!("  error: {}", p.error);
     }
-    println!("  baseline: {}   export: {}", job_state("baseline"), job_state("export"));
+    println!(
+        "  baseline: {}   export: {}",
+        job_state("baseline"),
+        job_state("export")
+    );
     let states: Vec<String> = p.by_state.iter().map(|(s, n)| format!("{s} {n}")).collect();
-    println!("  cells: {}/{} finished ({})", p.cells_finished, p.cells_total, states.join(", "));
+    println!(
+        "  cells: {}/{} finished ({})",
+        p.cells_finished,
+        p.cells_total,
+        states.join(", ")
+    );
     println!("  active workers: {}", describe_workers(&p.workers));
     println!(
         "  elapsed: {}   ETA: {}",
@@ -372,8 +398,15 @@ pub struct ResultsArgs {
 
 pub async fn results(args: ResultsArgs) -> Result<()> {
     let mut admin = args.connection.admin().await?;
-    let run = admin.get_run(pb::GetRunRequest { run_id: args.run }).await?.into_inner();
-    let workers = admin.list_workers(pb::ListWorkersRequest {}).await?.into_inner().workers;
+    let run = admin
+        .get_run(pb::GetRunRequest { run_id: args.run })
+        .await?
+        .into_inner();
+    let workers = admin
+        .list_workers(pb::ListWorkersRequest {})
+        .await?
+        .into_inner()
+        .workers;
     let results = RunResults::new(&run, &workers)?;
     let mut written = results.write(&args.out)?;
     if let Some(digest) = &written.pruned_model {
@@ -391,7 +424,11 @@ pub async fn results(args: ResultsArgs) -> Result<()> {
 pub struct PlanArgs {
     run: i64,
     /// PaddleSlim's loss threshold: per group, the largest ratio whose loss stays under it (interpolated).
-    #[arg(long, conflicts_with = "flops_reduction", required_unless_present = "flops_reduction")]
+    #[arg(
+        long,
+        conflicts_with = "flops_reduction",
+        required_unless_present = "flops_reduction"
+    )]
     max_loss: Option<f64>,
     /// The share of FLOPs to remove: the smallest loss threshold whose plan removes at least this much.
     #[arg(long)]
@@ -455,18 +492,30 @@ pub struct WorkersArgs {
 
 pub async fn workers(args: WorkersArgs) -> Result<()> {
     let mut admin = args.connection.admin().await?;
-    let workers = admin.list_workers(pb::ListWorkersRequest {}).await?.into_inner().workers;
+    let workers = admin
+        .list_workers(pb::ListWorkersRequest {})
+        .await?
+        .into_inner()
+        .workers;
     println!("{:>4}  {:<24} {:<8} {:<25} jobs", "id", "name", "device", "last seen");
     for w in workers {
-        let jobs: Vec<String> =
-            w.lease_jobs.iter().zip(&w.lease_runs).map(|(j, r)| format!("job {j} (run {r})")).collect();
+        let jobs: Vec<String> = w
+            .lease_jobs
+            .iter()
+            .zip(&w.lease_runs)
+            .map(|(j, r)| format!("job {j} (run {r})"))
+            .collect();
         println!(
             "{:>4}  {:<24} {:<8} {:<25} {}",
             w.worker_id,
             w.name,
             w.device,
             w.last_seen_at,
-            if jobs.is_empty() { "idle".into() } else { jobs.join(", ") }
+            if jobs.is_empty() {
+                "idle".into()
+            } else {
+                jobs.join(", ")
+            }
         );
     }
     Ok(())

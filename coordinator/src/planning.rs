@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use sensgrid_model::analysis::groups::{self, Analysis};
 use sensgrid_model::analysis::count;
+use sensgrid_model::analysis::groups::{self, Analysis};
 use sensgrid_model::ir::Graph;
 use sensgrid_model::onnx;
 use sensgrid_model::prune::planner::{self, Sensitivities};
@@ -89,8 +89,8 @@ pub fn plan(request: &PlanRequest) -> Result<Planned, String> {
     let (ratios, max_loss) = match request.target {
         PruneTarget::MaxLoss(loss) => (planner::ratios_by_loss(&table, loss).map_err(|e| e.to_string())?, loss),
         PruneTarget::FlopsReduction(share) => {
-            let found = planner::ratios_by_flops(&table, share, &mut flops_of, flops_before)
-                .map_err(|e| e.to_string())?;
+            let found =
+                planner::ratios_by_flops(&table, share, &mut flops_of, flops_before).map_err(|e| e.to_string())?;
             (found.ratios, found.threshold)
         }
     };

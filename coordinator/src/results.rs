@@ -165,8 +165,13 @@ impl<'a> RunResults<'a> {
 
     /// The cells in model order of their groups, then by ratio.
     fn ordered_cells(&self) -> Vec<&pb::JobStatus> {
-        let order: HashMap<&str, usize> =
-            self.spec.groups.iter().enumerate().map(|(i, g)| (g.key.as_str(), i)).collect();
+        let order: HashMap<&str, usize> = self
+            .spec
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.key.as_str(), i))
+            .collect();
         let mut cells: Vec<&pb::JobStatus> = self.jobs("cell").collect();
         cells.sort_by(|a, b| {
             let rank = |j: &pb::JobStatus| order.get(j.group_key.as_str()).copied().unwrap_or(usize::MAX);
@@ -192,7 +197,13 @@ impl<'a> RunResults<'a> {
                 .as_ref()
                 .zip(baseline)
                 .and_then(|(r, b)| sensitivity::cell_loss(r, b, &self.spec.metric));
-            let field = |name: &str| result.as_ref().and_then(|r| r.get(name)).cloned().unwrap_or(Value::Null);
+            let field = |name: &str| {
+                result
+                    .as_ref()
+                    .and_then(|r| r.get(name))
+                    .cloned()
+                    .unwrap_or(Value::Null)
+            };
             let channels = self.group(&job.group_key).map(|g| g.channels);
             cells_by_group.entry(job.group_key.as_str()).or_default().push(json!({
                 "ratio": job.ratio,

@@ -5,8 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A run's description.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A run's description. Only `name` and `metric` are required: a run created by a client that analysed
+/// nothing (a benchmark, a test) is a bare grid that the pipeline ends as done once its cells are.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RunSpec {
     /// A name for people (`--name`, else the config's file name).
     pub name: String,

@@ -13,8 +13,8 @@ use anyhow::{Context, Result, bail};
 use sensgrid_eval::config::schema::transform::DetResize;
 use sensgrid_eval::config::{PruneTarget as ConfigPruneTarget, Transform};
 use sensgrid_eval::{Config, bundle};
-use sensgrid_model::analysis::groups::{self, Analysis};
 use sensgrid_model::analysis::count;
+use sensgrid_model::analysis::groups::{self, Analysis};
 use sensgrid_model::ir::{Dim, Graph};
 use sensgrid_model::{onnx, ops};
 use serde_json::{Value, json};
@@ -157,9 +157,7 @@ pub fn input_shape(config: &Config, graph: &Graph) -> Result<Vec<usize>> {
     let eval = from_transforms.map(|[c, h, w]| [1, c, h, w]);
     match (declared, eval) {
         (Some(dims), _) if dims.iter().all(Option::is_some) => Ok(dims.into_iter().flatten().collect()),
-        (Some(dims), Some(eval)) if dims.len() == 4 => {
-            Ok(dims.iter().zip(eval).map(|(d, e)| d.unwrap_or(e)).collect())
-        }
+        (Some(dims), Some(eval)) if dims.len() == 4 => Ok(dims.iter().zip(eval).map(|(d, e)| d.unwrap_or(e)).collect()),
         (None, Some(eval)) => Ok(eval.to_vec()),
         _ => bail!(
             "{}: the model's input '{}' is dynamic and no eval transform (DetResizeForTest, RecResizeImg, \
@@ -214,7 +212,9 @@ pub fn read_sen_pickle(path: &Path) -> Result<BTreeMap<(String, u64), Value>> {
     let value = serde_pickle::value_from_slice(&bytes, serde_pickle::DeOptions::new())
         .with_context(|| format!("{}: not a pickle", path.display()))?;
     let shape = || format!("{}: expected a dict {{group key: {{ratio: loss}}}}", path.display());
-    let Pickle::Dict(groups) = value else { bail!("{}", shape()) };
+    let Pickle::Dict(groups) = value else {
+        bail!("{}", shape())
+    };
     let mut cells = BTreeMap::new();
     for (key, losses) in groups {
         let key = match key {
@@ -222,9 +222,17 @@ pub fn read_sen_pickle(path: &Path) -> Result<BTreeMap<(String, u64), Value>> {
             HashableValue::Bytes(bytes) => String::from_utf8(bytes).with_context(shape)?,
             other => bail!("{}: the key {other} is not a string", shape()),
         };
-        let Pickle::Dict(losses) = losses else { bail!("{}: '{key}' does not map ratios to losses", shape()) };
+        let Pickle::Dict(losses) = losses else {
+            bail!("{}: '{key}' does not map ratios to losses", shape())
+        };
         for (ratio, loss) in losses {
-            let number = |what: &str, v: f64| if v.is_finite() { Ok(v) } else { Err(anyhow::anyhow!("{}: '{key}': the {what} {v} is not finite", shape())) };
+            let number = |what: &str, v: f64| {
+                if v.is_finite() {
+                    Ok(v)
+                } else {
+                    Err(anyhow::anyhow!("{}: '{key}': the {what} {v} is not finite", shape()))
+                }
+            };
             let ratio = match ratio {
                 HashableValue::F64(r) => number("ratio", r)?,
                 other => bail!("{}: '{key}': the ratio {other} is not a float", shape()),

@@ -105,8 +105,10 @@ async fn a_killed_worker_a_restarted_coordinator_and_a_restarted_postgres_lose_n
                 .map(|(group_key, ratio)| Cell {
                     group_key: group_key.clone(),
                     ratio: *ratio,
+                    result_json: String::new(),
                 })
                 .collect(),
+            spec_json: r#"{"name": "fault test", "metric": "hmean"}"#.into(),
         })
         .await
         .unwrap()

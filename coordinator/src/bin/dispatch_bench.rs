@@ -225,6 +225,7 @@ async fn create_run(admin: &mut client::AdminClient, model: &str, dataset: &str,
         .map(|i| pb::Cell {
             group_key: format!("conv2d_{:04}.w_0", i % GROUPS),
             ratio: (i / GROUPS + 1) as f64 / (ratios + 1) as f64,
+            result_json: String::new(),
         })
         .collect();
     let request = pb::CreateRunRequest {
@@ -233,6 +234,7 @@ async fn create_run(admin: &mut client::AdminClient, model: &str, dataset: &str,
         dataset_digest: dataset.into(),
         criterion: "l1_norm".into(),
         cells,
+        spec_json: r#"{"name": "dispatch bench", "metric": "hmean"}"#.into(),
     };
     Ok(admin
         .create_run(request)
@@ -315,7 +317,7 @@ async fn work(
             job_id: job.job_id,
             lease_epoch: job.lease_epoch,
             metrics: [("hmean".to_string(), 0.5), ("num_samples".to_string(), 1.0)].into(),
-            artifact_digest: String::new(),
+            ..Default::default()
         };
         worker.complete_job(request).await.context("CompleteJob")?;
         completed.fetch_add(1, Ordering::Relaxed);

@@ -83,9 +83,12 @@ impl<S: JobStore> AdminService for AdminApi<S> {
             )));
         }
         let spec: serde_json::Value = match request.spec_json.as_str() {
-            "" => return Err(Status::invalid_argument("spec_json: expected the run's spec, got nothing")),
-            text => serde_json::from_str(text)
-                .map_err(|e| Status::invalid_argument(format!("spec_json: {e}")))?,
+            "" => {
+                return Err(Status::invalid_argument(
+                    "spec_json: expected the run's spec, got nothing",
+                ));
+            }
+            text => serde_json::from_str(text).map_err(|e| Status::invalid_argument(format!("spec_json: {e}")))?,
         };
         RunSpec::from_json(&spec).map_err(|e| Status::invalid_argument(format!("spec_json: {e}")))?;
         let params = RunCreateParams {
@@ -138,10 +141,7 @@ impl<S: JobStore> AdminService for AdminApi<S> {
         }))
     }
 
-    async fn list_runs(
-        &self,
-        request: Request<pb::ListRunsRequest>,
-    ) -> Result<Response<pb::ListRunsResponse>, Status> {
+    async fn list_runs(&self, request: Request<pb::ListRunsRequest>) -> Result<Response<pb::ListRunsResponse>, Status> {
         let state = convert::run_state_filter(&request.into_inner().state)?;
         let runs = self.store.run_list(state).await.map_err(convert::store_status)?;
         Ok(Response::new(pb::ListRunsResponse {
@@ -213,7 +213,11 @@ impl<S: JobStore> AdminService for AdminApi<S> {
                 "run {run_id} still has {unfinished} unfinished baseline or cell jobs: plan once its grid is done"
             )));
         }
-        if request.export && jobs.iter().any(|j| j.kind == JobKind::Export && j.state == JobState::Leased) {
+        if request.export
+            && jobs
+                .iter()
+                .any(|j| j.kind == JobKind::Export && j.state == JobState::Leased)
+        {
             return Err(Status::failed_precondition(format!(
                 "run {run_id}'s export is running: plan again once it has ended"
             )));
@@ -290,11 +294,7 @@ impl<S: JobStore> AdminService for AdminApi<S> {
     ) -> Result<Response<pb::StatArtifactResponse>, Status> {
         let digest = request.into_inner().digest;
         convert::digest("digest", &digest)?;
-        let stored = self
-            .store
-            .artifact_get(&digest)
-            .await
-            .map_err(convert::store_status)?;
+        let stored = self.store.artifact_get(&digest).await.map_err(convert::store_status)?;
         Ok(Response::new(match stored {
             // Its metadata is recorded only after its file is in place (see `artifacts`).
             Some(artifact) => pb::StatArtifactResponse {

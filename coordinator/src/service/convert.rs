@@ -12,9 +12,7 @@ use serde_json::{Map, Value};
 use tonic::Status;
 
 use crate::client::is_sha256_hex;
-use crate::store::{
-    CellSpec, ClaimedJob, Job, JobId, JobKind, JobState, Lease, Run, RunState, RunSummary, StoreError,
-};
+use crate::store::{CellSpec, ClaimedJob, Job, JobId, JobKind, JobState, Lease, Run, RunState, RunSummary, StoreError};
 
 /// The criteria a worker knows (`worker prune --criterion`).
 pub const CRITERIA: [&str; 3] = ["l1_norm", "l1_norm_group", "fpgm"];

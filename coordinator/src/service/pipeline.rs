@@ -10,6 +10,7 @@
 //! Every decision is read from the store, so a restarted coordinator picks up where the last one stopped. The
 //! task looks at the running runs every `interval` and whenever a job finished ([`PipelineHandle::wake`]).
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,8 +24,11 @@ use crate::clock::Clock;
 use crate::planning::{self, PlanRequest};
 use crate::spec::RunSpec;
 use crate::store::{
-    Job, JobKind, JobState, JobStore, Run, RunFinishParams, RunPlanOutcome, RunPlanParams, RunState, StoreError,
+    Job, JobKind, JobState, JobStore, Run, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams, RunState, StoreError,
 };
+
+/// The least time between two rounds of the pipeline.
+const MIN_ROUND_GAP: Duration = Duration::from_millis(200);
 
 /// Wakes the pipeline. Cheap to clone.
 #[derive(Clone, Debug, Default)]
@@ -51,8 +55,8 @@ pub struct Pipeline<S> {
 /// What the pipeline did with one run.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
-    /// Jobs are still running; nothing to do yet.
-    Waiting,
+    /// Jobs are still running; nothing to do yet. Says whether the baseline is done with a usable metric.
+    Waiting { baseline_ok: bool },
     /// The run ended in this state (with this error).
     Finished(RunState, Option<String>),
     /// The plan is stored and the export queued.
@@ -78,30 +82,45 @@ impl<S: JobStore> Pipeline<S> {
             dispatcher,
         };
         let task = tokio::spawn(async move {
+            // Runs whose baseline is done and usable: until their cells are all final, the job counts that
+            // `run_list` gives say everything (no job list is read while thousands of cells complete).
+            let mut baseline_ok = HashSet::new();
             loop {
                 tokio::select! {
                     () = stop.cancelled() => return,
                     () = notify.notified() => {}
                     () = tokio::time::sleep(interval) => {}
                 }
-                if let Err(error) = pipeline.advance_all().await {
+                if let Err(error) = pipeline.advance_all(&mut baseline_ok).await {
                     eprintln!("coordinator: advancing runs failed, retrying in {interval:?}: {error}");
                 }
+                // Completions arrive in bursts: one round per MIN_ROUND_GAP is as quick as anyone can see.
+                tokio::time::sleep(MIN_ROUND_GAP.min(interval)).await;
             }
         });
         (handle, task)
     }
 
-    /// Advances every running run once.
+    /// Advances every running run once. `baseline_ok` remembers the runs whose baseline is done and usable
+    /// (the caller keeps it between rounds): they are looked at only once none of their jobs is queued or
+    /// leased.
     ///
     /// # Errors
     ///
     /// The store's error; runs advanced before it stay advanced.
-    pub async fn advance_all(&self) -> Result<(), StoreError> {
-        for summary in self.store.run_list(Some(RunState::Running)).await? {
+    pub async fn advance_all(&self, baseline_ok: &mut HashSet<RunId>) -> Result<(), StoreError> {
+        let running = self.store.run_list(Some(RunState::Running)).await?;
+        baseline_ok.retain(|id| running.iter().any(|s| s.run.id == *id));
+        for summary in running {
             let run = summary.run;
+            if baseline_ok.contains(&run.id) && summary.jobs.queued + summary.jobs.leased > 0 {
+                continue;
+            }
             match self.advance(&run).await? {
-                Step::Waiting => {}
+                Step::Waiting { baseline_ok: true } => {
+                    baseline_ok.insert(run.id);
+                }
+                Step::Waiting { .. } => {}
                 Step::ExportQueued => eprintln!("coordinator: run {}: planned; export queued", run.id),
                 Step::Finished(state, error) => eprintln!(
                     "coordinator: run {}: {}{}",
@@ -123,7 +142,7 @@ impl<S: JobStore> Pipeline<S> {
         let jobs = self.store.job_list_by_run(run.id).await?;
         let step = decide(run, &jobs);
         match step {
-            Decision::Wait => Ok(Step::Waiting),
+            Decision::Wait { baseline_ok } => Ok(Step::Waiting { baseline_ok }),
             Decision::Finish(state, error) => self.finish(run, state, error).await,
             Decision::Plan(spec) => {
                 let prune = spec.prune.expect("decide plans only runs with a Prune section");
@@ -139,7 +158,11 @@ impl<S: JobStore> Pipeline<S> {
                     .unwrap_or_else(|panic| Err(format!("the planner panicked: {panic}")));
                 let planned = match planned {
                     Ok(planned) => planned,
-                    Err(error) => return self.finish(run, RunState::Failed, Some(format!("planning: {error}"))).await,
+                    Err(error) => {
+                        return self
+                            .finish(run, RunState::Failed, Some(format!("planning: {error}")))
+                            .await;
+                    }
                 };
                 let outcome = self
                     .store
@@ -151,7 +174,7 @@ impl<S: JobStore> Pipeline<S> {
                     })
                     .await?;
                 if outcome != RunPlanOutcome::Planned {
-                    return Ok(Step::Waiting);
+                    return Ok(Step::Waiting { baseline_ok: true });
                 }
                 if prune.export {
                     self.dispatcher.wake();
@@ -179,7 +202,7 @@ impl<S: JobStore> Pipeline<S> {
 /// What a running run's jobs call for.
 #[derive(Debug)]
 enum Decision {
-    Wait,
+    Wait { baseline_ok: bool },
     Finish(RunState, Option<String>),
     Plan(Box<RunSpec>),
 }
@@ -218,10 +241,10 @@ fn decide(run: &Run, jobs: &[Job]) -> Decision {
                 Some(_) => {}
             }
         }
-        _ => return Decision::Wait,
+        _ => return Decision::Wait { baseline_ok: false },
     }
     if jobs.iter().any(|j| j.kind == JobKind::Cell && !j.state.is_final()) {
-        return Decision::Wait;
+        return Decision::Wait { baseline_ok: true };
     }
     match jobs.iter().find(|j| j.kind == JobKind::Export) {
         Some(export) => match export.state {
@@ -233,7 +256,7 @@ fn decide(run: &Run, jobs: &[Job]) -> Decision {
                     export.last_error.as_deref().unwrap_or("no error recorded")
                 )),
             ),
-            _ => Decision::Wait,
+            _ => Decision::Wait { baseline_ok: true },
         },
         None if spec.prune.is_some() && run.plan.is_none() => Decision::Plan(Box::new(spec)),
         None => Decision::Finish(RunState::Done, None),

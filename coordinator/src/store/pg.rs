@@ -588,9 +588,8 @@ impl JobStore for PgStore {
             .map_err(backend(OP))?;
         rows.iter()
             .map(|row| {
-                let count = |state: &str| -> Result<u64> {
-                    convert(OP, state, row.try_get(state).map_err(backend(OP))?)
-                };
+                let count =
+                    |state: &str| -> Result<u64> { convert(OP, state, row.try_get(state).map_err(backend(OP))?) };
                 Ok(RunSummary {
                     run: run_from_row(OP, row)?,
                     jobs: JobCounts {
@@ -651,10 +650,7 @@ impl JobStore for PgStore {
 
     async fn worker_list(&self) -> Result<Vec<WorkerSummary>> {
         const OP: &str = "worker_list";
-        let rows = sqlx::query(sql(OP))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend(OP))?;
+        let rows = sqlx::query(sql(OP)).fetch_all(&self.pool).await.map_err(backend(OP))?;
         rows.iter()
             .map(|row| {
                 let get = |e| backend(OP)(e);

@@ -149,8 +149,10 @@ fn run_request(model: &str, dataset: &str, cells: &[(&str, f64)]) -> pb::CreateR
             .map(|&(group_key, ratio)| pb::Cell {
                 group_key: group_key.into(),
                 ratio,
+                result_json: String::new(),
             })
             .collect(),
+        spec_json: r#"{"name": "service test", "metric": "hmean"}"#.into(),
     }
 }
 
@@ -186,7 +188,7 @@ async fn complete(worker: &mut WorkerClient, job: &pb::Job, metrics: &[(&str, f6
         job_id: job.job_id,
         lease_epoch: job.lease_epoch,
         metrics: metrics.iter().map(|&(k, v)| (k.to_owned(), v)).collect(),
-        artifact_digest: String::new(),
+        ..Default::default()
     };
     worker.complete_job(request).await.map(drop)
 }

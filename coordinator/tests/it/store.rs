@@ -15,7 +15,8 @@ use sensgrid_coordinator::store::{
     ArtifactPutOutcome, ArtifactPutParams, Backoff, CellSpec, ClaimedJob, CompleteOutcome, FailOutcome,
     HeartbeatOutcome, Job, JobClaimParams, JobCompleteParams, JobCompletion, JobFailParams, JobHeartbeatParams, JobId,
     JobKind, JobRescueExpiredParams, JobState, JobStore, Lease, RescueOutcome, RunCancelOutcome, RunCancelParams,
-    RunCreateParams, RunId, RunState, StoreError, WorkerId, WorkerRegisterParams,
+    RunCreateParams, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams, RunState, StoreError, WorkerId,
+    WorkerRegisterParams,
 };
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -67,9 +68,11 @@ fn run_params(now: OffsetDateTime, cells: &[(&str, f64)], export: bool, max_atte
             .map(|&(g, r)| CellSpec {
                 group_key: g.into(),
                 ratio: r,
+                result: None,
             })
             .collect(),
         export,
+        spec: serde_json::json!({"name": "store test", "metric": "hmean"}),
     }
 }
 
@@ -1116,6 +1119,221 @@ pub mod artifact_put {
     }
 }
 
+pub mod run_finish {
+    use super::*;
+
+    /// A failed run keeps its done jobs and skips the rest in the same statement: nothing is claimable
+    /// afterwards, a skipped lease's heartbeat is lost, and finishing again changes nothing.
+    pub async fn fails_a_run_and_skips_what_is_left<S: JobStore>(t: Bundle<S>) {
+        let run = create_run(&t, &[("conv2d_0.w_0", 0.5), ("conv2d_1.w_0", 0.5)], false, 3).await;
+        let now = t.clock.now();
+        let worker = register(&t.store, now, "w").await;
+        let baseline = claim_one(&t.store, now, worker).await.unwrap();
+        let completion = JobCompletion {
+            lease: baseline.lease,
+            result: json!({"metrics": {"hmean": 0.0}}),
+        };
+        t.store
+            .job_complete(JobCompleteParams {
+                now,
+                completions: vec![completion],
+            })
+            .await
+            .unwrap();
+        let leased = claim_one(&t.store, now, worker).await.unwrap();
+
+        let failed = RunFinishParams {
+            now,
+            run_id: run,
+            state: RunState::Failed,
+            error: Some("the baseline's hmean is 0".into()),
+        };
+        assert!(t.store.run_finish(failed.clone()).await.unwrap());
+        assert!(!t.store.run_finish(failed).await.unwrap(), "a final run does not move");
+        let stored = t.store.run_get(run).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.state, stored.error.as_deref(), stored.finished_at),
+            (RunState::Failed, Some("the baseline's hmean is 0"), Some(now))
+        );
+        let states: Vec<JobState> = t
+            .store
+            .job_list_by_run(run)
+            .await
+            .unwrap()
+            .iter()
+            .map(|j| j.state)
+            .collect();
+        assert_eq!(states, [JobState::Done, JobState::Skipped, JobState::Skipped]);
+        assert!(claim_one(&t.store, now, worker).await.is_none());
+        let beat = JobHeartbeatParams {
+            now,
+            lease: leased.lease,
+            lease_duration: LEASE,
+        };
+        assert_eq!(t.store.job_heartbeat(beat).await.unwrap(), HeartbeatOutcome::Lost);
+
+        let refused = t
+            .store
+            .run_finish(RunFinishParams {
+                now,
+                run_id: run,
+                state: RunState::Failed,
+                error: None,
+            })
+            .await
+            .unwrap_err();
+        assert!(refused.to_string().contains("needs its error"), "{refused}");
+    }
+}
+
+pub mod run_plan {
+    use super::*;
+
+    /// Planning stores the plan; with an export it queues one export job (reset in place when planned again)
+    /// and a done run runs again until it ends. A cancelled run is not planned.
+    pub async fn stores_the_plan_and_queues_one_export<S: JobStore>(t: Bundle<S>) {
+        let run = create_run(&t, &[], false, 3).await;
+        let now = t.clock.now();
+        let worker = register(&t.store, now, "w").await;
+        let baseline = claim_one(&t.store, now, worker).await.unwrap();
+        let result = json!({"metrics": {"hmean": 0.5}});
+        let complete = |lease| JobCompleteParams {
+            now,
+            completions: vec![JobCompletion {
+                lease,
+                result: result.clone(),
+            }],
+        };
+        t.store.job_complete(complete(baseline.lease)).await.unwrap();
+        let done = RunFinishParams {
+            now,
+            run_id: run,
+            state: RunState::Done,
+            error: None,
+        };
+        assert!(t.store.run_finish(done).await.unwrap());
+
+        let plan = |export| RunPlanParams {
+            now,
+            run_id: run,
+            plan: json!({"conv2d_0.w_0": 0.25}),
+            export,
+        };
+        assert_eq!(t.store.run_plan(plan(false)).await.unwrap(), RunPlanOutcome::Planned);
+        let stored = t.store.run_get(run).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.state, stored.plan),
+            (RunState::Done, Some(json!({"conv2d_0.w_0": 0.25})))
+        );
+
+        assert_eq!(t.store.run_plan(plan(true)).await.unwrap(), RunPlanOutcome::Planned);
+        assert_eq!(t.store.run_get(run).await.unwrap().unwrap().state, RunState::Running);
+        let export = claim_one(&t.store, now, worker).await.expect("the export");
+        assert_eq!(export.kind, JobKind::Export);
+        t.store.job_complete(complete(export.lease)).await.unwrap();
+        // Planned again: the same export job, queued anew under a later epoch.
+        assert_eq!(t.store.run_plan(plan(true)).await.unwrap(), RunPlanOutcome::Planned);
+        let again = claim_one(&t.store, now, worker).await.expect("the export again");
+        assert_eq!(again.lease.job_id, export.lease.job_id);
+        assert!(again.lease.epoch > export.lease.epoch);
+        let exports = t.store.job_list_by_run(run).await.unwrap();
+        assert_eq!(exports.iter().filter(|j| j.kind == JobKind::Export).count(), 1);
+
+        t.store.run_cancel(RunCancelParams { now, run_id: run }).await.unwrap();
+        assert_eq!(
+            t.store.run_plan(plan(true)).await.unwrap(),
+            RunPlanOutcome::NotPlannable(RunState::Cancelled)
+        );
+        let missing = RunPlanParams {
+            run_id: RunId(run.0 + 1000),
+            ..plan(false)
+        };
+        assert_eq!(t.store.run_plan(missing).await.unwrap(), RunPlanOutcome::NotFound);
+    }
+}
+
+pub mod run_list {
+    use super::*;
+
+    /// Runs come newest first with their jobs counted by state; a state filter keeps only those runs. Cells
+    /// created with a known result are done from the start and never claimed.
+    pub async fn counts_jobs_by_state_and_filters<S: JobStore>(t: Bundle<S>) {
+        let first = create_run(&t, &[("a", 0.5)], false, 3).await;
+        let now = t.clock.now();
+        let mut params = run_params(now, &[("a", 0.5), ("b", 0.5)], false, 3);
+        params.cells[1].result = Some(json!({"loss": 0.125}));
+        let second = t.store.run_create(params).await.unwrap();
+        let runs = t.store.run_list(None).await.unwrap();
+        assert_eq!(runs.iter().map(|s| s.run.id).collect::<Vec<_>>(), [second, first]);
+        assert_eq!(
+            (runs[0].jobs.queued, runs[0].jobs.done, runs[0].jobs.total()),
+            (2, 1, 3)
+        );
+        let imported = t.store.job_list_by_run(second).await.unwrap();
+        let b = imported.iter().find(|j| j.group_key.as_deref() == Some("b")).unwrap();
+        assert_eq!(
+            (b.state, b.result.clone(), b.finished_at),
+            (JobState::Done, Some(json!({"loss": 0.125})), Some(now))
+        );
+
+        t.store
+            .run_cancel(RunCancelParams { now, run_id: first })
+            .await
+            .unwrap();
+        let running = t.store.run_list(Some(RunState::Running)).await.unwrap();
+        assert_eq!(running.iter().map(|s| s.run.id).collect::<Vec<_>>(), [second]);
+        let cancelled = t.store.run_list(Some(RunState::Cancelled)).await.unwrap();
+        assert_eq!(cancelled[0].jobs.cancelled, 2);
+    }
+}
+
+pub mod worker_list {
+    use super::*;
+
+    /// Workers list with the leases they hold; a completion records who computed the job; a heartbeat is a
+    /// sign of life.
+    pub async fn lists_leases_and_records_who_completed<S: JobStore>(t: Bundle<S>) {
+        let run = create_run(&t, &[("a", 0.5)], false, 3).await;
+        let now = t.clock.now();
+        let w1 = register(&t.store, now, "w1").await;
+        let w2 = register(&t.store, now, "w2").await;
+        let baseline = claim_one(&t.store, now, w1).await.unwrap();
+        let cell = claim_one(&t.store, now, w2).await.unwrap();
+        let listed = t.store.worker_list().await.unwrap();
+        assert_eq!(
+            listed
+                .iter()
+                .map(|w| (w.worker.id, w.leases.clone()))
+                .collect::<Vec<_>>(),
+            [
+                (w1, vec![(baseline.lease.job_id, run)]),
+                (w2, vec![(cell.lease.job_id, run)])
+            ]
+        );
+        let later = now + time::Duration::seconds(5);
+        let beat = JobHeartbeatParams {
+            now: later,
+            lease: cell.lease,
+            lease_duration: LEASE,
+        };
+        t.store.job_heartbeat(beat).await.unwrap();
+        assert_eq!(t.store.worker_get(w2).await.unwrap().unwrap().last_seen_at, later);
+        t.store
+            .job_complete(JobCompleteParams {
+                now,
+                completions: vec![JobCompletion {
+                    lease: baseline.lease,
+                    result: json!({"metrics": {}}),
+                }],
+            })
+            .await
+            .unwrap();
+        let done = t.store.job_get(baseline.lease.job_id).await.unwrap().unwrap();
+        assert_eq!((done.done_by, done.leased_at), (Some(w1), Some(now)));
+        assert!(t.store.worker_list().await.unwrap()[0].leases.is_empty());
+    }
+}
+
 /// Runs each listed case against Postgres: its own database (`#[sqlx::test]`, migrated), two single-connection
 /// pools onto it (the store and its peer), and a manual clock.
 macro_rules! pg_conformance {
@@ -1186,6 +1404,10 @@ pg_conformance! {
     }
     run_cancel { stops_dispatch_and_refuses_the_leased_result }
     run_create { stores_the_run_and_its_grid }
+    run_finish { fails_a_run_and_skips_what_is_left }
+    run_list { counts_jobs_by_state_and_filters }
+    run_plan { stores_the_plan_and_queues_one_export }
+    worker_list { lists_leases_and_records_who_completed }
     worker_register { gives_each_worker_an_id }
 }
 

@@ -171,7 +171,9 @@ impl Config {
                 Value::Bool(b) => Json::Bool(*b),
                 Value::Int(i) => Json::from(*i),
                 // JSON has no NaN or infinity; no PaddleOCR key takes one, so they travel as YAML's own text.
-                Value::Float(f) => serde_json::Number::from_f64(*f).map_or_else(|| Json::from(f.to_string()), Json::Number),
+                Value::Float(f) => {
+                    serde_json::Number::from_f64(*f).map_or_else(|| Json::from(f.to_string()), Json::Number)
+                }
                 Value::Str(s) => Json::from(s.as_str()),
                 Value::Seq(items) => Json::Array(items.iter().map(json).collect()),
                 Value::Map(map) => Json::Object(map.entries().map(|e| (e.key.clone(), json(&e.value))).collect()),

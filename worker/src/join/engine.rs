@@ -234,7 +234,12 @@ impl Engine {
                 count::flops_at(&pruned, dims).map_err(|e| input(e.into()))? as f64,
             ),
         ]);
-        let zeros = || Tensor::zeros(shape.iter().map(|&d| d as i64).collect::<Vec<_>>(), (Kind::Float, device));
+        let zeros = || {
+            Tensor::zeros(
+                shape.iter().map(|&d| d as i64).collect::<Vec<_>>(),
+                (Kind::Float, device),
+            )
+        };
         let latency_before = latency::measure(session.executor(), &zeros(), device, LATENCY_WARMUP, LATENCY_RUNS)
             .map_err(ExportError::Runtime)?;
         let path = inputs.model.with_extension(format!("pruned-{}.onnx", job.job_id));

@@ -263,7 +263,10 @@ impl Worker {
                     return Ok((outcome, digest));
                 }
                 Err(client::ClientError::Rpc { status, .. }) if transient(&status) => {
-                    if !backoff.wait("uploading", &describe(&status), &self.interrupts.nth(2)).await {
+                    if !backoff
+                        .wait("uploading", &describe(&status), &self.interrupts.nth(2))
+                        .await
+                    {
                         return Err(JobError::Stopped);
                     }
                 }
