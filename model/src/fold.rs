@@ -1,24 +1,43 @@
-//! Constant folding at load: data-movement and cast nodes whose inputs are all constants are evaluated
-//! here and replaced by their results, so weights that Paddle builds through Reshape, Concat and Slice
-//! (conv-bias shapes, the LSTM weights of PP-OCRv2 rec) are plain constants in the IR.
-//!
-//! Only ops that move or convert values are folded; arithmetic stays in the graph and runs in the worker.
+//! Constant evaluation: the values of ops whose inputs are all known. At load, data-movement and cast nodes
+//! whose inputs are all constants are replaced by their results, so weights that Paddle builds through
+//! Reshape, Concat and Slice (conv-bias shapes, the LSTM weights of PP-OCRv2 rec) are plain constants in the
+//! IR; only ops that move or convert values are folded there ([`FOLDED`]), arithmetic stays in the graph and
+//! runs in the worker. Static shape inference (`analysis::shapes`) evaluates the run-time shape arithmetic of
+//! Paddle's exports (Shape, then Gather, Slice, Concat, Add, ...) with the same [`evaluate`].
 
 use crate::error::Result;
 use crate::ir::{DataType, Graph, Node, TensorData};
 use crate::ops::shape::{self, SliceAxis};
+
+/// The ops folded at load.
+const FOLDED: [&str; 8] = [
+    "Identity",
+    "Reshape",
+    "Unsqueeze",
+    "Squeeze",
+    "Concat",
+    "Slice",
+    "Transpose",
+    "Cast",
+];
 
 /// Folds every foldable node, in topological order, so chains fold completely.
 pub(crate) fn fold_constants(graph: &mut Graph) -> Result<()> {
     let nodes = std::mem::take(&mut graph.nodes);
     for node in nodes {
         let foldable = node.domain.is_empty()
+            && FOLDED.contains(&node.op_type.as_str())
             && node
                 .inputs
                 .iter()
                 .all(|i| i.is_empty() || graph.constants.contains_key(i))
             && !node.inputs.is_empty();
-        let outputs = if foldable { fold_node(&node, graph)? } else { None };
+        let outputs = if foldable {
+            let inputs: Vec<Option<&TensorData>> = node.inputs.iter().map(|i| graph.constants.get(i)).collect();
+            evaluate(&node, graph.opset, &inputs)?
+        } else {
+            None
+        };
         match outputs {
             Some(values) => graph.constants.extend(node.outputs.iter().cloned().zip(values)),
             None => graph.nodes.push(node),
@@ -27,9 +46,15 @@ pub(crate) fn fold_constants(graph: &mut Graph) -> Result<()> {
     Ok(())
 }
 
-/// The outputs of `node` from constant inputs, or None when the op is not folded here.
-fn fold_node(node: &Node, graph: &Graph) -> Result<Option<Vec<TensorData>>> {
-    let input = |i: usize| node.input(i).map(|name| &graph.constants[name]);
+/// The outputs of `node` from the values of its inputs (`inputs[i]` None where input `i` is absent), or None
+/// when the op is not evaluated here: the ops of [`FOLDED`], Gather, and Add, Sub, Mul and Div on integers,
+/// float and double.
+///
+/// # Errors
+/// Inputs the op cannot take (shapes that do not fit, integer division by zero, an index out of range),
+/// naming the node.
+pub(crate) fn evaluate(node: &Node, opset: i64, inputs: &[Option<&TensorData>]) -> Result<Option<Vec<TensorData>>> {
+    let input = |i: usize| inputs.get(i).copied().flatten();
     let ints = |i: usize| -> Result<Option<Vec<i64>>> {
         input(i)
             .map(|t| {
@@ -49,7 +74,7 @@ fn fold_node(node: &Node, graph: &Graph) -> Result<Option<Vec<TensorData>>> {
             data.reshaped(dims).expect("reshape keeps the element count")
         }
         "Unsqueeze" | "Squeeze" => {
-            let axes = if graph.opset < 13 {
+            let axes = if opset < 13 {
                 node.attr_ints("axes")?.map(<[i64]>::to_vec)
             } else {
                 ints(1)?
@@ -71,7 +96,7 @@ fn fold_node(node: &Node, graph: &Graph) -> Result<Option<Vec<TensorData>>> {
             concat(&parts, axis).map_err(bad)?
         }
         "Slice" => {
-            let (starts, ends, axes, steps) = if graph.opset < 10 {
+            let (starts, ends, axes, steps) = if opset < 10 {
                 let attr = |name| node.attr_ints(name).map(|v| v.map(<[i64]>::to_vec));
                 (attr("starts")?, attr("ends")?, attr("axes")?, None)
             } else {
@@ -97,9 +122,131 @@ fn fold_node(node: &Node, graph: &Graph) -> Result<Option<Vec<TensorData>>> {
                 None => return Ok(None),
             }
         }
+        "Gather" => {
+            let indices = input(1).ok_or_else(|| node.error("has no indices"))?;
+            let axis = node.attr_int("axis")?.unwrap_or(0);
+            gather(data, indices, axis).map_err(bad)?
+        }
+        "Add" | "Sub" | "Mul" | "Div" => {
+            let other = input(1).ok_or_else(|| node.error("input 1 is required"))?;
+            match arithmetic(&node.op_type, data, other).map_err(bad)? {
+                Some(t) => t,
+                None => return Ok(None),
+            }
+        }
         _ => return Ok(None),
     };
     Ok(Some(vec![folded]))
+}
+
+/// ONNX Gather: the slices of `data` along `axis` at `indices` (negative ones count from the end), in the
+/// shape `data[..axis] + indices + data[axis + 1..]`.
+fn gather(data: &TensorData, indices: &TensorData, axis: i64) -> Result<TensorData, String> {
+    let axis = shape::normalize_axis(axis, data.dims().len())?;
+    let len = data.dims()[axis];
+    let picked = indices
+        .to_i64s()
+        .ok_or_else(|| format!("indices must be integers, not {}", indices.dtype()))?
+        .into_iter()
+        .map(|i| {
+            let at = if i < 0 { i + len as i64 } else { i };
+            usize::try_from(at)
+                .ok()
+                .filter(|&at| at < len)
+                .ok_or_else(|| format!("index {i} is out of range for axis {axis} of length {len}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut dims = data.dims()[..axis].to_vec();
+    dims.extend_from_slice(indices.dims());
+    dims.extend_from_slice(&data.dims()[axis + 1..]);
+    Ok(data
+        .select_along(axis, &picked)
+        .reshaped(dims)
+        .expect("gathering keeps the element count"))
+}
+
+/// For each element of a tensor of `out` dims, the flat index of the element of a tensor of `dims` that
+/// numpy broadcasting reads for it.
+fn broadcast_index(dims: &[usize], out: &[usize]) -> Vec<usize> {
+    let offset = out.len() - dims.len();
+    let mut strides = vec![0usize; out.len()];
+    let mut stride = 1;
+    for i in (0..dims.len()).rev() {
+        strides[offset + i] = if dims[i] == 1 { 0 } else { stride };
+        stride *= dims[i];
+    }
+    let count: usize = out.iter().product();
+    let mut index = vec![0usize; out.len()];
+    let mut flat = Vec::with_capacity(count);
+    for _ in 0..count {
+        flat.push(index.iter().zip(&strides).map(|(i, s)| i * s).sum());
+        for d in (0..out.len()).rev() {
+            index[d] += 1;
+            if index[d] < out[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+    flat
+}
+
+/// Add, Sub, Mul or Div of two tensors of one element type with numpy broadcasting, as the worker's kernels
+/// compute them (integer division truncates toward zero); None for element types other than int32, int64,
+/// float and double.
+fn arithmetic(op: &str, a: &TensorData, b: &TensorData) -> Result<Option<TensorData>, String> {
+    if a.dtype() != b.dtype() {
+        return Err(format!("operands of types {} and {}", a.dtype(), b.dtype()));
+    }
+    let dims = shape::broadcast(a.dims(), b.dims())?;
+    let pairs = broadcast_index(a.dims(), &dims)
+        .into_iter()
+        .zip(broadcast_index(b.dims(), &dims));
+    if let (Some(x), Some(y)) = (a.to_i64s(), b.to_i64s()) {
+        let values = pairs
+            .map(|(i, j)| {
+                let (x, y) = (x[i], y[j]);
+                Ok(match op {
+                    "Add" => x.wrapping_add(y),
+                    "Sub" => x.wrapping_sub(y),
+                    "Mul" => x.wrapping_mul(y),
+                    _ if y == 0 => return Err("integer division by zero".to_owned()),
+                    _ => x.wrapping_div(y),
+                })
+            })
+            .collect::<Result<Vec<i64>, _>>()?;
+        return Ok(match a.dtype() {
+            DataType::Int64 => TensorData::from_values(dims, &values),
+            DataType::Int32 => TensorData::from_values(dims, &values.iter().map(|&v| v as i32).collect::<Vec<_>>()),
+            _ => None,
+        });
+    }
+    // In double: rounding a double sum, difference, product or quotient of two floats to float gives the
+    // correctly rounded float result, so float tensors come out as float arithmetic gives them.
+    let (Some(x), Some(y)) = (floats(a), floats(b)) else {
+        return Ok(None);
+    };
+    let values: Vec<f64> = pairs
+        .map(|(i, j)| match op {
+            "Add" => x[i] + y[j],
+            "Sub" => x[i] - y[j],
+            "Mul" => x[i] * y[j],
+            _ => x[i] / y[j],
+        })
+        .collect();
+    Ok(match a.dtype() {
+        DataType::Float => TensorData::from_values(dims, &values.iter().map(|&v| v as f32).collect::<Vec<_>>()),
+        _ => TensorData::from_values(dims, &values),
+    })
+}
+
+/// Float or double values as f64; None for other types.
+pub(crate) fn floats(t: &TensorData) -> Option<Vec<f64>> {
+    match t.dtype() {
+        DataType::Float => t.values::<f32>().map(|v| v.into_iter().map(f64::from).collect()),
+        DataType::Double => t.values::<f64>(),
+        _ => None,
+    }
 }
 
 fn concat(parts: &[&TensorData], axis: i64) -> Result<TensorData, String> {
@@ -168,10 +315,9 @@ fn gather_strided(data: &TensorData, axes: &[SliceAxis], perm: Option<&[usize]>)
 /// Casts between float, double, the integer types and bool as ONNX does (float to int truncates toward
 /// zero); None for other pairs, which then stay in the graph.
 fn cast(data: &TensorData, to: DataType) -> Option<TensorData> {
-    let values: Vec<f64> = match data.dtype() {
-        DataType::Float => data.values::<f32>()?.into_iter().map(f64::from).collect(),
-        DataType::Double => data.values::<f64>()?,
-        _ => data.to_i64s()?.into_iter().map(|v| v as f64).collect(),
+    let values: Vec<f64> = match floats(data) {
+        Some(values) => values,
+        None => data.to_i64s()?.into_iter().map(|v| v as f64).collect(),
     };
     let dims = data.dims().to_vec();
     match to {

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::analysis::shapes;
 use crate::error::Result;
 use crate::ir::{Graph, Node};
 
@@ -71,8 +72,18 @@ pub fn params(graph: &Graph) -> u64 {
         .sum()
 }
 
+/// Multiply-accumulates of `graph` when its inputs have the shapes `inputs` (one per graph input), with
+/// every other shape inferred statically.
+///
+/// # Errors
+/// As [`shapes::infer`].
+pub fn flops_at(graph: &Graph, inputs: &[Vec<usize>]) -> Result<u64> {
+    let shapes = shapes::infer(graph, inputs)?;
+    flops(graph, &|name| shapes.get(name).cloned())
+}
+
 /// Multiply-accumulates of `graph`, given the shape of every tensor a counted node reads or writes
-/// (`shape_of` answers for constants too; the worker gets run-time shapes by running the model once).
+/// (`shape_of` answers for constants too).
 ///
 /// # Errors
 /// A counted node whose shapes `shape_of` does not know, named.

@@ -11,11 +11,12 @@
 //! reshapes that merge the channel axis, ...) or a graph output cannot be removed: its group is excluded,
 //! with the reason.
 //!
-//! Shapes come from the caller (`shape_of`): the worker records them by running the model once.
+//! Shapes come from static inference at given input shapes ([`analyse_at`], `analysis::shapes`), or from
+//! the caller ([`analyse`]'s `shape_of`).
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::analysis::count;
+use crate::analysis::{count, shapes};
 use crate::error::{ModelError, Result};
 use crate::ir::{Graph, Node};
 use crate::ops::shape::{self, normalize_axis};
@@ -832,6 +833,16 @@ fn reshaped_axis(input: &[usize], axis: usize, output: &[usize]) -> Option<usize
         }
     }
     None
+}
+
+/// Finds the channel dependency groups of `graph` when its inputs have the shapes `inputs` (one per graph
+/// input), with every other shape inferred statically.
+///
+/// # Errors
+/// As [`shapes::infer`] and [`analyse`].
+pub fn analyse_at(graph: &Graph, inputs: &[Vec<usize>]) -> Result<Analysis> {
+    let shapes = shapes::infer(graph, inputs)?;
+    analyse(graph, &|name| shapes.get(name).cloned())
 }
 
 /// Finds the channel dependency groups of `graph`, given the shape of every non-constant tensor.

@@ -2,3 +2,4 @@
 
 pub mod count;
 pub mod groups;
+pub mod shapes;

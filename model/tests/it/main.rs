@@ -3,6 +3,7 @@
 mod groups;
 mod load;
 mod planner;
+mod shapes;
 
 use std::path::PathBuf;
 
