@@ -229,7 +229,7 @@ fn decide(run: &Run, jobs: &[Job]) -> Decision {
                         Some(format!("the baseline reported no '{}' metric", spec.metric)),
                     );
                 }
-                Some(value) if value == 0.0 => {
+                Some(0.0) => {
                     return Decision::Finish(
                         RunState::Failed,
                         Some(format!(

@@ -148,6 +148,18 @@ async fn migrations_apply_enforce_and_revert(pool: PgPool) {
         Some("job_leased_was_claimed")
     );
 
+    // A failed run says why (0002): `status` and `results` show it.
+    let err = sqlx::query("UPDATE run SET state = 'failed', finished_at = $2 WHERE id = $1")
+        .bind(run_id)
+        .bind(T0)
+        .execute(&pool)
+        .await
+        .expect_err("a failed run without its error");
+    assert_eq!(
+        err.as_database_error().and_then(|e| e.constraint()),
+        Some("run_failed_has_error")
+    );
+
     MIGRATOR.undo(&pool, 0).await.expect("reverting every migration");
     assert!(public_tables(&pool).await.is_empty());
     assert!(enum_labels(&pool, "job_state").await.is_empty());
