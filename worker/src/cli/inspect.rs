@@ -5,14 +5,13 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use sensgrid_model::analysis::count;
-use sensgrid_model::analysis::groups::Analysis;
+use sensgrid_model::analysis::groups::{self, Analysis};
 use sensgrid_model::ir::{Dim, ValueInfo};
 use serde_json::{Value, json};
 use tch::Device;
 
-use super::{counting_shape, load, zeros};
+use super::{counting_shape, load};
 use crate::exec::Executor;
-use crate::pruning;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -50,22 +49,20 @@ fn describe(vi: &ValueInfo) -> Value {
 
 pub fn run(args: &Args) -> Result<()> {
     let graph = load(&args.model)?;
-    // Building the executor refuses unsupported ops, as every other subcommand would.
-    let executor = Executor::new(&graph, Device::Cpu)?;
+    // Building the executor refuses unsupported ops and attributes, as every other subcommand would; shapes
+    // are inferred statically, nothing runs.
+    Executor::new(&graph, Device::Cpu)?;
     let shape = counting_shape(&graph, args.input_shape.as_deref())?;
     if args.groups {
         let Some(shape) = shape else {
             bail!("the model's input shape is dynamic; pass --input-shape to find its groups");
         };
-        let analysis = pruning::analyse(&graph, &executor, &zeros(&shape))?;
+        let analysis = groups::analyse_at(&graph, std::slice::from_ref(&shape))?;
         return print_groups(&analysis, args.json);
     }
     let params = count::params(&graph);
     let flops = match &shape {
-        Some(shape) => {
-            let shapes = pruning::record_shapes(&graph, &executor, &zeros(shape))?;
-            Some(count::flops(&graph, &|name| shapes.get(name).cloned())?)
-        }
+        Some(shape) => Some(count::flops_at(&graph, std::slice::from_ref(shape))?),
         None => None,
     };
     let histogram = graph.op_histogram();

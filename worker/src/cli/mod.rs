@@ -132,12 +132,6 @@ fn counting_shape(graph: &Graph, given: Option<&str>) -> Result<Option<Vec<usize
     }))
 }
 
-/// A float32 tensor of zeros: shapes and FLOPs do not depend on the values.
-fn zeros(shape: &[usize]) -> tch::Tensor {
-    let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-    tch::Tensor::zeros(&dims, (tch::Kind::Float, tch::Device::Cpu))
-}
-
 /// Which channels a plan prunes: the plan file and the criterion that ranks channels.
 #[derive(clap::Args)]
 pub struct PlanArgs {

@@ -78,23 +78,9 @@ impl Executor {
             constants.push(tensor);
         }
 
+        // The table has exactly the ops of `SUPPORTED_OPS` (a test checks it): every node has a kernel after this.
+        sensgrid_model::ops::check_supported(graph)?;
         let table = registry::kernel_table();
-        let unsupported: Vec<String> = graph
-            .nodes
-            .iter()
-            .filter(|n| !n.domain.is_empty() || !table.contains_key(n.op_type.as_str()))
-            .map(|n| {
-                let domain = if n.domain.is_empty() {
-                    String::new()
-                } else {
-                    format!("{}.", n.domain)
-                };
-                format!("node '{}' ({domain}{})", n.name, n.op_type)
-            })
-            .collect();
-        if !unsupported.is_empty() {
-            bail!("unsupported op: {}", unsupported.join(", "));
-        }
 
         let mut slot_of: HashMap<&str, usize> = HashMap::new();
         let mut inputs = Vec::new();

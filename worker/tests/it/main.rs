@@ -11,4 +11,5 @@ mod prune_cases;
 mod prune_cli;
 mod pruning;
 mod roundtrip;
+mod shapes;
 mod tch_conv;
