@@ -370,4 +370,37 @@ mod tests {
         let t = TensorData::from_values(vec![3], &[-1.7f32, 2.9, 0.2]).unwrap();
         assert_eq!(cast(&t, DataType::Int64).unwrap().values::<i64>().unwrap(), [-1, 2, 0]);
     }
+
+    #[test]
+    fn arithmetic_broadcasts_and_integer_division_truncates() {
+        let a = TensorData::from_values(vec![2, 2], &[7i64, -7, 9, 4]).unwrap();
+        let b = TensorData::from_values(vec![2], &[2i64, 3]).unwrap();
+        let q = arithmetic("Div", &a, &b).unwrap().unwrap();
+        assert_eq!(
+            (q.dims(), q.values::<i64>().unwrap()),
+            (&[2usize, 2][..], vec![3, -2, 4, 1])
+        );
+        let zero = TensorData::from_values(vec![1], &[0i64]).unwrap();
+        assert!(arithmetic("Div", &a, &zero).is_err());
+        let x = TensorData::from_values(vec![2, 1], &[1.5f32, 0.1]).unwrap();
+        let y = TensorData::from_values(vec![3], &[0.2f32, 2.0, -1.0]).unwrap();
+        let p = arithmetic("Mul", &x, &y).unwrap().unwrap();
+        assert_eq!(p.dims(), [2, 3]);
+        assert_eq!(
+            p.values::<f32>().unwrap(),
+            [1.5f32 * 0.2, 3.0, -1.5, 0.1f32 * 0.2, 0.2, -0.1]
+        );
+    }
+
+    #[test]
+    fn gather_counts_negative_indices_from_the_end() {
+        let shape = TensorData::from_values(vec![4], &[1i64, 3, 32, 100]).unwrap();
+        let last = TensorData::from_values(vec![], &[-1i64]).unwrap();
+        let g = gather(&shape, &last, 0).unwrap();
+        assert_eq!((g.dims(), g.values::<i64>().unwrap()), (&[][..], vec![100]));
+        let pair = TensorData::from_values(vec![2], &[2i64, 0]).unwrap();
+        assert_eq!(gather(&shape, &pair, 0).unwrap().values::<i64>().unwrap(), [32, 1]);
+        let out = TensorData::from_values(vec![1], &[4i64]).unwrap();
+        assert!(gather(&shape, &out, 0).is_err());
+    }
 }
