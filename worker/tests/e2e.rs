@@ -24,10 +24,13 @@ const WORKER_TOKEN: &str = "e2e-worker-token";
 const ADMIN_TOKEN: &str = "e2e-admin-token";
 /// Images in the eval set, at most 320 pixels a side: a cell takes a second or two.
 const IMAGES: &str = "3";
-/// The group key patterns the config skips: PP-OCRv3 det's transposed conv and the groups from conv2d_20 to
-/// conv2d_69, so that 11 of its 37 groups make a grid of 22 cells, big enough for faults to land mid-run and
-/// small enough for three runs in a few minutes.
-const SKIP: &str = "['conv2d_transpose_*', 'conv2d_[2-6]?.w_0']";
+/// The group key patterns the config skips, so that 7 of PP-OCRv3 det's 37 groups make a grid of 14 cells: big
+/// enough for the faults to land mid-run, small enough for three runs in a few minutes. Besides the transposed
+/// conv and the groups from conv2d_20 to conv2d_69, it skips the four groups that score better at ratio 0.5
+/// than at 0.1 on these three images: PaddleSlim's rule would prune them by half whatever the budget, and the
+/// pruned model would find no text, so that comparing its hmean in onnxruntime would compare two zeros.
+const SKIP: &str = "['conv2d_transpose_*', 'conv2d_[2-6]?.w_0', 'conv2d_1.w_0', 'conv2d_6.w_0', 'conv2d_10.w_0', \
+                    'conv2d_19.w_0']";
 /// How long one run may take before the test gives up (CPU contention can make a run several times slower).
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a client command other than `watch` may take (`submit` analyses the model and packs the set).
