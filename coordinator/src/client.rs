@@ -215,47 +215,36 @@ pub trait ArtifactCalls {
     ) -> impl std::future::Future<Output = Result<tonic::Streaming<ArtifactChunk>, Status>> + Send;
 }
 
-impl ArtifactCalls for WorkerClient {
-    fn upload(&mut self, chunks: ChunkStream) -> impl std::future::Future<Output = Result<String, Status>> + Send {
-        // A clone shares the channel; the call's future then owns what it uses.
-        let mut client = self.clone();
-        async move { Ok(client.upload_artifact(chunks).await?.into_inner().digest) }
-    }
+/// Both generated clients have the same artifact methods; one body serves them.
+macro_rules! artifact_calls {
+    ($($client:ty),*) => {$(
+        impl ArtifactCalls for $client {
+            fn upload(
+                &mut self,
+                chunks: ChunkStream,
+            ) -> impl std::future::Future<Output = Result<String, Status>> + Send {
+                // A clone shares the channel; the call's future then owns what it uses.
+                let mut client = self.clone();
+                async move { Ok(client.upload_artifact(chunks).await?.into_inner().digest) }
+            }
 
-    fn download(
-        &mut self,
-        digest: String,
-    ) -> impl std::future::Future<Output = Result<tonic::Streaming<ArtifactChunk>, Status>> + Send {
-        let mut client = self.clone();
-        async move {
-            Ok(client
-                .download_artifact(DownloadArtifactRequest { digest })
-                .await?
-                .into_inner())
+            fn download(
+                &mut self,
+                digest: String,
+            ) -> impl std::future::Future<Output = Result<tonic::Streaming<ArtifactChunk>, Status>> + Send {
+                let mut client = self.clone();
+                async move {
+                    Ok(client
+                        .download_artifact(DownloadArtifactRequest { digest })
+                        .await?
+                        .into_inner())
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl ArtifactCalls for AdminClient {
-    fn upload(&mut self, chunks: ChunkStream) -> impl std::future::Future<Output = Result<String, Status>> + Send {
-        // A clone shares the channel; the call's future then owns what it uses.
-        let mut client = self.clone();
-        async move { Ok(client.upload_artifact(chunks).await?.into_inner().digest) }
-    }
-
-    fn download(
-        &mut self,
-        digest: String,
-    ) -> impl std::future::Future<Output = Result<tonic::Streaming<ArtifactChunk>, Status>> + Send {
-        let mut client = self.clone();
-        async move {
-            Ok(client
-                .download_artifact(DownloadArtifactRequest { digest })
-                .await?
-                .into_inner())
-        }
-    }
-}
+artifact_calls!(WorkerClient, AdminClient);
 
 /// The lowercase hex sha256 of `data`, as artifacts are named.
 pub fn sha256_hex(data: &[u8]) -> String {

@@ -350,7 +350,7 @@ async fn watch_run(admin: &mut AdminClient, run_id: i64) -> Result<()> {
             .progress_chars("=> "),
     );
     bar.set_prefix(run_id.to_string());
-    let mut last_line = String::new();
+    let mut last_key = String::new();
     loop {
         let run = admin
             .get_run(pb::GetRunRequest { run_id })
@@ -369,9 +369,11 @@ async fn watch_run(admin: &mut AdminClient, run_id: i64) -> Result<()> {
             seconds(p.elapsed),
             p.eta.map_or_else(|| "-".into(), seconds)
         );
-        if bar.is_hidden() && line != last_line {
+        // Off a terminal: a line whenever the cells, the state or the workers change (not every tick).
+        let key = format!("{}/{} {message}", p.cells_finished, p.cells_total);
+        if bar.is_hidden() && key != last_key {
             eprintln!("{line}");
-            last_line = line;
+            last_key = key;
         }
         if p.state != "running" {
             bar.finish();

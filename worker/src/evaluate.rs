@@ -13,7 +13,7 @@ use sensgrid_eval::dataset::Dataset;
 use sensgrid_eval::evaluate::{Evaluator, open_dataset, sensitivity_open_options};
 use sensgrid_eval::metric_dict::MetricDict;
 use sensgrid_eval::{Config, config};
-use sensgrid_model::analysis::groups::Analysis;
+use sensgrid_model::analysis::groups::{self, Analysis};
 use sensgrid_model::ir::Graph;
 use sensgrid_model::onnx;
 use sensgrid_model::prune::{Criterion, Cut, Plan, structural};
@@ -41,7 +41,7 @@ pub struct Session {
     executor: Executor,
     dataset: Dataset,
     batch_size: usize,
-    /// The channel groups, computed on first use (it takes one extra forward pass).
+    /// The channel groups, computed on first use (static shapes at the first sample's size).
     analysis: Option<Analysis>,
 }
 
@@ -87,7 +87,7 @@ impl Session {
     /// The channel groups of the model.
     ///
     /// # Errors
-    /// An eval set without samples, or a failing forward pass.
+    /// An eval set without samples, or a model whose shapes cannot be inferred.
     pub fn analysis(&mut self) -> Result<&Analysis> {
         if self.analysis.is_none() {
             // Group membership does not depend on the input's size: any real sample gives it.
@@ -96,8 +96,7 @@ impl Session {
                 None => bail!("the eval set is empty: no sample to trace the model's channels with"),
             };
             let [c, h, w] = sample.shape;
-            let input = Tensor::from_slice(&sample.image).reshape([1, c as i64, h as i64, w as i64]);
-            self.analysis = Some(pruning::analyse(&self.graph, &self.executor, &input)?);
+            self.analysis = Some(groups::analyse_at(&self.graph, &[vec![1, c, h, w]])?);
         }
         Ok(self.analysis.as_ref().expect("just computed"))
     }

@@ -1,11 +1,12 @@
-//! The worker's side of pruning: run-time shapes for the group analysis, plans read from JSON, and masks
-//! applied to (and lifted from) a loaded executor.
+//! The worker's side of pruning: the shapes a run records (the engine's, which the static shapes of
+//! `sensgrid_model::analysis::shapes` are checked against), plans read from JSON, and masks applied to (and
+//! lifted from) a loaded executor.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use sensgrid_model::analysis::groups::{self, Analysis};
+use sensgrid_model::analysis::groups::Analysis;
 use sensgrid_model::ir::Graph;
 use sensgrid_model::prune::{self, Criterion, Cut, Masked, Plan};
 use tch::Tensor;
@@ -29,15 +30,6 @@ pub fn record_shapes(graph: &Graph, executor: &Executor, input: &Tensor) -> Resu
         })
         .with_context(|| format!("running the model on an input of shape {:?}", input.size()))?;
     Ok(shapes)
-}
-
-/// The channel dependency groups of `graph`, with shapes from one run on `input`.
-///
-/// # Errors
-/// A failing run, or a node the analysis cannot read.
-pub fn analyse(graph: &Graph, executor: &Executor, input: &Tensor) -> Result<Analysis> {
-    let shapes = record_shapes(graph, executor, input)?;
-    Ok(groups::analyse(graph, &|name| shapes.get(name).cloned())?)
 }
 
 /// Reads a plan: a JSON object of group key to ratio.

@@ -310,11 +310,9 @@ impl<S: JobStore> AdminService for AdminApi<S> {
         &self,
         request: Request<Streaming<pb::ArtifactChunk>>,
     ) -> Result<Response<pb::UploadArtifactResponse>, Status> {
-        let digest = self
-            .artifacts
-            .upload(&self.store, self.clock.as_ref(), request.into_inner())
-            .await?;
-        Ok(Response::new(pb::UploadArtifactResponse { digest }))
+        self.artifacts
+            .upload_call(&self.store, self.clock.as_ref(), request)
+            .await
     }
 
     type DownloadArtifactStream = ChunkStream;
@@ -323,10 +321,6 @@ impl<S: JobStore> AdminService for AdminApi<S> {
         &self,
         request: Request<pb::DownloadArtifactRequest>,
     ) -> Result<Response<Self::DownloadArtifactStream>, Status> {
-        let stream = self
-            .artifacts
-            .download(&self.store, &request.into_inner().digest)
-            .await?;
-        Ok(Response::new(stream))
+        self.artifacts.download_call(&self.store, request).await
     }
 }

@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sensgrid_proto::v1::ArtifactChunk;
+use sensgrid_proto::v1::{ArtifactChunk, DownloadArtifactRequest, UploadArtifactResponse};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Status, Streaming};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
 use crate::client::CHUNK_BYTES;
@@ -62,6 +62,35 @@ impl ArtifactDir {
     /// Where the artifact `digest` (checked by the caller) lives.
     pub fn path(&self, digest: &str) -> PathBuf {
         self.root.join(digest)
+    }
+
+    /// `UploadArtifact` as both services answer it (workers upload pruned models, admin clients what they
+    /// submit): see [`ArtifactDir::upload`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ArtifactDir::upload`].
+    pub async fn upload_call<S: JobStore>(
+        &self,
+        store: &S,
+        clock: &dyn Clock,
+        request: Request<Streaming<ArtifactChunk>>,
+    ) -> Result<Response<UploadArtifactResponse>, Status> {
+        let digest = self.upload(store, clock, request.into_inner()).await?;
+        Ok(Response::new(UploadArtifactResponse { digest }))
+    }
+
+    /// `DownloadArtifact` as both services answer it: see [`ArtifactDir::download`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ArtifactDir::download`].
+    pub async fn download_call<S: JobStore>(
+        &self,
+        store: &S,
+        request: Request<DownloadArtifactRequest>,
+    ) -> Result<Response<ChunkStream>, Status> {
+        Ok(Response::new(self.download(store, &request.into_inner().digest).await?))
     }
 
     /// Receives an upload, checks it, stores the file and records its metadata; answers the digest.

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use sensgrid_model::analysis::groups;
 
 use super::{ModelRun, PlanArgs};
 use crate::exec::parse_device;
@@ -41,7 +42,8 @@ pub fn run(args: &Args) -> Result<()> {
     let device = parse_device(&args.device)?;
     let (mut graph, mut executor, input) = args.run.load(device)?;
     if let Some(plan) = &args.mask {
-        let analysis = pruning::analyse(&graph, &executor, &input)?;
+        let dims = input.size().iter().map(|&d| d as usize).collect();
+        let analysis = groups::analyse_at(&graph, &[dims])?;
         let cut = pruning::plan_cut(&graph, &analysis, plan, args.choice.criterion)?;
         // The masked run is all this command does: nothing to restore afterwards.
         let _masked = pruning::mask(&mut executor, &mut graph, &analysis, &cut)?;

@@ -7,12 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
 
-use sensgrid_model::analysis::groups::Analysis;
+use sensgrid_model::analysis::groups::{self, Analysis};
 use sensgrid_model::onnx;
-use sensgrid_worker::exec::Executor;
-use sensgrid_worker::pruning;
 use serde_json::Value;
-use tch::{Device, Kind, Tensor};
 
 use crate::oracle::{json, model, root};
 
@@ -46,8 +43,7 @@ fn depgraph(file: &str, shape: [i64; 4]) -> Value {
 
 fn ours(file: &str, shape: [i64; 4]) -> Analysis {
     let graph = onnx::read(&PathBuf::from(model(file))).unwrap();
-    let executor = Executor::new(&graph, Device::Cpu).unwrap();
-    pruning::analyse(&graph, &executor, &Tensor::zeros(shape, (Kind::Float, Device::Cpu))).unwrap()
+    groups::analyse_at(&graph, &[shape.iter().map(|&d| d as usize).collect()]).unwrap()
 }
 
 /// (tensor, axis) -> index per group channel, for the members Torch-Pruning maps to a constant, in the channel

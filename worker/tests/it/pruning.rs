@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use sensgrid_model::analysis::count;
-use sensgrid_model::analysis::groups::Analysis;
+use sensgrid_model::analysis::groups::{self, Analysis};
 use sensgrid_model::ir::Graph;
 use sensgrid_model::onnx;
 use sensgrid_model::prune::{Criterion, Cut, Plan, Removed, structural};
@@ -124,7 +124,8 @@ pub fn check(case: &str, model: &Path, input_file: &Path) -> Analysis {
     let input = npy(input_file);
     let baseline = executor.run(std::slice::from_ref(&input)).unwrap().remove(0);
     let shapes = pruning::record_shapes(&graph, &executor, &input).unwrap();
-    let analysis = pruning::analyse(&graph, &executor, &input).unwrap();
+    let dims = input.size().iter().map(|&d| d as usize).collect();
+    let analysis = groups::analyse_at(&graph, &[dims]).unwrap();
     assert!(!analysis.groups.is_empty(), "{case}: no prunable group");
 
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pruning").join(case);
