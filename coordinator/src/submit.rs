@@ -247,3 +247,51 @@ pub fn read_sen_pickle(path: &Path) -> Result<BTreeMap<(String, u64), Value>> {
     }
     Ok(cells)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sen_pickle_cells_read_back_as_losses_and_bad_shapes_are_named() {
+        use serde_pickle::{HashableValue, SerOptions, Value as Pickle};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sen.pickle");
+        let losses = |pairs: &[(f64, f64)]| {
+            Pickle::Dict(
+                pairs
+                    .iter()
+                    .map(|&(r, l)| (HashableValue::F64(r), Pickle::F64(l)))
+                    .collect(),
+            )
+        };
+        // As PaddleSlim pickles it: str keys, float ratios and losses (a negative loss included).
+        let table = Pickle::Dict(
+            [
+                (
+                    HashableValue::String("conv2d_0.w_0".into()),
+                    losses(&[(0.1, 0.01), (0.5, -0.25)]),
+                ),
+                (HashableValue::Bytes(b"conv2d_1.w_0".to_vec()), losses(&[(0.2, 0.5)])),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        std::fs::write(&path, serde_pickle::value_to_vec(&table, SerOptions::new()).unwrap()).unwrap();
+        let cells = read_sen_pickle(&path).unwrap();
+        assert_eq!(cells.len(), 3);
+        assert_eq!(
+            cells[&("conv2d_0.w_0".to_owned(), 0.5f64.to_bits())],
+            json!({"loss": -0.25})
+        );
+        assert_eq!(
+            cells[&("conv2d_1.w_0".to_owned(), 0.2f64.to_bits())],
+            json!({"loss": 0.5})
+        );
+
+        let list = Pickle::List(vec![Pickle::F64(1.0)]);
+        std::fs::write(&path, serde_pickle::value_to_vec(&list, SerOptions::new()).unwrap()).unwrap();
+        let error = read_sen_pickle(&path).unwrap_err().to_string();
+        assert!(error.contains("sen.pickle: expected a dict"), "{error}");
+    }
+}
