@@ -32,11 +32,20 @@ pub struct Resolved {
     pub end: Vec<usize>,
 }
 
+impl Resolved {
+    /// Whether libtorch's pooling kernels take these pads as they are: symmetric, and at most half the kernel
+    /// on every axis. The worker adds other pads to the input itself.
+    pub fn fits_torch_pool(&self, kernel: &[usize]) -> bool {
+        self.begin == self.end && self.begin.iter().zip(kernel).all(|(&p, &k)| 2 * p <= k)
+    }
+}
+
 impl Window {
     /// Reads the attributes of `node`.
     ///
     /// # Errors
-    /// An attribute of the wrong type, a negative or zero entry where ONNX forbids it, an unknown auto_pad.
+    /// An attribute of the wrong type, a negative or zero entry where ONNX forbids it, an unknown auto_pad,
+    /// pads whose count is not twice kernel_shape's.
     pub fn read(node: &Node) -> Result<Self> {
         let auto_pad = match node.attr_string("auto_pad")?.unwrap_or("NOTSET") {
             "NOTSET" => AutoPad::NotSet,
@@ -54,13 +63,21 @@ impl Window {
                 None => Ok(Some(values.iter().map(|&v| v as usize).collect())),
             }
         };
-        Ok(Self {
+        let window = Self {
             kernel_shape: list("kernel_shape", 1)?,
             strides: list("strides", 1)?,
             dilations: list("dilations", 1)?,
             pads: list("pads", 0)?,
             auto_pad,
-        })
+        };
+        // Caught here, not only in `resolve`, so that a node with a kernel_shape is refused when it is read
+        // (the worker builds its kernels then) rather than on its first input.
+        if let (Some(kernel), Some(pads)) = (&window.kernel_shape, &window.pads)
+            && pads.len() != 2 * kernel.len()
+        {
+            return Err(node.attr_error("pads", format!("expected {} values, got {pads:?}", 2 * kernel.len())));
+        }
+        Ok(window)
     }
 
     /// Strides, dilations and pads for an input of spatial sizes `spatial` under a kernel of `kernel`.
@@ -86,8 +103,10 @@ impl Window {
             AutoPad::SameUpper | AutoPad::SameLower => (0..n)
                 .map(|i| {
                     let out = spatial[i].div_ceil(strides[i]);
-                    let needed = (out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1;
-                    let total = needed.saturating_sub(spatial[i]);
+                    // `(out - 1) * stride + extent - input`, arranged so that an empty axis (out = 0) does
+                    // not underflow.
+                    let total =
+                        (out * strides[i] + extent(kernel[i], dilations[i])).saturating_sub(strides[i] + spatial[i]);
                     let small = total / 2;
                     if self.auto_pad == AutoPad::SameUpper {
                         (small, total - small)
@@ -168,7 +187,7 @@ pub fn conv_transpose_output(
 /// # Errors
 /// A padded input smaller than the kernel's extent.
 pub fn pool_output(spatial: &[usize], kernel: &[usize], w: &Resolved, ceil_mode: bool) -> Result<Vec<usize>, String> {
-    let torch_pads = w.begin == w.end && w.begin.iter().zip(kernel).all(|(&p, &k)| 2 * p <= k);
+    let torch_pads = w.fits_torch_pool(kernel);
     (0..spatial.len())
         .map(|i| {
             let (input, pad) = if torch_pads {
@@ -199,15 +218,43 @@ mod tests {
     use crate::ir::Attr;
 
     fn window(attrs: Vec<(&str, Attr)>) -> Window {
-        let node = Node {
+        Window::read(&node(attrs)).unwrap()
+    }
+
+    fn node(attrs: Vec<(&str, Attr)>) -> Node {
+        Node {
             name: "w".into(),
             op_type: "MaxPool".into(),
             domain: String::new(),
             inputs: vec!["x".into()],
             outputs: vec!["y".into()],
             attributes: attrs.into_iter().map(|(n, a)| (n.to_owned(), a)).collect(),
-        };
-        Window::read(&node).unwrap()
+        }
+    }
+
+    #[test]
+    fn pads_that_do_not_fit_kernel_shape_are_refused_when_read() {
+        let wrong = node(vec![
+            ("kernel_shape", Attr::Ints(vec![3, 3])),
+            ("pads", Attr::Ints(vec![1, 1])),
+        ]);
+        let message = Window::read(&wrong).unwrap_err().to_string();
+        assert!(
+            message.contains("pads") && message.contains("expected 4 values"),
+            "{message}"
+        );
+        // Without kernel_shape (Conv takes it from the weight) the count is checked against the input.
+        let w = window(vec![("pads", Attr::Ints(vec![1, 1]))]);
+        assert!(w.resolve(&[5, 5], &[3, 3]).is_err());
+        assert!(w.resolve(&[5], &[3]).is_ok());
+    }
+
+    #[test]
+    fn same_padding_of_an_empty_axis_does_not_underflow() {
+        let w = window(vec![("auto_pad", Attr::String("SAME_UPPER".into()))]);
+        // out = 0: (0 - 1) * 1 + 3 - 0 = 2.
+        let w = w.resolve(&[0], &[3]).unwrap();
+        assert_eq!((w.begin, w.end), (vec![1], vec![1]));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use anyhow::{Result, bail};
 use tch::Tensor;
 
-use super::window::{Window, spatial};
+use super::window::{self, Resolved, Window};
 use crate::exec::registry::OpTable;
 use crate::exec::{BuildCtx, Kernel, required};
 
@@ -23,8 +23,8 @@ fn group(ctx: &BuildCtx) -> Result<i64> {
 
 fn check_kernel(window: &Window, weight: &Tensor) -> Result<Vec<i64>> {
     let kernel = weight.size()[2..].to_vec();
-    if let Some(declared) = &window.kernel
-        && *declared != kernel
+    if let Some(declared) = &window.kernel_shape
+        && !declared.iter().map(|&d| d as i64).eq(kernel.iter().copied())
     {
         bail!("kernel_shape {declared:?} does not match the weight's {kernel:?}");
     }
@@ -42,12 +42,12 @@ fn operands<'a>(inputs: &[Option<&'a Tensor>]) -> Result<(&'a Tensor, &'a Tensor
 
 fn conv(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
     ctx.allow_attrs(&WINDOW_ATTRS)?;
-    let window = Window::parse(ctx, true)?;
+    let window = window::read(ctx, true)?;
     let groups = group(ctx)?;
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
         let (x, weight, bias) = operands(inputs)?;
         let kernel = check_kernel(&window, weight)?;
-        let w = window.resolve(&spatial(x), &kernel)?;
+        let w = Resolved::new(&window, x, &kernel)?;
         let zeros = vec![0; kernel.len()];
         let out = if w.symmetric() {
             x.f_convolution(weight, bias, &w.strides, &w.begin, &w.dilations, false, &zeros, groups)?
@@ -67,13 +67,13 @@ fn conv_transpose(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
                 .attr_error("output_shape", "is not supported; give pads and output_padding")
         );
     }
-    let window = Window::parse(ctx, false)?;
+    let window = window::read(ctx, false)?;
     let groups = group(ctx)?;
     let output_padding = ctx.node.attr_ints("output_padding")?.map(<[i64]>::to_vec);
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
         let (x, weight, bias) = operands(inputs)?;
         let kernel = check_kernel(&window, weight)?;
-        let w = window.resolve(&spatial(x), &kernel)?;
+        let w = Resolved::new(&window, x, &kernel)?;
         let zeros = vec![0; kernel.len()];
         let output_padding = output_padding.clone().unwrap_or_else(|| zeros.clone());
         if w.symmetric() {

@@ -3,7 +3,7 @@
 use anyhow::{Result, bail};
 use tch::Tensor;
 
-use super::window::{Window, spatial};
+use super::window::{self, Resolved, Window};
 use crate::exec::registry::OpTable;
 use crate::exec::{BuildCtx, Kernel, required};
 
@@ -23,8 +23,8 @@ fn global_average_pool(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
 }
 
 fn kernel_of(ctx: &BuildCtx, window: &Window) -> Result<Vec<i64>> {
-    match &window.kernel {
-        Some(kernel) if !kernel.is_empty() && kernel.len() <= 3 => Ok(kernel.clone()),
+    match &window.kernel_shape {
+        Some(kernel) if !kernel.is_empty() && kernel.len() <= 3 => Ok(kernel.iter().map(|&k| k as i64).collect()),
         Some(kernel) => bail!(
             ctx.node
                 .attr_error("kernel_shape", format!("{kernel:?}: 1 to 3 axes are supported"))
@@ -46,14 +46,14 @@ fn max_pool(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
     if ctx.node.outputs.iter().skip(1).any(|o| !o.is_empty()) {
         bail!(ctx.node.error("the Indices output is not supported"));
     }
-    let window = Window::parse(ctx, true)?;
+    let window = window::read(ctx, true)?;
     let kernel = kernel_of(ctx, &window)?;
     let ceil_mode = ctx.node.attr_int("ceil_mode")?.unwrap_or(0) != 0;
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
         let x = required(inputs, 0)?;
-        let w = window.resolve(&spatial(x), &kernel)?;
+        let w = Resolved::new(&window, x, &kernel)?;
         // Pads libtorch cannot take are added explicitly, as -inf.
-        let (x, padding) = if w.fits_torch_pool(&kernel) {
+        let (x, padding) = if w.fits_torch_pool() {
             (x.shallow_clone(), w.begin.clone())
         } else {
             (
@@ -79,14 +79,14 @@ fn average_pool(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
         "pads",
         "strides",
     ])?;
-    let window = Window::parse(ctx, true)?;
+    let window = window::read(ctx, true)?;
     let kernel = kernel_of(ctx, &window)?;
     let ceil_mode = ctx.node.attr_int("ceil_mode")?.unwrap_or(0) != 0;
     let count_include_pad = ctx.node.attr_int("count_include_pad")?.unwrap_or(0) != 0;
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
         let x = required(inputs, 0)?;
-        let w = window.resolve(&spatial(x), &kernel)?;
-        let (x, padding) = if w.fits_torch_pool(&kernel) {
+        let w = Resolved::new(&window, x, &kernel)?;
+        let (x, padding) = if w.fits_torch_pool() {
             (x.shallow_clone(), w.begin.clone())
         } else if count_include_pad {
             // Padded zeros count toward the divisor, so explicit zero padding is the same computation.
