@@ -153,10 +153,11 @@ impl<'a> RunResults<'a> {
             let pruned = self.group(&job.group_key).map(|g| pruned_count(g.channels, job.ratio));
             writer.write_record([
                 job.group_key.clone(),
-                job.ratio.to_string(),
+                // `{:?}` keeps a float a float (0.0, not 0), so CSV readers type the column alike.
+                format!("{:?}", job.ratio),
                 pruned.map(|n| n.to_string()).unwrap_or_default(),
-                metric.map(|m| m.to_string()).unwrap_or_default(),
-                loss.map(|l| l.to_string()).unwrap_or_default(),
+                metric.map(|m| format!("{m:?}")).unwrap_or_default(),
+                loss.map(|l| format!("{l:?}")).unwrap_or_default(),
                 job.state.clone(),
             ])?;
         }
@@ -252,16 +253,18 @@ impl<'a> RunResults<'a> {
     fn prune_report(&self, export: &Value) -> Value {
         let report = export.get("report").cloned().unwrap_or(Value::Null);
         let number = |key: &str| report.get(key).cloned().unwrap_or(Value::Null);
+        // Params and FLOPs are counts: the report carries every figure as a double, they read back as integers.
+        let count = |key: &str| report.get(key).and_then(Value::as_f64).map(|v| v as u64);
         json!({
             "metric": self.spec.metric,
             "metric_before": self.baseline_metric(),
             "metric_after": sensitivity::metric(export, &self.spec.metric),
             "metrics_before": self.baseline().and_then(|b| b.get("metrics").cloned()),
             "metrics_after": export.get("metrics"),
-            "params_before": number("params_before"),
-            "params_after": number("params_after"),
-            "flops_before": number("flops_before"),
-            "flops_after": number("flops_after"),
+            "params_before": count("params_before"),
+            "params_after": count("params_after"),
+            "flops_before": count("flops_before"),
+            "flops_after": count("flops_after"),
             "latency_ms_before": number("latency_ms_before"),
             "latency_ms_after": number("latency_ms_after"),
             "latency_input_shape": self.spec.input_shape,
