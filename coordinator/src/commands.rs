@@ -64,14 +64,38 @@ pub struct SubmitArgs {
 }
 
 pub async fn submit(args: SubmitArgs) -> Result<()> {
-    let prepared = submit::prepare(&args.config, &args.overrides, args.name.as_deref())?;
     let mut admin = args.connection.admin().await?;
-    let known = match &args.resume_from {
+    let run_id = create_run(
+        &mut admin,
+        &args.config,
+        &args.overrides,
+        args.name.as_deref(),
+        args.resume_from.as_deref(),
+    )
+    .await?;
+    println!("{run_id}");
+    if args.watch {
+        return watch_run(&mut admin, run_id).await;
+    }
+    Ok(())
+}
+
+/// What `submit` does before printing the run id: checks and lays out the submission, imports known cells,
+/// uploads what the coordinator does not hold yet and creates the run. Answers the run id.
+pub async fn create_run(
+    admin: &mut AdminClient,
+    config: &Path,
+    overrides: &[String],
+    name: Option<&str>,
+    resume_from: Option<&str>,
+) -> Result<i64> {
+    let prepared = submit::prepare(config, overrides, name)?;
+    let known = match resume_from {
         None => BTreeMap::new(),
-        Some(from) => known_cells(&mut admin, from, &prepared).await?,
+        Some(from) => known_cells(admin, from, &prepared).await?,
     };
-    let model_digest = upload(&mut admin, Upload::File(&prepared.model), "application/onnx").await?;
-    let dataset_digest = upload(&mut admin, Upload::Bytes(&prepared.bundle), "application/x-tar").await?;
+    let model_digest = upload(admin, Upload::File(&prepared.model), "application/onnx").await?;
+    let dataset_digest = upload(admin, Upload::Bytes(&prepared.bundle), "application/x-tar").await?;
     let cells: Vec<pb::Cell> = prepared
         .cells
         .iter()
@@ -99,7 +123,7 @@ pub async fn submit(args: SubmitArgs) -> Result<()> {
         .into_inner()
         .run_id;
     eprintln!(
-        "submitted '{}': {} groups x {} ratios = {} cells ({} imported), {} groups skipped, input {:?}",
+        "submitted '{}' as run {run_id}: {} groups x {} ratios = {} cells ({} imported), {} skipped groups, input {:?}",
         prepared.spec.name,
         prepared.spec.groups.len(),
         prepared.spec.ratios.len(),
@@ -108,11 +132,7 @@ pub async fn submit(args: SubmitArgs) -> Result<()> {
         prepared.spec.skipped.len(),
         prepared.spec.input_shape
     );
-    println!("{run_id}");
-    if args.watch {
-        return watch_run(&mut admin, run_id).await;
-    }
-    Ok(())
+    Ok(run_id)
 }
 
 enum Upload<'a> {
@@ -342,7 +362,7 @@ pub async fn watch(args: RunArgs) -> Result<()> {
 
 /// Follows a run until it ends: a progress bar on a terminal, a line per change elsewhere. Fails unless the
 /// run ends done.
-async fn watch_run(admin: &mut AdminClient, run_id: i64) -> Result<()> {
+pub async fn watch_run(admin: &mut AdminClient, run_id: i64) -> Result<()> {
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("run {prefix} [{bar:40}] {pos}/{len} cells  ETA {eta}  {msg}")
@@ -400,26 +420,25 @@ pub struct ResultsArgs {
 
 pub async fn results(args: ResultsArgs) -> Result<()> {
     let mut admin = args.connection.admin().await?;
-    let run = admin
-        .get_run(pb::GetRunRequest { run_id: args.run })
-        .await?
-        .into_inner();
-    let workers = admin
-        .list_workers(pb::ListWorkersRequest {})
-        .await?
-        .into_inner()
-        .workers;
-    let results = RunResults::new(&run, &workers)?;
-    let mut written = results.write(&args.out)?;
-    if let Some(digest) = &written.pruned_model {
-        let path = args.out.join("pruned.onnx");
-        client::download_artifact(&mut admin, digest, &path).await?;
-        written.files.push(path);
-    }
-    for file in &written.files {
+    for file in write_results(&mut admin, args.run, &args.out).await? {
         println!("{}", file.display());
     }
     Ok(())
+}
+
+/// Writes a run's results into `out` (see `sensgrid_coordinator::results`), fetching the pruned model after
+/// an export; answers the files written.
+pub async fn write_results(admin: &mut AdminClient, run_id: i64, out: &Path) -> Result<Vec<PathBuf>> {
+    let run = admin.get_run(pb::GetRunRequest { run_id }).await?.into_inner();
+    let workers = admin.list_workers(pb::ListWorkersRequest {}).await?.into_inner().workers;
+    let results = RunResults::new(&run, &workers)?;
+    let mut written = results.write(out)?;
+    if let Some(digest) = &written.pruned_model {
+        let path = out.join("pruned.onnx");
+        client::download_artifact(admin, digest, &path).await?;
+        written.files.push(path);
+    }
+    Ok(written.files)
 }
 
 #[derive(Args)]
