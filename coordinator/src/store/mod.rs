@@ -2,9 +2,10 @@
 //!
 //! The trait lists Noun+Verb operations on the four tables (`artifact`, `job`, `run`, `worker`), alphabetically,
 //! each taking a params struct and answering a typed outcome. Services and RPC handlers depend on the trait,
-//! never on a database library; [`pg::PgStore`] is the Postgres implementation and the only place with SQL
-//! (its queries live in `store/queries/<table>.sql`). A second implementation must pass the same conformance
-//! suite (`coordinator/tests/it/store.rs`).
+//! never on a database library. [`pg::PgStore`] is the Postgres implementation (its queries live in
+//! `store/queries/<table>.sql`), [`sqlite::SqliteStore`] the embedded one of a local run (in
+//! `store/queries_sqlite/`); they are the only places with SQL, and both pass the same conformance suite
+//! (`coordinator/tests/it/store.rs`).
 //!
 //! # Time
 //!
@@ -16,8 +17,8 @@
 //! Claiming a job leases it to a worker: it bumps the job's `lease_epoch` and counts an attempt. Heartbeat,
 //! complete and fail name the lease as ([`JobId`], epoch) and only act while the job is still `leased` under
 //! that epoch; a call from a superseded attempt changes nothing. No transaction stays open while a worker
-//! computes: every change an operation makes is one statement (a run with all its jobs included), in its own
-//! implicit transaction.
+//! computes: every change an operation makes is atomic, one statement (a run with all its jobs included) in its
+//! own implicit transaction on Postgres, one write transaction on SQLite.
 //!
 //! # Decisions
 //!
@@ -41,6 +42,8 @@
 //!   in the claim query, no extra state).
 
 pub mod pg;
+/// The store on an embedded SQLite file: writes serialised, the same guarantees.
+pub mod sqlite;
 
 use std::fmt;
 use std::future::Future;

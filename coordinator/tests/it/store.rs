@@ -1,7 +1,8 @@
 //! The job store's conformance suite: every case is a generic function over [`JobStore`], in a module named for
-//! the operation it exercises (`job_claim::batch_leases_one_job_per_worker`), run against Postgres by the
-//! `pg_conformance!` list at the bottom (one `#[sqlx::test]` database per case). A second implementation runs
-//! the same list with its own [`Bundle`].
+//! the operation it exercises (`job_claim::batch_leases_one_job_per_worker`), run on every store by the
+//! `conformance_cases!` list at the bottom: against Postgres by `pg_conformance!` (one `#[sqlx::test]` database
+//! per case, `pg::job_claim::…`) and against SQLite by `sqlite_conformance!` (one temporary file per case,
+//! `sqlite::job_claim::…`), each with its own [`Bundle`].
 //!
 //! Time comes from a [`ManualClock`] passed to the store as `now`: leases expire and backoffs pass by advancing
 //! it, never by sleeping.
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use sensgrid_coordinator::clock::{Clock, ManualClock};
 use sensgrid_coordinator::store::pg::PgStore;
+use sensgrid_coordinator::store::sqlite::SqliteStore;
 use sensgrid_coordinator::store::{
     ArtifactPutOutcome, ArtifactPutParams, Backoff, CellSpec, ClaimedJob, CompleteOutcome, FailOutcome,
     HeartbeatOutcome, Job, JobClaimParams, JobCompleteParams, JobCompletion, JobFailParams, JobHeartbeatParams, JobId,
@@ -1381,35 +1383,83 @@ where
     peer.close().await;
 }
 
-pg_conformance! {
-    artifact_put { is_idempotent_and_refuses_conflicts }
-    job_claim {
-        batch_leases_one_job_per_worker,
-        concurrent_claimers_never_share_a_job,
-        dispatch_order_baseline_cells_export,
-    }
-    job_complete {
-        batch_mixed_outcomes,
-        concurrent_repeats_accept_exactly_once,
-        stale_epoch_refused_and_repeat_is_a_no_op,
-    }
-    job_fail {
-        not_retryable_fails_at_once,
-        retries_with_backoff_then_fails_with_the_last_error,
-    }
-    job_heartbeat { extends_a_current_lease }
-    job_rescue_expired {
-        fails_the_last_attempt_and_respects_the_limit,
-        reclaims_after_the_lease_with_the_next_attempt,
-    }
-    run_cancel { stops_dispatch_and_refuses_the_leased_result }
-    run_create { stores_the_run_and_its_grid }
-    run_finish { fails_a_run_and_skips_what_is_left }
-    run_list { counts_jobs_by_state_and_filters }
-    run_plan { stores_the_plan_and_queues_one_export }
-    worker_list { lists_leases_and_records_who_completed }
-    worker_register { gives_each_worker_an_id }
+/// Runs each listed case against SQLite: a fresh database file in its own temporary directory, the store and
+/// its peer opened on it separately (two pools each, as two processes would), and a manual clock.
+macro_rules! sqlite_conformance {
+    ($($group:ident { $($case:ident),* $(,)? })*) => {
+        mod sqlite {
+            $(
+                mod $group {
+                    $(
+                        #[tokio::test]
+                        async fn $case() {
+                            super::super::run_sqlite(super::super::$group::$case).await;
+                        }
+                    )*
+                }
+            )*
+        }
+    };
 }
+
+async fn run_sqlite<F, Fut>(case: F)
+where
+    F: FnOnce(Bundle<SqliteStore>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let path = dir.path().join("store.sqlite");
+    let store = SqliteStore::open(&path).await.expect("opening the store");
+    let peer = SqliteStore::open(&path).await.expect("opening the peer");
+    let clock = ManualClock::new(start_time());
+    case(Bundle {
+        store: store.clone(),
+        peer: peer.clone(),
+        clock,
+    })
+    .await;
+    store.close().await;
+    peer.close().await;
+}
+
+/// Every case of the suite, by operation, handed to each store's runner (`pg_conformance`,
+/// `sqlite_conformance`), so both stores run the same list.
+macro_rules! conformance_cases {
+    ($runner:ident) => {
+        $runner! {
+            artifact_put { is_idempotent_and_refuses_conflicts }
+            job_claim {
+                batch_leases_one_job_per_worker,
+                concurrent_claimers_never_share_a_job,
+                dispatch_order_baseline_cells_export,
+            }
+            job_complete {
+                batch_mixed_outcomes,
+                concurrent_repeats_accept_exactly_once,
+                stale_epoch_refused_and_repeat_is_a_no_op,
+            }
+            job_fail {
+                not_retryable_fails_at_once,
+                retries_with_backoff_then_fails_with_the_last_error,
+            }
+            job_heartbeat { extends_a_current_lease }
+            job_rescue_expired {
+                fails_the_last_attempt_and_respects_the_limit,
+                reclaims_after_the_lease_with_the_next_attempt,
+            }
+            run_cancel { stops_dispatch_and_refuses_the_leased_result }
+            run_create { stores_the_run_and_its_grid }
+            run_finish { fails_a_run_and_skips_what_is_left }
+            run_list { counts_jobs_by_state_and_filters }
+            run_plan { stores_the_plan_and_queues_one_export }
+            worker_list { lists_leases_and_records_who_completed }
+            worker_register { gives_each_worker_an_id }
+        }
+    };
+}
+
+conformance_cases!(pg_conformance);
+conformance_cases!(sqlite_conformance);
 
 /// Postgres only: creating a run refreshes the planner's statistics, so a claim walks `job_queued` in dispatch
 /// order and stops at its size. With the statistics autovacuum leaves between runs (an empty queue) the planner

@@ -1,0 +1,4 @@
+DROP TABLE job;
+DROP TABLE worker;
+DROP TABLE run;
+DROP TABLE artifact;
