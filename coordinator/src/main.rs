@@ -1,7 +1,8 @@
-//! The `coordinator` binary: parses flags and dispatches; the work lives in the library and, for the client
-//! commands, in `commands`.
+//! The `coordinator` binary: parses flags, sets up logging (`logs`) and dispatches; the work lives in the
+//! library and, for the client commands, in `commands`.
 
 mod commands;
+mod logs;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +25,8 @@ use sqlx::postgres::PgPoolOptions;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    logs: logs::LogArgs,
 }
 
 #[derive(Subcommand)]
@@ -108,6 +111,10 @@ struct ServeArgs {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Err(error) = cli.logs.init() {
+        eprintln!("coordinator: {error:#}");
+        return std::process::ExitCode::from(2);
+    }
     let watching = matches!(cli.command, Command::Watch(_));
     let outcome = match cli.command {
         Command::Migrate { database_url } => migrate(&database_url).await,
@@ -198,7 +205,7 @@ async fn shutdown_signal() {
             }
             // Without a SIGTERM handler Ctrl-C still stops the coordinator.
             Err(error) => {
-                eprintln!("coordinator: cannot listen for SIGTERM: {error}");
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the coordinator");
                 std::future::pending::<()>().await;
             }
         }

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use sensgrid_worker::cli::{self, Command};
+use sensgrid_worker::cli::{self, Command, logs::LogArgs};
 
 /// Evaluates pruned variants of an ONNX model on libtorch for a sensgrid coordinator.
 #[derive(Parser)]
@@ -13,11 +13,14 @@ use sensgrid_worker::cli::{self, Command};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    logs: LogArgs,
 }
 
 fn main() -> ExitCode {
     sensgrid_worker::malloc::keep_freed_memory();
-    match cli::run(Cli::parse().command) {
+    let cli = Cli::parse();
+    match cli.logs.init().and_then(|()| cli::run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");

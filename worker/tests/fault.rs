@@ -256,10 +256,14 @@ fn reference_metrics(config: Config) -> (Vec<(String, f64)>, Metrics) {
     (cells, expected)
 }
 
-/// What a worker's log says.
+/// What a worker's log says: `worker join --log-format json`, one event per line, each event of a job inside
+/// its `job` span (so the span's `job_id` and `epoch` say which lease it is about).
 struct Log {
     text: String,
 }
+
+/// The messages that end a job's lease on the worker (see `sensgrid_worker::join`).
+const ENDS: [&str; 4] = ["completed", "failed", "stopped", "report"];
 
 impl Log {
     fn read(scratch: &Path, name: &str) -> Log {
@@ -268,28 +272,30 @@ impl Log {
         }
     }
 
-    /// Lines `job J epoch E: <rest>`.
-    fn events(&self) -> impl Iterator<Item = (i64, i64, &str)> {
+    /// The events of jobs: (job, epoch, message). A line still being written is not one yet.
+    fn events(&self) -> impl Iterator<Item = (i64, i64, String)> {
         self.text.lines().filter_map(|line| {
-            let rest = line.strip_prefix("job ")?;
-            let (job, rest) = rest.split_once(" epoch ")?;
-            let (epoch, rest) = rest.split_once(": ")?;
-            Some((job.parse().ok()?, epoch.parse().ok()?, rest))
+            let event: serde_json::Value = serde_json::from_str(line).ok()?;
+            let span = &event["span"];
+            let message = event["message"].as_str()?.to_owned();
+            Some((span["job_id"].as_i64()?, span["epoch"].as_i64()?, message))
         })
     }
 
-    /// The job the worker started last, when it has not reported it yet.
+    /// The job the worker started last, when it has not ended it yet.
     fn running(&self) -> Option<(i64, i64)> {
-        let last = self.events().last()?;
-        let started = ["baseline ", "cell "].iter().any(|kind| last.2.starts_with(kind));
-        started.then_some((last.0, last.1))
+        let (job, epoch, _) = self.events().filter(|(_, _, message)| message == "started").last()?;
+        let ended = self
+            .events()
+            .any(|(j, e, message)| (j, e) == (job, epoch) && ENDS.iter().any(|end| message.starts_with(end)));
+        (!ended).then_some((job, epoch))
     }
 
     /// For each job, the epochs under which the coordinator took a completion from this worker.
     fn completions(&self) -> BTreeMap<i64, BTreeSet<i64>> {
         let mut completions: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
-        for (job, epoch, rest) in self.events() {
-            if rest.starts_with("completed ") {
+        for (job, epoch, message) in self.events() {
+            if message == "completed" {
                 completions.entry(job).or_default().insert(epoch);
             }
         }
@@ -511,6 +517,8 @@ fn start_worker(coordinator: &str, cache: &Path, scratch: &Path, name: &str) -> 
             "cpu",
             "--name",
             name,
+            "--log-format",
+            "json",
         ])
         .arg("--cache-dir")
         .arg(cache)

@@ -297,11 +297,28 @@ impl<S: JobStore> Dispatcher<S> {
             };
             debug_assert_eq!(waiter.worker, job.owner, "the i-th job goes to the i-th worker");
             let reply = self.job_message(&job).await;
+            // Describing the job reads its run; a failure there reaches the worker as the poll's status.
+            let described = reply.is_ok();
             if waiter.reply.send(reply).is_err() {
-                eprintln!(
-                    "coordinator: worker {} left before job {} (epoch {}) was handed over; the sweeper takes it \
-                     back when the lease expires",
-                    job.owner, job.lease.job_id, job.lease.epoch
+                tracing::warn!(
+                    run_id = job.run_id.0,
+                    job_id = job.lease.job_id.0,
+                    worker_id = job.owner.0,
+                    epoch = job.lease.epoch,
+                    "the worker left before the job was handed over; the sweeper takes it back when the lease \
+                     expires"
+                );
+            } else if described {
+                tracing::info!(
+                    run_id = job.run_id.0,
+                    job_id = job.lease.job_id.0,
+                    worker_id = job.owner.0,
+                    epoch = job.lease.epoch,
+                    kind = %convert::job_kind_name(job.kind),
+                    group = job.group_key.as_deref(),
+                    ratio = job.ratio,
+                    attempt = job.attempt,
+                    "job leased"
                 );
             }
         }

@@ -92,7 +92,7 @@ impl<S: JobStore> Pipeline<S> {
                     () = tokio::time::sleep(interval) => {}
                 }
                 if let Err(error) = pipeline.advance_all(&mut baseline_ok).await {
-                    eprintln!("coordinator: advancing runs failed, retrying in {interval:?}: {error}");
+                    tracing::error!(%error, retry_in = ?interval, "advancing the runs failed; retrying");
                 }
                 // Completions arrive in bursts: one round per MIN_ROUND_GAP is as quick as anyone can see.
                 tokio::time::sleep(MIN_ROUND_GAP.min(interval)).await;
@@ -121,12 +121,12 @@ impl<S: JobStore> Pipeline<S> {
                     baseline_ok.insert(run.id);
                 }
                 Step::Waiting { .. } => {}
-                Step::ExportQueued => eprintln!("coordinator: run {}: planned; export queued", run.id),
-                Step::Finished(state, error) => eprintln!(
-                    "coordinator: run {}: {}{}",
-                    run.id,
-                    crate::service::convert::run_state_name(state),
-                    error.map(|e| format!(": {e}")).unwrap_or_default()
+                Step::ExportQueued => tracing::info!(run_id = run.id.0, "run planned; export queued"),
+                Step::Finished(state, error) => tracing::info!(
+                    run_id = run.id.0,
+                    state = %crate::service::convert::run_state_name(state),
+                    error = error.as_deref(),
+                    "run ended"
                 ),
             }
         }

@@ -34,7 +34,7 @@ pub struct Sweeper<S> {
 }
 
 impl<S: JobStore> Sweeper<S> {
-    /// Starts sweeping every `config.interval` until `stop` is cancelled. A failed sweep is reported on stderr
+    /// Starts sweeping every `config.interval` until `stop` is cancelled. A failed sweep is logged
     /// and the next one tries again.
     pub fn start(
         store: S,
@@ -58,10 +58,7 @@ impl<S: JobStore> Sweeper<S> {
                     _ = ticks.tick() => {}
                 }
                 if let Err(error) = sweeper.run_once().await {
-                    eprintln!(
-                        "coordinator: sweep failed, retrying in {:?}: {error}",
-                        sweeper.config.interval
-                    );
+                    tracing::error!(%error, retry_in = ?sweeper.config.interval, "sweep failed; retrying");
                 }
             }
         })
@@ -84,8 +81,15 @@ impl<S: JobStore> Sweeper<S> {
             let rescued = self.store.job_rescue_expired(params).await?;
             total += rescued.len();
             for job in &rescued {
-                if let RescueOutcome::Requeued { available_at } = job.outcome {
-                    self.dispatcher.wake_at(available_at);
+                let (job_id, epoch, attempt) = (job.lease.job_id.0, job.lease.epoch, job.attempt);
+                match job.outcome {
+                    RescueOutcome::Requeued { available_at } => {
+                        tracing::warn!(job_id, epoch, attempt, "lease expired; job queued again");
+                        self.dispatcher.wake_at(available_at);
+                    }
+                    RescueOutcome::Failed => {
+                        tracing::warn!(job_id, epoch, attempt, "lease expired on the last attempt; job failed");
+                    }
                 }
             }
             if rescued.len() < RESCUE_BATCH as usize {

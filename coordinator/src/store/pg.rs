@@ -540,7 +540,7 @@ impl JobStore for PgStore {
             })?;
         // The run is created whatever happens here: statistics only steer the claim's plan.
         if let Err(error) = sqlx::query(sql("job_analyze")).execute(&self.pool).await {
-            eprintln!("coordinator: run {id}: refreshing the planner's statistics on job failed: {error}");
+            tracing::warn!(run_id = id, %error, "refreshing the planner's statistics on job failed");
         }
         Ok(RunId(id))
     }

@@ -1,6 +1,7 @@
 //! The coordinator's integration tests, one binary with a module per area.
 
 mod cli;
+mod logs;
 mod migrations;
 mod service;
 mod store;

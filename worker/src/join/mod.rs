@@ -14,8 +14,10 @@
 //!   second one stops it and hands it back (`FailJob`, retryable) so another worker takes it now rather than
 //!   after the lease.
 //!
-//! Log lines go to stderr. `job J epoch E: completed {metrics}` is printed once the coordinator has taken a
-//! completion (the fault tests count them).
+//! It logs through `tracing` (the binary's `--log-format` and `--log-level`). Everything a job does happens in a
+//! `job` span carrying `run_id`, `job_id`, `epoch`, `worker_id`, `kind`, and for cells `group` and `ratio`, so
+//! its events need no ids of their own: `started`, then `completed` (with `metrics`, once the coordinator has
+//! taken the completion; the fault tests count them), `failed`, `stopped`, or a report refused or not delivered.
 
 mod cache;
 mod engine;
@@ -32,6 +34,7 @@ use sensgrid_proto::v1::{
 use tch::Device;
 use tokio::sync::watch;
 use tonic::{Code, Status};
+use tracing::Instrument;
 
 use cache::{ArtifactCache, FetchError};
 use engine::{Engine, Inputs, JobError, JobState, Outcome, Stop};
@@ -132,12 +135,12 @@ impl Worker {
                     let answer = answer.into_inner();
                     self.worker_id = answer.worker_id;
                     self.heartbeat = Duration::from_millis(u64::from(answer.heartbeat_interval_ms).max(100));
-                    eprintln!(
-                        "registered as worker {} ({}, {}); heartbeat every {:?}",
-                        self.worker_id,
-                        self.name,
-                        device_name(self.device),
-                        self.heartbeat
+                    tracing::info!(
+                        worker_id = self.worker_id,
+                        name = %self.name,
+                        device = %device_name(self.device),
+                        heartbeat = ?self.heartbeat,
+                        "registered"
                     );
                     return Ok(true);
                 }
@@ -172,7 +175,11 @@ impl Worker {
                 }
                 // The coordinator's database no longer knows this worker (it was recreated): register anew.
                 Err(status) if status.code() == Code::NotFound => {
-                    eprintln!("polling: {}; registering again", describe(&status));
+                    tracing::warn!(
+                        worker_id = self.worker_id,
+                        error = %describe(&status),
+                        "the coordinator does not know this worker; registering again"
+                    );
                     if !self.register().await? {
                         break;
                     }
@@ -185,32 +192,44 @@ impl Worker {
                 Err(status) => bail!("polling for a job: {}", describe(&status)),
             }
         }
-        eprintln!("interrupted: leaving");
+        tracing::info!(worker_id = self.worker_id, "interrupted: leaving");
         Ok(())
     }
 
-    /// Runs one job with a heartbeat beside it, then reports how it ended.
+    /// Runs one job in its span (see the module's docs).
     async fn run_job(&mut self, job: Job) -> Result<()> {
         let kind = JobKind::try_from(job.kind).unwrap_or(JobKind::Unspecified);
-        eprintln!(
-            "job {} epoch {}: {} of run {}{}",
-            job.job_id,
-            job.lease_epoch,
-            kind.as_str_name().trim_start_matches("JOB_KIND_").to_lowercase(),
-            job.run_id,
-            match kind {
-                JobKind::Cell => format!(", group {} at ratio {}", job.group_key, job.ratio),
-                _ => String::new(),
-            }
+        let span = tracing::info_span!(
+            "job",
+            run_id = job.run_id,
+            job_id = job.job_id,
+            epoch = job.lease_epoch,
+            worker_id = self.worker_id,
+            kind = %kind.as_str_name().trim_start_matches("JOB_KIND_").to_lowercase(),
+            group = tracing::field::Empty,
+            ratio = tracing::field::Empty,
         );
+        if kind == JobKind::Cell {
+            span.record("group", job.group_key.as_str());
+            span.record("ratio", job.ratio);
+        }
+        self.run_job_in_span(job).instrument(span).await
+    }
+
+    /// Runs one job with a heartbeat beside it, then reports how it ended.
+    async fn run_job_in_span(&mut self, job: Job) -> Result<()> {
+        tracing::info!("started");
         let state = Arc::new(JobState::default());
-        let heartbeat = tokio::spawn(heartbeat(
-            self.client.clone(),
-            (job.job_id, job.lease_epoch),
-            self.heartbeat,
-            state.clone(),
-            self.interrupts.clone(),
-        ));
+        let heartbeat = tokio::spawn(
+            heartbeat(
+                self.client.clone(),
+                (job.job_id, job.lease_epoch),
+                self.heartbeat,
+                state.clone(),
+                self.interrupts.clone(),
+            )
+            .in_current_span(),
+        );
         let outcome = self.execute(&job, &state).await;
         heartbeat.abort();
         let (job_id, lease_epoch) = (job.job_id, job.lease_epoch);
@@ -223,7 +242,7 @@ impl Worker {
             })
         };
         let outcome = match outcome {
-            Ok(outcome) => self.upload_artifact(job_id, outcome).await,
+            Ok(outcome) => self.upload_artifact(outcome).await,
             Err(error) => Err(error),
         };
         let report = match outcome {
@@ -240,7 +259,7 @@ impl Worker {
                 fail("released: the worker was interrupted".into(), true)
             }
             Err(JobError::Stopped) => {
-                eprintln!("job {job_id} epoch {lease_epoch}: stopped (the lease was lost or the run cancelled)");
+                tracing::info!("stopped: the lease was lost or the run cancelled");
                 return Ok(());
             }
             Err(JobError::Input(error)) => fail(format!("{error:#}"), false),
@@ -251,7 +270,7 @@ impl Worker {
 
     /// Uploads an export's pruned model (retrying while the coordinator is away) and answers its digest; other
     /// jobs have none.
-    async fn upload_artifact(&mut self, job_id: i64, outcome: Outcome) -> Result<(Outcome, String), JobError> {
+    async fn upload_artifact(&mut self, outcome: Outcome) -> Result<(Outcome, String), JobError> {
         let Some(path) = &outcome.artifact else {
             return Ok((outcome, String::new()));
         };
@@ -259,7 +278,7 @@ impl Worker {
         loop {
             match client::upload_artifact_file(&mut self.client, path, "application/onnx").await {
                 Ok(digest) => {
-                    eprintln!("job {job_id}: uploaded {} as {digest}", path.display());
+                    tracing::info!(path = %path.display(), %digest, "uploaded the pruned model");
                     return Ok((outcome, digest));
                 }
                 Err(client::ClientError::Rpc { status, .. }) if transient(&status) => {
@@ -328,7 +347,7 @@ impl Worker {
     /// Delivers a completion or failure, retrying while the coordinator is away (a repeated delivery for the
     /// same lease is a no-op there). A refusal (stale lease, cancelled run) is logged: nothing is left to do.
     async fn report(&mut self, report: Report) -> Result<()> {
-        let (job_id, lease_epoch) = report.lease();
+        let job_id = report.job_id();
         let mut backoff = Backoff::default();
         loop {
             let answer = match &report {
@@ -338,17 +357,17 @@ impl Worker {
             match answer {
                 Ok(()) => {
                     match &report {
-                        Report::Complete(request) => eprintln!(
-                            "job {job_id} epoch {lease_epoch}: completed {}",
-                            serde_json::to_string(
+                        Report::Complete(request) => tracing::info!(
+                            metrics = %serde_json::to_string(
                                 &request.metrics.iter().collect::<std::collections::BTreeMap<_, _>>()
                             )
-                            .unwrap_or_default()
+                            .unwrap_or_default(),
+                            "completed"
                         ),
-                        Report::Fail(request) => eprintln!(
-                            "job {job_id} epoch {lease_epoch}: failed ({}retryable): {}",
-                            if request.retryable { "" } else { "not " },
-                            request.error
+                        Report::Fail(request) => tracing::warn!(
+                            retryable = request.retryable,
+                            error = %request.error,
+                            "failed"
                         ),
                     }
                     return Ok(());
@@ -362,15 +381,12 @@ impl Worker {
                         .wait("reporting", &describe(&status), &self.interrupts.nth(2))
                         .await
                     {
-                        eprintln!("job {job_id} epoch {lease_epoch}: interrupted before the report was delivered");
+                        tracing::warn!("report not delivered: interrupted first");
                         return Ok(());
                     }
                 }
                 Err(status) => {
-                    eprintln!(
-                        "job {job_id} epoch {lease_epoch}: report refused: {}",
-                        describe(&status)
-                    );
+                    tracing::warn!(error = %describe(&status), "report refused");
                     return Ok(());
                 }
             }
@@ -389,10 +405,10 @@ enum Report {
 }
 
 impl Report {
-    fn lease(&self) -> (i64, i64) {
+    fn job_id(&self) -> i64 {
         match self {
-            Report::Complete(r) => (r.job_id, r.lease_epoch),
-            Report::Fail(r) => (r.job_id, r.lease_epoch),
+            Report::Complete(r) => r.job_id,
+            Report::Fail(r) => r.job_id,
         }
     }
 }
@@ -431,7 +447,7 @@ async fn heartbeat(
                 return;
             }
             Ok(_) => {}
-            Err(status) => eprintln!("job {job_id} epoch {lease_epoch}: heartbeat: {}", describe(&status)),
+            Err(status) => tracing::warn!(error = %describe(&status), "heartbeat failed"),
         }
     }
 }
@@ -480,7 +496,7 @@ impl Default for Backoff {
 impl Backoff {
     /// Logs why, then sleeps the next delay. False when `interrupts` fire first.
     async fn wait(&mut self, what: &str, why: &dyn std::fmt::Display, interrupts: &Interrupts) -> bool {
-        eprintln!("{what}: {why}; retrying in {:.1}s", self.next.as_secs_f64());
+        tracing::warn!(error = %why, retry_in = ?self.next, "{what} failed; retrying");
         let slept = tokio::select! {
             () = tokio::time::sleep(self.next) => true,
             () = interrupts.reached(interrupts.threshold) => false,
@@ -511,9 +527,9 @@ impl Interrupts {
                 }
                 tx.send_modify(|n| *n += 1);
                 if *tx.borrow() == 1 {
-                    eprintln!("interrupted: finishing the current job (interrupt again to hand it back now)");
+                    tracing::info!("interrupted: finishing the current job (interrupt again to hand it back now)");
                 } else {
-                    eprintln!("interrupted again: handing the current job back");
+                    tracing::warn!("interrupted again: handing the current job back");
                 }
             }
         });
