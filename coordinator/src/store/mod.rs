@@ -723,6 +723,9 @@ pub trait JobStore: Clone + Send + Sync + 'static {
         params: JobRescueExpiredParams,
     ) -> impl Future<Output = Result<Vec<RescuedJob>>> + Send;
 
+    /// Answers once the database has answered a trivial query (`/healthz`); the backend's error otherwise.
+    fn ping(&self) -> impl Future<Output = Result<()>> + Send;
+
     /// Cancels a running run: its queued and leased jobs become cancelled in the same statement, so none is
     /// handed out afterwards. See [`RunCancelOutcome`].
     fn run_cancel(&self, params: RunCancelParams) -> impl Future<Output = Result<RunCancelOutcome>> + Send;

@@ -23,8 +23,9 @@ use super::{
 use crate::client::is_sha256_hex;
 
 /// The query files, by name.
-const QUERY_FILES: [(&str, &str); 4] = [
+const QUERY_FILES: [(&str, &str); 5] = [
     ("artifact.sql", include_str!("queries/artifact.sql")),
+    ("health.sql", include_str!("queries/health.sql")),
     ("job.sql", include_str!("queries/job.sql")),
     ("run.sql", include_str!("queries/run.sql")),
     ("worker.sql", include_str!("queries/worker.sql")),
@@ -476,6 +477,12 @@ impl JobStore for PgStore {
         Ok(rescued)
     }
 
+    async fn ping(&self) -> Result<()> {
+        const OP: &str = "ping";
+        sqlx::query(sql(OP)).execute(&self.pool).await.map_err(backend(OP))?;
+        Ok(())
+    }
+
     async fn run_cancel(&self, params: RunCancelParams) -> Result<RunCancelOutcome> {
         const OP: &str = "run_cancel";
         let row = sqlx::query(sql(OP))
@@ -670,7 +677,7 @@ mod tests {
     use super::*;
 
     /// Every query the store runs, by name.
-    const USED: [&str; 20] = [
+    const USED: [&str; 21] = [
         "artifact_get",
         "artifact_insert",
         "job_analyze",
@@ -681,6 +688,7 @@ mod tests {
         "job_heartbeat",
         "job_list_by_run",
         "job_rescue_expired",
+        "ping",
         "run_cancel",
         "run_create",
         "run_finish",

@@ -65,8 +65,9 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 const READERS: u32 = 4;
 
 /// The query files, by name.
-const QUERY_FILES: [(&str, &str); 4] = [
+const QUERY_FILES: [(&str, &str); 5] = [
     ("artifact.sql", include_str!("queries_sqlite/artifact.sql")),
+    ("health.sql", include_str!("queries_sqlite/health.sql")),
     ("job.sql", include_str!("queries_sqlite/job.sql")),
     ("run.sql", include_str!("queries_sqlite/run.sql")),
     ("worker.sql", include_str!("queries_sqlite/worker.sql")),
@@ -693,6 +694,12 @@ impl JobStore for SqliteStore {
         Ok(rescued)
     }
 
+    async fn ping(&self) -> Result<()> {
+        const OP: &str = "ping";
+        sqlx::query(sql(OP)).execute(&self.reader).await.map_err(backend(OP))?;
+        Ok(())
+    }
+
     async fn run_cancel(&self, params: RunCancelParams) -> Result<RunCancelOutcome> {
         const OP: &str = "run_cancel";
         let (_turn, mut tx) = self.write(OP).await?;
@@ -980,7 +987,7 @@ mod tests {
     use super::*;
 
     /// Every query the store runs, by name.
-    const USED: [&str; 26] = [
+    const USED: [&str; 27] = [
         "artifact_get",
         "artifact_insert",
         "job_accept",
@@ -996,6 +1003,7 @@ mod tests {
         "job_lease",
         "job_list_by_run",
         "job_reset_export",
+        "ping",
         "run_end",
         "run_get",
         "run_insert",

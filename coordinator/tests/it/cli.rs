@@ -21,7 +21,7 @@ fn help_starts_without_ld_library_path() {
 }
 
 /// `coordinator serve` on this test's database, with the given extra flags.
-fn serve_command(connect: &sqlx::postgres::PgConnectOptions, artifact_dir: &std::path::Path) -> Command {
+pub(crate) fn serve_command(connect: &sqlx::postgres::PgConnectOptions, artifact_dir: &std::path::Path) -> Command {
     let database = connect.get_database().expect("the test database has a name");
     let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set for the tests");
     let (server, _) = base.rsplit_once('/').expect("DATABASE_URL ends in /<database>");

@@ -1,6 +1,8 @@
 //! The coordinator's integration tests, one binary with a module per area.
 
 mod cli;
+mod deploy;
+mod health;
 mod logs;
 mod migrations;
 mod service;

@@ -1,0 +1,116 @@
+//! Health: `coordinator serve --http` answers the standard gRPC health service and `GET /healthz`, and
+//! `/healthz` says 503 once the database stops answering.
+
+use std::net::SocketAddr;
+use std::process::Command;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use sensgrid_coordinator::service::http;
+use sensgrid_coordinator::store::pg::PgStore;
+
+/// `GET path` over a fresh connection: the status code and the body.
+async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connecting");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("a header and a body");
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status code in {head:?}"));
+    (code, body.to_owned())
+}
+
+/// Reads one stdout line of the child and strips `prefix` from it.
+fn read_line(stdout: &mut impl std::io::BufRead, prefix: &str) -> SocketAddr {
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("reading stdout");
+    line.trim_end()
+        .strip_prefix(prefix)
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("expected '{prefix}ADDR', got {line:?}"))
+}
+
+#[sqlx::test(migrations = false)]
+async fn serve_answers_grpc_health_and_healthz(
+    _pool: sqlx::postgres::PgPoolOptions,
+    connect: sqlx::postgres::PgConnectOptions,
+) {
+    let artifact_dir = tempfile::tempdir().unwrap();
+    let mut child = crate::cli::serve_command(&connect, artifact_dir.path())
+        .args(["--http", "127.0.0.1:0"])
+        .spawn()
+        .expect("starting coordinator serve");
+    let stdout = child.stdout.take().unwrap();
+    // Blocks until both listeners are bound (and the database migrated).
+    let (grpc, http) = tokio::task::spawn_blocking(move || {
+        let mut stdout = std::io::BufReader::new(stdout);
+        (
+            read_line(&mut stdout, "listening on "),
+            read_line(&mut stdout, "http on "),
+        )
+    })
+    .await
+    .unwrap();
+
+    let channel = sensgrid_coordinator::client::connect(&format!("http://{grpc}"), None)
+        .await
+        .unwrap();
+    // No token: probes and balancers ask without one.
+    let mut health = HealthClient::new(channel);
+    for service in ["", "sensgrid.v1.WorkerService", "sensgrid.v1.AdminService"] {
+        let request = HealthCheckRequest {
+            service: service.into(),
+        };
+        let status = health.check(request).await.unwrap().into_inner().status;
+        assert_eq!(status, ServingStatus::Serving as i32, "service {service:?}");
+    }
+    let unknown = HealthCheckRequest {
+        service: "sensgrid.v1.NoSuchService".into(),
+    };
+    assert_eq!(health.check(unknown).await.unwrap_err().code(), tonic::Code::NotFound);
+    assert_eq!(get(http, "/healthz").await, (200, "ok".into()));
+    assert_eq!(get(http, "/nowhere").await.0, 404);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "both listeners stop on SIGTERM: exit {:?}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn healthz_is_503_when_the_database_does_not_answer(pool: sqlx::PgPool) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(http::serve(PgStore::new(pool.clone()), listener, async move {
+        let _ = stopped.await;
+    }));
+    assert_eq!(get(addr, "/healthz").await, (200, "ok".into()));
+
+    pool.close().await;
+    let (code, body) = get(addr, "/healthz").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.starts_with("database: "), "{body}");
+
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
