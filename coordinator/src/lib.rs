@@ -3,6 +3,7 @@
 //!
 //! - [`client`]: connecting to a coordinator with a bearer token and optional TLS; artifact upload and
 //!   download. The only module without the `server` feature, so a worker links no database code.
+//! - [`logs`]: the `--log-format`/`--log-level` flags and the `tracing` subscriber of both binaries.
 //! - [`clock`]: where services get the time ([`clock::ManualClock`] in tests).
 //! - [`store`]: every database operation, behind the [`store::JobStore`] trait; [`store::pg::PgStore`] holds
 //!   all the SQL.
@@ -17,6 +18,8 @@
 pub mod client;
 #[cfg(feature = "server")]
 pub mod clock;
+#[cfg(feature = "logs")]
+pub mod logs;
 #[cfg(feature = "server")]
 pub mod planning;
 #[cfg(feature = "server")]

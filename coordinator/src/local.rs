@@ -109,7 +109,9 @@ async fn run_on<S: JobStore>(store: S, args: &RunArgs) -> Result<()> {
     eprintln!(
         "coordinator on {address} with {} workers ({}; logs in {})",
         args.workers,
-        args.database_url.as_deref().map_or("job store in sensgrid.db", |_| "job store in Postgres"),
+        args.database_url
+            .as_deref()
+            .map_or("job store in sensgrid.db", |_| "job store in Postgres"),
         args.out.join("logs").display()
     );
     let outcome = follow(&store, args, &address, &admin_token).await;
@@ -140,8 +142,8 @@ async fn follow<S: JobStore>(store: &S, args: &RunArgs, address: &str, admin_tok
             id
         }
         None => {
-            let id = commands::create_run(&mut admin, &args.config, &args.overrides, args.name.as_deref(), None)
-                .await?;
+            let id =
+                commands::create_run(&mut admin, &args.config, &args.overrides, args.name.as_deref(), None).await?;
             std::fs::write(&run_file, serde_json::json!({"run_id": id}).to_string())
                 .with_context(|| format!("writing {}", run_file.display()))?;
             id
@@ -156,11 +158,7 @@ async fn follow<S: JobStore>(store: &S, args: &RunArgs, address: &str, admin_tok
             println!("{name:<18} {}", path.display());
         }
     }
-    let state = admin
-        .get_run(pb::GetRunRequest { run_id })
-        .await?
-        .into_inner()
-        .state;
+    let state = admin.get_run(pb::GetRunRequest { run_id }).await?.into_inner().state;
     if state != "done" {
         bail!("run {run_id} ended {state}");
     }
@@ -204,7 +202,10 @@ fn worker_binary() -> Result<PathBuf> {
     if worker.is_file() {
         Ok(worker)
     } else {
-        bail!("{} is missing: `coordinator run` starts the worker binary installed beside it", worker.display())
+        bail!(
+            "{} is missing: `coordinator run` starts the worker binary installed beside it",
+            worker.display()
+        )
     }
 }
 

@@ -1,9 +1,7 @@
-//! Where the `coordinator` binary's log events go: the global `--log-format` and `--log-level` flags and the
-//! `tracing` subscriber they set up. The events themselves are emitted where things happen (the services, the
-//! store); command output (run ids, tables, progress, the final error line) is printed, not logged.
-//!
-//! The worker binary has the same two flags (`sensgrid_worker::cli::logs`); the binaries share no crate this
-//! could live in without pulling the command line into the workers' client library.
+//! Where both binaries' log events go: the global `--log-format` and `--log-level` flags and the `tracing`
+//! subscriber they set up (feature `logs`, which the worker links with the client). The events themselves are
+//! emitted where things happen (the services, the store, `worker join`); command output (run ids, tables,
+//! metric dicts, progress, the final error line) is printed, not logged.
 
 use std::io::IsTerminal;
 
@@ -31,19 +29,21 @@ pub struct LogArgs {
     )]
     log_format: LogFormat,
     /// Which events are written: a level (error, warn, info, debug, trace) or RUST_LOG directives such as
-    /// `info,sensgrid_coordinator::service=debug`.
-    #[arg(long, global = true, default_value = "info", env = "RUST_LOG")]
-    log_level: String,
+    /// `info,sensgrid_coordinator::service=debug` or `info,sensgrid_worker=debug` (default: info; warn for
+    /// `coordinator run`, whose progress bar shares the terminal with its in-process coordinator).
+    #[arg(long, global = true, env = "RUST_LOG")]
+    log_level: Option<String>,
 }
 
 impl LogArgs {
-    /// Installs the process's subscriber.
+    /// Installs the process's subscriber; `default_level` applies when neither `--log-level` nor RUST_LOG is
+    /// set.
     ///
     /// # Errors
     /// A `--log-level` that is not a valid filter, or a subscriber already installed.
-    pub fn init(&self) -> anyhow::Result<()> {
-        let filter = tracing_subscriber::EnvFilter::try_new(&self.log_level)
-            .with_context(|| format!("--log-level '{}'", self.log_level))?;
+    pub fn init(&self, default_level: &str) -> anyhow::Result<()> {
+        let level = self.log_level.as_deref().unwrap_or(default_level);
+        let filter = tracing_subscriber::EnvFilter::try_new(level).with_context(|| format!("--log-level '{level}'"))?;
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr);

@@ -2,7 +2,7 @@
 //! library and, for the client commands, in `commands`.
 
 mod commands;
-mod logs;
+mod local;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,7 +26,7 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
     #[command(flatten)]
-    logs: logs::LogArgs,
+    logs: sensgrid_coordinator::logs::LogArgs,
 }
 
 #[derive(Subcommand)]
@@ -58,6 +58,10 @@ enum Command {
     Cancel(commands::RunArgs),
     /// Lists the registered workers, their devices and the jobs they hold.
     Workers(commands::WorkersArgs),
+    /// Runs a config's whole job on this machine: the coordinator in this process on an embedded SQLite store
+    /// in --out (or Postgres with --database-url), --workers `worker join` children on loopback, the progress
+    /// bar, then the results in --out. Started again with the same --out, it resumes the run.
+    Run(Box<local::RunArgs>),
 }
 
 #[derive(Args)]
@@ -114,7 +118,12 @@ struct ServeArgs {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if let Err(error) = cli.logs.init() {
+    let default_level = if matches!(cli.command, Command::Run(_)) {
+        "warn"
+    } else {
+        "info"
+    };
+    if let Err(error) = cli.logs.init(default_level) {
         eprintln!("coordinator: {error:#}");
         return std::process::ExitCode::from(2);
     }
@@ -129,6 +138,7 @@ async fn main() -> std::process::ExitCode {
         Command::Plan(args) => commands::plan(args).await,
         Command::Cancel(args) => commands::cancel(args).await,
         Command::Workers(args) => commands::workers(args).await,
+        Command::Run(args) => local::run(*args).await,
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

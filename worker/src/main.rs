@@ -5,7 +5,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use sensgrid_worker::cli::{self, Command, logs::LogArgs};
+use sensgrid_coordinator::logs::LogArgs;
+use sensgrid_worker::cli::{self, Command};
 
 /// Evaluates pruned variants of an ONNX model on libtorch for a sensgrid coordinator.
 #[derive(Parser)]
@@ -20,7 +21,7 @@ struct Cli {
 fn main() -> ExitCode {
     sensgrid_worker::malloc::keep_freed_memory();
     let cli = Cli::parse();
-    match cli.logs.init().and_then(|()| cli::run(cli.command)) {
+    match cli.logs.init("info").and_then(|()| cli::run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");

@@ -42,6 +42,7 @@
 //!   in the claim query, no extra state).
 
 pub mod pg;
+mod query_files;
 /// The store on an embedded SQLite file: writes serialised, the same guarantees.
 pub mod sqlite;
 
@@ -639,6 +640,27 @@ pub struct RunFinishParams {
     pub state: RunState,
     /// Required with [`RunState::Failed`].
     pub error: Option<String>,
+}
+
+impl RunFinishParams {
+    /// Checks what every implementation refuses alike: a final state other than done or failed, or a failure
+    /// without its error.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidInput`] naming `state`.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |reason: &str| StoreError::InvalidInput {
+            op: "run_finish",
+            field: "state".into(),
+            reason: reason.into(),
+        };
+        match (self.state, &self.error) {
+            (RunState::Done, _) | (RunState::Failed, Some(_)) => Ok(()),
+            (RunState::Failed, None) => Err(invalid("a failed run needs its error")),
+            _ => Err(invalid("a run finishes as done or failed")),
+        }
+    }
 }
 
 /// [`JobStore::run_plan`]'s parameters.

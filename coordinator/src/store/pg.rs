@@ -5,7 +5,6 @@
 //! read may follow only to name what went wrong), so no transaction stays open between calls, or while a
 //! worker computes.
 
-use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use serde_json::Value;
@@ -13,6 +12,7 @@ use sqlx::Row;
 use sqlx::postgres::{PgPool, PgRow};
 use time::OffsetDateTime;
 
+use super::query_files::QueryFiles;
 use super::{
     Artifact, ArtifactPutOutcome, ArtifactPutParams, ClaimedJob, CompleteOutcome, FailOutcome, HeartbeatOutcome, Job,
     JobClaimParams, JobCompleteParams, JobCounts, JobFailParams, JobHeartbeatParams, JobId, JobRescueExpiredParams,
@@ -32,45 +32,11 @@ const QUERY_FILES: [(&str, &str); 5] = [
 ];
 
 /// Every named query of [`QUERY_FILES`].
-static QUERIES: LazyLock<HashMap<&'static str, &'static str>> = LazyLock::new(|| {
-    let mut queries = HashMap::new();
-    for (file, text) in QUERY_FILES {
-        for (name, sql) in parse_queries(text) {
-            assert!(
-                queries.insert(name, sql).is_none(),
-                "{file}: query '{name}' is named twice"
-            );
-        }
-    }
-    queries
-});
+static QUERIES: LazyLock<QueryFiles> = LazyLock::new(|| QueryFiles::new("store/queries", &QUERY_FILES));
 
-/// Splits a query file into `(name, sql)` pairs at each `-- name: <name>` line; the SQL runs to the next such
-/// line, without its trailing `;` and blank lines. Text before the first name line is the file's comment.
-fn parse_queries(text: &'static str) -> Vec<(&'static str, &'static str)> {
-    let mut queries = Vec::new();
-    let mut rest = text;
-    // Skip the header up to the first name line.
-    let Some(start) = rest.find("-- name: ") else {
-        return queries;
-    };
-    rest = &rest[start..];
-    while let Some(line_end) = rest.find('\n') {
-        let name = rest["-- name: ".len()..line_end].trim();
-        let body = &rest[line_end + 1..];
-        let end = body.find("\n-- name: ").map_or(body.len(), |i| i + 1);
-        let sql = body[..end].trim().trim_end_matches(';').trim_end();
-        queries.push((name, sql));
-        rest = &body[end..];
-    }
-    queries
-}
-
-/// The named query; every name used here is checked by this module's tests.
+/// The named query.
 fn sql(name: &str) -> &'static str {
-    QUERIES
-        .get(name)
-        .unwrap_or_else(|| panic!("no query named '{name}' in store/queries/*.sql"))
+    QUERIES.sql(name)
 }
 
 /// The Postgres [`JobStore`]: a handle onto a connection pool, cheap to clone.
@@ -564,17 +530,7 @@ impl JobStore for PgStore {
 
     async fn run_finish(&self, params: RunFinishParams) -> Result<bool> {
         const OP: &str = "run_finish";
-        let invalid = |reason: &str| StoreError::InvalidInput {
-            op: OP,
-            field: "state".into(),
-            reason: reason.into(),
-        };
-        match (params.state, &params.error) {
-            (RunState::Done, _) => {}
-            (RunState::Failed, Some(_)) => {}
-            (RunState::Failed, None) => return Err(invalid("a failed run needs its error")),
-            _ => return Err(invalid("a run finishes as done or failed")),
-        }
+        params.validate()?;
         let moved: i64 = sqlx::query_scalar(sql(OP))
             .bind(params.run_id.0)
             .bind(params.now)
@@ -703,45 +659,17 @@ mod tests {
 
     #[test]
     fn every_query_is_named_once_and_used() {
-        let mut used: Vec<&str> = USED.to_vec();
-        used.sort();
-        used.dedup();
-        let mut named: Vec<&str> = QUERIES.keys().copied().collect();
-        named.sort();
-        assert_eq!(named, used);
-        for name in used {
-            let sql = sql(name);
-            assert!(!sql.is_empty() && !sql.ends_with(';'), "{name}: {sql}");
-            assert!(!sql.contains("-- name:"), "{name} runs into the next query");
-        }
+        QUERIES.check_used(&USED);
     }
 
     #[test]
     fn no_query_reads_the_database_clock() {
-        for (file, text) in QUERY_FILES {
-            let lower = text.to_lowercase();
-            for clock in [
-                "now()",
-                "current_timestamp",
-                "clock_timestamp",
-                "statement_timestamp",
-                "localtimestamp",
-            ] {
-                // Comments may mention it; code may not.
-                let in_code = lower
-                    .lines()
-                    .any(|line| line.split("--").next().unwrap_or("").contains(clock));
-                assert!(
-                    !in_code,
-                    "{file} reads the database clock ({clock}): bind the caller's `now`"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn query_files_split_at_name_lines() {
-        let parsed = parse_queries("-- header\n\n-- name: a\n-- about a\nSELECT 1;\n\n-- name: b\nSELECT\n  2;\n");
-        assert_eq!(parsed, [("a", "-- about a\nSELECT 1"), ("b", "SELECT\n  2")]);
+        QUERIES.check_no_clock(&[
+            "now()",
+            "current_timestamp",
+            "clock_timestamp",
+            "statement_timestamp",
+            "localtimestamp",
+        ]);
     }
 }

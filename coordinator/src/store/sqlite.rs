@@ -45,6 +45,7 @@ use sqlx::{Row, Sqlite, Transaction};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use super::query_files::QueryFiles;
 use super::{
     Artifact, ArtifactPutOutcome, ArtifactPutParams, Backoff, ClaimedJob, CompleteOutcome, FailOutcome,
     HeartbeatOutcome, Job, JobClaimParams, JobCompleteParams, JobCounts, JobFailParams, JobHeartbeatParams, JobId,
@@ -74,44 +75,11 @@ const QUERY_FILES: [(&str, &str); 5] = [
 ];
 
 /// Every named query of [`QUERY_FILES`].
-static QUERIES: LazyLock<HashMap<&'static str, &'static str>> = LazyLock::new(|| {
-    let mut queries = HashMap::new();
-    for (file, text) in QUERY_FILES {
-        for (name, sql) in parse_queries(text) {
-            assert!(
-                queries.insert(name, sql).is_none(),
-                "{file}: query '{name}' is named twice"
-            );
-        }
-    }
-    queries
-});
+static QUERIES: LazyLock<QueryFiles> = LazyLock::new(|| QueryFiles::new("store/queries_sqlite", &QUERY_FILES));
 
-/// Splits a query file into `(name, sql)` pairs at each `-- name: <name>` line; the SQL runs to the next such
-/// line, without its trailing `;` and blank lines. Text before the first name line is the file's comment. The
-/// same format as the Postgres store's files.
-fn parse_queries(text: &'static str) -> Vec<(&'static str, &'static str)> {
-    let mut queries = Vec::new();
-    let Some(start) = text.find("-- name: ") else {
-        return queries;
-    };
-    let mut rest = &text[start..];
-    while let Some(line_end) = rest.find('\n') {
-        let name = rest["-- name: ".len()..line_end].trim();
-        let body = &rest[line_end + 1..];
-        let end = body.find("\n-- name: ").map_or(body.len(), |i| i + 1);
-        let sql = body[..end].trim().trim_end_matches(';').trim_end();
-        queries.push((name, sql));
-        rest = &body[end..];
-    }
-    queries
-}
-
-/// The named query; every name used here is checked by this module's tests.
+/// The named query.
 fn sql(name: &str) -> &'static str {
-    QUERIES
-        .get(name)
-        .unwrap_or_else(|| panic!("no query named '{name}' in store/queries_sqlite/*.sql"))
+    QUERIES.sql(name)
 }
 
 /// The write turn of each database file some store in this process has open, by canonical path.
@@ -787,17 +755,7 @@ impl JobStore for SqliteStore {
 
     async fn run_finish(&self, params: RunFinishParams) -> Result<bool> {
         const OP: &str = "run_finish";
-        let invalid = |reason: &str| StoreError::InvalidInput {
-            op: OP,
-            field: "state".into(),
-            reason: reason.into(),
-        };
-        match (params.state, &params.error) {
-            (RunState::Done, _) => {}
-            (RunState::Failed, Some(_)) => {}
-            (RunState::Failed, None) => return Err(invalid("a failed run needs its error")),
-            _ => return Err(invalid("a run finishes as done or failed")),
-        }
+        params.validate()?;
         let (_turn, mut tx) = self.write(OP).await?;
         let moved = end_run(
             &mut tx,
@@ -1019,40 +977,18 @@ mod tests {
 
     #[test]
     fn every_query_is_named_once_and_used() {
-        let mut used: Vec<&str> = USED.to_vec();
-        used.sort();
-        used.dedup();
-        let mut named: Vec<&str> = QUERIES.keys().copied().collect();
-        named.sort();
-        assert_eq!(named, used);
-        for name in used {
-            let sql = sql(name);
-            assert!(!sql.is_empty() && !sql.ends_with(';'), "{name}: {sql}");
-            assert!(!sql.contains("-- name:"), "{name} runs into the next query");
-        }
+        QUERIES.check_used(&USED);
     }
 
     #[test]
     fn no_query_reads_the_database_clock() {
-        for (file, text) in QUERY_FILES {
-            let lower = text.to_lowercase();
-            for clock in [
-                "'now'",
-                "current_timestamp",
-                "current_date",
-                "current_time",
-                "unixepoch()",
-            ] {
-                // Comments may mention it; code may not.
-                let in_code = lower
-                    .lines()
-                    .any(|line| line.split("--").next().unwrap_or("").contains(clock));
-                assert!(
-                    !in_code,
-                    "{file} reads the database clock ({clock}): bind the caller's `now`"
-                );
-            }
-        }
+        QUERIES.check_no_clock(&[
+            "'now'",
+            "current_timestamp",
+            "current_date",
+            "current_time",
+            "unixepoch()",
+        ]);
     }
 
     #[test]

@@ -6,7 +6,6 @@ mod eval_bench;
 mod infer;
 mod inspect;
 mod join;
-pub mod logs;
 mod prune;
 mod synth;
 
