@@ -390,6 +390,30 @@ pub struct ArtifactPutParams {
     pub media_type: String,
 }
 
+impl ArtifactPutParams {
+    /// Checks what every implementation refuses alike, naming the field, and answers the size as the
+    /// databases store it.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidInput`] for a digest that is not 64 lowercase hex digits or a size past `i64`.
+    pub fn validate(&self) -> Result<i64> {
+        const OP: &str = "artifact_put";
+        if !crate::client::is_sha256_hex(&self.digest) {
+            return Err(StoreError::InvalidInput {
+                op: OP,
+                field: "digest".into(),
+                reason: format!("expected 64 lowercase hex digits, got '{}'", self.digest),
+            });
+        }
+        i64::try_from(self.size_bytes).map_err(|_| StoreError::InvalidInput {
+            op: OP,
+            field: "size_bytes".into(),
+            reason: format!("expected at most {}, got {}", i64::MAX, self.size_bytes),
+        })
+    }
+}
+
 /// What [`JobStore::artifact_put`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArtifactPutOutcome {

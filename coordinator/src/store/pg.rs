@@ -20,7 +20,6 @@ use super::{
     RunCreateParams, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams, RunState, RunSummary, StoreError, Worker,
     WorkerId, WorkerRegisterParams, WorkerSummary,
 };
-use crate::client::is_sha256_hex;
 
 /// The query files, by name.
 const QUERY_FILES: [(&str, &str); 5] = [
@@ -171,18 +170,7 @@ impl JobStore for PgStore {
 
     async fn artifact_put(&self, params: ArtifactPutParams) -> Result<ArtifactPutOutcome> {
         const OP: &str = "artifact_put";
-        if !is_sha256_hex(&params.digest) {
-            return Err(StoreError::InvalidInput {
-                op: OP,
-                field: "digest".into(),
-                reason: format!("expected 64 lowercase hex digits, got '{}'", params.digest),
-            });
-        }
-        let size = i64::try_from(params.size_bytes).map_err(|_| StoreError::InvalidInput {
-            op: OP,
-            field: "size_bytes".into(),
-            reason: format!("expected at most {}, got {}", i64::MAX, params.size_bytes),
-        })?;
+        let size = params.validate()?;
         let inserted = sqlx::query(sql("artifact_insert"))
             .bind(&params.digest)
             .bind(size)

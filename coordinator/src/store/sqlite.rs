@@ -53,7 +53,6 @@ use super::{
     RunCancelOutcome, RunCancelParams, RunCreateParams, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams,
     RunState, RunSummary, StoreError, Worker, WorkerId, WorkerRegisterParams, WorkerSummary,
 };
-use crate::client::is_sha256_hex;
 
 /// Every migration in `migrations/sqlite/`, embedded at compile time; [`SqliteStore::open`] applies them.
 pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -402,18 +401,7 @@ impl JobStore for SqliteStore {
 
     async fn artifact_put(&self, params: ArtifactPutParams) -> Result<ArtifactPutOutcome> {
         const OP: &str = "artifact_put";
-        if !is_sha256_hex(&params.digest) {
-            return Err(StoreError::InvalidInput {
-                op: OP,
-                field: "digest".into(),
-                reason: format!("expected 64 lowercase hex digits, got '{}'", params.digest),
-            });
-        }
-        let size = i64::try_from(params.size_bytes).map_err(|_| StoreError::InvalidInput {
-            op: OP,
-            field: "size_bytes".into(),
-            reason: format!("expected at most {}, got {}", i64::MAX, params.size_bytes),
-        })?;
+        let size = params.validate()?;
         let (_turn, mut tx) = self.write(OP).await?;
         let inserted = sqlx::query(sql("artifact_insert"))
             .bind(&params.digest)
