@@ -54,19 +54,11 @@ pub(crate) fn serve_command(connect: &sqlx::postgres::PgConnectOptions, artifact
     command
 }
 
-#[sqlx::test(migrations = false)]
-async fn serve_prints_the_bound_address_serves_and_stops_on_sigterm(
-    _pool: sqlx::postgres::PgPoolOptions,
-    connect: sqlx::postgres::PgConnectOptions,
-) {
+/// Reads a started `coordinator serve`'s first stdout line, `listening on ADDR` (printed once it is bound and
+/// migrated), and answers ADDR.
+pub(crate) async fn listening_addr(child: &mut std::process::Child) -> String {
     use std::io::BufRead;
-
-    let artifact_dir = tempfile::tempdir().unwrap();
-    let mut child = serve_command(&connect, artifact_dir.path())
-        .spawn()
-        .expect("starting coordinator serve");
-    let stdout = child.stdout.take().unwrap();
-    // Reading blocks until the server is bound and migrated.
+    let stdout = child.stdout.take().expect("the child's stdout is piped");
     let line = tokio::task::spawn_blocking(move || {
         let mut line = String::new();
         std::io::BufReader::new(stdout).read_line(&mut line).map(|_| line)
@@ -74,10 +66,35 @@ async fn serve_prints_the_bound_address_serves_and_stops_on_sigterm(
     .await
     .unwrap()
     .expect("reading the first line");
-    let addr = line
-        .trim_end()
+    line.trim_end()
         .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("expected 'listening on ADDR', got {line:?}"));
+        .unwrap_or_else(|| panic!("expected 'listening on ADDR' on stdout, got {line:?}"))
+        .to_owned()
+}
+
+/// Sends SIGTERM to `child` and waits for it, answering what it wrote.
+pub(crate) async fn terminate(child: std::process::Child) -> std::process::Output {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[sqlx::test(migrations = false)]
+async fn serve_prints_the_bound_address_serves_and_stops_on_sigterm(
+    _pool: sqlx::postgres::PgPoolOptions,
+    connect: sqlx::postgres::PgConnectOptions,
+) {
+    let artifact_dir = tempfile::tempdir().unwrap();
+    let mut child = serve_command(&connect, artifact_dir.path())
+        .spawn()
+        .expect("starting coordinator serve");
+    let addr = listening_addr(&mut child).await;
     assert!(!addr.ends_with(":0"), "the real port is printed: {addr}");
 
     let channel = sensgrid_coordinator::client::connect(&format!("http://{addr}"), None)
@@ -91,15 +108,7 @@ async fn serve_prints_the_bound_address_serves_and_stops_on_sigterm(
     let registered = worker.register(request).await.unwrap().into_inner();
     assert_eq!(registered.heartbeat_interval_ms, 250, "--heartbeat reaches the workers");
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let output = terminate(child).await;
     assert!(
         output.status.success(),
         "exit {:?}: {}",

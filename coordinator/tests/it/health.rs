@@ -2,7 +2,6 @@
 //! `/healthz` says 503 once the database stops answering.
 
 use std::net::SocketAddr;
-use std::process::Command;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic_health::pb::HealthCheckRequest;
@@ -79,15 +78,7 @@ async fn serve_answers_grpc_health_and_healthz(
     assert_eq!(get(http, "/healthz").await, (200, "ok".into()));
     assert_eq!(get(http, "/nowhere").await.0, 404);
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let output = crate::cli::terminate(child).await;
     assert!(
         output.status.success(),
         "both listeners stop on SIGTERM: exit {:?}: {}",

@@ -2,7 +2,6 @@
 //! through `sensgrid_coordinator::client` as a worker would, writes nothing but JSON objects on stderr, and the
 //! leases it hands out and the run's end carry their run, job and worker ids as fields.
 
-use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -34,20 +33,7 @@ async fn json_logs_are_one_object_per_line_with_run_job_and_worker_ids(
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting coordinator serve");
-    let stdout = child.stdout.take().unwrap();
-    // Blocks until the server is bound and migrated.
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        std::io::BufReader::new(stdout).read_line(&mut line).map(|_| line)
-    })
-    .await
-    .unwrap()
-    .expect("reading the first line");
-    let addr = line
-        .trim_end()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("expected 'listening on ADDR' on stdout, got {line:?}"))
-        .to_owned();
+    let addr = crate::cli::listening_addr(&mut child).await;
 
     let endpoint = format!("http://{addr}");
     let mut worker = client::worker_client(client::connect(&endpoint, None).await.unwrap(), WORKER_TOKEN).unwrap();
@@ -99,15 +85,7 @@ async fn json_logs_are_one_object_per_line_with_run_job_and_worker_ids(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let output = crate::cli::terminate(child).await;
     let stderr = String::from_utf8(output.stderr).expect("stderr is UTF-8");
     assert!(output.status.success(), "exit {:?}: {stderr}", output.status);
 
