@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use sensgrid_coordinator::client::{self, AdminClient, Tls};
+use sensgrid_coordinator::progress::Progress;
 use sensgrid_coordinator::results::RunResults;
 use sensgrid_coordinator::submit::{self, Prepared};
 use sensgrid_proto::v1 as pb;
@@ -214,58 +215,6 @@ pub struct StatusArgs {
     connection: Connection,
 }
 
-/// A run's progress as `status` and `watch` show it.
-struct Progress {
-    state: String,
-    cells_total: u64,
-    cells_finished: u64,
-    by_state: BTreeMap<String, u64>,
-    workers: Vec<i64>,
-    elapsed: Duration,
-    eta: Option<Duration>,
-    error: String,
-}
-
-fn progress(run: &pb::GetRunResponse) -> Progress {
-    let cells: Vec<&pb::JobStatus> = run.jobs.iter().filter(|j| j.kind == "cell").collect();
-    let final_state = |s: &str| matches!(s, "done" | "failed" | "cancelled" | "skipped");
-    let mut by_state = BTreeMap::new();
-    for job in &cells {
-        *by_state.entry(job.state.clone()).or_insert(0) += 1;
-    }
-    let mut workers: Vec<i64> = run
-        .jobs
-        .iter()
-        .filter(|j| j.lease_owner != 0)
-        .map(|j| j.lease_owner)
-        .collect();
-    workers.sort_unstable();
-    workers.dedup();
-    let summary = run.summary.clone().unwrap_or_default();
-    let parse = |t: &str| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok();
-    let created = parse(&summary.created_at);
-    let end = parse(&summary.finished_at).unwrap_or_else(time::OffsetDateTime::now_utc);
-    let elapsed = created.map_or(Duration::ZERO, |c| (end - c).try_into().unwrap_or(Duration::ZERO));
-    let finished = cells.iter().filter(|j| final_state(&j.state)).count() as u64;
-    // Cells computed in this run (not imported) set the pace.
-    let computed = cells
-        .iter()
-        .filter(|j| !j.leased_at.is_empty() && final_state(&j.state))
-        .count() as u64;
-    let remaining = cells.len() as u64 - finished;
-    let eta = (computed > 0 && run.state == "running").then(|| elapsed.mul_f64(remaining as f64 / computed as f64));
-    Progress {
-        state: run.state.clone(),
-        cells_total: cells.len() as u64,
-        cells_finished: finished,
-        by_state,
-        workers,
-        elapsed,
-        eta,
-        error: summary.error,
-    }
-}
-
 fn seconds(d: Duration) -> String {
     let s = d.as_secs();
     format!("{}m{:02}s", s / 60, s % 60)
@@ -301,7 +250,7 @@ pub async fn status(args: StatusArgs) -> Result<()> {
         return Ok(());
     };
     let run = admin.get_run(pb::GetRunRequest { run_id }).await?.into_inner();
-    let p = progress(&run);
+    let p = Progress::of(&run);
     let job_state = |kind: &str| {
         run.jobs
             .iter()
@@ -377,7 +326,7 @@ pub async fn watch_run(admin: &mut AdminClient, run_id: i64) -> Result<()> {
             .await
             .context("GetRun")?
             .into_inner();
-        let p = progress(&run);
+        let p = Progress::of(&run);
         bar.set_length(p.cells_total);
         bar.set_position(p.cells_finished);
         let message = format!("{}; active workers: {}", p.state, describe_workers(&p.workers));

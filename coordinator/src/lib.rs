@@ -12,8 +12,10 @@
 //!   pipeline that plans and ends runs).
 //! - [`spec`]: what a submission says about its run (metric, ratios, groups, the Prune target).
 //! - [`sensitivity`]: losses from results; [`planning`]: ratios for a Prune target, with their FLOPs.
+//! - [`progress`]: a run's cells by state, elapsed time and ETA (`status`, `watch`, the dashboard).
 //! - [`submit`]: the checks and the grid of `coordinator submit`; [`results`]: the files of `coordinator
-//!   results` (sen.pickle, sensitivities.csv and .json, plan.json, prune_report.json).
+//!   results` (sen.pickle, sensitivities.csv and .json, plan.json, prune_report.json); [`plots`]: the
+//!   plots written with them (sensitivity curves, the heatmap, the plan's channels).
 
 pub mod client;
 #[cfg(feature = "server")]
@@ -22,6 +24,10 @@ pub mod clock;
 pub mod logs;
 #[cfg(feature = "server")]
 pub mod planning;
+#[cfg(feature = "server")]
+pub mod plots;
+#[cfg(feature = "server")]
+pub mod progress;
 #[cfg(feature = "server")]
 pub mod results;
 #[cfg(feature = "server")]

@@ -47,6 +47,9 @@ pub struct RunArgs {
     /// A name for the run (default: the config's file name).
     #[arg(long)]
     name: Option<String>,
+    /// Where the dashboard (and /metrics) listens; the default picks a free loopback port. It is printed.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    http: std::net::SocketAddr,
 }
 
 /// The file that names the run an `--out` folder holds.
@@ -83,6 +86,10 @@ async fn run_on<S: JobStore>(store: S, args: &RunArgs) -> Result<()> {
         .await
         .context("binding a loopback port")?;
     let address = format!("http://{}", listener.local_addr().context("reading the bound address")?);
+    let http = tokio::net::TcpListener::bind(args.http)
+        .await
+        .with_context(|| format!("binding --http {}", args.http))?;
+    let dashboard = format!("http://{}/", http.local_addr().context("reading the bound address")?);
     let config = ServiceConfig {
         heartbeat: Duration::from_secs(2),
         lease: Duration::from_secs(10),
@@ -99,13 +106,17 @@ async fn run_on<S: JobStore>(store: S, args: &RunArgs) -> Result<()> {
         store.clone(),
         Arc::new(SystemClock),
         config,
-        listener,
+        service::Listeners {
+            grpc: listener,
+            http: Some(http),
+        },
         stop.clone().cancelled_owned(),
     ));
     let mut workers = Workers(Vec::new());
     for i in 1..=args.workers {
         workers.0.push(start_worker(args, &address, &worker_token, i)?);
     }
+    eprintln!("dashboard on {dashboard}");
     eprintln!(
         "coordinator on {address} with {} workers ({}; logs in {})",
         args.workers,

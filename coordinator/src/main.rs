@@ -69,7 +69,8 @@ struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (the printed address has the real one).
     #[arg(long, default_value = "127.0.0.1:7070")]
     listen: SocketAddr,
-    /// Also serve plain HTTP here: GET /healthz answers 200 "ok" while the database answers, 503 otherwise.
+    /// Also serve plain HTTP here: the dashboard at /, its JSON API under /api (README, "Dashboard"), Prometheus
+    /// metrics at /metrics, and /healthz (200 "ok" while the database answers, 503 otherwise).
     #[arg(long, value_name = "ADDR")]
     http: Option<SocketAddr>,
     /// Postgres URL, e.g. postgres://user@127.0.0.1:5432/sensgrid.
@@ -197,16 +198,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.listen))?;
     let bound = listener.local_addr().context("reading the bound address")?;
     println!("listening on {bound}");
-    let store = PgStore::new(pool.clone());
-    // One signal stops both listeners; either one ending stops the other.
-    let stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            shutdown_signal().await;
-            stop.cancel();
-        }
-    });
     let http = match args.http {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -216,26 +207,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 "http on {}",
                 listener.local_addr().context("reading the bound address")?
             );
-            let stopped = stop.clone().cancelled_owned();
-            let http = tokio::spawn(service::http::serve(store.clone(), listener, stopped));
-            Some(http)
+            Some(listener)
         }
         None => None,
     };
     let served = service::serve(
-        store,
+        PgStore::new(pool.clone()),
         Arc::new(SystemClock),
         config,
-        listener,
-        stop.clone().cancelled_owned(),
+        service::Listeners { grpc: listener, http },
+        shutdown_signal(),
     )
     .await;
-    stop.cancel();
-    if let Some(http) = http {
-        http.await
-            .context("the HTTP listener panicked")?
-            .context("serving HTTP")?;
-    }
     served?;
     pool.close().await;
     Ok(())

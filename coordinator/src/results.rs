@@ -5,7 +5,8 @@
 //! - `sensitivities.csv`: one row per cell (group, ratio, channels pruned, metric, loss, state);
 //! - `sensitivities.json`: the baseline's metric dict, and per group its members, channels, params and FLOPs
 //!   with each cell's metric dict, loss, state, worker, device and seconds;
-//! - after a plan, `plan.json`; after an export, `prune_report.json` (and the CLI fetches `pruned.onnx`).
+//! - after a plan, `plan.json`; after an export, `prune_report.json` (and the CLI fetches `pruned.onnx`);
+//! - the plots of [`crate::plots`]: `sensitivity.png` and `.svg`, `heatmap.png`, after a plan `pruned.png`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -15,8 +16,8 @@ use sensgrid_model::prune::pruned_count;
 use sensgrid_proto::v1 as pb;
 use serde_json::{Value, json};
 
-use crate::sensitivity;
-use crate::spec::{GroupSpec, RunSpec};
+use crate::spec::{GroupSpec, PruneTarget, RunSpec};
+use crate::{plots, sensitivity};
 
 /// A run read for its results.
 pub struct RunResults<'a> {
@@ -110,7 +111,82 @@ impl<'a> RunResults<'a> {
             put("prune_report.json", pretty(&self.prune_report(&export))?)?;
             written.pruned_model = export.get("artifact_digest").and_then(Value::as_str).map(str::to_owned);
         }
+        // Last, and never an error: a missing font (or a plot that cannot be drawn) loses no result.
+        match plots::write(&self.plot_grid(), out) {
+            Ok(files) => written.files.extend(files),
+            Err(error) => tracing::warn!(error = format!("{error:#}"), "the plots are not written"),
+        }
         Ok(written)
+    }
+
+    /// What the plots are drawn from: the analysed groups in model order, then the skipped ones; each cell's
+    /// loss or state; `Prune.max_loss`; and the plan with each group's channels.
+    pub fn plot_grid(&self) -> plots::Grid {
+        let mut ratios = self.spec.ratios.clone();
+        let mut keys: Vec<(String, usize, bool)> = self
+            .spec
+            .groups
+            .iter()
+            .map(|g| (g.key.clone(), g.channels, false))
+            .chain(self.spec.skipped.iter().map(|g| (g.key.clone(), g.channels, true)))
+            .collect();
+        // A bare grid (a run submitted without analysis) has its ratios and groups only in its jobs.
+        for job in self.jobs("cell") {
+            if !ratios.iter().any(|r| same_ratio(*r, job.ratio)) {
+                ratios.push(job.ratio);
+            }
+            if !keys.iter().any(|k| k.0 == job.group_key) {
+                keys.push((job.group_key.clone(), 0, false));
+            }
+        }
+        ratios.sort_by(f64::total_cmp);
+        let baseline = self.baseline_metric();
+        let mut cells: HashMap<&str, Vec<plots::Cell>> = HashMap::new();
+        for job in self.jobs("cell") {
+            let Some(col) = ratios.iter().position(|r| same_ratio(*r, job.ratio)) else { continue };
+            let cell = match job.state.as_str() {
+                "done" => Self::result(job)
+                    .zip(baseline)
+                    .and_then(|(r, b)| sensitivity::cell_loss(&r, b, &self.spec.metric))
+                    .map_or(plots::Cell::Pending, plots::Cell::Done),
+                "skipped" => plots::Cell::Skipped,
+                "failed" | "cancelled" => plots::Cell::Failed,
+                _ => plots::Cell::Pending,
+            };
+            cells.entry(job.group_key.as_str()).or_insert_with(|| vec![plots::Cell::Pending; ratios.len()])[col] = cell;
+        }
+        let groups = keys
+            .into_iter()
+            .map(|(key, channels, skipped)| plots::Group {
+                cells: cells.remove(key.as_str()).unwrap_or_else(|| vec![plots::Cell::Pending; ratios.len()]),
+                key,
+                channels,
+                skipped,
+            })
+            .collect();
+        let plan = serde_json::from_str::<Value>(&self.run.plan_json).ok().and_then(|plan| {
+            let plan = plan.as_object()?;
+            let rows = self.spec.groups.iter().map(|g| {
+                let ratio = plan.get(&g.key).and_then(Value::as_f64).unwrap_or(0.0);
+                plots::PlannedGroup {
+                    key: g.key.clone(),
+                    ratio,
+                    channels_before: g.channels,
+                    channels_after: g.channels - pruned_count(g.channels, ratio),
+                }
+            });
+            Some(rows.collect())
+        });
+        plots::Grid {
+            metric: self.spec.metric.clone(),
+            max_loss: match self.spec.prune.map(|p| p.target) {
+                Some(PruneTarget::MaxLoss(loss)) => Some(loss),
+                _ => None,
+            },
+            ratios,
+            groups,
+            plan,
+        }
     }
 
     /// `sen.pickle`'s bytes.
@@ -189,7 +265,8 @@ impl<'a> RunResults<'a> {
         }
     }
 
-    fn json(&self) -> Value {
+    /// `sensitivities.json`'s content (also the dashboard API's `results`).
+    pub fn json(&self) -> Value {
         let baseline = self.baseline_metric();
         let mut cells_by_group: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
         for job in self.ordered_cells() {
@@ -272,6 +349,11 @@ impl<'a> RunResults<'a> {
             "pruned_model": export.get("artifact_digest"),
         })
     }
+}
+
+/// Whether a job's ratio is one of the spec's (both went through JSON, but from different writers).
+fn same_ratio(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
 }
 
 fn pretty(value: &Value) -> Result<Vec<u8>> {

@@ -26,6 +26,12 @@ impl TokenCheck {
             expected: Sha256::digest(format!("Bearer {token}")).into(),
         }
     }
+
+    /// Whether `presented` (an `authorization` value) is exactly `Bearer <token>`, compared in constant time.
+    pub fn admits(&self, presented: &[u8]) -> bool {
+        let presented: [u8; 32] = Sha256::digest(presented).into();
+        bool::from(presented.ct_eq(&self.expected))
+    }
 }
 
 impl Interceptor for TokenCheck {
@@ -36,8 +42,7 @@ impl Interceptor for TokenCheck {
                 self.service
             )));
         };
-        let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        if bool::from(presented.ct_eq(&self.expected)) {
+        if self.admits(presented.as_bytes()) {
             Ok(request)
         } else {
             Err(Status::unauthenticated(format!(

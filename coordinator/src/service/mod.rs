@@ -11,7 +11,9 @@
 //! - [`auth`]: the bearer-token check of each service.
 //! - [`convert`]: between the contract's messages and the store's types, errors naming the field.
 //! - [`config`]: the settings and their checks, and the duration syntax of the command line.
-//! - [`http`]: the plain-HTTP listener (`/healthz`), served beside [`serve`] by `coordinator serve --http`.
+//! - [`http`]: the plain-HTTP listener (`/healthz`, `/metrics`, the dashboard and its JSON API), served with
+//!   the gRPC services when [`Listeners::http`] is set (`coordinator serve --http`).
+//! - [`metrics`]: the Prometheus metrics of `/metrics`.
 //!
 //! [`serve`] also answers the standard gRPC health service (`grpc.health.v1.Health`, no token): SERVING for
 //! "" and both services while it serves, NOT_SERVING once it is stopping.
@@ -27,6 +29,7 @@ pub mod config;
 pub mod convert;
 pub mod dispatcher;
 pub mod http;
+pub mod metrics;
 pub mod pipeline;
 pub mod sweeper;
 pub mod worker;
@@ -70,13 +73,29 @@ pub enum ServeError {
     /// The server failed while serving.
     #[error("serving: {0}")]
     Transport(#[source] tonic::transport::Error),
+    /// The HTTP listener failed while serving.
+    #[error("serving HTTP: {0}")]
+    Http(#[source] std::io::Error),
 }
 
-/// Serves both services on `listener` until `shutdown` resolves, then stops cleanly: waiting polls are answered
+/// Where [`serve`] listens: gRPC, and plain HTTP when set.
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub http: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    /// gRPC only.
+    fn from(grpc: TcpListener) -> Self {
+        Self { grpc, http: None }
+    }
+}
+
+/// Serves both services on `listeners` until `shutdown` resolves, then stops cleanly: waiting polls are answered
 /// "no job" at once, calls in flight finish, the completer writes what it has gathered, and the background
 /// tasks end before this returns.
 ///
-/// The caller binds the listener (so it can print the bound address first, and tests can use port 0) and
+/// The caller binds the listeners (so it can print the bound addresses first, and tests can use port 0) and
 /// applies the migrations.
 ///
 /// # Errors
@@ -87,9 +106,10 @@ pub async fn serve<S: JobStore>(
     store: S,
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
-    listener: TcpListener,
+    listeners: impl Into<Listeners>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let Listeners { grpc: listener, http } = listeners.into();
     config.validate()?;
     let artifacts = artifacts::ArtifactDir::open(config.artifact_dir.clone())
         .await
@@ -107,6 +127,7 @@ pub async fn serve<S: JobStore>(
 
     let stop = CancellationToken::new();
     let config = Arc::new(config);
+    let metrics = Arc::new(metrics::Metrics::new());
     let (dispatcher, dispatcher_task) = dispatcher::Dispatcher::start(
         store.clone(),
         clock.clone(),
@@ -126,6 +147,7 @@ pub async fn serve<S: JobStore>(
             backoff: config.backoff,
         },
         dispatcher.clone(),
+        metrics.clone(),
         stop.clone(),
     );
 
@@ -145,14 +167,31 @@ pub async fn serve<S: JobStore>(
         completer,
         pipeline.clone(),
         artifacts.clone(),
+        metrics.clone(),
     );
-    let admin = admin::AdminApi::new(store, clock, config.clone(), dispatcher, pipeline, artifacts);
+    let admin = Arc::new(admin::AdminApi::new(
+        store.clone(),
+        clock,
+        config.clone(),
+        dispatcher,
+        pipeline,
+        artifacts,
+    ));
+    let http_task = http.map(|listener| {
+        let routes = http::Http {
+            store,
+            admin: admin.clone(),
+            metrics,
+            config: config.clone(),
+        };
+        tokio::spawn(http::serve(routes, listener, stop.clone().cancelled_owned()))
+    });
     let worker = InterceptedService::new(
         WorkerServiceServer::new(worker).max_decoding_message_size(MAX_MESSAGE_BYTES),
         auth::TokenCheck::new("WorkerService", &config.worker_token),
     );
     let admin = InterceptedService::new(
-        AdminServiceServer::new(admin).max_decoding_message_size(MAX_MESSAGE_BYTES),
+        AdminServiceServer::from_arc(admin).max_decoding_message_size(MAX_MESSAGE_BYTES),
         auth::TokenCheck::new("AdminService", &config.admin_token),
     );
     // "" is SERVING from the start; the services by their full names, as clients ask for them.
@@ -191,5 +230,12 @@ pub async fn serve<S: JobStore>(
         // A task that panicked has nothing left to clean up; the panic was printed when it happened.
         let _ = task.await;
     }
-    served.map_err(ServeError::Transport)
+    let http_served = match http_task {
+        Some(task) => task
+            .await
+            .unwrap_or_else(|panic| Err(std::io::Error::other(panic.to_string()))),
+        None => Ok(()),
+    };
+    served.map_err(ServeError::Transport)?;
+    http_served.map_err(ServeError::Http)
 }

@@ -10,6 +10,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use super::dispatcher::DispatcherHandle;
+use super::metrics::Metrics;
 use crate::clock::Clock;
 use crate::store::{Backoff, JobRescueExpiredParams, JobStore, RescueOutcome, Result};
 
@@ -41,6 +42,7 @@ impl<S: JobStore> Sweeper<S> {
         clock: Arc<dyn Clock>,
         config: SweeperConfig,
         dispatcher: DispatcherHandle,
+        metrics: Arc<Metrics>,
         stop: CancellationToken,
     ) -> JoinHandle<()> {
         let sweeper = Self {
@@ -57,8 +59,11 @@ impl<S: JobStore> Sweeper<S> {
                     () = stop.cancelled() => return,
                     _ = ticks.tick() => {}
                 }
-                if let Err(error) = sweeper.run_once().await {
-                    tracing::error!(%error, retry_in = ?sweeper.config.interval, "sweep failed; retrying");
+                match sweeper.run_once().await {
+                    Ok(expired) => metrics.leases_expired(expired),
+                    Err(error) => {
+                        tracing::error!(%error, retry_in = ?sweeper.config.interval, "sweep failed; retrying");
+                    }
                 }
             }
         })

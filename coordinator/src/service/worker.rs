@@ -21,7 +21,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sensgrid_proto::v1 as pb;
 use sensgrid_proto::v1::worker_service_server::WorkerService;
@@ -32,6 +32,7 @@ use super::completer::CompleterHandle;
 use super::config::ServiceConfig;
 use super::convert;
 use super::dispatcher::DispatcherHandle;
+use super::metrics::Metrics;
 use super::pipeline::PipelineHandle;
 use crate::clock::Clock;
 use crate::store::{
@@ -51,6 +52,7 @@ pub struct WorkerApi<S> {
     completer: CompleterHandle,
     pipeline: PipelineHandle,
     artifacts: ArtifactDir,
+    metrics: Arc<Metrics>,
     /// Workers known to be registered. Workers are never removed, so once seen an id stays valid; a poll from
     /// an unknown id is refused here rather than failing a whole claim batch.
     registered: Mutex<HashSet<WorkerId>>,
@@ -66,6 +68,7 @@ impl<S: JobStore> WorkerApi<S> {
         completer: CompleterHandle,
         pipeline: PipelineHandle,
         artifacts: ArtifactDir,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             store,
@@ -75,6 +78,7 @@ impl<S: JobStore> WorkerApi<S> {
             completer,
             pipeline,
             artifacts,
+            metrics,
             registered: Mutex::new(HashSet::new()),
         }
     }
@@ -120,6 +124,7 @@ impl<S: JobStore> WorkerService for WorkerApi<S> {
             .await
             .map_err(convert::store_status)?;
         self.registered().insert(worker.id);
+        self.metrics.worker_called(worker.id);
         Ok(Response::new(pb::RegisterResponse {
             worker_id: worker.id.0,
             heartbeat_interval_ms: u32::try_from(self.config.heartbeat.as_millis()).unwrap_or(u32::MAX),
@@ -130,8 +135,13 @@ impl<S: JobStore> WorkerService for WorkerApi<S> {
         let request = request.into_inner();
         let worker = WorkerId(request.worker_id);
         self.check_registered(worker).await?;
+        self.metrics.worker_called(worker);
         let wait = Duration::from_millis(u64::from(request.wait_ms)).min(MAX_POLL_WAIT);
+        let arrived = Instant::now();
         let job = self.dispatcher.poll(worker, wait).await?;
+        if job.is_some() {
+            self.metrics.job_claimed(arrived.elapsed());
+        }
         Ok(Response::new(pb::PollJobResponse { job }))
     }
 
@@ -164,6 +174,12 @@ impl<S: JobStore> WorkerService for WorkerApi<S> {
         let result = convert::completion_result(&request)?;
         let outcome = self.completer.complete(JobCompletion { lease, result }).await?;
         let job = lease.job_id;
+        match outcome {
+            CompleteOutcome::Accepted => self.metrics.completion_accepted(request.seconds),
+            CompleteOutcome::Stale | CompleteOutcome::Cancelled => self.metrics.completion_rejected(),
+            // A retried call of one already counted; an unknown job is the caller's mistake.
+            CompleteOutcome::AlreadyAccepted | CompleteOutcome::NotFound => {}
+        }
         match outcome {
             CompleteOutcome::Accepted | CompleteOutcome::AlreadyAccepted => {
                 self.pipeline.wake();

@@ -30,6 +30,8 @@ const CONFIG_YAML: &str = "Global:\n  use_gpu: false\n";
 /// A coordinator serving on 127.0.0.1:0 until [`Server::stop`].
 struct Server {
     addr: SocketAddr,
+    /// The HTTP listener (dashboard API, /metrics, /healthz).
+    http: SocketAddr,
     tls: Option<Tls>,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<(), ServeError>>,
@@ -74,19 +76,27 @@ impl Server {
             .await
             .expect("binding 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding 127.0.0.1:0");
+        let http_addr = http.local_addr().unwrap();
         let store = PgStore::new(pool);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(service::serve(
             store.clone(),
             Arc::new(SystemClock),
             config,
-            listener,
+            service::Listeners {
+                grpc: listener,
+                http: Some(http),
+            },
             async move {
                 let _ = stopped.await;
             },
         ));
         Self {
             addr,
+            http: http_addr,
             tls: client_tls,
             stop,
             task,
@@ -745,5 +755,119 @@ async fn concurrent_polls_from_many_clients_never_receive_the_same_job(pool: PgP
     assert_eq!(handed.len(), CELLS + 1, "every job was handed out");
     let run = get_run(&server, run_id).await;
     assert!(run.jobs.iter().all(|j| j.state == "done" && j.attempt == 1));
+    server.stop().await;
+}
+
+#[sqlx::test(migrator = "sensgrid_coordinator::MIGRATOR")]
+async fn the_dashboard_api_and_metrics_follow_a_run_and_cancelling_needs_the_admin_token(pool: PgPool) {
+    use crate::health::{get, request};
+    let server = Server::start(pool.clone(), |_| {}).await;
+    let run_id = create_run(&server, &[("conv2d_0.w_0", 0.1), ("conv2d_0.w_0", 0.5)]).await;
+    let mut worker = server.worker().await;
+    let worker_id = register(&mut worker, "dash-worker").await;
+    for hmean in [0.8, 0.6] {
+        let job = poll(&mut worker, worker_id, 5_000).await.expect("a job");
+        complete(&mut worker, &job, &[("hmean", hmean)]).await.unwrap();
+    }
+    let leased = poll(&mut worker, worker_id, 5_000).await.expect("the second cell");
+
+    let json = |(code, body): (u16, String)| -> serde_json::Value {
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    };
+    let runs = json(get(server.http, "/api/runs").await);
+    let progress = &runs["runs"][0];
+    assert_eq!(progress["run_id"], run_id);
+    assert_eq!(progress["state"], "running");
+    assert_eq!(
+        (progress["cells_total"].as_u64(), progress["cells_finished"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(progress["by_state"], serde_json::json!({"done": 1, "leased": 1}));
+    assert!(
+        progress["eta_s"].is_number(),
+        "one cell computed gives an ETA: {progress}"
+    );
+
+    let run = json(get(server.http, &format!("/api/runs/{run_id}")).await);
+    assert_eq!(run["progress"]["run_id"], run_id);
+    assert_eq!(run["results"]["metric"], "hmean");
+    assert_eq!(run["results"]["baseline"], serde_json::json!({"hmean": 0.8}));
+    let states: Vec<(&str, &str)> = run["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| (j["kind"].as_str().unwrap(), j["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [("baseline", "done"), ("cell", "done"), ("cell", "leased")]);
+    let (code, body) = get(server.http, "/api/runs/999").await;
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("run 999 does not exist"), "{body}");
+
+    let workers = json(get(server.http, "/api/workers").await);
+    let listed = &workers["workers"][0];
+    assert_eq!(listed["name"], "dash-worker");
+    assert_eq!(listed["device"], "cpu");
+    assert_eq!(listed["connected"], true);
+    assert_eq!(
+        listed["jobs"],
+        serde_json::json!([{"job_id": leased.job_id, "run_id": run_id, "kind": "cell",
+            "group_key": "conv2d_0.w_0", "ratio": leased.ratio}])
+    );
+
+    // /metrics: the job gauges equal the store's counts, the counters count what happened.
+    let (code, text) = get(server.http, "/metrics").await;
+    assert_eq!(code, 200, "{text}");
+    let sample = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no sample {name} in\n{text}"))
+    };
+    let stored: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state::text, count(*) FROM job WHERE run_id = $1 GROUP BY 1")
+            .bind(run_id)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    for state in ["queued", "leased", "done", "failed", "cancelled", "skipped"] {
+        let count = stored.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
+        assert_eq!(
+            sample(&format!("sensgrid_jobs{{run=\"{run_id}\",state=\"{state}\"}}")),
+            count as f64,
+            "{state}"
+        );
+    }
+    assert_eq!(sample("sensgrid_job_claims_total"), 3.0);
+    assert_eq!(sample("sensgrid_job_completions_total"), 2.0);
+    assert_eq!(sample("sensgrid_job_completions_rejected_total"), 0.0);
+    assert_eq!(sample("sensgrid_lease_expiries_total"), 0.0);
+    assert_eq!(sample("sensgrid_workers_connected"), 1.0);
+    assert_eq!(sample("sensgrid_eval_seconds_count"), 2.0);
+    assert_eq!(sample("sensgrid_dispatch_latency_seconds_count"), 3.0);
+
+    // Reading needs no token; cancelling needs the admin one (not the worker's).
+    let cancel = format!("/api/runs/{run_id}/cancel");
+    for headers in [vec![], vec![("Authorization", "Bearer worker-s3cret")]] {
+        let (code, body) = request(server.http, "POST", &cancel, &headers).await;
+        assert_eq!(code, 401, "{body}");
+        assert!(body.contains("admin token"), "{body}");
+    }
+    assert_eq!(get_run(&server, run_id).await.state, "running");
+    let admin = format!("Bearer {ADMIN_TOKEN}");
+    let cancelled = json(request(server.http, "POST", &cancel, &[("Authorization", &admin)]).await);
+    assert_eq!(cancelled["state"], "cancelled");
+    assert_eq!(cancelled["leased_cancelled"], 1);
+    assert_eq!(get_run(&server, run_id).await.state, "cancelled");
+    let refused = complete(&mut worker, &leased, &[("hmean", 0.5)]).await;
+    assert_eq!(refusal(refused).0, Code::Aborted);
+    let (_, text) = get(server.http, "/metrics").await;
+    assert!(text.contains("sensgrid_job_completions_rejected_total 1"), "{text}");
+
+    // /healthz says 503 once the database stops answering.
+    assert_eq!(get(server.http, "/healthz").await, (200, "ok".into()));
+    pool.close().await;
+    let (code, body) = get(server.http, "/healthz").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.starts_with("database: "), "{body}");
     server.stop().await;
 }
