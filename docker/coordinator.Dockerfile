@@ -13,9 +13,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && cp target/release/coordinator /coordinator
 
 FROM debian:bookworm-slim
-# ca-certificates: Postgres over TLS; curl: the compose healthcheck's GET /healthz.
+# ca-certificates: Postgres over TLS; curl: the compose healthcheck's GET /healthz; fonts-dejavu-core: the text of
+# the plots `coordinator results` draws.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && apt-get install -y --no-install-recommends ca-certificates curl fonts-dejavu-core \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /coordinator /usr/local/bin/coordinator
 # `submit -c examples/configs/…` resolves the config's relative paths (models/, data/) from here; compose
