@@ -143,7 +143,9 @@ impl<'a> RunResults<'a> {
         let baseline = self.baseline_metric();
         let mut cells: HashMap<&str, Vec<plots::Cell>> = HashMap::new();
         for job in self.jobs("cell") {
-            let Some(col) = ratios.iter().position(|r| same_ratio(*r, job.ratio)) else { continue };
+            let Some(col) = ratios.iter().position(|r| same_ratio(*r, job.ratio)) else {
+                continue;
+            };
             let cell = match job.state.as_str() {
                 "done" => Self::result(job)
                     .zip(baseline)
@@ -153,30 +155,36 @@ impl<'a> RunResults<'a> {
                 "failed" | "cancelled" => plots::Cell::Failed,
                 _ => plots::Cell::Pending,
             };
-            cells.entry(job.group_key.as_str()).or_insert_with(|| vec![plots::Cell::Pending; ratios.len()])[col] = cell;
+            cells
+                .entry(job.group_key.as_str())
+                .or_insert_with(|| vec![plots::Cell::Pending; ratios.len()])[col] = cell;
         }
         let groups = keys
             .into_iter()
             .map(|(key, channels, skipped)| plots::Group {
-                cells: cells.remove(key.as_str()).unwrap_or_else(|| vec![plots::Cell::Pending; ratios.len()]),
+                cells: cells
+                    .remove(key.as_str())
+                    .unwrap_or_else(|| vec![plots::Cell::Pending; ratios.len()]),
                 key,
                 channels,
                 skipped,
             })
             .collect();
-        let plan = serde_json::from_str::<Value>(&self.run.plan_json).ok().and_then(|plan| {
-            let plan = plan.as_object()?;
-            let rows = self.spec.groups.iter().map(|g| {
-                let ratio = plan.get(&g.key).and_then(Value::as_f64).unwrap_or(0.0);
-                plots::PlannedGroup {
-                    key: g.key.clone(),
-                    ratio,
-                    channels_before: g.channels,
-                    channels_after: g.channels - pruned_count(g.channels, ratio),
-                }
+        let plan = serde_json::from_str::<Value>(&self.run.plan_json)
+            .ok()
+            .and_then(|plan| {
+                let plan = plan.as_object()?;
+                let rows = self.spec.groups.iter().map(|g| {
+                    let ratio = plan.get(&g.key).and_then(Value::as_f64).unwrap_or(0.0);
+                    plots::PlannedGroup {
+                        key: g.key.clone(),
+                        ratio,
+                        channels_before: g.channels,
+                        channels_after: g.channels - pruned_count(g.channels, ratio),
+                    }
+                });
+                Some(rows.collect())
             });
-            Some(rows.collect())
-        });
         plots::Grid {
             metric: self.spec.metric.clone(),
             max_loss: match self.spec.prune.map(|p| p.target) {

@@ -5,5 +5,6 @@ mod deploy;
 mod health;
 mod logs;
 mod migrations;
+mod plots;
 mod service;
 mod store;

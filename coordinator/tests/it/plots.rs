@@ -1,0 +1,278 @@
+//! The plots of `coordinator results` (issue 15): every file is written and reads back (PNGs decode, the SVG
+//! parses and names its groups and threshold), and the heatmap never draws a skipped or failed cell as a loss
+//! of zero, checked on its pixels. Text needs the font setup fetches (`fonts/DejaVuSans.ttf`), found from the
+//! test binary in target/release.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use sensgrid_coordinator::plots::{self, Cell, Grid, Group, PlannedGroup};
+use sensgrid_coordinator::results::RunResults;
+use sensgrid_proto::v1 as pb;
+use serde_json::json;
+
+const RATIOS: [f64; 8] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
+
+/// 5 groups by 8 ratios: group 2 skipped whole, skipped cells and a failed one in group 1, pending cells in
+/// group 4, and a done cell of loss 0.0 at (0, 0).
+fn grid() -> Grid {
+    let done = |scale: f64| -> Vec<Cell> { RATIOS.iter().map(|r| Cell::Done(scale * r * r)).collect() };
+    let mut first = done(0.3);
+    first[0] = Cell::Done(0.0);
+    first[1] = Cell::Done(-0.01);
+    let mut second = done(0.8);
+    second[6] = Cell::Skipped;
+    second[7] = Cell::Skipped;
+    second[3] = Cell::Failed;
+    let mut last = done(0.1);
+    last[5..].fill(Cell::Pending);
+    let group = |key: &str, channels, skipped, cells| Group {
+        key: key.into(),
+        channels,
+        skipped,
+        cells,
+    };
+    let plan = [
+        ("conv2d_0.w_0", 0.3, 16),
+        ("conv2d_1.w_0", 0.1, 64),
+        ("conv2d_3.w_0", 0.5, 96),
+    ];
+    Grid {
+        metric: "hmean".into(),
+        max_loss: Some(0.05),
+        ratios: RATIOS.to_vec(),
+        groups: vec![
+            group("conv2d_0.w_0", 16, false, first),
+            group("conv2d_1.w_0", 64, false, second),
+            group("conv2d_2.w_0", 32, true, vec![Cell::Skipped; RATIOS.len()]),
+            group("conv2d_3.w_0", 96, false, done(0.05)),
+            group("backbone.stage4.conv_long_name.w_0", 128, false, last),
+        ],
+        plan: Some(
+            plan.iter()
+                .map(|&(key, ratio, channels)| PlannedGroup {
+                    key: key.into(),
+                    ratio,
+                    channels_before: channels,
+                    channels_after: channels - (channels as f64 * ratio).round() as usize,
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// A decoded RGB(A) PNG.
+struct Image {
+    width: u32,
+    height: u32,
+    channels: usize,
+    pixels: Vec<u8>,
+}
+
+impl Image {
+    fn read(path: &Path) -> Image {
+        let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let decoder = png::Decoder::new(std::io::BufReader::new(file));
+        let mut reader = decoder
+            .read_info()
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut pixels = vec![0; reader.output_buffer_size().expect("a plot fits in memory")];
+        let frame = reader
+            .next_frame(&mut pixels)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(frame.bit_depth, png::BitDepth::Eight, "{}", path.display());
+        let channels = frame.color_type.samples();
+        assert!(channels >= 3, "{}: {:?}", path.display(), frame.color_type);
+        pixels.truncate(frame.buffer_size());
+        Image {
+            width: frame.width,
+            height: frame.height,
+            channels,
+            pixels,
+        }
+    }
+
+    fn pixel(&self, (x, y): (u32, u32)) -> (u8, u8, u8) {
+        let at = (y as usize * self.width as usize + x as usize) * self.channels;
+        (self.pixels[at], self.pixels[at + 1], self.pixels[at + 2])
+    }
+
+    /// The most common colour of a rectangle: a cell's fill, whatever mark or hatching is drawn over it.
+    fn fill(&self, ((x0, y0), (x1, y1)): ((u32, u32), (u32, u32))) -> (u8, u8, u8) {
+        let mut counts: HashMap<(u8, u8, u8), usize> = HashMap::new();
+        for y in y0 + 2..y1 - 2 {
+            for x in x0 + 2..x1 - 2 {
+                *counts.entry(self.pixel((x, y))).or_default() += 1;
+            }
+        }
+        counts.into_iter().max_by_key(|&(color, n)| (n, color)).unwrap().0
+    }
+}
+
+fn rgb(color: plotters::style::RGBColor) -> (u8, u8, u8) {
+    (color.0, color.1, color.2)
+}
+
+#[test]
+fn plots_are_written_and_read_back() {
+    let out = tempfile::tempdir().unwrap();
+    let grid = grid();
+    let files = plots::write(&grid, out.path()).expect("the plots are drawn (setup fetches fonts/DejaVuSans.ttf)");
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["sensitivity.png", "sensitivity.svg", "heatmap.png", "pruned.png"]
+    );
+    for file in &files {
+        assert!(
+            std::fs::metadata(file).unwrap().len() > 1000,
+            "{} is nearly empty",
+            file.display()
+        );
+    }
+
+    let sensitivity = Image::read(&out.path().join("sensitivity.png"));
+    assert_eq!((sensitivity.width, sensitivity.height), plots::SENSITIVITY_SIZE);
+    let heatmap = Image::read(&out.path().join("heatmap.png"));
+    assert_eq!((heatmap.width, heatmap.height), plots::heatmap_size(&grid));
+    assert!(
+        heatmap.width >= 400 && heatmap.height >= 5 * plots::CELL_SIZE.1,
+        "{}x{}",
+        heatmap.width,
+        heatmap.height
+    );
+    let pruned = Image::read(&out.path().join("pruned.png"));
+    assert_eq!(
+        (pruned.width, pruned.height),
+        plots::pruned_size(grid.plan.as_deref().unwrap())
+    );
+
+    let svg = std::fs::read_to_string(out.path().join("sensitivity.svg")).unwrap();
+    let doc = roxmltree::Document::parse(&svg).expect("sensitivity.svg is XML");
+    let text: String = doc
+        .descendants()
+        .filter_map(|n| n.text())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for group in grid.groups.iter().filter(|g| !g.skipped) {
+        assert!(text.contains(&group.key), "sensitivity.svg names {}", group.key);
+    }
+    assert!(!text.contains("conv2d_2.w_0"), "the skipped group has no curve");
+    assert!(text.contains("max_loss 0.05"), "sensitivity.svg labels the threshold");
+    assert!(text.contains("hmean"), "the title names the metric");
+}
+
+#[test]
+fn heatmap_never_draws_skipped_or_failed_as_a_loss() {
+    let out = tempfile::tempdir().unwrap();
+    let grid = grid();
+    plots::write(&grid, out.path()).unwrap();
+    let heatmap = Image::read(&out.path().join("heatmap.png"));
+    let fill = |row, col| heatmap.fill(plots::heatmap_cell_rect(&grid, row, col));
+    let (skipped, failed, pending) = (
+        rgb(plots::SKIPPED_COLOR),
+        rgb(plots::FAILED_COLOR),
+        rgb(plots::PENDING_COLOR),
+    );
+
+    // The centre helper lies inside its rectangle.
+    let ((x0, y0), (x1, y1)) = plots::heatmap_cell_rect(&grid, 1, 6);
+    let (cx, cy) = plots::heatmap_cell_center(&grid, 1, 6);
+    assert!((x0..x1).contains(&cx) && (y0..y1).contains(&cy));
+
+    assert_eq!(fill(1, 6), skipped, "a skipped cell");
+    assert_eq!(fill(1, 7), skipped, "a skipped cell");
+    for col in 0..RATIOS.len() {
+        assert_eq!(fill(2, col), skipped, "the skipped group's cell {col}");
+    }
+    assert_eq!(fill(1, 3), failed, "the failed cell");
+    for col in 5..RATIOS.len() {
+        assert_eq!(fill(4, col), pending, "a pending cell is empty");
+    }
+    let zero = fill(0, 0);
+    assert_eq!(zero, rgb(plots::ZERO_LOSS_COLOR), "a loss of 0.0");
+    for mark in [skipped, failed, pending] {
+        assert_ne!(zero, mark, "a loss of 0.0 looks like no mark");
+    }
+    assert_ne!(fill(0, 1), zero, "a negative loss is not drawn as zero");
+    assert_ne!(fill(1, 5), zero, "a large loss is not drawn as zero");
+}
+
+#[test]
+fn run_results_draw_their_grid_with_the_other_files() {
+    let spec = json!({
+        "name": "det",
+        "metric": "hmean",
+        "ratios": [0.1, 0.2],
+        "groups": [
+            {"key": "a", "channels": 8, "params": 0, "flops": 0, "convs": []},
+            {"key": "b", "channels": 16, "params": 0, "flops": 0, "convs": []},
+        ],
+        "skipped": [{"key": "s", "channels": 4, "params": 0, "flops": 0, "convs": []}],
+        "prune": {"target": {"max_loss": 0.05}, "export": false},
+    });
+    let job = |kind: &str, state: &str, key: &str, ratio: f64, result: serde_json::Value| pb::JobStatus {
+        kind: kind.into(),
+        state: state.into(),
+        group_key: key.into(),
+        ratio,
+        result_json: if result.is_null() {
+            String::new()
+        } else {
+            result.to_string()
+        },
+        ..Default::default()
+    };
+    let run = pb::GetRunResponse {
+        run_id: 7,
+        state: "done".into(),
+        spec_json: spec.to_string(),
+        plan_json: json!({"a": 0.2, "b": 0.0}).to_string(),
+        jobs: vec![
+            job("baseline", "done", "", 0.0, json!({"metrics": {"hmean": 0.8}})),
+            job("cell", "done", "a", 0.1, json!({"metrics": {"hmean": 0.8}})),
+            job("cell", "done", "a", 0.2, json!({"metrics": {"hmean": 0.6}})),
+            job("cell", "failed", "b", 0.1, serde_json::Value::Null),
+            job("cell", "running", "b", 0.2, serde_json::Value::Null),
+        ],
+        ..Default::default()
+    };
+    let results = RunResults::new(&run, &[]).unwrap();
+    let grid = results.plot_grid();
+    assert_eq!(grid.max_loss, Some(0.05));
+    assert_eq!(grid.ratios, [0.1, 0.2]);
+    let rows: Vec<(&str, bool, &[Cell])> = grid
+        .groups
+        .iter()
+        .map(|g| (g.key.as_str(), g.skipped, g.cells.as_slice()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("a", false, &[Cell::Done(0.0), Cell::Done((0.8 - 0.6) / 0.8)][..]),
+            ("b", false, &[Cell::Failed, Cell::Pending][..]),
+            ("s", true, &[Cell::Pending, Cell::Pending][..]),
+        ]
+    );
+    let plan = grid.plan.as_deref().unwrap();
+    assert_eq!(plan.len(), 2);
+    assert_eq!((plan[0].channels_before, plan[0].channels_after), (8, 6));
+    assert_eq!((plan[1].channels_before, plan[1].channels_after), (16, 16));
+
+    let out = tempfile::tempdir().unwrap();
+    let written = results.write(out.path()).unwrap();
+    for name in [
+        "sen.pickle",
+        "sensitivities.csv",
+        "plan.json",
+        "sensitivity.png",
+        "heatmap.png",
+        "pruned.png",
+    ] {
+        let path = out.path().join(name);
+        assert!(path.is_file() && written.files.contains(&path), "{name} is written");
+    }
+}
