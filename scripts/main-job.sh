@@ -16,7 +16,7 @@ readonly IMAGES=${IMAGES:-3}
 readonly BIN=target/release
 
 # The synthetic eval set the example config names (data/det), made once per size.
-if [ "$(wc -l <data/det/label.txt 2>/dev/null || echo 0)" != "$IMAGES" ]; then
+if [ "$(wc -l 2>/dev/null <data/det/label.txt || echo 0)" != "$IMAGES" ]; then
   rm -rf data/det
   "$BIN/worker" synth det --out data/det --count "$IMAGES" --seed 1
 fi
