@@ -60,6 +60,10 @@ pub struct WorkerApi<S> {
 
 impl<S: JobStore> WorkerApi<S> {
     /// The service on these parts (built by [`super::serve`]).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each is a separate handle the service is wired to once, in `service::serve`"
+    )]
     pub fn new(
         store: S,
         clock: Arc<dyn Clock>,
