@@ -12,16 +12,16 @@
 //!
 //! A test binary of its own, so cargo runs it alone: it keeps both cores busy with two workers.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::Value;
 
-const WORKER_TOKEN: &str = "e2e-worker-token";
-const ADMIN_TOKEN: &str = "e2e-admin-token";
+use common::{CLIENT_TIMEOUT, Cluster, Database, TailsOnPanic, path, root, scratch, succeed, synth};
+
 /// Images in the eval set, at most 320 pixels a side: a cell takes a second or two.
 const IMAGES: &str = "3";
 /// The group key patterns the config skips, so that 7 of PP-OCRv3 det's 37 groups make a grid of 14 cells: big
@@ -31,32 +31,15 @@ const IMAGES: &str = "3";
 /// pruned model would find no text, so that comparing its hmean in onnxruntime would compare two zeros.
 const SKIP: &str = "['conv2d_transpose_*', 'conv2d_[2-6]?.w_0', 'conv2d_1.w_0', 'conv2d_6.w_0', 'conv2d_10.w_0', \
                     'conv2d_19.w_0']";
-/// How long one run may take before the test gives up: about a minute on two idle cores, but other builds
-/// and tests on the same cores have made one take over three.
-const RUN_TIMEOUT: Duration = Duration::from_secs(600);
-/// How long a client command other than `watch` may take (`submit` analyses the model and packs the set).
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[test]
 fn submit_watch_and_results_survive_refusals_a_smaller_cluster_and_faults_with_identical_metrics() {
-    let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e");
-    let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(scratch.join("client")).unwrap();
+    let scratch = scratch("e2e");
     // Dropped last: on a failure, after every process is gone, it shows their logs.
     let _tails = TailsOnPanic(scratch.clone());
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let coordinator_bin = Path::new(env!("CARGO_BIN_EXE_worker")).with_file_name("coordinator");
-    assert!(
-        coordinator_bin.is_file(),
-        "{} is missing: build it with cargo build --release -p sensgrid-coordinator",
-        coordinator_bin.display()
-    );
+    let root = root();
     let data = scratch.join("data");
-    succeed(
-        Command::new(env!("CARGO_BIN_EXE_worker"))
-            .args(["synth", "det", "--count", IMAGES, "--seed", "7", "--out"])
-            .arg(&data),
-    );
+    synth("det", IMAGES, "7", &data);
     let config = scratch.join("det_e2e.yml");
     std::fs::write(
         &config,
@@ -64,17 +47,8 @@ fn submit_watch_and_results_survive_refusals_a_smaller_cluster_and_faults_with_i
     )
     .unwrap();
 
-    let database = Database::create();
-    let mut cluster = Cluster {
-        bin: coordinator_bin,
-        scratch: scratch.clone(),
-        port: free_port(),
-        database_url: database.url.clone(),
-        coordinator: None,
-        starts: 0,
-        workers: Vec::new(),
-        commands: 0,
-    };
+    let database = Database::create("e2e");
+    let mut cluster = Cluster::new(&scratch, &database.url);
     cluster.start_coordinator();
     cluster.start_worker("w1");
     cluster.start_worker("w2");
@@ -260,186 +234,6 @@ Prune:
     )
 }
 
-/// The coordinator, its workers and the client commands, all on one port, database and artifact dir.
-struct Cluster {
-    bin: PathBuf,
-    scratch: PathBuf,
-    port: u16,
-    database_url: String,
-    coordinator: Option<Proc>,
-    /// How many times the coordinator was started: each start has its own log.
-    starts: u32,
-    workers: Vec<(String, Proc)>,
-    /// Client commands run so far: each has its own output files.
-    commands: u32,
-}
-
-/// A client command's outcome.
-struct Output {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Cluster {
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn start_coordinator(&mut self) {
-        self.starts += 1;
-        let log_path = self.scratch.join(format!("coordinator-{}.log", self.starts));
-        let log = File::create(&log_path).unwrap();
-        let child = Command::new(&self.bin)
-            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
-            .args(["--database-url", &self.database_url])
-            .args(["--worker-token", WORKER_TOKEN, "--admin-token", ADMIN_TOKEN])
-            .arg("--artifact-dir")
-            .arg(self.scratch.join("artifacts"))
-            // Short enough that a killed worker's job is back within seconds.
-            .args(["--heartbeat", "1s", "--lease", "4s", "--sweep", "500ms"])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.coordinator = Some(Proc(child));
-        wait_for(Duration::from_secs(60), "the coordinator to listen", || {
-            std::fs::read_to_string(&log_path)
-                .unwrap()
-                .contains("listening on")
-                .then_some(())
-        });
-    }
-
-    fn kill_coordinator(&mut self) {
-        let mut coordinator = self.coordinator.take().expect("the coordinator runs");
-        coordinator.0.kill().unwrap();
-        coordinator.0.wait().unwrap();
-    }
-
-    fn start_worker(&mut self, name: &str) {
-        let log = File::create(self.scratch.join(format!("{name}.log"))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_worker"))
-            .args(["join", "--coordinator", &self.url(), "--token", WORKER_TOKEN])
-            .args(["--device", "cpu", "--name", name, "--cache-dir"])
-            .arg(self.scratch.join(format!("cache-{name}")))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.workers.push((name.to_owned(), Proc(child)));
-    }
-
-    fn take_worker(&mut self, name: &str) -> Proc {
-        let at = self
-            .workers
-            .iter()
-            .position(|(n, _)| n == name)
-            .expect("a running worker");
-        self.workers.remove(at).1
-    }
-
-    /// SIGTERM, then the worker must leave on its own, with success.
-    fn stop_worker(&mut self, name: &str) {
-        let mut worker = self.take_worker(name);
-        let pid = libc::pid_t::try_from(worker.0.id()).unwrap();
-        // SAFETY: kill(2) on the pid of a child this process spawned and has not reaped.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-        let status = wait_for(Duration::from_secs(60), &format!("{name} to leave"), || {
-            worker.0.try_wait().unwrap()
-        });
-        assert!(status.success(), "{name} exited with {status} after SIGTERM");
-    }
-
-    fn kill_worker(&mut self, name: &str) {
-        let mut worker = self.take_worker(name);
-        worker.0.kill().unwrap();
-        worker.0.wait().unwrap();
-    }
-
-    /// Runs `coordinator ARGS` against this cluster, for at most `limit`.
-    fn client(&mut self, args: &[&str], limit: Duration) -> Output {
-        self.commands += 1;
-        let base = self.scratch.join("client").join(self.commands.to_string());
-        let (out_path, err_path) = (base.with_extension("out"), base.with_extension("err"));
-        let mut child = Proc(
-            Command::new(&self.bin)
-                .args(args)
-                .env("SENSGRID_COORDINATOR", self.url())
-                .env("SENSGRID_ADMIN_TOKEN", ADMIN_TOKEN)
-                .stdin(Stdio::null())
-                .stdout(File::create(&out_path).unwrap())
-                .stderr(File::create(&err_path).unwrap())
-                .spawn()
-                .unwrap(),
-        );
-        let status = wait_for(limit, &format!("coordinator {}", args.join(" ")), || {
-            child.0.try_wait().unwrap()
-        });
-        Output {
-            status,
-            stdout: std::fs::read_to_string(out_path).unwrap(),
-            stderr: std::fs::read_to_string(err_path).unwrap(),
-        }
-    }
-
-    fn client_ok(&mut self, args: &[&str], limit: Duration) -> Output {
-        let out = self.client(args, limit);
-        assert!(
-            out.status.success(),
-            "coordinator {}: {}\n{}",
-            args.join(" "),
-            out.status,
-            out.stderr
-        );
-        out
-    }
-
-    fn client_json(&mut self, args: &[&str]) -> Value {
-        let out = self.client_ok(args, CLIENT_TIMEOUT);
-        serde_json::from_str(&out.stdout)
-            .unwrap_or_else(|e| panic!("coordinator {}: {e}: {}", args.join(" "), out.stdout))
-    }
-
-    /// Submits `config`: the run id, the last line of stdout.
-    fn submit(&mut self, config: &Path) -> i64 {
-        let out = self.client_ok(&["submit", "-c", path(config)], CLIENT_TIMEOUT);
-        let last = out.stdout.lines().last().unwrap_or_default();
-        last.parse()
-            .unwrap_or_else(|_| panic!("submit printed no run id: {}", out.stdout))
-    }
-
-    /// `coordinator watch RUN` until the run is done: its progress lines.
-    fn watch(&mut self, run: i64) -> String {
-        self.client_ok(&["watch", &run.to_string()], RUN_TIMEOUT).stderr
-    }
-
-    fn results(&mut self, run: i64, out: &Path) {
-        self.client_ok(&["results", &run.to_string(), "--out", path(out)], CLIENT_TIMEOUT);
-    }
-
-    /// Polls `status RUN --json` until `enough(finished cells, total cells)`: those two then. A status that
-    /// fails (the coordinator is restarting) is polled again.
-    fn wait_cells(&mut self, run: i64, what: &str, mut enough: impl FnMut(u64, u64) -> bool) -> (u64, u64) {
-        let run = run.to_string();
-        wait_for(RUN_TIMEOUT, what, || {
-            let out = self.client(&["status", &run, "--json"], CLIENT_TIMEOUT);
-            let status: Value = serde_json::from_str(&out.stdout).ok()?;
-            let cells = &status["cells"];
-            let (done, total) = (cells["finished"].as_u64()?, cells["total"].as_u64()?);
-            enough(done, total).then_some((done, total))
-        })
-    }
-}
-
-impl Drop for Cluster {
-    /// Workers first, so that none outlives its coordinator's database (the [`Proc`]s kill them).
-    fn drop(&mut self) {
-        self.workers.clear();
-        self.coordinator = None;
-    }
-}
-
 /// What `coordinator results` wrote for one run.
 struct Results {
     dir: PathBuf,
@@ -505,90 +299,6 @@ impl Results {
     }
 }
 
-/// A fresh database on the `DATABASE_URL` server (`postgres://$USER@127.0.0.1:5432/postgres` by default),
-/// dropped at the end.
-struct Database {
-    server: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    fn create() -> Database {
-        let base = std::env::var("DATABASE_URL").unwrap_or_else(|_| {
-            let user = String::from_utf8(succeed_output(Command::new("id").arg("-un")).stdout).unwrap();
-            format!("postgres://{}@127.0.0.1:5432/postgres", user.trim())
-        });
-        let (server, _) = base.rsplit_once('/').expect("DATABASE_URL ends in /<database>");
-        let name = format!("sensgrid_e2e_{}", std::process::id());
-        let database = Database {
-            server: server.to_owned(),
-            url: format!("{server}/{name}"),
-            name,
-        };
-        database.admin(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", database.name));
-        database.admin(&format!("CREATE DATABASE {}", database.name));
-        database
-    }
-
-    /// Runs `sql` on the server's `postgres` database.
-    fn admin(&self, sql: &str) {
-        psql(&format!("{}/postgres", self.server), sql);
-    }
-
-    /// Runs `sql` on this database: its output, unaligned and without headers.
-    fn psql(&self, sql: &str) -> String {
-        psql(&self.url, sql).trim().to_owned()
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        let _ = Command::new("psql")
-            .args([&format!("{}/postgres", self.server), "-qc", &sql])
-            .output();
-    }
-}
-
-fn psql(url: &str, sql: &str) -> String {
-    succeed(Command::new("psql").args([url, "-v", "ON_ERROR_STOP=1", "-qtAc", sql]))
-}
-
-/// Prints the tail of every log in the scratch dir when the test fails.
-struct TailsOnPanic(PathBuf);
-
-impl Drop for TailsOnPanic {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        let mut logs: Vec<PathBuf> = std::fs::read_dir(&self.0)
-            .into_iter()
-            .flatten()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "log"))
-            .collect();
-        logs.sort();
-        for log in logs {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            let tail = lines[lines.len().saturating_sub(20)..].join("\n");
-            eprintln!("--- {} (last 20 lines)\n{tail}", log.display());
-        }
-    }
-}
-
-/// A child process, killed when dropped, so a failing test leaves none behind.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The files of `dir` with their sizes and modification times.
 fn listing(dir: &Path) -> BTreeMap<String, (u64, std::time::SystemTime)> {
     std::fs::read_dir(dir)
@@ -609,45 +319,4 @@ fn oracle(root: &Path) -> Command {
     let mut command = Command::new(root.join(".oracle/bin/python"));
     command.arg(root.join("scripts/oracle/e2e_check.py"));
     command
-}
-
-/// Calls `check` every 100 ms until it answers, for at most `limit`. Idle cells take a third of a second
-/// each, so polling `status` this often sees a run's progress a cell or so late, well before it ends.
-fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(found) = check() {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "gave up after {limit:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn path(path: &Path) -> &str {
-    path.to_str().expect("a UTF-8 path")
-}
-
-fn succeed_output(command: &mut Command) -> std::process::Output {
-    let output = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{command:?}: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-/// Runs `command`, which must succeed: its stdout.
-fn succeed(command: &mut Command) -> String {
-    String::from_utf8(succeed_output(command).stdout).unwrap()
 }

@@ -1,0 +1,397 @@
+//! The harness of the real-process tests (`e2e`, `dashboard`): a fresh database on the main Postgres server,
+//! a real `coordinator serve` with its `worker join` processes and client commands, children killed on drop,
+//! and the polling and command helpers around them. What one test alone needs stays in its own file.
+//!
+//! Each test binary compiles this module on its own and uses a part of it.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const WORKER_TOKEN: &str = "e2e-worker-token";
+pub const ADMIN_TOKEN: &str = "e2e-admin-token";
+/// How long one run may take before the test gives up: about a minute on two idle cores, but other builds
+/// and tests on the same cores have made one take over three.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a client command other than `watch` may take (`submit` analyses the model and packs the set).
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `target/release/coordinator`, next to the worker binary cargo built for the test; it must be there.
+pub fn coordinator_bin() -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_worker")).with_file_name("coordinator");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it with cargo build --release -p sensgrid-coordinator",
+        bin.display()
+    );
+    bin
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `target/tmp/<test>`, emptied, with the `client/` folder the client commands write their output to.
+pub fn scratch(test: &str) -> PathBuf {
+    let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(test);
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(scratch.join("client")).unwrap();
+    scratch
+}
+
+/// `worker synth KIND --count COUNT --seed SEED --out OUT`: a synthetic eval set.
+pub fn synth(kind: &str, count: &str, seed: &str, out: &Path) {
+    succeed(
+        Command::new(env!("CARGO_BIN_EXE_worker"))
+            .args(["synth", kind, "--count", count, "--seed", seed, "--out"])
+            .arg(out),
+    );
+}
+
+/// The coordinator, its workers and the client commands, all on one port, database and artifact dir.
+pub struct Cluster {
+    pub bin: PathBuf,
+    pub scratch: PathBuf,
+    pub port: u16,
+    /// The port of `serve --http` (the dashboard, its API and /metrics), when the coordinator serves one.
+    pub http_port: Option<u16>,
+    pub database_url: String,
+    pub coordinator: Option<Proc>,
+    /// How many times the coordinator was started: each start has its own log.
+    pub starts: u32,
+    pub workers: Vec<(String, Proc)>,
+    /// Client commands run so far: each has its own output files.
+    pub commands: u32,
+}
+
+/// A client command's outcome.
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Cluster {
+    /// A cluster of nothing yet, on a free port, writing its logs and artifacts under `scratch`.
+    pub fn new(scratch: &Path, database_url: &str) -> Cluster {
+        Cluster {
+            bin: coordinator_bin(),
+            scratch: scratch.to_owned(),
+            port: free_port(),
+            http_port: None,
+            database_url: database_url.to_owned(),
+            coordinator: None,
+            starts: 0,
+            workers: Vec::new(),
+            commands: 0,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn start_coordinator(&mut self) {
+        self.starts += 1;
+        let log_path = self.scratch.join(format!("coordinator-{}.log", self.starts));
+        let log = File::create(&log_path).unwrap();
+        let mut command = Command::new(&self.bin);
+        command
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(["--database-url", &self.database_url])
+            .args(["--worker-token", WORKER_TOKEN, "--admin-token", ADMIN_TOKEN])
+            .arg("--artifact-dir")
+            .arg(self.scratch.join("artifacts"))
+            // Short enough that a killed worker's job is back within seconds.
+            .args(["--heartbeat", "1s", "--lease", "4s", "--sweep", "500ms"]);
+        if let Some(http) = self.http_port {
+            command.args(["--http", &format!("127.0.0.1:{http}")]);
+        }
+        let child = command.stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
+        self.coordinator = Some(Proc(child));
+        // `http on ADDR` comes after `listening on ADDR`.
+        let ready = if self.http_port.is_some() {
+            "http on"
+        } else {
+            "listening on"
+        };
+        wait_for(Duration::from_secs(60), "the coordinator to listen", || {
+            std::fs::read_to_string(&log_path)
+                .unwrap()
+                .contains(ready)
+                .then_some(())
+        });
+    }
+
+    pub fn kill_coordinator(&mut self) {
+        let mut coordinator = self.coordinator.take().expect("the coordinator runs");
+        coordinator.0.kill().unwrap();
+        coordinator.0.wait().unwrap();
+    }
+
+    pub fn start_worker(&mut self, name: &str) {
+        let log = File::create(self.scratch.join(format!("{name}.log"))).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_worker"))
+            .args(["join", "--coordinator", &self.url(), "--token", WORKER_TOKEN])
+            .args(["--device", "cpu", "--name", name, "--cache-dir"])
+            .arg(self.scratch.join(format!("cache-{name}")))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.workers.push((name.to_owned(), Proc(child)));
+    }
+
+    fn take_worker(&mut self, name: &str) -> Proc {
+        let at = self
+            .workers
+            .iter()
+            .position(|(n, _)| n == name)
+            .expect("a running worker");
+        self.workers.remove(at).1
+    }
+
+    /// SIGTERM, then the worker must leave on its own, with success.
+    pub fn stop_worker(&mut self, name: &str) {
+        let mut worker = self.take_worker(name);
+        signal(&worker, libc::SIGTERM);
+        let status = wait_for(Duration::from_secs(60), &format!("{name} to leave"), || {
+            worker.0.try_wait().unwrap()
+        });
+        assert!(status.success(), "{name} exited with {status} after SIGTERM");
+    }
+
+    pub fn kill_worker(&mut self, name: &str) {
+        let mut worker = self.take_worker(name);
+        worker.0.kill().unwrap();
+        worker.0.wait().unwrap();
+    }
+
+    /// Sends `sig` to every worker (SIGSTOP and SIGCONT pause and resume them).
+    pub fn signal_workers(&self, sig: libc::c_int) {
+        for (_, worker) in &self.workers {
+            signal(worker, sig);
+        }
+    }
+
+    /// Runs `coordinator ARGS` against this cluster, for at most `limit`.
+    pub fn client(&mut self, args: &[&str], limit: Duration) -> Output {
+        self.commands += 1;
+        let base = self.scratch.join("client").join(self.commands.to_string());
+        let (out_path, err_path) = (base.with_extension("out"), base.with_extension("err"));
+        let mut child = Proc(
+            Command::new(&self.bin)
+                .args(args)
+                .env("SENSGRID_COORDINATOR", self.url())
+                .env("SENSGRID_ADMIN_TOKEN", ADMIN_TOKEN)
+                .stdin(Stdio::null())
+                .stdout(File::create(&out_path).unwrap())
+                .stderr(File::create(&err_path).unwrap())
+                .spawn()
+                .unwrap(),
+        );
+        let status = wait_for(limit, &format!("coordinator {}", args.join(" ")), || {
+            child.0.try_wait().unwrap()
+        });
+        Output {
+            status,
+            stdout: std::fs::read_to_string(out_path).unwrap(),
+            stderr: std::fs::read_to_string(err_path).unwrap(),
+        }
+    }
+
+    pub fn client_ok(&mut self, args: &[&str], limit: Duration) -> Output {
+        let out = self.client(args, limit);
+        assert!(
+            out.status.success(),
+            "coordinator {}: {}\n{}",
+            args.join(" "),
+            out.status,
+            out.stderr
+        );
+        out
+    }
+
+    pub fn client_json(&mut self, args: &[&str]) -> Value {
+        let out = self.client_ok(args, CLIENT_TIMEOUT);
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("coordinator {}: {e}: {}", args.join(" "), out.stdout))
+    }
+
+    /// Submits `config`: the run id, the last line of stdout.
+    pub fn submit(&mut self, config: &Path) -> i64 {
+        let out = self.client_ok(&["submit", "-c", path(config)], CLIENT_TIMEOUT);
+        let last = out.stdout.lines().last().unwrap_or_default();
+        last.parse()
+            .unwrap_or_else(|_| panic!("submit printed no run id: {}", out.stdout))
+    }
+
+    /// `coordinator watch RUN` until the run is done: its progress lines.
+    pub fn watch(&mut self, run: i64) -> String {
+        self.client_ok(&["watch", &run.to_string()], RUN_TIMEOUT).stderr
+    }
+
+    pub fn results(&mut self, run: i64, out: &Path) {
+        self.client_ok(&["results", &run.to_string(), "--out", path(out)], CLIENT_TIMEOUT);
+    }
+
+    /// Polls `status RUN --json` until `enough(finished cells, total cells)`: those two then. A status that
+    /// fails (the coordinator is restarting) is polled again.
+    pub fn wait_cells(&mut self, run: i64, what: &str, mut enough: impl FnMut(u64, u64) -> bool) -> (u64, u64) {
+        let run = run.to_string();
+        wait_for(RUN_TIMEOUT, what, || {
+            let out = self.client(&["status", &run, "--json"], CLIENT_TIMEOUT);
+            let status: Value = serde_json::from_str(&out.stdout).ok()?;
+            let cells = &status["cells"];
+            let (done, total) = (cells["finished"].as_u64()?, cells["total"].as_u64()?);
+            enough(done, total).then_some((done, total))
+        })
+    }
+}
+
+impl Drop for Cluster {
+    /// Workers first, so that none outlives its coordinator's database (the [`Proc`]s kill them). A worker
+    /// paused with SIGSTOP when a test failed is killed all the same (SIGKILL needs no resume).
+    fn drop(&mut self) {
+        self.workers.clear();
+        self.coordinator = None;
+    }
+}
+
+/// A fresh database on the `DATABASE_URL` server (`postgres://$USER@127.0.0.1:5432/postgres` by default),
+/// dropped at the end.
+pub struct Database {
+    server: String,
+    name: String,
+    pub url: String,
+}
+
+impl Database {
+    /// The database `sensgrid_<test>_<pid>`, dropped first should an earlier process have left it.
+    pub fn create(test: &str) -> Database {
+        let base = std::env::var("DATABASE_URL").unwrap_or_else(|_| {
+            let user = String::from_utf8(succeed_output(Command::new("id").arg("-un")).stdout).unwrap();
+            format!("postgres://{}@127.0.0.1:5432/postgres", user.trim())
+        });
+        let (server, _) = base.rsplit_once('/').expect("DATABASE_URL ends in /<database>");
+        let name = format!("sensgrid_{test}_{}", std::process::id());
+        let database = Database {
+            server: server.to_owned(),
+            url: format!("{server}/{name}"),
+            name,
+        };
+        database.admin(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", database.name));
+        database.admin(&format!("CREATE DATABASE {}", database.name));
+        database
+    }
+
+    /// Runs `sql` on the server's `postgres` database.
+    fn admin(&self, sql: &str) {
+        psql(&format!("{}/postgres", self.server), sql);
+    }
+
+    /// Runs `sql` on this database: its output, unaligned and without headers.
+    pub fn psql(&self, sql: &str) -> String {
+        psql(&self.url, sql).trim().to_owned()
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let _ = Command::new("psql")
+            .args([&format!("{}/postgres", self.server), "-qc", &sql])
+            .output();
+    }
+}
+
+fn psql(url: &str, sql: &str) -> String {
+    succeed(Command::new("psql").args([url, "-v", "ON_ERROR_STOP=1", "-qtAc", sql]))
+}
+
+/// Prints the tail of every log in the scratch dir when the test fails.
+pub struct TailsOnPanic(pub PathBuf);
+
+impl Drop for TailsOnPanic {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let mut logs: Vec<PathBuf> = std::fs::read_dir(&self.0)
+            .into_iter()
+            .flatten()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .collect();
+        logs.sort();
+        for log in logs {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+            eprintln!("--- {} (last 20 lines)\n{tail}", log.display());
+        }
+    }
+}
+
+/// A child process, killed when dropped, so a failing test leaves none behind.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Sends `sig` to `child`, which must still run.
+pub fn signal(child: &Proc, sig: libc::c_int) {
+    let pid = libc::pid_t::try_from(child.0.id()).unwrap();
+    // SAFETY: kill(2) on the pid of a child this process spawned and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
+}
+
+/// Calls `check` every 100 ms until it answers, for at most `limit`. Idle cells take a third of a second
+/// each, so polling `status` this often sees a run's progress a cell or so late, well before it ends.
+pub fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(found) = check() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "gave up after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn path(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 path")
+}
+
+pub fn succeed_output(command: &mut Command) -> std::process::Output {
+    let output = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{command:?}: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Runs `command`, which must succeed: its stdout.
+pub fn succeed(command: &mut Command) -> String {
+    String::from_utf8(succeed_output(command).stdout).unwrap()
+}
