@@ -5,9 +5,14 @@
 //! the engine and hands the outputs to `sensgrid_eval`'s post-processing and metric. Masking happens in
 //! place on the loaded weights and is undone bit for bit afterwards, also when the evaluation fails, so one
 //! session serves any number of cells.
+//!
+//! The fast path of issue 16: the first evaluation keeps the eval set decoded, resized and normalized as
+//! tensors on the device (when it fits the cache budget, `Sensitivity.cache_mb`), so later jobs never decode
+//! again; and a masked evaluation runs each batch only from the first step its mask changes, reusing the
+//! activations there across the cells of a group (`boundary_cache.rs`).
 
 use anyhow::{Context, Result, bail};
-use sensgrid_eval::batch::batches;
+use sensgrid_eval::batch::{Batch, batches};
 use sensgrid_eval::config::Precision;
 use sensgrid_eval::dataset::Dataset;
 use sensgrid_eval::evaluate::{Evaluator, open_dataset, sensitivity_open_options};
@@ -19,6 +24,7 @@ use sensgrid_model::onnx;
 use sensgrid_model::prune::{Criterion, Cut, Plan, structural};
 use tch::{Device, Tensor};
 
+use crate::boundary_cache::{BoundaryCache, CacheStats};
 use crate::exec::Executor;
 use crate::pruning;
 
@@ -26,6 +32,9 @@ use crate::pruning;
 const DET_BATCH: usize = 1;
 /// Used when the config has no `Eval.loader.batch_size_per_card`.
 const DEFAULT_BATCH: usize = 64;
+/// `Sensitivity.cache_mb` when the config leaves it out, on the CPU and on a GPU.
+pub const DEFAULT_CACHE_MB_CPU: usize = 1024;
+pub const DEFAULT_CACHE_MB_CUDA: usize = 2048;
 
 /// How far an evaluation is: samples scored, out of the set's size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +52,30 @@ pub struct Session {
     batch_size: usize,
     /// The channel groups, computed on first use (static shapes at the first sample's size).
     analysis: Option<Analysis>,
+    /// The bytes the decoded eval set and the boundaries may hold together.
+    budget: usize,
+    eval_set: EvalSet,
+    /// The boundaries masked evaluations share.
+    boundaries: BoundaryCache,
+    /// Whether masked evaluations run from the boundary cache (on by default; off to measure it).
+    incremental: bool,
+}
+
+/// The eval set as the engine takes it.
+enum EvalSet {
+    /// Not read through yet: the first evaluation decodes it and keeps it if it fits.
+    Unread,
+    /// Decoded, resized and normalized, one model input per batch on the device.
+    Kept(Vec<Prepared>),
+    /// Larger than the budget: decoded from disk by every evaluation.
+    Streamed,
+}
+
+/// One batch ready for the model.
+struct Prepared {
+    /// The targets and shapes the evaluator reads (its `images` are emptied: the pixels are in `input`).
+    batch: Batch,
+    input: Tensor,
 }
 
 impl Session {
@@ -65,6 +98,12 @@ impl Session {
         let graph = onnx::read(config.model_path())?;
         let executor = Executor::new(&graph, device)?;
         let batch_size = batch_size(&config, &dataset);
+        let default_mb = if device.is_cuda() {
+            DEFAULT_CACHE_MB_CUDA
+        } else {
+            DEFAULT_CACHE_MB_CPU
+        };
+        let budget = sensitivity.cache_mb.unwrap_or(default_mb).saturating_mul(1 << 20);
         Ok(Session {
             config,
             graph,
@@ -72,7 +111,22 @@ impl Session {
             dataset,
             batch_size,
             analysis: None,
+            budget,
+            eval_set: EvalSet::Unread,
+            boundaries: BoundaryCache::new(budget),
+            incremental: true,
         })
+    }
+
+    /// Turns incremental cells on or off (`worker join --no-incremental`): off, every masked evaluation runs
+    /// the whole graph. Results are the same either way.
+    pub fn set_incremental(&mut self, on: bool) {
+        self.incremental = on;
+    }
+
+    /// What the boundary cache has done so far.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.boundaries.stats()
     }
 
     pub fn config(&self) -> &Config {
@@ -106,28 +160,67 @@ impl Session {
     ///
     /// # Errors
     /// An image that does not decode, a failing node, a model output the post-processing does not take.
-    pub fn evaluate(&self, progress: &mut dyn FnMut(Progress) -> Result<()>) -> Result<MetricDict> {
+    pub fn evaluate(&mut self, progress: &mut dyn FnMut(Progress) -> Result<()>) -> Result<MetricDict> {
+        self.score(None, progress, None)
+    }
+
+    /// Scores the model from `from` on (see [`Run`]), handing each batch's first output to `outputs` if given.
+    fn score(
+        &mut self,
+        from: Option<usize>,
+        progress: &mut dyn FnMut(Progress) -> Result<()>,
+        mut outputs: Option<&mut Vec<Tensor>>,
+    ) -> Result<MetricDict> {
         let mut evaluator = Evaluator::new(&self.config)?;
         let total = self.dataset.len();
-        for batch in batches(self.dataset.iter(), self.batch_size) {
-            let batch = batch?;
-            let dims: Vec<i64> = batch.shape.iter().map(|&d| d as i64).collect();
-            let input = Tensor::from_slice(&batch.images).reshape(&dims);
-            let outputs = self.executor.run(&[input])?;
-            let output = outputs
-                .into_iter()
-                .next()
-                .context("the model has no output")?
-                .to_device(Device::Cpu)
-                .to_kind(tch::Kind::Float)
-                .contiguous();
-            let dims: Vec<usize> = output.size().iter().map(|&d| d as usize).collect();
-            let values = Vec::<f32>::try_from(&output.flatten(0, -1)).context("reading the model's output")?;
-            evaluator.add_batch(&batch, &values, &dims)?;
+        let mut run = Run {
+            executor: &self.executor,
+            boundaries: &mut self.boundaries,
+            from,
+        };
+        let mut score = |index: usize, batch: &Batch, input: &Tensor| -> Result<()> {
+            let output = run.first_output(index, input)?;
+            if let Some(outputs) = outputs.as_deref_mut() {
+                outputs.push(output.shallow_clone());
+            }
+            add_output(&mut evaluator, batch, &output)?;
             progress(Progress {
                 done: evaluator.num_samples(),
                 total,
-            })?;
+            })
+        };
+        match &self.eval_set {
+            EvalSet::Kept(batches) => {
+                for (index, prepared) in batches.iter().enumerate() {
+                    score(index, &prepared.batch, &prepared.input)?;
+                }
+            }
+            EvalSet::Unread | EvalSet::Streamed => {
+                let device = self.executor.device();
+                let mut keep = matches!(self.eval_set, EvalSet::Unread).then(Vec::new);
+                let mut kept_bytes = 0;
+                for (index, batch) in batches(self.dataset.iter(), self.batch_size).enumerate() {
+                    let mut batch = batch?;
+                    let dims: Vec<i64> = batch.shape.iter().map(|&d| d as i64).collect();
+                    let input = Tensor::from_slice(&batch.images).reshape(&dims).to_device(device);
+                    batch.images = Vec::new();
+                    score(index, &batch, &input)?;
+                    if let Some(kept) = keep.as_mut() {
+                        kept_bytes += input.numel() * input.kind().elt_size_in_bytes();
+                        if kept_bytes > self.budget {
+                            keep = None;
+                            self.eval_set = EvalSet::Streamed;
+                        } else {
+                            kept.push(Prepared { batch, input });
+                        }
+                    }
+                }
+                if let Some(batches) = keep {
+                    self.eval_set = EvalSet::Kept(batches);
+                    // The kept set comes out of the budget; the boundaries get the rest.
+                    self.boundaries.set_budget(self.budget - kept_bytes);
+                }
+            }
         }
         Ok(evaluator.finish())
     }
@@ -155,7 +248,8 @@ impl Session {
     }
 
     /// Masks the channels `plan` prunes (ranked by `criterion`), scores the model, and restores every weight
-    /// bit for bit, whether or not the evaluation succeeded.
+    /// bit for bit, whether or not the evaluation succeeded. Each batch runs only from the first step the mask
+    /// changes, from activations kept for the earlier cells of the group when there are some.
     ///
     /// # Errors
     /// A plan naming an unknown group or a ratio outside (0, 1); as [`Session::evaluate`].
@@ -165,14 +259,73 @@ impl Session {
         criterion: Criterion,
         progress: &mut dyn FnMut(Progress) -> Result<()>,
     ) -> Result<MetricDict> {
+        self.masked(plan, criterion, progress, None)
+    }
+
+    /// [`Session::evaluate_masked`], also returning each batch's first model output as it was scored (the
+    /// tests compare them bit for bit with full runs).
+    ///
+    /// # Errors
+    /// As [`Session::evaluate_masked`].
+    pub fn evaluate_masked_outputs(
+        &mut self,
+        plan: &Plan,
+        criterion: Criterion,
+        progress: &mut dyn FnMut(Progress) -> Result<()>,
+    ) -> Result<(MetricDict, Vec<Tensor>)> {
+        let mut outputs = Vec::new();
+        let metrics = self.masked(plan, criterion, progress, Some(&mut outputs))?;
+        Ok((metrics, outputs))
+    }
+
+    fn masked(
+        &mut self,
+        plan: &Plan,
+        criterion: Criterion,
+        progress: &mut dyn FnMut(Progress) -> Result<()>,
+        outputs: Option<&mut Vec<Tensor>>,
+    ) -> Result<MetricDict> {
         self.analysis()?;
         let analysis = self.analysis.as_ref().expect("computed above");
         let cut = Cut::plan(&self.graph, analysis, plan, criterion)?;
         let masked = pruning::mask(&mut self.executor, &mut self.graph, analysis, &cut)?;
-        let result = self.evaluate(progress);
+        // Everything before the first reader of a masked constant is the unmasked run's.
+        let from = if self.incremental {
+            self.executor.first_reader(masked.tensors())
+        } else {
+            None
+        };
+        let result = self.score(from, progress, outputs);
         pruning::unmask(&mut self.executor, &mut self.graph, masked)?;
         result
     }
+}
+
+/// How one evaluation runs a batch: in full, or from the boundary at step `from`.
+struct Run<'a> {
+    executor: &'a Executor,
+    boundaries: &'a mut BoundaryCache,
+    from: Option<usize>,
+}
+
+impl Run<'_> {
+    /// The model's first output on eval batch `index`.
+    fn first_output(&mut self, index: usize, input: &Tensor) -> Result<Tensor> {
+        let outputs = match self.from {
+            Some(step) => self.boundaries.outputs(self.executor, step, index, input)?,
+            None => self.executor.run(std::slice::from_ref(input))?,
+        };
+        outputs.into_iter().next().context("the model has no output")
+    }
+}
+
+/// Post-processes and scores one batch's model output.
+fn add_output(evaluator: &mut Evaluator, batch: &Batch, output: &Tensor) -> Result<()> {
+    let output = output.to_device(Device::Cpu).to_kind(tch::Kind::Float).contiguous();
+    let dims: Vec<usize> = output.size().iter().map(|&d| d as usize).collect();
+    let values = Vec::<f32>::try_from(&output.flatten(0, -1)).context("reading the model's output")?;
+    evaluator.add_batch(batch, &values, &dims)?;
+    Ok(())
 }
 
 /// The criterion a config names, as the pruning code has it.

@@ -32,6 +32,10 @@ pub struct Args {
     /// How this worker appears in the coordinator (default: the host name and the process id).
     #[arg(long)]
     name: Option<String>,
+    /// Evaluate every cell on the whole graph instead of reusing the activations upstream of its group
+    /// (the results are the same; benchmarks measure the difference).
+    #[arg(long)]
+    no_incremental: bool,
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -53,6 +57,7 @@ pub fn run(args: &Args) -> Result<()> {
         device: parse_device(&args.device)?,
         cache_dir,
         name: args.name.clone().unwrap_or_else(join::default_name),
+        incremental: !args.no_incremental,
     })
 }
 

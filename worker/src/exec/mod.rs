@@ -7,10 +7,12 @@
 pub mod device;
 mod ops;
 mod plan;
+#[cfg(test)]
+pub(crate) use plan::tests as plan_tests;
 pub mod registry;
 
 pub use device::{device_name, parse_device};
-pub use plan::Executor;
+pub use plan::{Boundary, Executor};
 
 use anyhow::{Context, Result};
 use sensgrid_model::ir::Node;

@@ -1,4 +1,8 @@
 //! The execution plan: slots for intermediate tensors, each freed after its last consumer.
+//!
+//! A run can also be cut in two at a step ([`Executor::run_prefix`], [`Executor::run_from`]): the tensors alive
+//! there (the [`Boundary`]) are all the rest of the run needs, so a masked cell whose first masked constant is
+//! read at that step reuses the unmasked run's boundary and computes only the steps after it (issue 16).
 
 use std::collections::HashMap;
 
@@ -34,6 +38,34 @@ pub struct Executor {
     slot_count: usize,
     inputs: Vec<(String, usize)>,
     outputs: Vec<(String, Source)>,
+    /// Per slot, the last step that reads it: `usize::MAX` for graph outputs, `None` when nothing reads it.
+    last_use: Vec<Option<usize>>,
+}
+
+/// The tensors alive between two steps of a run: every slot produced before the step (graph inputs
+/// included) that the step or a later one reads, or that is a graph output.
+///
+/// The kernels never write to their inputs, so a boundary can be run from any number of times, each run
+/// giving the same outputs as the full run on the same constants.
+pub struct Boundary {
+    /// The step the boundary is at.
+    step: usize,
+    slots: Vec<(usize, Tensor)>,
+}
+
+impl Boundary {
+    /// The step the boundary is at: [`Executor::run_from`] continues there.
+    pub fn step(&self) -> usize {
+        self.step
+    }
+
+    /// The bytes its tensors hold (tensors that share storage are counted once each).
+    pub fn bytes(&self) -> usize {
+        self.slots
+            .iter()
+            .map(|(_, t)| t.numel() * t.kind().elt_size_in_bytes())
+            .sum()
+    }
 }
 
 /// The libtorch kind of an ONNX element type.
@@ -146,6 +178,15 @@ impl Executor {
                 last_reader.remove(slot);
             }
         }
+        let mut last_use: Vec<Option<usize>> = vec![None; slot_of.len()];
+        for (&slot, &step) in &last_reader {
+            last_use[slot] = Some(step);
+        }
+        for (_, output) in &outputs {
+            if let Source::Slot(slot) = output {
+                last_use[*slot] = Some(usize::MAX);
+            }
+        }
         for (slot, step) in last_reader {
             steps[step].free_after.push(slot);
         }
@@ -157,6 +198,7 @@ impl Executor {
             slot_count: slot_of.len(),
             inputs,
             outputs,
+            last_use,
         })
     }
 
@@ -191,6 +233,11 @@ impl Executor {
         Ok(())
     }
 
+    /// The device the graph runs on.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
     /// The names of the graph outputs, in order.
     pub fn output_names(&self) -> impl Iterator<Item = &str> {
         self.outputs.iter().map(|(name, _)| name.as_str())
@@ -209,6 +256,69 @@ impl Executor {
     /// returning a reference value instead checks each node on exactly the reference's inputs.
     pub fn run_tapped(&self, inputs: &[Tensor], tap: &mut dyn FnMut(&str, Tensor) -> Tensor) -> Result<Vec<Tensor>> {
         let _guard = tch::no_grad_guard();
+        let mut slots = self.input_slots(inputs)?;
+        self.run_steps(&mut slots, 0, self.steps.len(), tap)?;
+        self.take_outputs(&mut slots)
+    }
+
+    /// The number of steps (nodes) a run goes through.
+    pub fn step_count(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// The first step that reads any of the named constants: where a run with those constants changed starts
+    /// to differ from one without. `None` when no step reads them.
+    pub fn first_reader<'a>(&self, constants: impl IntoIterator<Item = &'a str>) -> Option<usize> {
+        let indices: Vec<usize> = constants
+            .into_iter()
+            .filter_map(|name| self.constant_index.get(name).copied())
+            .collect();
+        self.steps.iter().position(|step| {
+            step.inputs
+                .iter()
+                .any(|source| matches!(source, Source::Constant(i) if indices.contains(i)))
+        })
+    }
+
+    /// Runs the steps before `step` on `inputs` and keeps what the rest of the run needs.
+    ///
+    /// # Errors
+    /// As [`run`](Self::run); a step past the end.
+    pub fn run_prefix(&self, inputs: &[Tensor], step: usize) -> Result<Boundary> {
+        let _guard = tch::no_grad_guard();
+        if step > self.steps.len() {
+            bail!("step {step}: the model has {} steps", self.steps.len());
+        }
+        let mut slots = self.input_slots(inputs)?;
+        self.run_steps(&mut slots, 0, step, &mut |_, tensor| tensor)?;
+        let slots = slots
+            .into_iter()
+            .enumerate()
+            .filter_map(|(slot, tensor)| {
+                let needed = self.last_use[slot].is_some_and(|last| last >= step);
+                tensor.filter(|_| needed).map(|t| (slot, t))
+            })
+            .collect();
+        Ok(Boundary { step, slots })
+    }
+
+    /// Runs the rest of the graph from `boundary` and returns its outputs. The boundary is left as it was
+    /// (its tensors are shared, never written), so it serves any number of runs.
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    pub fn run_from(&self, boundary: &Boundary) -> Result<Vec<Tensor>> {
+        let _guard = tch::no_grad_guard();
+        let mut slots: Vec<Option<Tensor>> = (0..self.slot_count).map(|_| None).collect();
+        for (slot, tensor) in &boundary.slots {
+            slots[*slot] = Some(tensor.shallow_clone());
+        }
+        self.run_steps(&mut slots, boundary.step, self.steps.len(), &mut |_, tensor| tensor)?;
+        self.take_outputs(&mut slots)
+    }
+
+    /// Fresh slots holding `inputs` on the device.
+    fn input_slots(&self, inputs: &[Tensor]) -> Result<Vec<Option<Tensor>>> {
         if inputs.len() != self.inputs.len() {
             bail!("the model takes {} input(s), got {}", self.inputs.len(), inputs.len());
         }
@@ -216,7 +326,18 @@ impl Executor {
         for ((_, slot), tensor) in self.inputs.iter().zip(inputs) {
             slots[*slot] = Some(tensor.to_device(self.device));
         }
-        for step in &self.steps {
+        Ok(slots)
+    }
+
+    /// Runs steps `from..to` on `slots`, freeing each slot after its last reader.
+    fn run_steps(
+        &self,
+        slots: &mut [Option<Tensor>],
+        from: usize,
+        to: usize,
+        tap: &mut dyn FnMut(&str, Tensor) -> Tensor,
+    ) -> Result<()> {
+        for step in &self.steps[from..to] {
             let outputs = {
                 let args: Vec<Option<&Tensor>> = step
                     .inputs
@@ -240,6 +361,11 @@ impl Executor {
                 slots[*slot] = None;
             }
         }
+        Ok(())
+    }
+
+    /// The graph outputs, taken from the slots of a finished run.
+    fn take_outputs(&self, slots: &mut [Option<Tensor>]) -> Result<Vec<Tensor>> {
         self.outputs
             .iter()
             .map(|(name, source)| match source {
@@ -250,5 +376,86 @@ impl Executor {
                 Source::Absent => bail!("output with an empty name"),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use sensgrid_model::ir::{Node, ValueInfo};
+
+    fn node(op_type: &str, inputs: &[&str], output: &str) -> Node {
+        Node {
+            name: output.to_owned(),
+            op_type: op_type.to_owned(),
+            domain: String::new(),
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            outputs: vec![output.to_owned()],
+            attributes: Vec::new(),
+        }
+    }
+
+    /// `y = relu(x + a) * b + (x + a)`: a skip connection across the step that reads `b`, and `a` read
+    /// before it.
+    pub(crate) fn skip_graph() -> Graph {
+        let value = |name: &str| ValueInfo {
+            name: name.to_owned(),
+            fact: None,
+        };
+        let constant = |v: &[f32]| TensorData::from_values(vec![v.len()], v).unwrap();
+        Graph {
+            name: "skip".into(),
+            ir_version: 8,
+            opset: 17,
+            other_opsets: Vec::new(),
+            producer_name: String::new(),
+            producer_version: String::new(),
+            metadata: Vec::new(),
+            inputs: vec![value("x")],
+            outputs: vec![value("y")],
+            constants: [
+                ("a".to_owned(), constant(&[1.0, -2.0, 0.5])),
+                ("b".to_owned(), constant(&[3.0, 0.25, -1.0])),
+            ]
+            .into(),
+            nodes: vec![
+                node("Add", &["x", "a"], "t1"),
+                node("Relu", &["t1"], "t2"),
+                node("Mul", &["t2", "b"], "t3"),
+                node("Add", &["t3", "t1"], "y"),
+            ],
+            value_info: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_run_from_a_boundary_equals_the_full_run_and_leaves_the_boundary_as_it_was() {
+        let graph = skip_graph();
+        let mut executor = Executor::new(&graph, Device::Cpu).unwrap();
+        let x = Tensor::from_slice(&[0.5f32, 1.0, -3.0]);
+        let step = executor.first_reader(["b"]).unwrap();
+        assert_eq!(step, 2);
+        assert_eq!(executor.first_reader(["a"]), Some(0));
+        assert_eq!(executor.first_reader(["nope"]), None);
+
+        let boundary = executor.run_prefix(std::slice::from_ref(&x), step).unwrap();
+        // x was last read by step 0: only t1 (read again by step 3) and t2 are alive.
+        let mut slots: Vec<usize> = boundary.slots.iter().map(|(slot, _)| *slot).collect();
+        slots.sort();
+        assert_eq!(slots, [1, 2]);
+        assert_eq!(boundary.bytes(), 2 * 3 * 4);
+        let kept: Vec<Tensor> = boundary.slots.iter().map(|(_, t)| t.copy()).collect();
+
+        let full = executor.run(std::slice::from_ref(&x)).unwrap();
+        assert!(executor.run_from(&boundary).unwrap()[0].equal(&full[0]));
+        // Changing what the step reads changes the result, not the boundary.
+        let b = TensorData::from_values(vec![3], &[0.0f32, 0.0, 0.0]).unwrap();
+        executor.set_constant("b", &b).unwrap();
+        let changed = executor.run_from(&boundary).unwrap();
+        assert!(changed[0].equal(&executor.run(std::slice::from_ref(&x)).unwrap()[0]));
+        assert!(!changed[0].equal(&full[0]));
+        for ((_, tensor), kept) in boundary.slots.iter().zip(&kept) {
+            assert!(tensor.equal(kept), "the boundary was written to");
+        }
     }
 }

@@ -132,12 +132,18 @@ struct SessionKey {
 /// Evaluates jobs on one device, reusing the session of the last one.
 pub struct Engine {
     device: Device,
+    /// Whether cells run incrementally (see [`Session::set_incremental`]).
+    incremental: bool,
     loaded: Option<(SessionKey, Session)>,
 }
 
 impl Engine {
-    pub fn new(device: Device) -> Engine {
-        Engine { device, loaded: None }
+    pub fn new(device: Device, incremental: bool) -> Engine {
+        Engine {
+            device,
+            incremental,
+            loaded: None,
+        }
     }
 
     /// Runs one job, reporting progress to `state` and stopping when it asks.
@@ -250,7 +256,7 @@ impl Engine {
         let overrides = bundle::rebase(&inputs.bundle, &path).map_err(|e| input(e.into()))?;
         let config = Config::from_yaml(&job.config_yaml, format!("run {} config", job.run_id), &overrides)
             .map_err(|e| input(e.into()))?;
-        let pruned_session = Session::open(config, device).map_err(input)?;
+        let mut pruned_session = Session::open(config, device).map_err(input)?;
         let latency_after = latency::measure(
             pruned_session.executor(),
             &zeros(),
@@ -284,7 +290,9 @@ impl Engine {
             let overrides = bundle::rebase(&inputs.bundle, &inputs.model)?;
             let name = format!("run {} config", job.run_id);
             let config = Config::from_yaml(&job.config_yaml, &name, &overrides)?;
-            self.loaded = Some((key, Session::open(config, self.device)?));
+            let mut session = Session::open(config, self.device)?;
+            session.set_incremental(self.incremental);
+            self.loaded = Some((key, session));
         }
         Ok(&mut self.loaded.as_mut().expect("loaded above").1)
     }

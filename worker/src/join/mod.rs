@@ -57,6 +57,8 @@ pub struct Options {
     pub cache_dir: PathBuf,
     /// How the worker appears in the coordinator's records.
     pub name: String,
+    /// Whether cells reuse the activations upstream of their group (`--no-incremental` turns it off).
+    pub incremental: bool,
 }
 
 /// Joins the coordinator and works until interrupted.
@@ -96,8 +98,9 @@ async fn join(options: Options) -> Result<()> {
     let mut worker = Worker {
         client: client::worker_client(channel, &options.token)?,
         cache,
-        engine: Some(Engine::new(options.device)),
+        engine: Some(Engine::new(options.device, options.incremental)),
         device: options.device,
+        incremental: options.incremental,
         name: options.name,
         interrupts,
         worker_id: 0,
@@ -115,6 +118,7 @@ struct Worker {
     /// `None` only while a job evaluates on the blocking thread.
     engine: Option<Engine>,
     device: Device,
+    incremental: bool,
     name: String,
     interrupts: Interrupts,
     worker_id: i64,
@@ -298,7 +302,10 @@ impl Worker {
     async fn execute(&mut self, job: &Job, state: &Arc<JobState>) -> Result<Outcome, JobError> {
         let model = self.fetch(Artifact::Model, &job.model_digest, state).await?;
         let bundle = self.fetch(Artifact::Bundle, &job.dataset_digest, state).await?;
-        let mut engine = self.engine.take().unwrap_or_else(|| Engine::new(self.device));
+        let mut engine = self
+            .engine
+            .take()
+            .unwrap_or_else(|| Engine::new(self.device, self.incremental));
         let inputs = Inputs {
             job: job.clone(),
             model,

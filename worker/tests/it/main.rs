@@ -4,6 +4,7 @@ mod binary;
 mod cli;
 mod depgraph;
 mod eval;
+mod incremental;
 mod node_cases;
 mod oracle;
 mod parity;

@@ -25,6 +25,9 @@ pub struct Sensitivity {
     pub early_stop_loss: Option<f64>,
     /// The precision the worker evaluates in.
     pub precision: Precision,
+    /// The megabytes a worker may spend keeping the decoded eval set and the activations that cells of one
+    /// group share (`None`: the worker's default for its device; 0 turns both off).
+    pub cache_mb: Option<usize>,
 }
 
 /// How the filters of a channel group are ranked; the lowest ranked are removed first. The ranking itself is
@@ -92,6 +95,7 @@ pub(crate) fn read(entry: Option<&Entry>, file: &Origin, metric: &Metric) -> Res
             "eval_samples",
             "early_stop_loss",
             "precision",
+            "cache_mb",
         ],
     )?;
     let criteria = [
@@ -120,6 +124,7 @@ pub(crate) fn read(entry: Option<&Entry>, file: &Origin, metric: &Metric) -> Res
         precision: section
             .get("precision", |f| f.choice(&precisions))?
             .unwrap_or(Precision::Fp32),
+        cache_mb: section.get("cache_mb", |f| f.count())?,
     })
 }
 
