@@ -63,6 +63,8 @@ pub enum BundleError {
 pub struct Packed {
     /// Lines in `labels.txt`.
     pub lines: usize,
+    /// Lines of the configured set they were chosen from (after `ratio_list`, before `eval_samples`).
+    pub available: usize,
     /// Distinct image files.
     pub images: usize,
 }
@@ -111,6 +113,7 @@ pub fn pack(config: &Config, out: impl Write) -> Result<Packed, BundleError> {
         })?;
     Ok(Packed {
         lines: dataset.entries().len(),
+        available: dataset.available(),
         images: names.len(),
     })
 }

@@ -10,8 +10,13 @@
 //!   so its choice changes from run to run and no seed reproduces it; sensgrid draws them with its own
 //!   seeded generator ([`OpenOptions::seed`]) and keeps them in file order, so the subset is the same on
 //!   every worker and every run.
-//! - `eval_samples` ([`OpenOptions::eval_samples`]) keeps the first N lines of the set (lines after them are
-//!   not read): the result is what PaddleOCR evaluates on a label file holding those lines.
+//! - `eval_samples` ([`OpenOptions::eval_samples`]) keeps N lines of the set (after `ratio_list`), chosen by
+//!   a shuffle seeded with [`OpenOptions::subset_seed`] (`Sensitivity.seed`) and kept in file order; the
+//!   lines left out are not parsed. A set of at most N lines is kept whole. The result is what PaddleOCR
+//!   evaluates on a label file holding those lines, and the same seed chooses the same lines on every
+//!   worker, every run and every platform: the generator is SplitMix64 (Steele, Lea and Flood, "Fast
+//!   splittable pseudorandom number generators", 2014), a few lines of integer arithmetic written out in
+//!   [`sample_indices`], never a library's generator whose algorithm could change under us.
 //! - A line whose label transform returns `None` (a det label without boxes; for rec labels the
 //!   dictionary decides, see [`Dataset::skip_where`]) is not dropped: PaddleOCR's `__getitem__` evaluates
 //!   the next usable line in its place, so the set keeps its length ([`crate::substitute`]).
@@ -31,10 +36,14 @@ use crate::transforms::{Pipeline, Sample, Target, TransformError};
 /// How to open an eval set beyond its config.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpenOptions {
-    /// Keep only the first N lines (after `ratio_list`).
+    /// Keep N lines (after `ratio_list`), chosen by `subset_seed`, in file order; every line when the set has
+    /// at most N.
     pub eval_samples: Option<usize>,
     /// Seeds the choice of lines for a ratio below 1.
     pub seed: u64,
+    /// Seeds the choice of the `eval_samples` lines (`Sensitivity.seed`). Separate from `seed`, which keeps
+    /// its fixed value, so that a `ratio_list` subset does not change with `Sensitivity.seed`.
+    pub subset_seed: u64,
 }
 
 impl Default for OpenOptions {
@@ -42,6 +51,7 @@ impl Default for OpenOptions {
         OpenOptions {
             eval_samples: None,
             seed: 0x5EED_F00D,
+            subset_seed: 0,
         }
     }
 }
@@ -111,6 +121,8 @@ pub struct Dataset {
     label_files: Vec<PathBuf>,
     /// For each position, the entry evaluated there.
     order: Vec<usize>,
+    /// Lines the set had before `eval_samples` chose among them.
+    available: usize,
 }
 
 impl Dataset {
@@ -121,22 +133,43 @@ impl Dataset {
     /// missing image, or a set with no usable line.
     pub fn open(config: &EvalDataset, options: &OpenOptions) -> Result<Dataset, DatasetError> {
         let pipeline = Pipeline::new(&config.transforms).map_err(DatasetError::Transforms)?;
-        let mut entries = Vec::new();
+        let mut files = Vec::with_capacity(config.label_file_list.len());
         for (index, file) in config.label_file_list.iter().enumerate() {
             let bytes = std::fs::read(file).map_err(|reason| DatasetError::Io {
                 path: file.clone(),
                 reason,
             })?;
-            let lines: Vec<&[u8]> = bytes.split_inclusive(|&b| b == b'\n').collect();
+            let count = bytes.split_inclusive(|&b| b == b'\n').count();
             let ratio = config.ratio_list.get(index).copied().unwrap_or(1.0);
             let chosen = if ratio < 1.0 {
-                let k = (lines.len() as f64 * ratio).round_ties_even() as usize;
-                sample_indices(lines.len(), k, options.seed ^ index as u64)
+                let k = (count as f64 * ratio).round_ties_even() as usize;
+                sample_indices(count, k, options.seed ^ index as u64)
             } else {
-                (0..lines.len()).collect()
+                (0..count).collect()
             };
-            let wanted = options.eval_samples.unwrap_or(usize::MAX);
-            for i in chosen.into_iter().take(wanted.saturating_sub(entries.len())) {
+            files.push((file, bytes, chosen));
+        }
+        let available: usize = files.iter().map(|(_, _, chosen)| chosen.len()).sum();
+        // Positions (over every file's chosen lines, in order) that `eval_samples` keeps.
+        let kept: Option<Vec<usize>> = options
+            .eval_samples
+            .filter(|&n| n < available)
+            .map(|n| sample_indices(available, n, options.subset_seed));
+        let mut kept = kept.map(|k| k.into_iter().peekable());
+        let mut position = 0;
+        let mut entries = Vec::new();
+        for (file, bytes, chosen) in &files {
+            let lines: Vec<&[u8]> = bytes.split_inclusive(|&b| b == b'\n').collect();
+            for &i in chosen {
+                let at_position = position;
+                position += 1;
+                if let Some(kept) = &mut kept {
+                    if kept.peek() != Some(&at_position) {
+                        continue;
+                    }
+                    kept.next();
+                }
+                let file = *file;
                 let line = i + 1;
                 let at = |message: String| DatasetError::Line {
                     file: file.clone(),
@@ -171,6 +204,7 @@ impl Dataset {
             entries,
             label_files: config.label_file_list.clone(),
             order: Vec::new(),
+            available,
         };
         dataset.skip_where(|_| false)?;
         Ok(dataset)
@@ -217,6 +251,12 @@ impl Dataset {
 
     pub fn is_empty(&self) -> bool {
         self.order.is_empty()
+    }
+
+    /// The lines `eval_samples` chose from: the set's lines after `ratio_list` (its entries when every line
+    /// is kept).
+    pub fn available(&self) -> usize {
+        self.available
     }
 
     /// Every line, in set order.
@@ -319,6 +359,20 @@ fn sample_indices(n: usize, k: usize, seed: u64) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The subset is a pure function of (n, k, seed): pinned here, so a change of the generator (which would
+    /// change every run's samples) fails loudly; another seed draws other lines; k >= n keeps every line.
+    #[test]
+    fn sample_indices_are_seeded_sorted_and_pinned() {
+        let drawn = sample_indices(100, 5, 0);
+        assert_eq!(drawn, [4, 14, 43, 88, 97]);
+        assert_eq!(sample_indices(100, 5, 0), drawn);
+        assert_ne!(sample_indices(100, 5, 1), drawn);
+        assert!(drawn.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(sample_indices(4, 4, 3), [0, 1, 2, 3]);
+        assert_eq!(sample_indices(4, 9, 3), [0, 1, 2, 3]);
+        assert!(sample_indices(4, 0, 3).is_empty());
+    }
 
     #[test]
     fn lines_split_like_paddleocr() {

@@ -39,12 +39,13 @@ pub enum EvalError {
     Cls(#[from] ClsError),
 }
 
-/// The options a sensitivity run opens the config's eval set with: its first `Sensitivity.eval_samples` lines,
-/// or all of them when that is 0.
+/// The options a sensitivity run opens the config's eval set with: `Sensitivity.eval_samples` lines chosen by
+/// `Sensitivity.seed`, or all of them when that is 0.
 pub fn sensitivity_open_options(config: &Config) -> OpenOptions {
-    let eval_samples = config.sensitivity().eval_samples;
+    let sensitivity = config.sensitivity();
     OpenOptions {
-        eval_samples: (eval_samples > 0).then_some(eval_samples),
+        eval_samples: (sensitivity.eval_samples > 0).then_some(sensitivity.eval_samples),
+        subset_seed: sensitivity.seed,
         ..OpenOptions::default()
     }
 }

@@ -229,11 +229,22 @@ fn ratio_list_and_eval_samples_choose_lines_deterministically() {
             ..OpenOptions::default()
         })
     );
-    let first = lines(&OpenOptions {
-        eval_samples: Some(3),
-        ..OpenOptions::default()
-    });
-    assert_eq!(first, a[..3]);
+    // eval_samples: a seeded subset of the ratio_list lines, in file order; the whole set when N covers it.
+    let subset = |subset_seed: u64, n: usize| {
+        lines(&OpenOptions {
+            eval_samples: Some(n),
+            subset_seed,
+            ..OpenOptions::default()
+        })
+    };
+    let three = subset(0, 3);
+    assert_eq!(three.len(), 3);
+    assert!(three.iter().all(|l| a.contains(l)), "{three:?} among {a:?}");
+    assert!(three.windows(2).all(|w| w[0] < w[1]), "file order: {three:?}");
+    assert_eq!(three, subset(0, 3), "the same seed, the same lines");
+    assert_ne!(subset(0, 5), subset(1, 5), "another seed, other lines");
+    assert_eq!(subset(0, 10), a);
+    assert_eq!(subset(7, 99), a);
     // round(40 * 0.3125) = round(12.5) = 12, half to even.
     let config = EvalDataset {
         ratio_list: vec![0.3125],
@@ -241,7 +252,7 @@ fn ratio_list_and_eval_samples_choose_lines_deterministically() {
     };
     assert_eq!(Dataset::open(&config, &OpenOptions::default()).unwrap().len(), 12);
 
-    // Lines after the first N are not read, so a malformed one there does not matter.
+    // Lines the subset leaves out are not parsed, so a malformed one there does not matter.
     let mut text = std::fs::read_to_string(dir.join("label.txt")).unwrap();
     text.push_str("no delimiter here\n");
     std::fs::write(dir.join("label.txt"), text).unwrap();
@@ -249,15 +260,19 @@ fn ratio_list_and_eval_samples_choose_lines_deterministically() {
         ratio_list: vec![1.0],
         ..config
     };
-    let set = Dataset::open(
-        &full,
-        &OpenOptions {
-            eval_samples: Some(40),
-            ..OpenOptions::default()
-        },
-    )
-    .unwrap();
-    assert_eq!(set.len(), 40);
+    let set = (0..64)
+        .find_map(|subset_seed| {
+            let options = OpenOptions {
+                eval_samples: Some(20),
+                subset_seed,
+                ..OpenOptions::default()
+            };
+            Dataset::open(&full, &options).ok()
+        })
+        .expect("a seed that leaves line 41 out");
+    assert_eq!(set.len(), 20);
+    assert_eq!(set.available(), 41);
+    assert!(set.entries().iter().all(|e| e.line != 41));
     assert!(
         open_error(&full)
             .ends_with(":41: no delimiter \"\\t\" between the image path and the label in \"no delimiter here\"")

@@ -19,8 +19,11 @@ pub struct Sensitivity {
     pub skip: Vec<Glob>,
     /// The key of the metric's result that the loss is computed on (default: `Metric.main_indicator`).
     pub metric: String,
-    /// How many eval samples each job scores; 0 means the whole eval set.
+    /// How many eval samples each job scores; 0 means the whole eval set. They are a fixed subset, chosen by
+    /// a shuffle seeded with `seed` (see [`crate::dataset`]).
     pub eval_samples: usize,
+    /// Seeds the choice of the `eval_samples` subset: the same seed, the same samples on every worker and run.
+    pub seed: u64,
     /// Once a group's loss at some ratio exceeds this, its larger ratios are not run (they are worse still).
     pub early_stop_loss: Option<f64>,
     /// The precision the worker evaluates in.
@@ -93,6 +96,7 @@ pub(crate) fn read(entry: Option<&Entry>, file: &Origin, metric: &Metric) -> Res
             "skip",
             "metric",
             "eval_samples",
+            "seed",
             "early_stop_loss",
             "precision",
             "cache_mb",
@@ -120,6 +124,7 @@ pub(crate) fn read(entry: Option<&Entry>, file: &Origin, metric: &Metric) -> Res
             .get("metric", |f| f.choice(&key_choices(&metric.kind)))?
             .map_or_else(|| metric.main_indicator.clone(), str::to_owned),
         eval_samples: section.get("eval_samples", |f| f.count())?.unwrap_or(0),
+        seed: section.get("seed", |f| f.count())?.map_or(0, |seed| seed as u64),
         early_stop_loss: section.get("early_stop_loss", |f| f.positive_number())?,
         precision: section
             .get("precision", |f| f.choice(&precisions))?

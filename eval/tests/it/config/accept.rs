@@ -88,6 +88,7 @@ fn ch_det_mv3_db_loads_with_model_and_eval_set_overridden() {
     assert!(sensitivity.skip.is_empty());
     assert_eq!(sensitivity.metric, "hmean");
     assert_eq!(sensitivity.eval_samples, 0);
+    assert_eq!(sensitivity.seed, 0);
     assert_eq!(sensitivity.early_stop_loss, None);
     assert_eq!(sensitivity.precision, Precision::Fp32);
     assert_eq!(config.prune(), None);
@@ -255,7 +256,7 @@ fn cls_mv3_takes_its_label_list_from_global() {
 fn sensgrid_sections_read_with_their_values() {
     let text = format!(
         "{}\nSensitivity:\n  ratios: [0.2, 0.4, 0.6]\n  criterion: fpgm\n  skip: ['conv_last*', 'head.?']\n  \
-         metric: precision\n  eval_samples: 200\n  early_stop_loss: 0.5\n  precision: fp16\n\
+         metric: precision\n  eval_samples: 200\n  seed: 42\n  early_stop_loss: 0.5\n  precision: fp16\n\
          Prune:\n  flops_reduction: 0.3\n  export: false\n",
         fixture_text("ch_det_mv3_db_v2.0.yml")
     );
@@ -270,6 +271,7 @@ fn sensgrid_sections_read_with_their_values() {
     assert!(!s.is_skipped("conv1"));
     assert_eq!(s.metric, "precision");
     assert_eq!(s.eval_samples, 200);
+    assert_eq!(s.seed, 42);
     assert_eq!(s.early_stop_loss, Some(0.5));
     assert_eq!(s.precision, Precision::Fp16);
     let prune = config.prune().unwrap();

@@ -140,7 +140,7 @@ fn overridden_values_are_checked_and_name_the_override() {
     assert_eq!(
         e("Sensitivity.ratioss=[0.2]"),
         "-o Sensitivity.ratioss=[0.2]: unknown key (expected one of ratios, criterion, skip, metric, \
-         eval_samples, early_stop_loss, precision, cache_mb)"
+         eval_samples, seed, early_stop_loss, precision, cache_mb)"
     );
     assert_eq!(
         e("Eval.dataset.label_file_list=[]"),

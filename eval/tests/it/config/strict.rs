@@ -15,7 +15,7 @@ fn sensitivity_unknown_key() {
             &DET_OVERRIDES
         ),
         "det.yml:3: Sensitivity.ratioss: unknown key (expected one of ratios, criterion, skip, metric, \
-         eval_samples, early_stop_loss, precision, cache_mb)"
+         eval_samples, seed, early_stop_loss, precision, cache_mb)"
     );
 }
 
