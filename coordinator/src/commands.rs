@@ -10,6 +10,7 @@ use clap::Args;
 use sensgrid_coordinator::client::{self, AdminClient, Tls};
 use sensgrid_coordinator::progress::Progress;
 use sensgrid_coordinator::results::RunResults;
+use sensgrid_coordinator::spec::RunSpec;
 use sensgrid_coordinator::submit::{self, Prepared};
 use sensgrid_proto::v1 as pb;
 use serde_json::json;
@@ -257,6 +258,16 @@ pub async fn status(args: StatusArgs) -> Result<()> {
             .find(|j| j.kind == kind)
             .map_or_else(|| "none".to_owned(), |j| j.state.clone())
     };
+    // A spec that does not read (an older client's, a bare test run) shows neither setting.
+    let spec = serde_json::from_str::<serde_json::Value>(&run.spec_json)
+        .ok()
+        .and_then(|spec| RunSpec::from_json(&spec).ok())
+        .unwrap_or_default();
+    let early_stopped = run
+        .jobs
+        .iter()
+        .filter(|j| j.kind == "cell" && j.state == "skipped" && j.last_error.starts_with("early stop"))
+        .count();
     if args.json {
         println!(
             "{}",
@@ -264,6 +275,8 @@ pub async fn status(args: StatusArgs) -> Result<()> {
                 "run_id": run_id, "state": p.state, "error": p.error,
                 "baseline": job_state("baseline"), "export": job_state("export"),
                 "cells": {"total": p.cells_total, "finished": p.cells_finished, "by_state": p.by_state},
+                "eval_samples": spec.eval_samples,
+                "early_stop": spec.early_stop_loss.map(|loss| json!({"loss": loss, "skipped": early_stopped})),
                 "active_workers": p.workers, "elapsed_s": p.elapsed.as_secs_f64(),
                 "eta_s": p.eta.map(|d| d.as_secs_f64()),
             }))?
@@ -287,6 +300,18 @@ pub async fn status(args: StatusArgs) -> Result<()> {
         p.cells_total,
         states.join(", ")
     );
+    match spec.eval_samples {
+        Some(subset) => println!(
+            "  eval set: {} of {} samples (Sensitivity.seed {})",
+            subset.count, subset.of, subset.seed
+        ),
+        None => println!("  eval set: every sample"),
+    }
+    if let Some(loss) = spec.early_stop_loss {
+        println!(
+            "  early stop: a group's larger ratios skipped once its loss exceeds {loss} ({early_stopped} cells skipped)"
+        );
+    }
     println!("  active workers: {}", describe_workers(&p.workers));
     println!(
         "  elapsed: {}   ETA: {}",

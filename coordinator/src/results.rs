@@ -1,10 +1,12 @@
 //! What `coordinator results RUN --out DIR` writes, from the run as `GetRun` answers it:
 //!
 //! - `sen.pickle`: `{group key: {ratio: loss}}` of the done cells, str keys and Python floats, as PaddleSlim's
-//!   `sensitivity()` saves it (readable by `pickle.load`, also with `encoding='bytes'`);
+//!   `sensitivity()` saves it (readable by `pickle.load`, also with `encoding='bytes'`); cells an early stop
+//!   skipped are left out, never filled in;
 //! - `sensitivities.csv`: one row per cell (group, ratio, channels pruned, metric, loss, state);
 //! - `sensitivities.json`: the baseline's metric dict, and per group its members, channels, params and FLOPs
-//!   with each cell's metric dict, loss, state, worker, device and seconds;
+//!   with each cell's metric dict, loss, state, worker, device and seconds (a skipped cell's `error` says
+//!   why); at the top, the eval subset (`eval_samples`: count, of, seed) and `early_stop_loss`;
 //! - after a plan, `plan.json`; after an export, `prune_report.json` (and the CLI fetches `pruned.onnx`);
 //! - the plots of [`crate::plots`]: `sensitivity.png` and `.svg`, `heatmap.png`, after a plan `pruned.png`.
 
@@ -326,6 +328,8 @@ impl<'a> RunResults<'a> {
             "criterion": self.run.criterion,
             "ratios": self.spec.ratios,
             "input_shape": self.spec.input_shape,
+            "eval_samples": self.spec.eval_samples,
+            "early_stop_loss": self.spec.early_stop_loss,
             "model": {"digest": self.run.model_digest, "params": self.spec.params, "flops": self.spec.flops},
             "baseline": self.baseline().and_then(|b| b.get("metrics").cloned()),
             "groups": self.spec.groups.iter().map(|g| group(g, false))

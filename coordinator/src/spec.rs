@@ -31,6 +31,22 @@ pub struct RunSpec {
     pub excluded: Vec<ExcludedSpec>,
     /// `Prune`: how the plan is chosen, and whether the run ends with an export.
     pub prune: Option<PruneSpec>,
+    /// `Sensitivity.eval_samples`: the fixed subset of the eval set every job scores; `None` for all of it.
+    pub eval_samples: Option<EvalSubset>,
+    /// `Sensitivity.early_stop_loss`: once a group's loss at some ratio exceeds it, the group's larger ratios
+    /// are skipped (the pipeline's early stop).
+    pub early_stop_loss: Option<f64>,
+}
+
+/// The eval set's subset a run scores (`Sensitivity.eval_samples` and `Sensitivity.seed`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvalSubset {
+    /// Samples scored: `Sensitivity.eval_samples`, or every line when the set has fewer.
+    pub count: usize,
+    /// Lines of the eval set it is chosen from (after `ratio_list`).
+    pub of: usize,
+    /// Seeds the shuffle that chooses them: the same seed chooses the same lines on every worker and run.
+    pub seed: u64,
 }
 
 /// One channel group.

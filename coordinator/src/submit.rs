@@ -19,7 +19,7 @@ use sensgrid_model::ir::{Dim, Graph};
 use sensgrid_model::{onnx, ops};
 use serde_json::{Value, json};
 
-use crate::spec::{ExcludedSpec, GroupSpec, PruneSpec, PruneTarget, RunSpec};
+use crate::spec::{EvalSubset, ExcludedSpec, GroupSpec, PruneSpec, PruneTarget, RunSpec};
 
 /// PaddleSlim counts a det model's FLOPs at 640x640 (`paddleslim.analysis.dygraph_flops` in PaddleOCR's
 /// pruning guide): det sets resize each image differently, so the grid's shape is that one.
@@ -53,7 +53,8 @@ pub fn prepare(config_path: &Path, overrides: &[String], name: Option<&str>) -> 
     let graph = onnx::read(&model).with_context(|| format!("Global.pretrained_model {}", model.display()))?;
     ops::check_supported(&graph).with_context(|| format!("{}", model.display()))?;
     let mut bundle_bytes = Vec::new();
-    bundle::pack(&config, &mut bundle_bytes).with_context(|| format!("{}: Eval.dataset", config_path.display()))?;
+    let packed =
+        bundle::pack(&config, &mut bundle_bytes).with_context(|| format!("{}: Eval.dataset", config_path.display()))?;
     let input_shape = input_shape(&config, &graph)?;
     let analysis = groups::analyse_at(&graph, std::slice::from_ref(&input_shape))
         .with_context(|| format!("{}: finding channel groups at {input_shape:?}", model.display()))?;
@@ -115,6 +116,12 @@ pub fn prepare(config_path: &Path, overrides: &[String], name: Option<&str>) -> 
             })
             .collect(),
         prune,
+        eval_samples: (sensitivity.eval_samples > 0).then_some(EvalSubset {
+            count: packed.lines,
+            of: packed.available,
+            seed: sensitivity.seed,
+        }),
+        early_stop_loss: sensitivity.early_stop_loss,
     };
     Ok(Prepared {
         config_yaml: config.to_yaml(),

@@ -18,6 +18,13 @@
 //! timer). Besides, it looks again every `recheck` while it believes the queue empty, which catches jobs that
 //! became claimable without a wake-up in this process (backoffs set before a restart).
 //!
+//! # Affinity
+//!
+//! The dispatcher remembers the run and group of the last job it handed each worker and passes them with the
+//! claim ([`JobClaimParams::affinity`]), so a worker gets the next cell of the group it has loaded, else the
+//! next job of its run, before anything else. The memory is this process's: after a restart a worker's next
+//! claim is in plain dispatch order, and its affinity starts again from the job it gets.
+//!
 //! # Deadlines
 //!
 //! The dispatcher, not the handler, ends a poll's wait: it answers "no job" at the poll's deadline. A handler
@@ -40,7 +47,7 @@ use tonic::Status;
 
 use super::convert;
 use crate::clock::Clock;
-use crate::store::{ClaimedJob, JobClaimParams, JobKind, JobStore, Run, RunId, StoreError, WorkerId};
+use crate::store::{ClaimAffinity, ClaimedJob, JobClaimParams, JobKind, JobStore, Run, RunId, StoreError, WorkerId};
 
 /// The most polls one claim serves; the rest wait for the next round.
 pub const MAX_CLAIM_BATCH: usize = 1024;
@@ -133,6 +140,8 @@ pub struct Dispatcher<S> {
     queue_may_have_jobs: bool,
     /// Runs never change after creation (their state aside, which jobs do not carry), so each is read once.
     runs: HashMap<RunId, Arc<Run>>,
+    /// Each worker's last job handed out: its run and group, the claim's affinity for that worker.
+    affinity: HashMap<WorkerId, ClaimAffinity>,
 }
 
 /// A finished claim: the polls it was for and what the store answered.
@@ -161,6 +170,7 @@ impl<S: JobStore> Dispatcher<S> {
             timers: BinaryHeap::new(),
             queue_may_have_jobs: true,
             runs: HashMap::new(),
+            affinity: HashMap::new(),
         };
         (DispatcherHandle { tx }, tokio::spawn(dispatcher.run()))
     }
@@ -253,6 +263,10 @@ impl<S: JobStore> Dispatcher<S> {
             now: self.clock.now(),
             lease_duration: self.config.lease,
             workers: waiters.iter().map(|w| w.worker).collect(),
+            affinity: waiters
+                .iter()
+                .filter_map(|w| self.affinity.get(&w.worker).cloned())
+                .collect(),
         };
         let store = self.store.clone();
         self.claims.spawn(async move {
@@ -272,6 +286,7 @@ impl<S: JobStore> Dispatcher<S> {
                 // polls; the others wait for the next claim.
                 let status = Status::not_found(format!("worker_id: worker {worker} is not registered"));
                 let (refused, others): (Vec<_>, Vec<_>) = waiters.into_iter().partition(|w| w.worker == worker);
+                self.affinity.remove(&worker);
                 for waiter in refused {
                     let _ = waiter.reply.send(Err(status.clone()));
                 }
@@ -290,12 +305,30 @@ impl<S: JobStore> Dispatcher<S> {
             self.queue_may_have_jobs = false;
             self.timers.push(Reverse(Instant::now() + self.config.recheck));
         }
-        let mut waiters = waiters.into_iter();
+        // Jobs come in the order of the entries they went to; with affinities those need not be the first
+        // ones, so each job goes to the longest waiting poll of its owner.
+        let mut waiters: Vec<Option<Waiter>> = waiters.into_iter().map(Some).collect();
         for job in jobs {
-            let Some(waiter) = waiters.next() else {
-                break;
+            let Some(waiter) = waiters
+                .iter_mut()
+                .find(|w| w.as_ref().is_some_and(|w| w.worker == job.owner))
+                .and_then(Option::take)
+            else {
+                tracing::error!(
+                    job_id = job.lease.job_id.0,
+                    worker_id = job.owner.0,
+                    "a claim leased a job to a worker it was not asked for; the sweeper takes it back"
+                );
+                continue;
             };
-            debug_assert_eq!(waiter.worker, job.owner, "the i-th job goes to the i-th worker");
+            self.affinity.insert(
+                job.owner,
+                ClaimAffinity {
+                    worker: job.owner,
+                    run_id: job.run_id,
+                    group_key: job.group_key.clone(),
+                },
+            );
             let reply = self.job_message(&job).await;
             // Describing the job reads its run; a failure there reaches the worker as the poll's status.
             let described = reply.is_ok();
@@ -322,7 +355,7 @@ impl<S: JobStore> Dispatcher<S> {
                 );
             }
         }
-        self.requeue(waiters.collect());
+        self.requeue(waiters.into_iter().flatten().collect());
     }
 
     /// Puts polls a claim did not serve back at the front, in their order.

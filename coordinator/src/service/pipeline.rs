@@ -2,15 +2,21 @@
 //!
 //! - The baseline failed, or its metric is missing or 0 (every loss would divide by zero): the run fails with
 //!   that reason and its unfinished cells are skipped.
+//! - An early stop (`Sensitivity.early_stop_loss`, [`RunSpec::early_stop_loss`]): once a done cell of a group
+//!   has a loss above the threshold, the group's queued cells at larger ratios are skipped
+//!   ([`JobStore::job_skip`]), the reason as their error. Cells already leased or done stay as they are, so a
+//!   skipped cell never has a result, and none is made up. Claims run a group's ratios in ascending order, so
+//!   the stop saves the larger ones.
 //! - Every cell is final and the run has a `Prune` section: the planner chooses the ratios; with `export` the
 //!   export job is queued, else the run is done with its plan.
 //! - Every cell is final and there is nothing to plan, or the export is done: the run is done.
 //! - The export failed: the run fails (its cells and plan stay).
 //!
 //! Every decision is read from the store, so a restarted coordinator picks up where the last one stopped. The
-//! task looks at the running runs every `interval` and whenever a job finished ([`PipelineHandle::wake`]).
+//! task looks at the running runs every `interval` and whenever a job finished ([`PipelineHandle::wake`]); a
+//! run with an early stop has its cells read again whenever its count of done jobs moved.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +30,8 @@ use crate::clock::Clock;
 use crate::planning::{self, PlanRequest};
 use crate::spec::RunSpec;
 use crate::store::{
-    Job, JobKind, JobState, JobStore, Run, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams, RunState, StoreError,
+    Job, JobKind, JobSkipParams, JobState, JobStore, Run, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams,
+    RunState, StoreError,
 };
 
 /// The least time between two rounds of the pipeline.
@@ -50,6 +57,16 @@ pub struct Pipeline<S> {
     /// Where the models live, for the FLOPs of a planned prune.
     artifact_dir: PathBuf,
     dispatcher: DispatcherHandle,
+}
+
+/// What the pipeline remembers between rounds; all of it is rebuilt from the store after a restart.
+#[derive(Debug, Default)]
+pub struct Rounds {
+    /// Runs whose baseline is done and usable: until their cells are all final, the job counts that `run_list`
+    /// gives say everything (no job list is read while thousands of cells complete).
+    baseline_ok: HashSet<RunId>,
+    /// Runs with an early stop: their count of done jobs when their cells were last checked.
+    early_stop_checked: HashMap<RunId, u64>,
 }
 
 /// What the pipeline did with one run.
@@ -82,16 +99,14 @@ impl<S: JobStore> Pipeline<S> {
             dispatcher,
         };
         let task = tokio::spawn(async move {
-            // Runs whose baseline is done and usable: until their cells are all final, the job counts that
-            // `run_list` gives say everything (no job list is read while thousands of cells complete).
-            let mut baseline_ok = HashSet::new();
+            let mut rounds = Rounds::default();
             loop {
                 tokio::select! {
                     () = stop.cancelled() => return,
                     () = notify.notified() => {}
                     () = tokio::time::sleep(interval) => {}
                 }
-                if let Err(error) = pipeline.advance_all(&mut baseline_ok).await {
+                if let Err(error) = pipeline.advance_all(&mut rounds).await {
                     tracing::error!(%error, retry_in = ?interval, "advancing the runs failed; retrying");
                 }
                 // Completions arrive in bursts: one round per MIN_ROUND_GAP is as quick as anyone can see.
@@ -101,24 +116,37 @@ impl<S: JobStore> Pipeline<S> {
         (handle, task)
     }
 
-    /// Advances every running run once. `baseline_ok` remembers the runs whose baseline is done and usable
-    /// (the caller keeps it between rounds): they are looked at only once none of their jobs is queued or
-    /// leased.
+    /// Advances every running run once. `rounds` (the caller keeps it between rounds) remembers the runs whose
+    /// baseline is done and usable: they are looked at only once none of their jobs is queued or leased, or,
+    /// with an early stop, when more of their jobs are done than when their cells were last checked.
     ///
     /// # Errors
     ///
     /// The store's error; runs advanced before it stay advanced.
-    pub async fn advance_all(&self, baseline_ok: &mut HashSet<RunId>) -> Result<(), StoreError> {
+    pub async fn advance_all(&self, rounds: &mut Rounds) -> Result<(), StoreError> {
         let running = self.store.run_list(Some(RunState::Running)).await?;
-        baseline_ok.retain(|id| running.iter().any(|s| s.run.id == *id));
+        rounds.baseline_ok.retain(|id| running.iter().any(|s| s.run.id == *id));
+        rounds
+            .early_stop_checked
+            .retain(|id, _| running.iter().any(|s| s.run.id == *id));
         for summary in running {
             let run = summary.run;
-            if baseline_ok.contains(&run.id) && summary.jobs.queued + summary.jobs.leased > 0 {
-                continue;
+            if rounds.baseline_ok.contains(&run.id) && summary.jobs.queued + summary.jobs.leased > 0 {
+                match rounds.early_stop_checked.get(&run.id) {
+                    Some(&done) if done != summary.jobs.done => {}
+                    _ => continue,
+                }
             }
-            match self.advance(&run).await? {
+            let step = self.advance(&run).await?;
+            if let Step::Waiting { baseline_ok: true } = step
+                && RunSpec::from_json(&run.spec).is_ok_and(|spec| spec.early_stop_loss.is_some())
+            {
+                // Counted before the cells were read: a cell done in between is checked next round.
+                rounds.early_stop_checked.insert(run.id, summary.jobs.done);
+            }
+            match step {
                 Step::Waiting { baseline_ok: true } => {
-                    baseline_ok.insert(run.id);
+                    rounds.baseline_ok.insert(run.id);
                 }
                 Step::Waiting { .. } => {}
                 Step::ExportQueued => tracing::info!(run_id = run.id.0, "run planned; export queued"),
@@ -139,7 +167,13 @@ impl<S: JobStore> Pipeline<S> {
     ///
     /// The store's error.
     pub async fn advance(&self, run: &Run) -> Result<Step, StoreError> {
-        let jobs = self.store.job_list_by_run(run.id).await?;
+        let mut jobs = self.store.job_list_by_run(run.id).await?;
+        if let Decision::Wait { baseline_ok: true } = decide(run, &jobs)
+            && self.early_stop(run, &jobs).await? > 0
+        {
+            // Skipped cells may have been the last unfinished ones.
+            jobs = self.store.job_list_by_run(run.id).await?;
+        }
         let step = decide(run, &jobs);
         match step {
             Decision::Wait { baseline_ok } => Ok(Step::Waiting { baseline_ok }),
@@ -186,6 +220,38 @@ impl<S: JobStore> Pipeline<S> {
         }
     }
 
+    /// Skips the queued cells that the run's early stop rules out (see the module docs); answers how many.
+    async fn early_stop(&self, run: &Run, jobs: &[Job]) -> Result<u64, StoreError> {
+        let Ok(spec) = RunSpec::from_json(&run.spec) else {
+            return Ok(0);
+        };
+        let mut skipped = 0;
+        for stop in early_stops(&spec, jobs) {
+            let n = self
+                .store
+                .job_skip(JobSkipParams {
+                    now: self.clock.now(),
+                    run_id: run.id,
+                    group_key: stop.group_key.clone(),
+                    above_ratio: stop.ratio,
+                    reason: stop.reason(),
+                })
+                .await?;
+            if n > 0 {
+                tracing::info!(
+                    run_id = run.id.0,
+                    group = stop.group_key,
+                    ratio = stop.ratio,
+                    loss = stop.loss,
+                    skipped = n,
+                    "early stop: the group's larger ratios are skipped"
+                );
+            }
+            skipped += n;
+        }
+        Ok(skipped)
+    }
+
     async fn finish(&self, run: &Run, state: RunState, error: Option<String>) -> Result<Step, StoreError> {
         self.store
             .run_finish(RunFinishParams {
@@ -197,6 +263,76 @@ impl<S: JobStore> Pipeline<S> {
             .await?;
         Ok(Step::Finished(state, error))
     }
+}
+
+/// One group's early stop: its smallest ratio whose loss exceeds the threshold.
+#[derive(Clone, Debug, PartialEq)]
+struct EarlyStop {
+    group_key: String,
+    ratio: f64,
+    loss: f64,
+    threshold: f64,
+}
+
+impl EarlyStop {
+    /// The skipped cells' error.
+    fn reason(&self) -> String {
+        format!(
+            "early stop: loss {:.4} at ratio {} exceeds early_stop_loss {}",
+            self.loss, self.ratio, self.threshold
+        )
+    }
+}
+
+/// The early stops that `jobs` call for under `spec`: per group, the smallest ratio of a done cell whose loss
+/// (computed as `results` computes it) is above [`RunSpec::early_stop_loss`], where a queued cell of the group
+/// has a larger ratio. None without a threshold or a done baseline with the metric.
+fn early_stops(spec: &RunSpec, jobs: &[Job]) -> Vec<EarlyStop> {
+    let Some(threshold) = spec.early_stop_loss else {
+        return Vec::new();
+    };
+    let baseline = jobs
+        .iter()
+        .find(|j| j.kind == JobKind::Baseline && j.state == JobState::Done)
+        .and_then(|j| j.result.as_ref())
+        .and_then(|r| crate::sensitivity::metric(r, &spec.metric));
+    let Some(baseline) = baseline.filter(|b| *b != 0.0) else {
+        return Vec::new();
+    };
+    let mut stops: Vec<EarlyStop> = Vec::new();
+    let cells = jobs.iter().filter(|j| j.kind == JobKind::Cell);
+    for job in cells.clone().filter(|j| j.state == JobState::Done) {
+        let (Some(group), Some(ratio), Some(result)) = (&job.group_key, job.ratio, &job.result) else {
+            continue;
+        };
+        let Some(loss) = crate::sensitivity::cell_loss(result, baseline, &spec.metric) else {
+            continue;
+        };
+        if loss <= threshold {
+            continue;
+        }
+        match stops.iter_mut().find(|s| s.group_key == *group) {
+            Some(stop) if stop.ratio <= ratio => {}
+            Some(stop) => {
+                stop.ratio = ratio;
+                stop.loss = loss;
+            }
+            None => stops.push(EarlyStop {
+                group_key: group.clone(),
+                ratio,
+                loss,
+                threshold,
+            }),
+        }
+    }
+    stops.retain(|stop| {
+        cells.clone().any(|j| {
+            j.state == JobState::Queued
+                && j.group_key.as_deref() == Some(stop.group_key.as_str())
+                && j.ratio.is_some_and(|r| r > stop.ratio)
+        })
+    });
+    stops
 }
 
 /// What a running run's jobs call for.
@@ -260,5 +396,87 @@ fn decide(run: &Run, jobs: &[Job]) -> Decision {
         },
         None if spec.prune.is_some() && run.plan.is_none() => Decision::Plan(Box::new(spec)),
         None => Decision::Finish(RunState::Done, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::store::JobId;
+
+    fn job(id: i64, kind: JobKind, cell: Option<(&str, f64)>, state: JobState, hmean: Option<f64>) -> Job {
+        Job {
+            id: JobId(id),
+            run_id: RunId(1),
+            kind,
+            group_key: cell.map(|(g, _)| g.to_owned()),
+            ratio: cell.map(|(_, r)| r),
+            state,
+            attempt: 0,
+            lease_epoch: 0,
+            lease_owner: None,
+            lease_deadline: None,
+            available_at: OffsetDateTime::UNIX_EPOCH,
+            result: hmean.map(|h| json!({"metrics": {"hmean": h}})),
+            last_error: None,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            finished_at: None,
+            done_by: None,
+            leased_at: None,
+        }
+    }
+
+    fn cell(id: i64, group: &str, ratio: f64, state: JobState, hmean: Option<f64>) -> Job {
+        job(id, JobKind::Cell, Some((group, ratio)), state, hmean)
+    }
+
+    /// The smallest ratio above the threshold stops its group, only where a queued cell lies above it; an
+    /// imported loss counts; a loss at the threshold does not stop.
+    #[test]
+    fn early_stops_take_each_groups_smallest_ratio_above_the_threshold() {
+        let spec = RunSpec {
+            metric: "hmean".into(),
+            early_stop_loss: Some(0.5),
+            ..RunSpec::default()
+        };
+        let mut imported = cell(9, "c", 0.2, JobState::Done, None);
+        imported.result = Some(json!({"loss": 0.75}));
+        let jobs = [
+            job(1, JobKind::Baseline, None, JobState::Done, Some(0.5)),
+            cell(2, "a", 0.1, JobState::Done, Some(0.4)),
+            cell(3, "a", 0.2, JobState::Done, Some(0.125)),
+            cell(4, "a", 0.3, JobState::Done, Some(0.0625)),
+            cell(5, "a", 0.4, JobState::Queued, None),
+            cell(6, "b", 0.1, JobState::Done, Some(0.25)),
+            cell(7, "b", 0.2, JobState::Queued, None),
+            cell(8, "c", 0.1, JobState::Done, Some(0.5)),
+            imported,
+            cell(10, "c", 0.3, JobState::Leased, None),
+            cell(11, "c", 0.4, JobState::Queued, None),
+            cell(12, "d", 0.4, JobState::Done, Some(0.0)),
+        ];
+        let stops = early_stops(&spec, &jobs);
+        let got: Vec<(&str, f64, f64)> = stops.iter().map(|s| (s.group_key.as_str(), s.ratio, s.loss)).collect();
+        assert_eq!(
+            got,
+            [("a", 0.2, 0.75), ("c", 0.2, 0.75)],
+            "b's loss is exactly 0.5; d has nothing left"
+        );
+        assert_eq!(
+            stops[0].reason(),
+            "early stop: loss 0.7500 at ratio 0.2 exceeds early_stop_loss 0.5"
+        );
+
+        let without = RunSpec {
+            early_stop_loss: None,
+            ..spec.clone()
+        };
+        assert!(early_stops(&without, &jobs).is_empty());
+        let mut no_baseline = jobs.to_vec();
+        no_baseline[0].state = JobState::Leased;
+        assert!(early_stops(&spec, &no_baseline).is_empty());
     }
 }

@@ -39,7 +39,14 @@
 //!   it, since any new claim bumps the epoch.
 //! - **Dispatch order.** Runs oldest first; inside a run the baseline, then cells by (group key, ratio), then
 //!   the export. The export is only handed out once every other job of its run is `done` or `skipped` (a check
-//!   in the claim query, no extra state).
+//!   in the claim query, no extra state). A group's ratios thus run in ascending order, which is what lets an
+//!   early stop ([`JobStore::job_skip`]) save the larger ones.
+//! - **Affinity.** A claim may say, per worker, the run and group of the job it held last
+//!   ([`ClaimAffinity`]): that worker gets the next cell of the same group first, else the next job of the same
+//!   run, else the next in dispatch order, so a worker keeps the model (and the group's cached work) it has
+//!   loaded. See [`JobClaimParams`] for the exact rule, which both stores follow.
+//! - **Early stop.** [`JobStore::job_skip`] skips a group's queued cells above a ratio with the reason as their
+//!   `last_error`; leased and done cells are left as they are (a done cell keeps its real result).
 
 pub mod pg;
 mod query_files;
@@ -173,7 +180,8 @@ pub enum JobState {
     Failed,
     /// Final: its run was cancelled before it finished. In: [`JobStore::run_cancel`].
     Cancelled,
-    /// Final: no longer needed (its run failed before it ran). In: [`JobStore::run_finish`].
+    /// Final: no longer needed: its run failed before it ran ([`JobStore::run_finish`]), or an early stop
+    /// skipped it, `last_error` saying why ([`JobStore::job_skip`]).
     Skipped,
 }
 
@@ -301,7 +309,7 @@ pub struct Job {
     pub available_at: OffsetDateTime,
     /// Done jobs: the accepted completion's result.
     pub result: Option<Value>,
-    /// The last failed or expired attempt's error.
+    /// The last failed or expired attempt's error; for a cell an early stop skipped, why.
     pub last_error: Option<String>,
     pub created_at: OffsetDateTime,
     /// Set when the job reaches a final state.
@@ -429,9 +437,40 @@ pub struct JobClaimParams {
     pub now: OffsetDateTime,
     /// Each lease ends at `now + lease_duration` unless a heartbeat extends it.
     pub lease_duration: Duration,
-    /// The waiting workers, one entry per job wanted (a worker may appear more than once): the i-th job in
-    /// dispatch order goes to the i-th entry.
+    /// The waiting workers, one entry per job wanted (a worker may appear more than once), longest waiting
+    /// first.
     pub workers: Vec<WorkerId>,
+    /// What some of those workers hold loaded: at most one per worker (a later one for the same worker is
+    /// ignored), none for a worker that has held no job.
+    ///
+    /// The jobs are assigned in three passes over the entries, in order, each entry taking the first job of its
+    /// pass that no earlier assignment took: (1) an entry whose worker has an affinity with a group takes the
+    /// next claimable cell of that (run, group) by ratio; (2) an entry still without a job whose worker has an
+    /// affinity takes the next claimable job of that run in dispatch order; (3) every entry still without a
+    /// job takes the next claimable job in dispatch order. Without affinities this is the dispatch order, the
+    /// i-th job to the i-th entry.
+    pub affinity: Vec<ClaimAffinity>,
+}
+
+/// A worker's loaded session, as a claim's preference (see [`JobClaimParams::affinity`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimAffinity {
+    pub worker: WorkerId,
+    /// The run of the job it held last.
+    pub run_id: RunId,
+    /// That job's group, when it was a cell.
+    pub group_key: Option<String>,
+}
+
+impl JobClaimParams {
+    /// Each entry of `workers`' affinity, in order: the first [`ClaimAffinity`] naming its worker.
+    pub fn entry_affinities(&self) -> Vec<Option<&ClaimAffinity>> {
+        let mut by_worker = std::collections::HashMap::new();
+        for affinity in &self.affinity {
+            by_worker.entry(affinity.worker).or_insert(affinity);
+        }
+        self.workers.iter().map(|w| by_worker.get(w).copied()).collect()
+    }
 }
 
 /// A job handed out by [`JobStore::job_claim`]. The run's fields (config, digests, criterion) come from
@@ -557,6 +596,19 @@ pub enum RescueOutcome {
     Requeued { available_at: OffsetDateTime },
     /// That was the last attempt: the job failed.
     Failed,
+}
+
+/// [`JobStore::job_skip`]'s parameters.
+#[derive(Clone, Debug)]
+pub struct JobSkipParams {
+    pub now: OffsetDateTime,
+    pub run_id: RunId,
+    /// The group whose cells are skipped.
+    pub group_key: String,
+    /// Only cells with a larger ratio are skipped.
+    pub above_ratio: f64,
+    /// Kept as each skipped cell's `last_error`.
+    pub reason: String,
 }
 
 /// One cell of [`RunCreateParams`].
@@ -735,9 +787,10 @@ pub trait JobStore: Clone + Send + Sync + 'static {
     fn artifact_put(&self, params: ArtifactPutParams) -> impl Future<Output = Result<ArtifactPutOutcome>> + Send;
 
     /// Leases up to `params.workers.len()` claimable jobs in one statement, in dispatch order (runs oldest
-    /// first; baseline, cells by (group, ratio), export once the rest of its run is done or skipped), the i-th
-    /// to the i-th worker. Each claim bumps the job's epoch and attempt. Answers fewer jobs when fewer are
-    /// claimable, in dispatch order; never the same job to two concurrent callers.
+    /// first; baseline, cells by (group, ratio), export once the rest of its run is done or skipped), each
+    /// worker's affinity first (the rule is [`JobClaimParams::affinity`]'s). Each claim bumps the job's epoch
+    /// and attempt. Answers the jobs in the order of the entries they went to ([`ClaimedJob::owner`] says
+    /// whose), fewer when fewer are claimable; never the same job to two concurrent callers.
     ///
     /// # Errors
     ///
@@ -768,6 +821,11 @@ pub trait JobStore: Clone + Send + Sync + 'static {
         &self,
         params: JobRescueExpiredParams,
     ) -> impl Future<Output = Result<Vec<RescuedJob>>> + Send;
+
+    /// Skips the queued cells of `params.group_key` in `params.run_id` whose ratio is above
+    /// `params.above_ratio` (an early stop), with `params.reason` as their `last_error`; leased and finished
+    /// cells are left as they are. Answers how many were skipped.
+    fn job_skip(&self, params: JobSkipParams) -> impl Future<Output = Result<u64>> + Send;
 
     /// Answers once the database has answered a trivial query (`/healthz`); the backend's error otherwise.
     fn ping(&self) -> impl Future<Output = Result<()>> + Send;

@@ -16,9 +16,9 @@ use super::query_files::QueryFiles;
 use super::{
     Artifact, ArtifactPutOutcome, ArtifactPutParams, ClaimedJob, CompleteOutcome, FailOutcome, HeartbeatOutcome, Job,
     JobClaimParams, JobCompleteParams, JobCounts, JobFailParams, JobHeartbeatParams, JobId, JobRescueExpiredParams,
-    JobState, JobStore, Lease, RescueOutcome, RescuedJob, Result, Run, RunCancelOutcome, RunCancelParams,
-    RunCreateParams, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams, RunState, RunSummary, StoreError, Worker,
-    WorkerId, WorkerRegisterParams, WorkerSummary,
+    JobSkipParams, JobState, JobStore, Lease, RescueOutcome, RescuedJob, Result, Run, RunCancelOutcome,
+    RunCancelParams, RunCreateParams, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams, RunState, RunSummary,
+    StoreError, Worker, WorkerId, WorkerRegisterParams, WorkerSummary,
 };
 
 /// The query files, by name.
@@ -209,10 +209,18 @@ impl JobStore for PgStore {
         }
         let deadline = after(OP, params.now, params.lease_duration)?;
         let workers: Vec<i64> = params.workers.iter().map(|w| w.0).collect();
+        let affinities = params.entry_affinities();
+        let affinity_runs: Vec<Option<i64>> = affinities.iter().map(|a| a.map(|a| a.run_id.0)).collect();
+        let affinity_groups: Vec<Option<&str>> = affinities
+            .iter()
+            .map(|a| a.and_then(|a| a.group_key.as_deref()))
+            .collect();
         let rows = match sqlx::query(sql(OP))
             .bind(params.now)
             .bind(&workers)
             .bind(deadline)
+            .bind(&affinity_runs)
+            .bind(&affinity_groups)
             .fetch_all(&self.pool)
             .await
         {
@@ -431,6 +439,20 @@ impl JobStore for PgStore {
         Ok(rescued)
     }
 
+    async fn job_skip(&self, params: JobSkipParams) -> Result<u64> {
+        const OP: &str = "job_skip";
+        let skipped: i64 = sqlx::query_scalar(sql(OP))
+            .bind(params.now)
+            .bind(params.run_id.0)
+            .bind(&params.group_key)
+            .bind(params.above_ratio)
+            .bind(&params.reason)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        convert(OP, "skipped", skipped)
+    }
+
     async fn ping(&self) -> Result<()> {
         const OP: &str = "ping";
         sqlx::query(sql(OP)).execute(&self.pool).await.map_err(backend(OP))?;
@@ -621,7 +643,7 @@ mod tests {
     use super::*;
 
     /// Every query the store runs, by name.
-    const USED: [&str; 21] = [
+    const USED: [&str; 22] = [
         "artifact_get",
         "artifact_insert",
         "job_analyze",
@@ -632,6 +654,7 @@ mod tests {
         "job_heartbeat",
         "job_list_by_run",
         "job_rescue_expired",
+        "job_skip",
         "ping",
         "run_cancel",
         "run_create",

@@ -32,7 +32,7 @@
 //! coordinator (or a lost machine) loses nothing committed, and a transaction cut short is rolled back when the
 //! file is next opened, so a local run resumes where it stopped when started again on the same file.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Weak};
 use std::time::Duration;
@@ -47,9 +47,9 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::query_files::QueryFiles;
 use super::{
-    Artifact, ArtifactPutOutcome, ArtifactPutParams, Backoff, ClaimedJob, CompleteOutcome, FailOutcome,
+    Artifact, ArtifactPutOutcome, ArtifactPutParams, Backoff, ClaimAffinity, ClaimedJob, CompleteOutcome, FailOutcome,
     HeartbeatOutcome, Job, JobClaimParams, JobCompleteParams, JobCounts, JobFailParams, JobHeartbeatParams, JobId,
-    JobKind, JobRescueExpiredParams, JobState, JobStore, Lease, RescueOutcome, RescuedJob, Result, Run,
+    JobKind, JobRescueExpiredParams, JobSkipParams, JobState, JobStore, Lease, RescueOutcome, RescuedJob, Result, Run,
     RunCancelOutcome, RunCancelParams, RunCreateParams, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams,
     RunState, RunSummary, StoreError, Worker, WorkerId, WorkerRegisterParams, WorkerSummary,
 };
@@ -453,15 +453,12 @@ impl JobStore for SqliteStore {
                 worker: WorkerId(worker),
             });
         }
-        let claimable: Vec<i64> = sqlx::query_scalar(sql("job_claimable"))
-            .bind(micros(params.now))
-            .bind(i64::try_from(workers.len()).unwrap_or(i64::MAX))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(backend(OP))?;
-        let mut claimed = Vec::with_capacity(claimable.len());
-        // The n-th job in dispatch order to the n-th waiting worker.
-        for (job, worker) in claimable.into_iter().zip(workers) {
+        let assigned = assign_claims(&mut tx, OP, &params).await?;
+        let mut claimed = Vec::with_capacity(assigned.len());
+        for (job, worker) in assigned.into_iter().zip(workers) {
+            let Some(job) = job else {
+                continue;
+            };
             let row = sqlx::query(sql("job_lease"))
                 .bind(job)
                 .bind(worker)
@@ -648,6 +645,22 @@ impl JobStore for SqliteStore {
         tx.commit().await.map_err(backend(OP))?;
         rescued.sort_by_key(|r| r.lease.job_id);
         Ok(rescued)
+    }
+
+    async fn job_skip(&self, params: JobSkipParams) -> Result<u64> {
+        const OP: &str = "job_skip";
+        let (_turn, mut tx) = self.write(OP).await?;
+        let skipped = sqlx::query(sql(OP))
+            .bind(micros(params.now))
+            .bind(params.run_id.0)
+            .bind(&params.group_key)
+            .bind(params.above_ratio)
+            .bind(&params.reason)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend(OP))?;
+        tx.commit().await.map_err(backend(OP))?;
+        Ok(skipped.rows_affected())
     }
 
     async fn ping(&self) -> Result<()> {
@@ -892,6 +905,97 @@ impl JobStore for SqliteStore {
     }
 }
 
+/// The job each entry of `params.workers` gets inside `tx`, by [`JobClaimParams::affinity`]'s three passes
+/// (the Postgres store's `job_claim` does the same in one statement): `None` for an entry left without one.
+async fn assign_claims(
+    tx: &mut Transaction<'static, Sqlite>,
+    op: &'static str,
+    params: &JobClaimParams,
+) -> Result<Vec<Option<i64>>> {
+    let now = micros(params.now);
+    let affinities = params.entry_affinities();
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    let mut assigned: Vec<Option<i64>> = vec![None; affinities.len()];
+    let mut taken = HashSet::new();
+    // Each pass reads, per key, as many candidates as it has entries for that key, in the pass's order.
+    let mut group_want: BTreeMap<(i64, &str), usize> = BTreeMap::new();
+    let mut run_want: BTreeMap<i64, usize> = BTreeMap::new();
+    for affinity in affinities.iter().flatten() {
+        if let Some(group) = &affinity.group_key {
+            *group_want.entry((affinity.run_id.0, group)).or_default() += 1;
+        }
+        *run_want.entry(affinity.run_id.0).or_default() += 1;
+    }
+    let mut group_jobs: HashMap<(i64, &str), VecDeque<i64>> = HashMap::new();
+    for (&(run, group), &n) in &group_want {
+        let ids: Vec<i64> = sqlx::query_scalar(sql("job_claimable_group"))
+            .bind(now)
+            .bind(run)
+            .bind(group)
+            .bind(count(n))
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(backend(op))?;
+        group_jobs.insert((run, group), ids.into());
+    }
+    for (slot, affinity) in assigned.iter_mut().zip(&affinities) {
+        let Some(ClaimAffinity {
+            run_id,
+            group_key: Some(group),
+            ..
+        }) = affinity
+        else {
+            continue;
+        };
+        if let Some(job) = group_jobs
+            .get_mut(&(run_id.0, group.as_str()))
+            .and_then(VecDeque::pop_front)
+        {
+            taken.insert(job);
+            *slot = Some(job);
+        }
+    }
+    let mut run_jobs: HashMap<i64, VecDeque<i64>> = HashMap::new();
+    for (&run, &n) in &run_want {
+        let ids: Vec<i64> = sqlx::query_scalar(sql("job_claimable_run"))
+            .bind(now)
+            .bind(run)
+            .bind(count(n))
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(backend(op))?;
+        run_jobs.insert(run, ids.into());
+    }
+    for (slot, affinity) in assigned.iter_mut().zip(&affinities) {
+        let (None, Some(affinity)) = (*slot, affinity) else {
+            continue;
+        };
+        let queue = run_jobs.entry(affinity.run_id.0).or_default();
+        while let Some(job) = queue.pop_front() {
+            if taken.insert(job) {
+                *slot = Some(job);
+                break;
+            }
+        }
+    }
+    let mut rest: VecDeque<i64> = sqlx::query_scalar(sql("job_claimable"))
+        .bind(now)
+        .bind(count(assigned.len()))
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(backend(op))?
+        .into();
+    for slot in assigned.iter_mut().filter(|slot| slot.is_none()) {
+        while let Some(job) = rest.pop_front() {
+            if taken.insert(job) {
+                *slot = Some(job);
+                break;
+            }
+        }
+    }
+    Ok(assigned)
+}
+
 /// Ends the running run `run` in `state` inside `tx`, with its queued and leased jobs: cancelled with a
 /// cancelled run, skipped otherwise. Answers false (nothing changed) when the run was not running.
 async fn end_run(
@@ -933,11 +1037,13 @@ mod tests {
     use super::*;
 
     /// Every query the store runs, by name.
-    const USED: [&str; 27] = [
+    const USED: [&str; 30] = [
         "artifact_get",
         "artifact_insert",
         "job_accept",
         "job_claimable",
+        "job_claimable_group",
+        "job_claimable_run",
         "job_count_unfinished",
         "job_end_attempt",
         "job_end_unfinished",
@@ -949,6 +1055,7 @@ mod tests {
         "job_lease",
         "job_list_by_run",
         "job_reset_export",
+        "job_skip",
         "ping",
         "run_end",
         "run_get",

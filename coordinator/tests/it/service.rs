@@ -871,3 +871,174 @@ async fn the_dashboard_api_and_metrics_follow_a_run_and_cancelling_needs_the_adm
     assert!(body.starts_with("database: "), "{body}");
     server.stop().await;
 }
+
+/// Issue 16, early stop: a cell whose loss exceeds `early_stop_loss` skips its group's queued larger ratios
+/// (with the reason), while the leased one above it and the other group finish with their real results; the
+/// run still ends done, and the results leave the skipped cells out of sen.pickle and mark them in the CSV and
+/// JSON, next to the run's eval subset and threshold.
+#[sqlx::test(migrator = "sensgrid_coordinator::MIGRATOR")]
+async fn early_stop_skips_a_groups_larger_ratios_and_the_results_mark_them(pool: PgPool) {
+    use serde_json::{Value, json};
+
+    let server = Server::start(pool, |_| {}).await;
+    let mut a1 = server.worker().await;
+    let (model, dataset) = seed_artifacts(&mut a1).await;
+    let ratios = [0.1, 0.2, 0.3, 0.4];
+    let cells: Vec<(&str, f64)> = ["a", "b"]
+        .iter()
+        .flat_map(|&g| ratios.iter().map(move |&r| (g, r)))
+        .collect();
+    let group = |key: &str| json!({"key": key, "channels": 8, "params": 72, "flops": 7200, "convs": [key]});
+    let spec = json!({
+        "name": "early stop", "metric": "hmean", "ratios": ratios, "groups": [group("a"), group("b")],
+        "early_stop_loss": 0.5, "eval_samples": {"count": 10, "of": 40, "seed": 7},
+    });
+    let request = pb::CreateRunRequest {
+        spec_json: spec.to_string(),
+        ..run_request(&model, &dataset, &cells)
+    };
+    let run_id = server
+        .admin()
+        .await
+        .create_run(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .run_id;
+    let w1 = register(&mut a1, "w1").await;
+    let mut a2 = server.worker().await;
+    let w2 = register(&mut a2, "w2").await;
+    let label = |job: &pb::Job| format!("{} {}", job.group_key, job.ratio);
+
+    let baseline = poll(&mut a1, w1, 5_000).await.expect("the baseline");
+    complete(&mut a1, &baseline, &[("hmean", 0.5)]).await.unwrap();
+    let a_01 = poll(&mut a1, w1, 5_000).await.expect("a cell");
+    let a_02 = poll(&mut a2, w2, 5_000).await.expect("a cell");
+    assert_eq!((label(&a_01), label(&a_02)), ("a 0.1".into(), "a 0.2".into()));
+    // Loss (0.5 - 0.125) / 0.5 = 0.75 > 0.5: a's queued larger ratios go.
+    complete(&mut a1, &a_01, &[("hmean", 0.125)]).await.unwrap();
+
+    // The pipeline reacts to the completion; nobody polls meanwhile, so nothing else can take a's cells.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let skipped = |run: &pb::GetRunResponse| run.jobs.iter().filter(|j| j.state == "skipped").count();
+    while skipped(&get_run(&server, run_id).await) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a's larger ratios were never skipped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // w1 held group a, which has nothing left: it goes on with the run's group b, in ratio order.
+    for expected in ratios {
+        let job = poll(&mut a1, w1, 5_000).await.expect("a cell of b");
+        assert_eq!(label(&job), format!("b {expected}"));
+        complete(&mut a1, &job, &[("hmean", 0.45)]).await.unwrap();
+    }
+    assert_eq!(
+        poll(&mut a1, w1, 0).await,
+        None,
+        "a's skipped cells are never handed out"
+    );
+    // The leased cell above the stop still counts, with its real result.
+    complete(&mut a2, &a_02, &[("hmean", 0.0625)]).await.unwrap();
+
+    let run = loop {
+        let run = get_run(&server, run_id).await;
+        if run.state != "running" {
+            break run;
+        }
+        assert!(std::time::Instant::now() < deadline, "run {run_id} never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(run.state, "done");
+    let reason = "early stop: loss 0.7500 at ratio 0.1 exceeds early_stop_loss 0.5";
+    let states: Vec<(String, f64, &str, &str)> = run
+        .jobs
+        .iter()
+        .filter(|j| j.kind == "cell")
+        .map(|j| (j.group_key.clone(), j.ratio, j.state.as_str(), j.last_error.as_str()))
+        .collect();
+    let expected: Vec<(String, f64, &str, &str)> = cells
+        .iter()
+        .map(|&(g, r)| match (g, r) {
+            ("a", 0.3 | 0.4) => (g.to_owned(), r, "skipped", reason),
+            _ => (g.to_owned(), r, "done", ""),
+        })
+        .collect();
+    assert_eq!(states, expected);
+
+    let workers = server
+        .admin()
+        .await
+        .list_workers(pb::ListWorkersRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .workers;
+    let out = tempfile::tempdir().unwrap();
+    sensgrid_coordinator::results::RunResults::new(&run, &workers)
+        .unwrap()
+        .write(out.path())
+        .unwrap();
+
+    let pickle = std::fs::read(out.path().join("sen.pickle")).unwrap();
+    use serde_pickle::{HashableValue, Value as Pickle};
+    let Pickle::Dict(groups) = serde_pickle::value_from_slice(&pickle, serde_pickle::DeOptions::new()).unwrap() else {
+        panic!("sen.pickle is not a dict");
+    };
+    let table: BTreeMap<String, BTreeMap<String, f64>> = groups
+        .into_iter()
+        .map(|(group, losses)| match (group, losses) {
+            (HashableValue::String(group), Pickle::Dict(losses)) => {
+                let losses = losses
+                    .into_iter()
+                    .map(|(ratio, loss)| match (ratio, loss) {
+                        (HashableValue::F64(r), Pickle::F64(l)) => (r.to_string(), l),
+                        other => panic!("not a float ratio and loss: {other:?}"),
+                    })
+                    .collect();
+                (group, losses)
+            }
+            other => panic!("not a str key and a dict: {other:?}"),
+        })
+        .collect();
+    let losses =
+        |pairs: &[(&str, f64)]| -> BTreeMap<String, f64> { pairs.iter().map(|&(r, l)| (r.to_owned(), l)).collect() };
+    assert_eq!(
+        table["a"],
+        losses(&[("0.1", 0.75), ("0.2", 0.875)]),
+        "skipped cells are left out"
+    );
+    assert_eq!(table["b"].len(), 4);
+
+    let csv = std::fs::read_to_string(out.path().join("sensitivities.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows[0], "group,ratio,channels_pruned,hmean,loss,state");
+    assert_eq!(rows[2], "a,0.2,2,0.0625,0.875,done");
+    assert_eq!(rows[3], "a,0.3,2,,,skipped", "no metric and no loss for a skipped cell");
+    assert_eq!(rows[4], "a,0.4,3,,,skipped");
+
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("sensitivities.json")).unwrap()).unwrap();
+    assert_eq!(json["early_stop_loss"], 0.5);
+    assert_eq!(json["eval_samples"], json!({"count": 10, "of": 40, "seed": 7}));
+    let cell = &json["groups"][0]["cells"][2];
+    assert_eq!(
+        (
+            &cell["ratio"],
+            &cell["state"],
+            &cell["loss"],
+            &cell["metrics"],
+            &cell["error"]
+        ),
+        (
+            &json!(0.3),
+            &json!("skipped"),
+            &Value::Null,
+            &Value::Null,
+            &json!(reason)
+        )
+    );
+    server.stop().await;
+}

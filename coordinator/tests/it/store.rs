@@ -14,11 +14,11 @@ use sensgrid_coordinator::clock::{Clock, ManualClock};
 use sensgrid_coordinator::store::pg::PgStore;
 use sensgrid_coordinator::store::sqlite::SqliteStore;
 use sensgrid_coordinator::store::{
-    ArtifactPutOutcome, ArtifactPutParams, Backoff, CellSpec, ClaimedJob, CompleteOutcome, FailOutcome,
+    ArtifactPutOutcome, ArtifactPutParams, Backoff, CellSpec, ClaimAffinity, ClaimedJob, CompleteOutcome, FailOutcome,
     HeartbeatOutcome, Job, JobClaimParams, JobCompleteParams, JobCompletion, JobFailParams, JobHeartbeatParams, JobId,
-    JobKind, JobRescueExpiredParams, JobState, JobStore, Lease, RescueOutcome, RunCancelOutcome, RunCancelParams,
-    RunCreateParams, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams, RunState, StoreError, WorkerId,
-    WorkerRegisterParams,
+    JobKind, JobRescueExpiredParams, JobSkipParams, JobState, JobStore, Lease, RescueOutcome, RunCancelOutcome,
+    RunCancelParams, RunCreateParams, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams, RunState, StoreError,
+    WorkerId, WorkerRegisterParams,
 };
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -111,6 +111,30 @@ async fn claim<S: JobStore>(store: &S, now: OffsetDateTime, workers: &[WorkerId]
         now,
         lease_duration: LEASE,
         workers: workers.to_vec(),
+        affinity: Vec::new(),
+    };
+    store.job_claim(params).await.unwrap()
+}
+
+/// Claims for `workers` with these affinities: (worker, run, group).
+async fn claim_with<S: JobStore>(
+    store: &S,
+    now: OffsetDateTime,
+    workers: &[WorkerId],
+    affinity: &[(WorkerId, RunId, Option<&str>)],
+) -> Vec<ClaimedJob> {
+    let params = JobClaimParams {
+        now,
+        lease_duration: LEASE,
+        workers: workers.to_vec(),
+        affinity: affinity
+            .iter()
+            .map(|&(worker, run_id, group)| ClaimAffinity {
+                worker,
+                run_id,
+                group_key: group.map(str::to_owned),
+            })
+            .collect(),
     };
     store.job_claim(params).await.unwrap()
 }
@@ -260,6 +284,7 @@ pub mod job_claim {
             now,
             lease_duration: LEASE,
             workers: vec![w1, missing],
+            affinity: Vec::new(),
         };
         match t.store.job_claim(params).await {
             Err(StoreError::WorkerNotFound { worker, .. }) => assert_eq!(worker, missing),
@@ -310,6 +335,71 @@ pub mod job_claim {
         );
         assert!(claim(&t.store, now, &[w1, w2, w3]).await.is_empty());
         assert!(claim(&t.store, now, &[]).await.is_empty());
+    }
+
+    /// A worker's affinity wins over dispatch order: a group affinity gets that group's next cell by ratio, a
+    /// run affinity (or a group with nothing left) that run's next job, everyone else what is left in dispatch
+    /// order. A later entry may so get a job that an earlier one without affinity does not.
+    pub async fn affinity_prefers_the_group_then_the_run<S: JobStore>(t: Bundle<S>) {
+        let now = t.clock.now();
+        let first = create_run(&t, &[("a", 0.1), ("a", 0.2), ("b", 0.2), ("b", 0.1)], false, 3).await;
+        let second = create_run(&t, &[("c", 0.1)], false, 3).await;
+        let w1 = register(&t.store, now, "w1").await;
+        let w2 = register(&t.store, now, "w2").await;
+        let w3 = register(&t.store, now, "w3").await;
+        let got = |claimed: &[ClaimedJob]| -> Vec<(String, RunId, WorkerId)> {
+            claimed
+                .iter()
+                .map(|c| (label(c.kind, &c.group_key, c.ratio), c.run_id, c.owner))
+                .collect()
+        };
+
+        let baseline = claim_one(&t.store, now, w1).await.expect("the first run's baseline");
+        assert_eq!((baseline.run_id, baseline.kind), (first, JobKind::Baseline));
+        complete(&t.store, now, &[(baseline.lease, metrics(0.0))]).await;
+
+        // w1 held group b, w3 the second run; w2 held nothing. A second affinity for w1 is ignored.
+        let claimed = claim_with(
+            &t.store,
+            now,
+            &[w2, w3, w1],
+            &[(w1, first, Some("b")), (w3, second, None), (w1, second, None)],
+        )
+        .await;
+        assert_eq!(
+            got(&claimed),
+            [
+                ("cell a 0.1".to_string(), first, w2),
+                ("baseline".to_string(), second, w3),
+                ("cell b 0.1".to_string(), first, w1),
+            ],
+            "rows in entry order"
+        );
+
+        // Group b has one cell left for two entries preferring it: the second falls back to the run.
+        let claimed = claim_with(
+            &t.store,
+            now,
+            &[w1, w3],
+            &[(w1, first, Some("b")), (w3, first, Some("b"))],
+        )
+        .await;
+        assert_eq!(
+            got(&claimed),
+            [
+                ("cell b 0.2".to_string(), first, w1),
+                ("cell a 0.2".to_string(), first, w3),
+            ]
+        );
+
+        // One job left: the entry whose affinity names its group gets it, ahead of an earlier one.
+        let claimed = claim_with(&t.store, now, &[w2, w1], &[(w1, second, Some("c"))]).await;
+        assert_eq!(got(&claimed), [("cell c 0.1".to_string(), second, w1)]);
+        assert!(
+            claim_with(&t.store, now, &[w2, w1], &[(w1, second, Some("c"))])
+                .await
+                .is_empty()
+        );
     }
 
     /// Two claimers on separate connections race over the same queue for several rounds (each round the rescuer
@@ -853,6 +943,77 @@ pub mod job_fail {
             (stored.state, stored.attempt, stored.last_error.as_deref()),
             (JobState::Failed, 1, Some(error))
         );
+    }
+}
+
+pub mod job_skip {
+    use super::*;
+
+    /// An early stop skips the group's queued cells above the ratio, with the reason and a finish time; the
+    /// leased cell above it still completes, the done one keeps its result, other groups are untouched, and a
+    /// repeat skips nothing.
+    pub async fn skips_queued_cells_above_the_ratio_only<S: JobStore>(t: Bundle<S>) {
+        let now = t.clock.now();
+        let cells = [("a", 0.1), ("a", 0.2), ("a", 0.3), ("a", 0.4), ("b", 0.1), ("b", 0.2)];
+        let run = create_run(&t, &cells, false, 3).await;
+        let w = register(&t.store, now, "w").await;
+        let baseline = claim_one(&t.store, now, w).await.unwrap();
+        let a1 = claim_one(&t.store, now, w).await.unwrap();
+        let a2 = claim_one(&t.store, now, w).await.unwrap();
+        assert_eq!(label(a2.kind, &a2.group_key, a2.ratio), "cell a 0.2");
+        complete(
+            &t.store,
+            now,
+            &[(baseline.lease, metrics(0.0)), (a1.lease, metrics(0.6))],
+        )
+        .await;
+
+        let later = t.clock.advance(Duration::from_secs(3));
+        let reason = "early stop: loss 0.6000 at ratio 0.1 exceeds early_stop_loss 0.5";
+        let skip = |group: &str, above_ratio: f64| JobSkipParams {
+            now: later,
+            run_id: run,
+            group_key: group.into(),
+            above_ratio,
+            reason: reason.into(),
+        };
+        assert_eq!(t.store.job_skip(skip("a", 0.1)).await.unwrap(), 2);
+        assert_eq!(
+            t.store.job_skip(skip("a", 0.1)).await.unwrap(),
+            0,
+            "a repeat skips nothing"
+        );
+        assert_eq!(t.store.job_skip(skip("zz", 0.1)).await.unwrap(), 0);
+
+        let jobs = t.store.job_list_by_run(run).await.unwrap();
+        let state: BTreeMap<String, (JobState, Option<String>, Option<OffsetDateTime>)> = jobs
+            .iter()
+            .map(|j| {
+                (
+                    label(j.kind, &j.group_key, j.ratio),
+                    (j.state, j.last_error.clone(), j.finished_at),
+                )
+            })
+            .collect();
+        let skipped = (JobState::Skipped, Some(reason.to_owned()), Some(later));
+        assert_eq!(state["cell a 0.3"], skipped);
+        assert_eq!(state["cell a 0.4"], skipped);
+        assert_eq!(state["cell a 0.2"], (JobState::Leased, None, None));
+        assert_eq!(state["cell a 0.1"], (JobState::Done, None, Some(now)));
+        assert_eq!(state["cell b 0.1"], (JobState::Queued, None, None));
+        assert_eq!(state["cell b 0.2"], (JobState::Queued, None, None));
+        let done = jobs.iter().find(|j| j.id == a1.lease.job_id).unwrap();
+        assert_eq!(done.result, Some(metrics(0.6)), "a done cell keeps its real result");
+
+        assert_eq!(
+            complete(&t.store, later, &[(a2.lease, metrics(0.7))]).await,
+            [CompleteOutcome::Accepted],
+            "a leased cell above the ratio still completes"
+        );
+        let next = claim_one(&t.store, later, w).await.unwrap();
+        assert_eq!(label(next.kind, &next.group_key, next.ratio), "cell b 0.1");
+        let summary = t.store.run_list(None).await.unwrap();
+        assert_eq!(summary[0].jobs.skipped, 2);
     }
 }
 
@@ -1430,6 +1591,7 @@ macro_rules! conformance_cases {
             artifact_put { is_idempotent_and_refuses_conflicts }
             job_claim {
                 batch_leases_one_job_per_worker,
+                affinity_prefers_the_group_then_the_run,
                 concurrent_claimers_never_share_a_job,
                 dispatch_order_baseline_cells_export,
             }
@@ -1447,6 +1609,7 @@ macro_rules! conformance_cases {
                 fails_the_last_attempt_and_respects_the_limit,
                 reclaims_after_the_lease_with_the_next_attempt,
             }
+            job_skip { skips_queued_cells_above_the_ratio_only }
             run_cancel { stops_dispatch_and_refuses_the_leased_result }
             run_create { stores_the_run_and_its_grid }
             run_finish { fails_a_run_and_skips_what_is_left }

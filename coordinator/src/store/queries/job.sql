@@ -26,12 +26,91 @@ ORDER BY id;
 ANALYZE (SKIP_LOCKED) job;
 
 -- name: job_claim
--- $1 now, $2 waiting workers (bigint[], one entry per job wanted), $3 the new leases' deadline.
--- Locks up to cardinality($2) claimable jobs in dispatch order, skipping rows other claims hold, then leases
--- the n-th of them to the n-th worker: each claim counts an attempt and bumps the lease epoch.
+-- $1 now, $2 waiting workers (bigint[], one entry per job wanted), $3 the new leases' deadline, $4 each entry's
+-- affinity run (bigint[], same length, NULL for none), $5 each entry's affinity group (text[], same length,
+-- NULL for none or a run-only affinity).
+-- Locks claimable jobs, skipping rows other claims hold, and leases one to each entry it can serve: each claim
+-- counts an attempt and bumps the lease epoch. Rows in entry order.
 -- Dispatch order: runs oldest first; in a run the baseline, then cells by (group key, ratio), then the export
 -- (job_kind's enum order), which is only claimable once every other job of its run is done or skipped.
-WITH claimable AS MATERIALIZED (
+-- Assignment (JobClaimParams::affinity, the same in store::sqlite): entries with a group affinity take that
+-- group's cells by ratio, then entries with a run affinity take that run's jobs in dispatch order, then the
+-- rest take what is left in dispatch order; each pass serves its entries in order. Each pass locks at most as
+-- many rows as it has entries, so the last pass always finds enough that the earlier ones left.
+WITH waiting AS (
+    SELECT w.owner, w.ord, w.run_id, w.group_key
+    FROM unnest($2::bigint[], $4::bigint[], $5::text[]) WITH ORDINALITY AS w(owner, run_id, group_key, ord)
+),
+group_want AS (
+    SELECT w.run_id, w.group_key, count(*) AS n
+    FROM waiting w
+    WHERE w.run_id IS NOT NULL AND w.group_key IS NOT NULL
+    GROUP BY w.run_id, w.group_key
+),
+group_claimable AS MATERIALIZED (
+    SELECT c.id, c.run_id, c.group_key, c.ratio
+    FROM group_want g
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.run_id, j.group_key, j.ratio
+        FROM job j
+        WHERE j.state = 'queued' AND j.available_at <= $1
+          AND j.run_id = g.run_id AND j.kind = 'cell' AND j.group_key = g.group_key
+        ORDER BY j.ratio, j.id
+        LIMIT g.n
+        FOR UPDATE SKIP LOCKED
+    ) c
+),
+group_match AS (
+    SELECT w.ord, c.id
+    FROM (
+        SELECT w.ord, w.run_id, w.group_key,
+               row_number() OVER (PARTITION BY w.run_id, w.group_key ORDER BY w.ord) AS k
+        FROM waiting w
+        WHERE w.run_id IS NOT NULL AND w.group_key IS NOT NULL
+    ) w
+    JOIN (
+        SELECT c.id, c.run_id, c.group_key,
+               row_number() OVER (PARTITION BY c.run_id, c.group_key ORDER BY c.ratio, c.id) AS k
+        FROM group_claimable c
+    ) c ON c.run_id = w.run_id AND c.group_key = w.group_key AND c.k = w.k
+),
+run_want AS (
+    SELECT w.run_id, count(*) AS n
+    FROM waiting w
+    WHERE w.run_id IS NOT NULL
+    GROUP BY w.run_id
+),
+run_claimable AS MATERIALIZED (
+    SELECT c.id, c.run_id, c.kind, c.group_key, c.ratio
+    FROM run_want r
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.run_id, j.kind, j.group_key, j.ratio
+        FROM job j
+        WHERE j.state = 'queued' AND j.available_at <= $1 AND j.run_id = r.run_id
+          AND (j.kind <> 'export' OR (
+              SELECT o.id FROM job o
+              WHERE o.run_id = j.run_id AND o.kind <> 'export' AND o.state NOT IN ('done', 'skipped')
+              LIMIT 1) IS NULL)
+        ORDER BY j.kind, j.group_key, j.ratio, j.id
+        LIMIT r.n
+        FOR UPDATE SKIP LOCKED
+    ) c
+),
+run_match AS (
+    SELECT w.ord, c.id
+    FROM (
+        SELECT w.ord, w.run_id, row_number() OVER (PARTITION BY w.run_id ORDER BY w.ord) AS k
+        FROM waiting w
+        WHERE w.run_id IS NOT NULL AND w.ord NOT IN (SELECT ord FROM group_match)
+    ) w
+    JOIN (
+        SELECT c.id, c.run_id,
+               row_number() OVER (PARTITION BY c.run_id ORDER BY c.kind, c.group_key, c.ratio, c.id) AS k
+        FROM run_claimable c
+        WHERE c.id NOT IN (SELECT id FROM group_match)
+    ) c ON c.run_id = w.run_id AND c.k = w.k
+),
+claimable AS MATERIALIZED (
     SELECT j.id, j.run_id, j.kind, j.group_key, j.ratio
     FROM job j
     WHERE j.state = 'queued'
@@ -46,13 +125,28 @@ WITH claimable AS MATERIALIZED (
     LIMIT cardinality($2::bigint[])
     FOR UPDATE SKIP LOCKED
 ),
-numbered AS (
-    SELECT c.id, row_number() OVER (ORDER BY c.run_id, c.kind, c.group_key, c.ratio, c.id) AS ord
-    FROM claimable c
+preferred AS (
+    SELECT ord, id FROM group_match
+    UNION ALL
+    SELECT ord, id FROM run_match
 ),
-waiting AS (
-    SELECT w.owner, w.ord
-    FROM unnest($2::bigint[]) WITH ORDINALITY AS w(owner, ord)
+rest_match AS (
+    SELECT w.ord, c.id
+    FROM (
+        SELECT w.ord, row_number() OVER (ORDER BY w.ord) AS k
+        FROM waiting w
+        WHERE w.ord NOT IN (SELECT ord FROM preferred)
+    ) w
+    JOIN (
+        SELECT c.id, row_number() OVER (ORDER BY c.run_id, c.kind, c.group_key, c.ratio, c.id) AS k
+        FROM claimable c
+        WHERE c.id NOT IN (SELECT id FROM preferred)
+    ) c ON c.k = w.k
+),
+matched AS (
+    SELECT ord, id FROM preferred
+    UNION ALL
+    SELECT ord, id FROM rest_match
 ),
 claimed AS (
     UPDATE job j
@@ -62,11 +156,11 @@ claimed AS (
         lease_owner = w.owner,
         lease_deadline = $3,
         leased_at = $1
-    FROM numbered n
-    JOIN waiting w ON w.ord = n.ord
-    WHERE j.id = n.id AND j.state = 'queued'
+    FROM matched m
+    JOIN waiting w ON w.ord = m.ord
+    WHERE j.id = m.id AND j.state = 'queued'
     RETURNING j.id, j.lease_epoch, j.run_id, j.kind, j.group_key, j.ratio, j.attempt, j.lease_owner,
-              j.lease_deadline, n.ord
+              j.lease_deadline, m.ord
 )
 SELECT id, lease_epoch, run_id, kind, group_key, ratio, attempt, lease_owner, lease_deadline
 FROM claimed
@@ -216,3 +310,24 @@ SET state = CASE WHEN d.retry THEN 'queued' ELSE 'failed' END::job_state,
 FROM decision d
 WHERE j.id = d.id AND j.lease_epoch = d.lease_epoch AND j.state = 'leased'
 RETURNING j.id, j.lease_epoch, j.attempt, j.state, j.available_at;
+
+-- name: job_skip
+-- $1 now, $2 run id, $3 group key, $4 ratio, $5 reason.
+-- An early stop: skips the group's queued cells whose ratio is above $4, with the reason as last_error. The
+-- cells are locked in id order first (a claim holding one finishes before, and a cell it leased is no longer
+-- queued); leased and finished cells keep their state. One row: how many were skipped.
+WITH target AS MATERIALIZED (
+    SELECT j.id
+    FROM job j
+    WHERE j.run_id = $2 AND j.kind = 'cell' AND j.group_key = $3 AND j.ratio > $4 AND j.state = 'queued'
+    ORDER BY j.id
+    FOR UPDATE
+),
+skipped AS (
+    UPDATE job j
+    SET state = 'skipped', finished_at = $1, last_error = $5
+    FROM target t
+    WHERE j.id = t.id AND j.state = 'queued'
+    RETURNING j.id
+)
+SELECT count(*) AS skipped FROM skipped;

@@ -40,6 +40,31 @@ WHERE j.state = 'queued'
 ORDER BY j.run_id, j.kind, j.group_key, j.ratio, j.id
 LIMIT $2;
 
+-- name: job_claimable_group
+-- $1 now, $2 run id, $3 group key, $4 how many.
+-- Up to $4 claimable cells of one group, by ratio: a group affinity's pass (JobClaimParams::affinity).
+SELECT j.id
+FROM job j
+WHERE j.state = 'queued'
+  AND j.available_at <= $1
+  AND j.run_id = $2 AND j.kind = 'cell' AND j.group_key = $3
+ORDER BY j.ratio, j.id
+LIMIT $4;
+
+-- name: job_claimable_run
+-- $1 now, $2 run id, $3 how many.
+-- Up to $3 claimable jobs of one run in dispatch order: a run affinity's pass (JobClaimParams::affinity).
+SELECT j.id
+FROM job j
+WHERE j.state = 'queued'
+  AND j.available_at <= $1
+  AND j.run_id = $2
+  AND (j.kind <> 'export' OR NOT EXISTS (
+      SELECT 1 FROM job o
+      WHERE o.run_id = j.run_id AND o.kind <> 'export' AND o.state NOT IN ('done', 'skipped')))
+ORDER BY j.kind, j.group_key, j.ratio, j.id
+LIMIT $3;
+
 -- name: job_lease
 -- $1 job id, $2 worker, $3 deadline, $4 now.
 -- Leases a queued job: counts an attempt and bumps the lease epoch.
@@ -117,3 +142,11 @@ UPDATE job
 SET state = 'queued', result = NULL, last_error = NULL, finished_at = NULL, done_by = NULL, attempt = 0,
     lease_owner = NULL, lease_deadline = NULL, available_at = $2
 WHERE run_id = $1 AND kind = 'export';
+
+-- name: job_skip
+-- $1 now, $2 run id, $3 group key, $4 ratio, $5 reason.
+-- An early stop: skips the group's queued cells whose ratio is above $4, with the reason as last_error; leased
+-- and finished cells keep their state.
+UPDATE job
+SET state = 'skipped', finished_at = $1, last_error = $5
+WHERE run_id = $2 AND kind = 'cell' AND group_key = $3 AND ratio > $4 AND state = 'queued';
