@@ -334,7 +334,7 @@ struct Page {
 struct Browser {
     runtime: tokio::runtime::Runtime,
     client: Option<Client>,
-    /// Dropped after the client: chromedriver, which ends the browser with it.
+    /// chromedriver, killed when dropped: after the session's end (see `Drop`), which quits Chromium.
     _driver: Proc,
 }
 
@@ -454,9 +454,21 @@ impl Browser {
         std::fs::write(to, png).unwrap();
     }
 
+    /// Ends the session: chromedriver quits Chromium.
     fn close(mut self) {
         let client = self.client.take().unwrap();
         self.runtime.block_on(client.close()).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    /// A test that fails with the session open still ends it, or Chromium would outlive chromedriver.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            // The timeout's timer needs the runtime: made inside block_on.
+            let close = async { tokio::time::timeout(Duration::from_secs(10), client.close()).await };
+            let _ = self.runtime.block_on(close);
+        }
     }
 }
 
