@@ -371,10 +371,11 @@ async fn work(
 /// `simulate`: runs `--workers` simulated workers until the process is killed.
 async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_writer(std::io::stderr).init();
-    if args.workers == 0 || !(args.cell_seconds >= 0.0) {
-        bail!("--workers: expected at least 1; --cell-seconds: expected a duration in seconds");
+    if args.workers == 0 {
+        bail!("--workers: expected at least 1");
     }
-    let cell = Duration::from_secs_f64(args.cell_seconds);
+    let cell = Duration::try_from_secs_f64(args.cell_seconds)
+        .map_err(|_| anyhow::anyhow!("--cell-seconds: expected a duration in seconds, got {}", args.cell_seconds))?;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..args.workers {
         let channel = client::connect(&args.coordinator, None).await?;
