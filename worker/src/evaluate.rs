@@ -9,7 +9,10 @@
 //! The fast path of issue 16: the first evaluation keeps the eval set decoded, resized and normalized as
 //! tensors on the device (when it fits the cache budget, `Sensitivity.cache_mb`), so later jobs never decode
 //! again; and a masked evaluation runs each batch only from the first step its mask changes, reusing the
-//! activations there across the cells of a group (`boundary_cache.rs`).
+//! activations there across the cells of a group (`boundary_cache.rs`); post-processing runs on its own thread,
+//! overlapping the next batch's inference; on CUDA, cuDNN's benchmark mode picks its fastest convolutions.
+
+use std::sync::mpsc;
 
 use anyhow::{Context, Result, bail};
 use sensgrid_eval::batch::{Batch, batches};
@@ -95,6 +98,11 @@ impl Session {
             );
         }
         let dataset = open_dataset(&config, &sensitivity_open_options(&config))?;
+        if device.is_cuda() {
+            // Every job of a run sees the same few input shapes: choosing cuDNN's fastest algorithm per shape
+            // once pays for itself at once.
+            tch::Cuda::cudnn_set_benchmark(true);
+        }
         let graph = onnx::read(config.model_path())?;
         let executor = Executor::new(&graph, device)?;
         let batch_size = batch_size(&config, &dataset);
@@ -165,14 +173,42 @@ impl Session {
     }
 
     /// Scores the model from `from` on (see [`Run`]), handing each batch's first output to `outputs` if given.
+    /// Post-processing runs on a thread of its own, so that it overlaps the inference of the next batch.
     fn score(
         &mut self,
         from: Option<usize>,
         progress: &mut dyn FnMut(Progress) -> Result<()>,
-        mut outputs: Option<&mut Vec<Tensor>>,
+        outputs: Option<&mut Vec<Tensor>>,
     ) -> Result<MetricDict> {
         let mut evaluator = Evaluator::new(&self.config)?;
+        std::thread::scope(|scope| {
+            // One batch waits while the next one runs: enough to overlap, without piling up outputs.
+            let (sender, receiver) = mpsc::sync_channel::<Scored>(1);
+            let post = scope.spawn(move || -> Result<Evaluator> {
+                for scored in receiver {
+                    evaluator.add_batch(&scored.batch, &scored.values, &scored.dims)?;
+                }
+                Ok(evaluator)
+            });
+            let inferred = self.infer_all(from, progress, outputs, &sender);
+            drop(sender);
+            // The post-processing's error first: it is why the inference could not hand it a batch.
+            let evaluator = post.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            inferred?;
+            Ok(evaluator.finish())
+        })
+    }
+
+    /// Runs every batch of the eval set, from `from` on, and sends its output to the post-processing.
+    fn infer_all(
+        &mut self,
+        from: Option<usize>,
+        progress: &mut dyn FnMut(Progress) -> Result<()>,
+        mut outputs: Option<&mut Vec<Tensor>>,
+        post: &mpsc::SyncSender<Scored>,
+    ) -> Result<()> {
         let total = self.dataset.len();
+        let mut done = 0;
         let mut run = Run {
             executor: &self.executor,
             boundaries: &mut self.boundaries,
@@ -183,11 +219,21 @@ impl Session {
             if let Some(outputs) = outputs.as_deref_mut() {
                 outputs.push(output.shallow_clone());
             }
-            add_output(&mut evaluator, batch, &output)?;
-            progress(Progress {
-                done: evaluator.num_samples(),
-                total,
-            })
+            let output = output.to_device(Device::Cpu).to_kind(tch::Kind::Float).contiguous();
+            let dims: Vec<usize> = output.size().iter().map(|&d| d as usize).collect();
+            let values = Vec::<f32>::try_from(&output.flatten(0, -1)).context("reading the model's output")?;
+            // The batch's pixels are in `input`; the evaluator reads its targets and shapes.
+            let batch = Batch {
+                images: Vec::new(),
+                shape: batch.shape,
+                shape_lists: batch.shape_lists.clone(),
+                targets: batch.targets.clone(),
+            };
+            done += batch.shape[0];
+            if post.send(Scored { batch, values, dims }).is_err() {
+                bail!("the post-processing stopped");
+            }
+            progress(Progress { done, total })
         };
         match &self.eval_set {
             EvalSet::Kept(batches) => {
@@ -222,7 +268,7 @@ impl Session {
                 }
             }
         }
-        Ok(evaluator.finish())
+        Ok(())
     }
 
     /// The model as loaded (unmasked between evaluations).
@@ -319,13 +365,11 @@ impl Run<'_> {
     }
 }
 
-/// Post-processes and scores one batch's model output.
-fn add_output(evaluator: &mut Evaluator, batch: &Batch, output: &Tensor) -> Result<()> {
-    let output = output.to_device(Device::Cpu).to_kind(tch::Kind::Float).contiguous();
-    let dims: Vec<usize> = output.size().iter().map(|&d| d as usize).collect();
-    let values = Vec::<f32>::try_from(&output.flatten(0, -1)).context("reading the model's output")?;
-    evaluator.add_batch(batch, &values, &dims)?;
-    Ok(())
+/// One batch's model output on its way to the post-processing.
+struct Scored {
+    batch: Batch,
+    values: Vec<f32>,
+    dims: Vec<usize>,
 }
 
 /// The criterion a config names, as the pruning code has it.
