@@ -121,16 +121,15 @@ impl<'a> RunResults<'a> {
         Ok(written)
     }
 
-    /// What the plots are drawn from: the analysed groups in model order, then the skipped ones; each cell's
+    /// What the plots are drawn from: every group in model order, the skipped ones marked; each cell's
     /// loss or state; `Prune.max_loss`; and the plan with each group's channels.
     pub fn plot_grid(&self) -> plots::Grid {
         let mut ratios = self.spec.ratios.clone();
         let mut keys: Vec<(String, usize, bool)> = self
             .spec
-            .groups
-            .iter()
-            .map(|g| (g.key.clone(), g.channels, false))
-            .chain(self.spec.skipped.iter().map(|g| (g.key.clone(), g.channels, true)))
+            .all_groups()
+            .into_iter()
+            .map(|(g, skipped)| (g.key.clone(), g.channels, skipped))
             .collect();
         // A bare grid (a run submitted without analysis) has its ratios and groups only in its jobs.
         for job in self.jobs("cell") {
@@ -332,8 +331,7 @@ impl<'a> RunResults<'a> {
             "early_stop_loss": self.spec.early_stop_loss,
             "model": {"digest": self.run.model_digest, "params": self.spec.params, "flops": self.spec.flops},
             "baseline": self.baseline().and_then(|b| b.get("metrics").cloned()),
-            "groups": self.spec.groups.iter().map(|g| group(g, false))
-                .chain(self.spec.skipped.iter().map(|g| group(g, true)))
+            "groups": self.spec.all_groups().into_iter().map(|(g, skipped)| group(g, skipped))
                 .collect::<Vec<_>>(),
             "excluded": self.spec.excluded,
         })

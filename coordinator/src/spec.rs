@@ -54,6 +54,9 @@ pub struct EvalSubset {
 pub struct GroupSpec {
     /// The weight of its first conv: the key of sen.pickle and plans.
     pub key: String,
+    /// Its place among all the model's groups, skipped ones included (0 in specs written before it was kept).
+    #[serde(default)]
+    pub index: usize,
     pub channels: usize,
     /// Parameters and FLOPs that pruning every channel would remove.
     pub params: u64,
@@ -88,6 +91,19 @@ pub enum PruneTarget {
 }
 
 impl RunSpec {
+    /// Every group, analysed or skipped (`true`), in model order.
+    pub fn all_groups(&self) -> Vec<(&GroupSpec, bool)> {
+        let mut all: Vec<(&GroupSpec, bool)> = self
+            .groups
+            .iter()
+            .map(|g| (g, false))
+            .chain(self.skipped.iter().map(|g| (g, true)))
+            .collect();
+        // Stable: specs without indices keep the analysed groups first.
+        all.sort_by_key(|(g, _)| g.index);
+        all
+    }
+
     /// The spec stored with a run, or an error naming what is wrong with it.
     ///
     /// # Errors
@@ -95,5 +111,44 @@ impl RunSpec {
     /// JSON that is not a [`RunSpec`].
     pub fn from_json(value: &serde_json::Value) -> Result<RunSpec, String> {
         serde_json::from_value(value.clone()).map_err(|error| format!("the run's spec: {error}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(key: &str, index: usize) -> GroupSpec {
+        GroupSpec {
+            key: key.into(),
+            index,
+            channels: 8,
+            params: 0,
+            flops: 0,
+            convs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn all_groups_put_skipped_groups_back_in_model_order() {
+        let spec = RunSpec {
+            groups: vec![group("a", 0), group("c", 2)],
+            skipped: vec![group("b", 1), group("d", 3)],
+            ..RunSpec::default()
+        };
+        let order: Vec<(&str, bool)> = spec
+            .all_groups()
+            .into_iter()
+            .map(|(g, s)| (g.key.as_str(), s))
+            .collect();
+        assert_eq!(order, [("a", false), ("b", true), ("c", false), ("d", true)]);
+        // A spec written before indices were kept: analysed groups, then the skipped ones.
+        let old = RunSpec {
+            groups: vec![group("a", 0), group("c", 0)],
+            skipped: vec![group("b", 0)],
+            ..RunSpec::default()
+        };
+        let order: Vec<&str> = old.all_groups().into_iter().map(|(g, _)| g.key.as_str()).collect();
+        assert_eq!(order, ["a", "c", "b"]);
     }
 }

@@ -185,7 +185,8 @@ pub fn group_specs(graph: &Graph, analysis: &Analysis) -> Vec<GroupSpec> {
     analysis
         .groups
         .iter()
-        .map(|g| {
+        .enumerate()
+        .map(|(index, g)| {
             let mut convs: Vec<String> = Vec::new();
             for member in &g.members {
                 let weighted = matches!(
@@ -198,6 +199,7 @@ pub fn group_specs(graph: &Graph, analysis: &Analysis) -> Vec<GroupSpec> {
             }
             GroupSpec {
                 key: g.key.clone(),
+                index,
                 channels: g.channels,
                 params: g.params,
                 flops: g.flops,

@@ -12,7 +12,7 @@
 //! `results` show.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Json;
 use axum::Router;
@@ -56,12 +56,18 @@ pub fn router<S: JobStore>(http: Http<S>) -> Router {
         .route("/api/runs/{id}", get(run::<S>))
         .route("/api/runs/{id}/cancel", post(cancel::<S>))
         .route("/api/workers", get(workers::<S>))
-        .with_state(Arc::new(Shared { http, admin_token }))
+        .with_state(Arc::new(Shared {
+            http,
+            admin_token,
+            ended: Mutex::new(HashMap::new()),
+        }))
 }
 
 struct Shared<S> {
     http: Http<S>,
     admin_token: TokenCheck,
+    /// The progress of runs that ended, which no longer changes: each page's poll reads only running runs.
+    ended: Mutex<HashMap<i64, Value>>,
 }
 
 type AppState<S> = State<Arc<Shared<S>>>;
@@ -149,7 +155,25 @@ async fn runs<S: JobStore>(State(shared): AppState<S>) -> ApiResult {
         .runs;
     let mut runs = Vec::new();
     for summary in listed.iter().take(LISTED_RUNS) {
-        runs.push(Progress::of(&get_run(admin, summary.run_id).await?).json());
+        let ended = shared
+            .ended
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&summary.run_id)
+            .cloned();
+        let progress = match ended {
+            Some(progress) => progress,
+            None => {
+                let run = get_run(admin, summary.run_id).await?;
+                let progress = Progress::of(&run).json();
+                if run.state != "running" {
+                    let mut ended = shared.ended.lock().unwrap_or_else(PoisonError::into_inner);
+                    ended.insert(summary.run_id, progress.clone());
+                }
+                progress
+            }
+        };
+        runs.push(progress);
     }
     Ok(Json(json!({"runs": runs})))
 }
@@ -205,6 +229,12 @@ async fn workers<S: JobStore>(State(shared): AppState<S>) -> ApiResult {
         }
     }
     let now = time::OffsetDateTime::now_utc();
+    // Its last heartbeat (stored) or its last poll (seen by this process), whichever is more recent.
+    let since_seen = |w: &crate::store::WorkerSummary| {
+        let heartbeat = (now - w.worker.last_seen_at).as_seconds_f64().max(0.0);
+        let call = http.metrics.since_last_call(w.worker.id).map(|d| d.as_secs_f64());
+        call.map_or(heartbeat, |call| call.min(heartbeat))
+    };
     let listed: Vec<Value> = workers
         .iter()
         .map(|w| {
@@ -228,7 +258,7 @@ async fn workers<S: JobStore>(State(shared): AppState<S>) -> ApiResult {
                 "device": w.worker.device,
                 "registered_at": super::convert::timestamp(Some(w.worker.registered_at)),
                 "last_seen_at": super::convert::timestamp(Some(w.worker.last_seen_at)),
-                "seconds_since_seen": (now - w.worker.last_seen_at).as_seconds_f64().max(0.0),
+                "seconds_since_seen": since_seen(w),
                 "connected": http.metrics.is_connected(w, http.config.heartbeat),
                 "jobs": leases,
             })

@@ -178,16 +178,22 @@ impl Metrics {
         Ok(text)
     }
 
+    /// The time since `worker` last registered or polled through this coordinator.
+    pub fn since_last_call(&self, worker: WorkerId) -> Option<Duration> {
+        self.last_call
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&worker)
+            .map(Instant::elapsed)
+    }
+
     /// Whether `worker` counts as connected: it holds a lease (a dead one's is taken back when it expires), or
     /// it registered or polled within the longest poll plus two heartbeats (an idle worker polls again as soon
     /// as a poll ends).
     pub fn is_connected(&self, worker: &WorkerSummary, heartbeat: Duration) -> bool {
         !worker.leases.is_empty()
             || self
-                .last_call
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(&worker.worker.id)
-                .is_some_and(|at| at.elapsed() <= MAX_POLL_WAIT + 2 * heartbeat)
+                .since_last_call(worker.worker.id)
+                .is_some_and(|since| since <= MAX_POLL_WAIT + 2 * heartbeat)
     }
 }
