@@ -10,7 +10,8 @@ use anyhow::{Context, Result, bail};
 use sensgrid_model::ir::{DataType, Graph, TensorData};
 use tch::{Device, Kind, Tensor};
 
-use super::{BuildCtx, Kernel, ops, registry};
+use super::ops::{self, fused};
+use super::{BuildCtx, Kernel, registry};
 
 /// Where a node input comes from.
 enum Source {
@@ -27,6 +28,9 @@ struct Step {
     outputs: Vec<(String, Option<usize>)>,
     /// Slots whose last reader is this step.
     free_after: Vec<usize>,
+    /// For a fused step, the nodes it stands for, in order: a tapped run runs them one by one (their
+    /// intermediate outputs have slots of their own, which only such runs fill). Empty for a single node.
+    parts: Vec<Step>,
 }
 
 /// A loaded graph, ready to run on its device.
@@ -156,6 +160,7 @@ impl Executor {
                 inputs: step_inputs,
                 outputs,
                 free_after: Vec::new(),
+                parts: Vec::new(),
             });
         }
         let outputs: Vec<(String, Source)> = graph
@@ -163,6 +168,7 @@ impl Executor {
             .iter()
             .map(|o| (o.name.clone(), source(&o.name, &slot_of)))
             .collect();
+        let mut steps = fuse(graph, &by_name, steps, &outputs, &constants)?;
 
         // A slot is freed after its last reader, unless it is a graph output.
         let mut last_reader: HashMap<usize, usize> = HashMap::new();
@@ -248,16 +254,20 @@ impl Executor {
     /// # Errors
     /// A wrong number of inputs, or a node that fails (named, with its op).
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
-        self.run_tapped(inputs, &mut |_, tensor| tensor)
+        let _guard = tch::no_grad_guard();
+        let mut slots = self.input_slots(inputs)?;
+        self.run_steps(&mut slots, 0, self.steps.len(), None)?;
+        self.take_outputs(&mut slots)
     }
 
     /// Like [`run`](Self::run), and hands `tap` every tensor a node produces, by name, as it is produced;
     /// what `tap` returns is what later nodes consume. Returning the tensor unchanged observes the run;
-    /// returning a reference value instead checks each node on exactly the reference's inputs.
+    /// returning a reference value instead checks each node on exactly the reference's inputs. It runs every
+    /// node on its own, fused steps included, so its outputs may differ from `run`'s by float rounding.
     pub fn run_tapped(&self, inputs: &[Tensor], tap: &mut dyn FnMut(&str, Tensor) -> Tensor) -> Result<Vec<Tensor>> {
         let _guard = tch::no_grad_guard();
         let mut slots = self.input_slots(inputs)?;
-        self.run_steps(&mut slots, 0, self.steps.len(), tap)?;
+        self.run_steps(&mut slots, 0, self.steps.len(), Some(tap))?;
         self.take_outputs(&mut slots)
     }
 
@@ -290,7 +300,7 @@ impl Executor {
             bail!("step {step}: the model has {} steps", self.steps.len());
         }
         let mut slots = self.input_slots(inputs)?;
-        self.run_steps(&mut slots, 0, step, &mut |_, tensor| tensor)?;
+        self.run_steps(&mut slots, 0, step, None)?;
         let slots = slots
             .into_iter()
             .enumerate()
@@ -313,7 +323,7 @@ impl Executor {
         for (slot, tensor) in &boundary.slots {
             slots[*slot] = Some(tensor.shallow_clone());
         }
-        self.run_steps(&mut slots, boundary.step, self.steps.len(), &mut |_, tensor| tensor)?;
+        self.run_steps(&mut slots, boundary.step, self.steps.len(), None)?;
         self.take_outputs(&mut slots)
     }
 
@@ -329,36 +339,62 @@ impl Executor {
         Ok(slots)
     }
 
-    /// Runs steps `from..to` on `slots`, freeing each slot after its last reader.
+    /// Runs steps `from..to` on `slots`, freeing each slot after its last reader. With a tap, fused steps run
+    /// node by node and `tap` sees (and may replace) every node's outputs.
     fn run_steps(
         &self,
         slots: &mut [Option<Tensor>],
         from: usize,
         to: usize,
-        tap: &mut dyn FnMut(&str, Tensor) -> Tensor,
+        mut tap: Option<&mut dyn FnMut(&str, Tensor) -> Tensor>,
     ) -> Result<()> {
         for step in &self.steps[from..to] {
-            let outputs = {
-                let args: Vec<Option<&Tensor>> = step
-                    .inputs
-                    .iter()
-                    .map(|source| match source {
-                        Source::Absent => None,
-                        Source::Slot(slot) => slots[*slot].as_ref(),
-                        Source::Constant(index) => Some(&self.constants[*index]),
-                    })
-                    .collect();
-                step.kernel
-                    .run(&args)
-                    .with_context(|| format!("evaluating node '{}' ({})", step.name, step.op_type))?
-            };
-            for ((name, slot), tensor) in step.outputs.iter().zip(outputs) {
-                if let Some(slot) = slot {
-                    slots[*slot] = Some(tap(name, tensor));
+            match tap.as_deref_mut() {
+                Some(tap) if !step.parts.is_empty() => {
+                    for part in &step.parts {
+                        self.run_step(part, slots, tap)?;
+                    }
+                    // The intermediate outputs: only the last part's are the fused step's.
+                    for part in &step.parts[..step.parts.len() - 1] {
+                        for slot in part.outputs.iter().filter_map(|(_, slot)| *slot) {
+                            slots[slot] = None;
+                        }
+                    }
                 }
+                Some(tap) => self.run_step(step, slots, tap)?,
+                None => self.run_step(step, slots, &mut |_, tensor| tensor)?,
             }
             for slot in &step.free_after {
                 slots[*slot] = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one step's kernel on `slots` and stores its outputs, through `tap`.
+    fn run_step(
+        &self,
+        step: &Step,
+        slots: &mut [Option<Tensor>],
+        tap: &mut dyn FnMut(&str, Tensor) -> Tensor,
+    ) -> Result<()> {
+        let outputs = {
+            let args: Vec<Option<&Tensor>> = step
+                .inputs
+                .iter()
+                .map(|source| match source {
+                    Source::Absent => None,
+                    Source::Slot(slot) => slots[*slot].as_ref(),
+                    Source::Constant(index) => Some(&self.constants[*index]),
+                })
+                .collect();
+            step.kernel
+                .run(&args)
+                .with_context(|| format!("evaluating node '{}' ({})", step.name, step.op_type))?
+        };
+        for ((name, slot), tensor) in step.outputs.iter().zip(outputs) {
+            if let Some(slot) = slot {
+                slots[*slot] = Some(tap(name, tensor));
             }
         }
         Ok(())
@@ -377,6 +413,140 @@ impl Executor {
             })
             .collect()
     }
+}
+
+/// The fusion pass (issue 16): a Conv whose output only a BatchNormalization reads, and the Relu, Sigmoid or
+/// HardSigmoid that alone reads the Conv's (or that BatchNormalization's) output, become one step at the Conv's
+/// place: the normalization folded into the convolution's weight and bias at each run, the activation in place
+/// (`ops/fused.rs` says why that is exact enough). The fused step reads every constant its nodes read, so
+/// `first_reader` still finds the first step a masked constant changes. Its `parts` keep the nodes' own steps
+/// for tapped runs.
+fn fuse(
+    graph: &Graph,
+    by_name: &HashMap<String, Tensor>,
+    steps: Vec<Step>,
+    outputs: &[(String, Source)],
+    constants: &[Tensor],
+) -> Result<Vec<Step>> {
+    let mut readers: HashMap<usize, Vec<(usize, usize)>> = HashMap::new();
+    for (i, step) in steps.iter().enumerate() {
+        for (k, input) in step.inputs.iter().enumerate() {
+            if let Source::Slot(slot) = input {
+                readers.entry(*slot).or_default().push((i, k));
+            }
+        }
+    }
+    for (_, output) in outputs {
+        if let Source::Slot(slot) = output {
+            readers.entry(*slot).or_default().push((usize::MAX, 0));
+        }
+    }
+    // The step that alone reads step `i`'s one output, as its first input.
+    let sole_reader = |i: usize| -> Option<usize> {
+        let (first, rest) = steps[i].outputs.split_first()?;
+        if rest.iter().any(|(_, slot)| slot.is_some()) {
+            return None;
+        }
+        match readers.get(&first.1?)?.as_slice() {
+            [(j, 0)] if *j != usize::MAX => Some(*j),
+            _ => None,
+        }
+    };
+    let float_constant =
+        |source: Option<&Source>| matches!(source, Some(Source::Constant(c)) if ops::is_float(constants[*c].kind()));
+    let ctx = |i: usize| BuildCtx {
+        node: &graph.nodes[i],
+        opset: graph.opset,
+        constants: by_name,
+    };
+
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut taken = vec![false; steps.len()];
+    for (i, step) in steps.iter().enumerate() {
+        let conv_fits = step.op_type == "Conv"
+            && matches!(step.inputs.first(), Some(Source::Slot(_)))
+            && float_constant(step.inputs.get(1))
+            && (matches!(step.inputs.get(2), None | Some(Source::Absent)) || float_constant(step.inputs.get(2)));
+        if !conv_fits {
+            continue;
+        }
+        let mut group = vec![i];
+        let mut last = i;
+        if let Some(j) = sole_reader(last)
+            && steps[j].op_type == "BatchNormalization"
+            && steps[j].inputs.len() == 5
+            && (1..5).all(|k| float_constant(steps[j].inputs.get(k)))
+        {
+            group.push(j);
+            last = j;
+        }
+        if let Some(k) = sole_reader(last)
+            && fused::Activation::read(&ctx(k))?.is_some()
+        {
+            group.push(k);
+        }
+        if group.len() > 1 {
+            for &g in &group {
+                taken[g] = true;
+            }
+            groups.push(group);
+        }
+    }
+
+    let mut steps: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
+    let mut fused_at: HashMap<usize, Step> = HashMap::new();
+    for group in groups {
+        let conv = &graph.nodes[group[0]];
+        let mut bn_epsilon = None;
+        let mut activation = None;
+        for &g in &group[1..] {
+            if graph.nodes[g].op_type == "BatchNormalization" {
+                bn_epsilon = Some(ops::norm::epsilon(&ctx(g))?);
+            } else {
+                activation = fused::Activation::read(&ctx(g))?;
+            }
+        }
+        let parts: Vec<Step> = group.iter().map(|&g| steps[g].take().expect("in one group")).collect();
+        let mut inputs: Vec<Source> = Vec::with_capacity(7);
+        for k in 0..3 {
+            inputs.push(match parts[0].inputs.get(k) {
+                Some(Source::Slot(slot)) => Source::Slot(*slot),
+                Some(Source::Constant(c)) => Source::Constant(*c),
+                Some(Source::Absent) | None => Source::Absent,
+            });
+        }
+        if bn_epsilon.is_some() {
+            for source in &parts[1].inputs[1..5] {
+                let Source::Constant(c) = source else {
+                    unreachable!("checked above")
+                };
+                inputs.push(Source::Constant(*c));
+            }
+        }
+        let kernel = fused::ConvBnAct {
+            conv: ops::conv::ConvSpec::read(&ctx(group[0]))?,
+            bn_epsilon,
+            activation,
+        };
+        let op_type = parts.iter().map(|p| p.op_type.as_str()).collect::<Vec<_>>().join("+");
+        fused_at.insert(
+            group[0],
+            Step {
+                name: conv.name.clone(),
+                op_type,
+                kernel: Box::new(kernel),
+                inputs,
+                outputs: parts.last().expect("two parts or more").outputs.clone(),
+                free_after: Vec::new(),
+                parts,
+            },
+        );
+    }
+    Ok(steps
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, step)| fused_at.remove(&i).or(step))
+        .collect())
 }
 
 #[cfg(test)]

@@ -40,22 +40,43 @@ fn operands<'a>(inputs: &[Option<&'a Tensor>]) -> Result<(&'a Tensor, &'a Tensor
     ))
 }
 
-fn conv(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
-    ctx.allow_attrs(&WINDOW_ATTRS)?;
-    let window = window::read(ctx, true)?;
-    let groups = group(ctx)?;
-    Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
-        let (x, weight, bias) = operands(inputs)?;
-        let kernel = check_kernel(&window, weight)?;
-        let w = Resolved::new(&window, x, &kernel)?;
+/// A Conv node's attributes, applied to its operands by [`ConvSpec::apply`]; the fused Conv steps
+/// (`fused.rs`) use it too.
+pub struct ConvSpec {
+    window: Window,
+    groups: i64,
+}
+
+impl ConvSpec {
+    /// Reads and checks the Conv node's attributes.
+    pub fn read(ctx: &BuildCtx) -> Result<Self> {
+        ctx.allow_attrs(&WINDOW_ATTRS)?;
+        Ok(Self {
+            window: window::read(ctx, true)?,
+            groups: group(ctx)?,
+        })
+    }
+
+    /// The convolution of `x` by `weight`, plus `bias` when given.
+    pub fn apply(&self, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        let kernel = check_kernel(&self.window, weight)?;
+        let w = Resolved::new(&self.window, x, &kernel)?;
         let zeros = vec![0; kernel.len()];
-        let out = if w.symmetric() {
+        let groups = self.groups;
+        Ok(if w.symmetric() {
             x.f_convolution(weight, bias, &w.strides, &w.begin, &w.dilations, false, &zeros, groups)?
         } else {
             let padded = x.f_constant_pad_nd(w.torch_pad())?;
             padded.f_convolution(weight, bias, &w.strides, &zeros, &w.dilations, false, &zeros, groups)?
-        };
-        Ok(vec![out])
+        })
+    }
+}
+
+fn conv(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
+    let spec = ConvSpec::read(ctx)?;
+    Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
+        let (x, weight, bias) = operands(inputs)?;
+        Ok(vec![spec.apply(x, weight, bias)?])
     }))
 }
 

@@ -2,6 +2,7 @@
 
 pub mod conv;
 pub mod elementwise;
+pub mod fused;
 pub mod lstm;
 pub mod matmul;
 pub mod norm;

@@ -24,7 +24,7 @@ fn batch_norm(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
     if ctx.node.outputs.iter().skip(1).any(|o| !o.is_empty()) {
         return Err(ctx.node.error("only the Y output is supported (inference mode)").into());
     }
-    let epsilon = f64::from(ctx.node.attr_float("epsilon")?.unwrap_or(1e-5));
+    let epsilon = epsilon(ctx)?;
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
         let x = required(inputs, 0)?;
         let [scale, bias, mean, var] = [1, 2, 3, 4].map(|i| required(inputs, i));
@@ -39,4 +39,9 @@ fn batch_norm(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
             true,
         )?])
     }))
+}
+
+/// The node's epsilon (default 1e-5).
+pub fn epsilon(ctx: &BuildCtx) -> Result<f64> {
+    Ok(f64::from(ctx.node.attr_float("epsilon")?.unwrap_or(1e-5)))
 }

@@ -1,0 +1,97 @@
+//! Fused steps: a Conv with the BatchNormalization and the activation that consume only its output, run as
+//! one convolution (issue 16). The plan (`plan.rs`, `fuse`) decides where they apply; tapped runs, which
+//! must see every node's output, still run the nodes one by one.
+//!
+//! Why it is exact enough: in inference mode BatchNormalization is `(y - mean) * s + beta` with
+//! `s = scale / sqrt(var + epsilon)` per output channel, and `y = conv(x, W) + B` is linear in `W` and `B`, so
+//! `conv(x, W * s) + (B - mean) * s + beta` is the same function; only float32 rounding differs (one rounding
+//! of the product `W * s` instead of one of each output), far below the end-to-end tolerances. The folded
+//! weight is computed from the constants at every run, as the step reads them: masking writes the constants
+//! in place between runs, and the step lists all of them as inputs, so `first_reader` finds it. The
+//! activation then runs in place on the convolution's output, which nothing else holds.
+
+use anyhow::{Result, bail};
+use tch::Tensor;
+
+use super::conv::ConvSpec;
+use crate::exec::{BuildCtx, Kernel, required};
+
+/// An activation applied in place to a fused step's output.
+#[derive(Clone, Copy)]
+pub enum Activation {
+    Relu,
+    Sigmoid,
+    /// `max(0, min(1, alpha * x + beta))`.
+    HardSigmoid {
+        alpha: f64,
+        beta: f64,
+    },
+}
+
+impl Activation {
+    /// The activation of an element-wise node the fusion can absorb, or None for any other node.
+    pub fn read(ctx: &BuildCtx) -> Result<Option<Self>> {
+        Ok(match ctx.node.op_type.as_str() {
+            "Relu" => Some(Self::Relu),
+            "Sigmoid" => Some(Self::Sigmoid),
+            "HardSigmoid" => Some(Self::HardSigmoid {
+                alpha: f64::from(ctx.node.attr_float("alpha")?.unwrap_or(0.2)),
+                beta: f64::from(ctx.node.attr_float("beta")?.unwrap_or(0.5)),
+            }),
+            _ => None,
+        })
+    }
+
+    /// Applies the activation to `x` in place, returning it.
+    fn apply_(self, mut x: Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Self::Relu => x.f_relu_()?,
+            Self::Sigmoid => x.f_sigmoid_()?,
+            Self::HardSigmoid { alpha, beta } => x.f_mul_scalar_(alpha)?.f_add_scalar_(beta)?.f_clamp_(0.0, 1.0)?,
+        })
+    }
+}
+
+/// Conv, then optionally BatchNormalization (its epsilon) folded into it, then optionally an activation.
+/// Inputs: X, W, B (possibly absent), then scale, beta, mean and var when a BatchNormalization is folded.
+pub struct ConvBnAct {
+    pub conv: ConvSpec,
+    pub bn_epsilon: Option<f64>,
+    pub activation: Option<Activation>,
+}
+
+impl Kernel for ConvBnAct {
+    fn run(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
+        let x = required(inputs, 0)?;
+        let weight = required(inputs, 1)?;
+        let bias = inputs.get(2).copied().flatten();
+        let out = match self.bn_epsilon {
+            None => self.conv.apply(x, weight, bias)?,
+            Some(epsilon) => {
+                let [scale, beta, mean, var] = [3, 4, 5, 6].map(|i| required(inputs, i));
+                let (scale, beta, mean, var) = (scale?, beta?, mean?, var?);
+                let channels = weight.size()[0];
+                if scale.size() != [channels] {
+                    bail!(
+                        "BatchNormalization has {:?} scales for {channels} channels",
+                        scale.size()
+                    );
+                }
+                let s = var.f_add_scalar(epsilon)?.f_sqrt()?.f_reciprocal()?.f_mul(scale)?;
+                let mut per_channel = vec![1i64; weight.dim()];
+                per_channel[0] = channels;
+                let folded_weight = weight.f_mul(&s.f_reshape(&per_channel)?)?;
+                let shifted = match bias {
+                    Some(b) => b.f_sub(mean)?,
+                    None => mean.f_neg()?,
+                };
+                let folded_bias = shifted.f_mul(&s)?.f_add(beta)?;
+                self.conv.apply(x, &folded_weight, Some(&folded_bias))?
+            }
+        };
+        Ok(vec![match self.activation {
+            Some(activation) => activation.apply_(out)?,
+            None => out,
+        }])
+    }
+}
