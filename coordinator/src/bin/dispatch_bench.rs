@@ -374,8 +374,12 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     if args.workers == 0 {
         bail!("--workers: expected at least 1");
     }
-    let cell = Duration::try_from_secs_f64(args.cell_seconds)
-        .map_err(|_| anyhow::anyhow!("--cell-seconds: expected a duration in seconds, got {}", args.cell_seconds))?;
+    let cell = Duration::try_from_secs_f64(args.cell_seconds).map_err(|_| {
+        anyhow::anyhow!(
+            "--cell-seconds: expected a duration in seconds, got {}",
+            args.cell_seconds
+        )
+    })?;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..args.workers {
         let channel = client::connect(&args.coordinator, None).await?;
