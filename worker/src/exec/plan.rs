@@ -415,12 +415,13 @@ impl Executor {
     }
 }
 
-/// The fusion pass (issue 16): a Conv whose output only a BatchNormalization reads, and the Relu, Sigmoid or
-/// HardSigmoid that alone reads the Conv's (or that BatchNormalization's) output, become one step at the Conv's
-/// place: the normalization folded into the convolution's weight and bias at each run, the activation in place
-/// (`ops/fused.rs` says why that is exact enough). The fused step reads every constant its nodes read, so
-/// `first_reader` still finds the first step a masked constant changes. Its `parts` keep the nodes' own steps
-/// for tapped runs.
+/// The fusion pass (issue 16). A Conv with weights (and bias) from constants becomes one step together with
+/// the nodes that alone read its output, one after the other: first a BatchNormalization with constant
+/// parameters, folded into the convolution's weight and bias at each run; then any chain of activations
+/// (Relu, Sigmoid, HardSigmoid, HardSwish, or Paddle's HardSwish as Add 3, Clip 0 6, Mul, Div 6) and Adds of
+/// another tensor or a constant (Paddle's conv bias, a residual), each in place. `ops/fused.rs` says why that is exact enough. The fused step takes the place of its last node, where
+/// all its inputs exist, and reads every constant its nodes read, so `first_reader` still finds the first step
+/// a masked constant changes. Its `parts` keep the nodes' own steps for tapped runs.
 fn fuse(
     graph: &Graph,
     by_name: &HashMap<String, Tensor>,
@@ -441,27 +442,77 @@ fn fuse(
             readers.entry(*slot).or_default().push((usize::MAX, 0));
         }
     }
-    // The step that alone reads step `i`'s one output, as its first input.
-    let sole_reader = |i: usize| -> Option<usize> {
-        let (first, rest) = steps[i].outputs.split_first()?;
-        if rest.iter().any(|(_, slot)| slot.is_some()) {
-            return None;
+    // The steps that read step `i`'s one output (with the input index), graph outputs as `usize::MAX`.
+    let readers_of = |i: usize| -> &[(usize, usize)] {
+        match steps[i].outputs.split_first() {
+            Some(((_, Some(slot)), rest)) if rest.iter().all(|(_, slot)| slot.is_none()) => {
+                readers.get(slot).map_or(&[], Vec::as_slice)
+            }
+            _ => &[],
         }
-        match readers.get(&first.1?)?.as_slice() {
-            [(j, 0)] if *j != usize::MAX => Some(*j),
+    };
+    let sole_reader = |i: usize, op_type: &str| -> Option<(usize, usize)> {
+        match readers_of(i) {
+            [(j, k)] if *j != usize::MAX && steps[*j].op_type == op_type => Some((*j, *k)),
             _ => None,
         }
     };
     let float_constant =
         |source: Option<&Source>| matches!(source, Some(Source::Constant(c)) if ops::is_float(constants[*c].kind()));
+    // Whether `source` is a constant holding the one value `value`.
+    let scalar = |source: Option<&Source>, value: f64| match source {
+        Some(Source::Constant(c)) if ops::is_float(constants[*c].kind()) && constants[*c].numel() == 1 => {
+            ops::floats(&constants[*c]).is_ok_and(|v| v == [value])
+        }
+        _ => false,
+    };
     let ctx = |i: usize| BuildCtx {
         node: &graph.nodes[i],
         opset: graph.opset,
         constants: by_name,
     };
+    // Paddle's HardSwish on step `i`'s output: its Add, Clip, Mul and Div steps, in order.
+    let paddle_hardswish = |i: usize| -> Option<[usize; 4]> {
+        let [(p, 0), (q, 0)] = *readers_of(i) else {
+            return None;
+        };
+        if p == usize::MAX || q == usize::MAX {
+            return None;
+        }
+        let (a, m) = if steps[p].op_type == "Add" { (p, q) } else { (q, p) };
+        if steps[a].op_type != "Add" || steps[m].op_type != "Mul" {
+            return None;
+        }
+        let (clip, 0) = sole_reader(a, "Clip")? else {
+            return None;
+        };
+        let (mul, 1) = sole_reader(clip, "Mul")? else {
+            return None;
+        };
+        let (div, 0) = sole_reader(mul, "Div")? else {
+            return None;
+        };
+        let fits = mul == m
+            && scalar(steps[a].inputs.get(1), 3.0)
+            && steps[clip].inputs.len() == 3
+            && scalar(steps[clip].inputs.get(1), 0.0)
+            && scalar(steps[clip].inputs.get(2), 6.0)
+            && scalar(steps[div].inputs.get(1), 6.0);
+        fits.then_some([a, clip, mul, div])
+    };
 
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    let mut taken = vec![false; steps.len()];
+    struct Group {
+        parts: Vec<usize>,
+        bn: Option<usize>,
+        tails: Vec<fused::Tail>,
+        operands: Vec<Source>,
+    }
+    let copy = |source: Option<&Source>| match source {
+        Some(Source::Slot(slot)) => Source::Slot(*slot),
+        Some(Source::Constant(c)) => Source::Constant(*c),
+        Some(Source::Absent) | None => Source::Absent,
+    };
+    let mut groups: Vec<Group> = Vec::new();
     for (i, step) in steps.iter().enumerate() {
         let conv_fits = step.op_type == "Conv"
             && matches!(step.inputs.first(), Some(Source::Slot(_)))
@@ -470,25 +521,53 @@ fn fuse(
         if !conv_fits {
             continue;
         }
-        let mut group = vec![i];
+        let mut group = Group {
+            parts: vec![i],
+            bn: None,
+            tails: Vec::new(),
+            operands: Vec::new(),
+        };
         let mut last = i;
-        if let Some(j) = sole_reader(last)
-            && steps[j].op_type == "BatchNormalization"
+        if let Some((j, 0)) = sole_reader(last, "BatchNormalization")
             && steps[j].inputs.len() == 5
             && (1..5).all(|k| float_constant(steps[j].inputs.get(k)))
         {
-            group.push(j);
+            group.parts.push(j);
+            group.bn = Some(j);
             last = j;
         }
-        if let Some(k) = sole_reader(last)
-            && fused::Activation::read(&ctx(k))?.is_some()
-        {
-            group.push(k);
-        }
-        if group.len() > 1 {
-            for &g in &group {
-                taken[g] = true;
+        loop {
+            if let Some(pattern) = paddle_hardswish(last) {
+                group.parts.extend(pattern);
+                group.tails.push(fused::Tail::Activation(fused::Activation::HardSwish));
+                last = pattern[3];
+            } else if let [(k, 0)] = *readers_of(last)
+                && k != usize::MAX
+                && let Some(activation) = fused::Activation::read(&ctx(k))?
+            {
+                group.parts.push(k);
+                group.tails.push(fused::Tail::Activation(activation));
+                last = k;
+            } else if let Some((k, input)) = sole_reader(last, "Add")
+                && steps[k].inputs.len() == 2
+                && let other = &steps[k].inputs[1 - input]
+                && match other {
+                    Source::Slot(slot) => Some(*slot) != steps[last].outputs[0].1,
+                    Source::Constant(_) => float_constant(Some(other)),
+                    Source::Absent => false,
+                }
+            {
+                group.parts.push(k);
+                group
+                    .tails
+                    .push(fused::Tail::Add(fused::FIRST_OPERAND + group.operands.len()));
+                group.operands.push(copy(Some(other)));
+                last = k;
+            } else {
+                break;
             }
+        }
+        if group.parts.len() > 1 {
             groups.push(group);
         }
     }
@@ -496,41 +575,31 @@ fn fuse(
     let mut steps: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
     let mut fused_at: HashMap<usize, Step> = HashMap::new();
     for group in groups {
-        let conv = &graph.nodes[group[0]];
-        let mut bn_epsilon = None;
-        let mut activation = None;
-        for &g in &group[1..] {
-            if graph.nodes[g].op_type == "BatchNormalization" {
-                bn_epsilon = Some(ops::norm::epsilon(&ctx(g))?);
-            } else {
-                activation = fused::Activation::read(&ctx(g))?;
-            }
-        }
-        let parts: Vec<Step> = group.iter().map(|&g| steps[g].take().expect("in one group")).collect();
-        let mut inputs: Vec<Source> = Vec::with_capacity(7);
-        for k in 0..3 {
-            inputs.push(match parts[0].inputs.get(k) {
-                Some(Source::Slot(slot)) => Source::Slot(*slot),
-                Some(Source::Constant(c)) => Source::Constant(*c),
-                Some(Source::Absent) | None => Source::Absent,
+        let conv = &graph.nodes[group.parts[0]];
+        let last = *group.parts.last().expect("two parts or more");
+        let bn_epsilon = group.bn.map(|bn| ops::norm::epsilon(&ctx(bn))).transpose()?;
+        let parts: Vec<Step> = group
+            .parts
+            .iter()
+            .map(|&g| steps[g].take().expect("in one group"))
+            .collect();
+        let mut inputs: Vec<Source> = (0..3).map(|k| copy(parts[0].inputs.get(k))).collect();
+        for k in 1..5 {
+            inputs.push(match bn_epsilon {
+                Some(_) => copy(parts[1].inputs.get(k)),
+                None => Source::Absent,
             });
         }
-        if bn_epsilon.is_some() {
-            for source in &parts[1].inputs[1..5] {
-                let Source::Constant(c) = source else {
-                    unreachable!("checked above")
-                };
-                inputs.push(Source::Constant(*c));
-            }
-        }
+        debug_assert_eq!(inputs.len(), fused::FIRST_OPERAND);
+        inputs.extend(group.operands);
         let kernel = fused::ConvBnAct {
-            conv: ops::conv::ConvSpec::read(&ctx(group[0]))?,
+            conv: ops::conv::ConvSpec::read(&ctx(group.parts[0]))?,
             bn_epsilon,
-            activation,
+            tails: group.tails,
         };
         let op_type = parts.iter().map(|p| p.op_type.as_str()).collect::<Vec<_>>().join("+");
         fused_at.insert(
-            group[0],
+            last,
             Step {
                 name: conv.name.clone(),
                 op_type,

@@ -1,6 +1,6 @@
-//! Fused steps: a Conv with the BatchNormalization and the activation that consume only its output, run as
-//! one convolution (issue 16). The plan (`plan.rs`, `fuse`) decides where they apply; tapped runs, which
-//! must see every node's output, still run the nodes one by one.
+//! Fused steps: a Conv with the BatchNormalization, the activations and the Adds that consume only its
+//! output, run as one convolution and in-place element-wise passes (issue 16). The plan (`plan.rs`, `fuse`)
+//! decides where they apply; tapped runs, which must see every node's output, still run the nodes one by one.
 //!
 //! Why it is exact enough: in inference mode BatchNormalization is `(y - mean) * s + beta` with
 //! `s = scale / sqrt(var + epsilon)` per output channel, and `y = conv(x, W) + B` is linear in `W` and `B`, so
@@ -8,7 +8,10 @@
 //! of the product `W * s` instead of one of each output), far below the end-to-end tolerances. The folded
 //! weight is computed from the constants at every run, as the step reads them: masking writes the constants
 //! in place between runs, and the step lists all of them as inputs, so `first_reader` finds it. The
-//! activation then runs in place on the convolution's output, which nothing else holds.
+//! activation then runs in place on the convolution's output, which nothing else holds: the same formula
+//! as the nodes' (HardSwish is Paddle's `x * clip(x + 3, 0, 6) / 6`, libtorch's `hardswish_`). An Add
+//! (a residual, or Paddle's conv bias) is added in place too; float addition is commutative, so that one is
+//! bit-exact.
 
 use anyhow::{Result, bail};
 use tch::Tensor;
@@ -26,6 +29,8 @@ pub enum Activation {
         alpha: f64,
         beta: f64,
     },
+    /// `x * max(0, min(6, x + 3)) / 6`: the HardSwish node, or Paddle's Add, Clip, Mul, Div (found by the plan).
+    HardSwish,
 }
 
 impl Activation {
@@ -34,6 +39,7 @@ impl Activation {
         Ok(match ctx.node.op_type.as_str() {
             "Relu" => Some(Self::Relu),
             "Sigmoid" => Some(Self::Sigmoid),
+            "HardSwish" => Some(Self::HardSwish),
             "HardSigmoid" => Some(Self::HardSigmoid {
                 alpha: f64::from(ctx.node.attr_float("alpha")?.unwrap_or(0.2)),
                 beta: f64::from(ctx.node.attr_float("beta")?.unwrap_or(0.5)),
@@ -48,16 +54,41 @@ impl Activation {
             Self::Relu => x.f_relu_()?,
             Self::Sigmoid => x.f_sigmoid_()?,
             Self::HardSigmoid { alpha, beta } => x.f_mul_scalar_(alpha)?.f_add_scalar_(beta)?.f_clamp_(0.0, 1.0)?,
+            Self::HardSwish => x.f_hardswish_()?,
         })
     }
 }
 
-/// Conv, then optionally BatchNormalization (its epsilon) folded into it, then optionally an activation.
-/// Inputs: X, W, B (possibly absent), then scale, beta, mean and var when a BatchNormalization is folded.
+/// What a fused step does to the convolution's output, in order.
+#[derive(Clone, Copy)]
+pub enum Tail {
+    Activation(Activation),
+    /// Adds input `index` (a residual or a bias), in place when the sum has the output's shape.
+    Add(usize),
+}
+
+/// Conv, then optionally BatchNormalization (its epsilon) folded into it, then its tails. Inputs: X, W, B;
+/// scale, beta, mean and var of the BatchNormalization; from [`FIRST_OPERAND`] on, the Adds' other operands.
+/// All but X and W may be absent.
 pub struct ConvBnAct {
     pub conv: ConvSpec,
     pub bn_epsilon: Option<f64>,
-    pub activation: Option<Activation>,
+    pub tails: Vec<Tail>,
+}
+
+/// The input index of the first Add's operand in a [`ConvBnAct`] step.
+pub const FIRST_OPERAND: usize = 7;
+
+/// Whether `other` broadcasts to `out`'s shape as it is, so `out += other` in place is the Add.
+fn adds_in_place(out: &Tensor, other: &Tensor) -> bool {
+    let (out_size, other_size) = (out.size(), other.size());
+    other.kind() == out.kind()
+        && other_size.len() <= out_size.len()
+        && other_size
+            .iter()
+            .rev()
+            .zip(out_size.iter().rev())
+            .all(|(&o, &d)| o == 1 || o == d)
 }
 
 impl Kernel for ConvBnAct {
@@ -89,9 +120,20 @@ impl Kernel for ConvBnAct {
                 self.conv.apply(x, &folded_weight, Some(&folded_bias))?
             }
         };
-        Ok(vec![match self.activation {
-            Some(activation) => activation.apply_(out)?,
-            None => out,
-        }])
+        let mut out = out;
+        for tail in &self.tails {
+            out = match *tail {
+                Tail::Activation(activation) => activation.apply_(out)?,
+                Tail::Add(index) => {
+                    let other = required(inputs, index)?;
+                    if adds_in_place(&out, other) {
+                        out.f_add_(other)?
+                    } else {
+                        out.f_add(other)?
+                    }
+                }
+            };
+        }
+        Ok(vec![out])
     }
 }
