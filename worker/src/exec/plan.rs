@@ -89,6 +89,9 @@ pub fn kind_of(dtype: DataType) -> Result<Kind> {
     })
 }
 
+/// What a tapped run hands every tensor a node produces to, by name; later nodes consume what it returns.
+type Tap<'a> = dyn FnMut(&str, Tensor) -> Tensor + 'a;
+
 impl Executor {
     /// Checks every node against the kernel table, builds the kernels and uploads the constants.
     ///
@@ -346,7 +349,7 @@ impl Executor {
         slots: &mut [Option<Tensor>],
         from: usize,
         to: usize,
-        mut tap: Option<&mut dyn FnMut(&str, Tensor) -> Tensor>,
+        mut tap: Option<&mut Tap<'_>>,
     ) -> Result<()> {
         for step in &self.steps[from..to] {
             match tap.as_deref_mut() {
