@@ -4,7 +4,7 @@
 //! there (the [`Boundary`]) are all the rest of the run needs, so a masked cell whose first masked constant is
 //! read at that step reuses the unmasked run's boundary and computes only the steps after it (issue 16).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::{Context, Result, bail};
 use sensgrid_model::ir::{DataType, Graph, TensorData};
@@ -531,6 +531,8 @@ fn fuse(
         Some(Source::Absent) | None => Source::Absent,
     };
     let mut groups: Vec<Group> = Vec::new();
+    // Steps already in a group: an Add that two convs alone feed joins the first conv's chain only.
+    let mut taken: HashSet<usize> = HashSet::new();
     for (i, step) in steps.iter().enumerate() {
         let conv_fits = step.op_type == "Conv"
             && matches!(step.inputs.first(), Some(Source::Slot(_)))
@@ -555,18 +557,20 @@ fn fuse(
             last = j;
         }
         loop {
-            if let Some(pattern) = paddle_hardswish(last) {
+            if let Some(pattern) = paddle_hardswish(last).filter(|p| p.iter().all(|n| !taken.contains(n))) {
                 group.parts.extend(pattern);
                 group.tails.push(fused::Tail::Activation(fused::Activation::HardSwish));
                 last = pattern[3];
             } else if let [(k, 0)] = *readers_of(last)
                 && k != usize::MAX
+                && !taken.contains(&k)
                 && let Some(activation) = fused::Activation::read(&ctx(k))?
             {
                 group.parts.push(k);
                 group.tails.push(fused::Tail::Activation(activation));
                 last = k;
             } else if let Some((k, input)) = sole_reader(last, "Add")
+                && !taken.contains(&k)
                 && steps[k].inputs.len() == 2
                 && let other = &steps[k].inputs[1 - input]
                 && match other {
@@ -586,6 +590,7 @@ fn fuse(
             }
         }
         if group.parts.len() > 1 {
+            taken.extend(group.parts.iter().copied());
             groups.push(group);
         }
     }
