@@ -10,6 +10,8 @@
 //! This is a test binary of its own with one test, so cargo runs it after the others, alone: it restarts
 //! its cluster and keeps the CPU busy with two workers.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -21,6 +23,8 @@ use sensgrid_eval::{Config, bundle};
 use sensgrid_model::prune::{Criterion, Plan};
 use sensgrid_proto::v1::{Cell, CreateRunRequest, GetRunRequest, GetRunResponse};
 use sensgrid_worker::evaluate::Session;
+
+use common::{Proc, free_port, succeed};
 
 const CLUSTER: &str = "fault";
 const CLUSTER_PORT: &str = "5433";
@@ -432,28 +436,6 @@ impl Drop for Cluster {
 }
 
 /// A child process, killed when dropped, so a failing test leaves none behind.
-struct Proc(Child);
-
-impl std::ops::Deref for Proc {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Proc {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn start_coordinator(bin: &Path, database_url: &str, port: u16, artifacts: &Path, scratch: &Path, nth: u32) -> Proc {
     let log_path = scratch.join(format!("coordinator-{nth}.log"));
     let log = File::create(&log_path).unwrap();
@@ -539,22 +521,4 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     }
     let _ = child.kill();
     panic!("the process did not exit within {limit:?}");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn succeed(command: &mut Command) {
-    let output = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{command:?}: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
 }

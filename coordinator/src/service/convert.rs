@@ -205,17 +205,11 @@ pub fn run_summary(summary: &RunSummary) -> pb::RunSummary {
         created_at: timestamp(Some(run.created_at)),
         finished_at: timestamp(run.finished_at),
         error: run.error.clone().unwrap_or_default(),
-        jobs: [
-            ("queued", counts.queued),
-            ("leased", counts.leased),
-            ("done", counts.done),
-            ("failed", counts.failed),
-            ("cancelled", counts.cancelled),
-            ("skipped", counts.skipped),
-        ]
-        .into_iter()
-        .map(|(state, n)| (state.to_owned(), n))
-        .collect(),
+        jobs: counts
+            .by_state()
+            .into_iter()
+            .map(|(state, n)| (state.to_owned(), n))
+            .collect(),
     }
 }
 

@@ -153,15 +153,7 @@ impl Metrics {
     pub async fn scrape<S: JobStore>(&self, store: &S, heartbeat: Duration) -> crate::store::Result<String> {
         let _one_at_a_time = self.scrape.lock().await;
         for summary in store.run_list(None).await? {
-            let counts = summary.jobs;
-            for (state, count) in [
-                ("queued", counts.queued),
-                ("leased", counts.leased),
-                ("done", counts.done),
-                ("failed", counts.failed),
-                ("cancelled", counts.cancelled),
-                ("skipped", counts.skipped),
-            ] {
+            for (state, count) in summary.jobs.by_state() {
                 let labels = JobLabels {
                     run: summary.run.id.0,
                     state,

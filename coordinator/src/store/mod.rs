@@ -268,6 +268,18 @@ impl JobCounts {
         self.queued + self.leased + self.done + self.failed + self.cancelled + self.skipped
     }
 
+    /// Each state's name (as the contract and `/metrics` spell it) with its count, every state listed.
+    pub fn by_state(&self) -> [(&'static str, u64); 6] {
+        [
+            ("queued", self.queued),
+            ("leased", self.leased),
+            ("done", self.done),
+            ("failed", self.failed),
+            ("cancelled", self.cancelled),
+            ("skipped", self.skipped),
+        ]
+    }
+
     /// Jobs in a final state.
     pub fn finished(&self) -> u64 {
         self.done + self.failed + self.cancelled + self.skipped

@@ -341,6 +341,19 @@ impl Drop for TailsOnPanic {
 /// A child process, killed when dropped, so a failing test leaves none behind.
 pub struct Proc(pub Child);
 
+impl std::ops::Deref for Proc {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
