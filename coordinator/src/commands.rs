@@ -277,6 +277,7 @@ pub async fn status(args: StatusArgs) -> Result<()> {
                 "cells": {"total": p.cells_total, "finished": p.cells_finished, "by_state": p.by_state},
                 "eval_samples": spec.eval_samples,
                 "early_stop": spec.early_stop_loss.map(|loss| json!({"loss": loss, "skipped": early_stopped})),
+                "precision": spec.precision(),
                 "active_workers": p.workers, "elapsed_s": p.elapsed.as_secs_f64(),
                 "eta_s": p.eta.map(|d| d.as_secs_f64()),
             }))?
@@ -307,6 +308,7 @@ pub async fn status(args: StatusArgs) -> Result<()> {
         ),
         None => println!("  eval set: every sample"),
     }
+    println!("  precision: {}", spec.precision());
     if let Some(loss) = spec.early_stop_loss {
         println!(
             "  early stop: a group's larger ratios skipped once its loss exceeds {loss} ({early_stopped} cells skipped)"

@@ -6,7 +6,7 @@
 //! - `sensitivities.csv`: one row per cell (group, ratio, channels pruned, metric, loss, state);
 //! - `sensitivities.json`: the baseline's metric dict, and per group its members, channels, params and FLOPs
 //!   with each cell's metric dict, loss, state, worker, device and seconds (a skipped cell's `error` says
-//!   why); at the top, the eval subset (`eval_samples`: count, of, seed) and `early_stop_loss`;
+//!   why); at the top, the eval subset (`eval_samples`: count, of, seed), `early_stop_loss` and `precision`;
 //! - after a plan, `plan.json`; after an export, `prune_report.json` (and the CLI fetches `pruned.onnx`);
 //! - the plots of [`crate::plots`]: `sensitivity.png` and `.svg`, `heatmap.png`, after a plan `pruned.png`.
 
@@ -329,6 +329,7 @@ impl<'a> RunResults<'a> {
             "input_shape": self.spec.input_shape,
             "eval_samples": self.spec.eval_samples,
             "early_stop_loss": self.spec.early_stop_loss,
+            "precision": self.spec.precision(),
             "model": {"digest": self.run.model_digest, "params": self.spec.params, "flops": self.spec.flops},
             "baseline": self.baseline().and_then(|b| b.get("metrics").cloned()),
             "groups": self.spec.all_groups().into_iter().map(|(g, skipped)| group(g, skipped))

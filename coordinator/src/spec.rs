@@ -36,6 +36,10 @@ pub struct RunSpec {
     /// `Sensitivity.early_stop_loss`: once a group's loss at some ratio exceeds it, the group's larger ratios
     /// are skipped (the pipeline's early stop).
     pub early_stop_loss: Option<f64>,
+    /// `Sensitivity.precision` every job of the run evaluates in: `fp32` or `fp16` (empty in specs written
+    /// before it was kept, which ran in fp32; [`RunSpec::precision`] says so).
+    #[serde(rename = "precision")]
+    pub precision_name: String,
 }
 
 /// The eval set's subset a run scores (`Sensitivity.eval_samples` and `Sensitivity.seed`).
@@ -91,6 +95,15 @@ pub enum PruneTarget {
 }
 
 impl RunSpec {
+    /// `Sensitivity.precision` the run's jobs evaluate in: `fp32` or `fp16`.
+    pub fn precision(&self) -> &str {
+        if self.precision_name.is_empty() {
+            "fp32"
+        } else {
+            &self.precision_name
+        }
+    }
+
     /// Every group, analysed or skipped (`true`), in model order.
     pub fn all_groups(&self) -> Vec<(&GroupSpec, bool)> {
         let mut all: Vec<(&GroupSpec, bool)> = self

@@ -122,6 +122,7 @@ pub fn prepare(config_path: &Path, overrides: &[String], name: Option<&str>) -> 
             seed: sensitivity.seed,
         }),
         early_stop_loss: sensitivity.early_stop_loss,
+        precision_name: sensitivity.precision.as_str().to_owned(),
     };
     Ok(Prepared {
         config_yaml: config.to_yaml(),

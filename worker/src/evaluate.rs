@@ -10,13 +10,13 @@
 //! tensors on the device (when it fits the cache budget, `Sensitivity.cache_mb`), so later jobs never decode
 //! again; and a masked evaluation runs each batch only from the first step its mask changes, reusing the
 //! activations there across the cells of a group (`boundary_cache.rs`); post-processing runs on its own thread,
-//! overlapping the next batch's inference; on CUDA, cuDNN's benchmark mode picks its fastest convolutions.
+//! overlapping the next batch's inference; on CUDA, cuDNN's benchmark mode picks its fastest convolutions; and
+//! `Sensitivity.precision: fp16` runs the model in half precision (`Executor::with_precision`).
 
 use std::sync::mpsc;
 
 use anyhow::{Context, Result, bail};
 use sensgrid_eval::batch::{Batch, batches};
-use sensgrid_eval::config::Precision;
 use sensgrid_eval::dataset::Dataset;
 use sensgrid_eval::evaluate::{Evaluator, open_dataset, sensitivity_open_options};
 use sensgrid_eval::metric_dict::MetricDict;
@@ -35,8 +35,12 @@ use crate::pruning;
 const DET_BATCH: usize = 1;
 /// Used when the config has no `Eval.loader.batch_size_per_card`.
 const DEFAULT_BATCH: usize = 64;
-/// `Sensitivity.cache_mb` when the config leaves it out, on the CPU and on a GPU.
+/// `Sensitivity.cache_mb` when the config leaves it out, on the CPU.
 pub const DEFAULT_CACHE_MB_CPU: usize = 1024;
+/// On a GPU, the share of its free memory (once the model is loaded) that `Sensitivity.cache_mb` defaults to:
+/// the rest stays for the activations of the runs themselves and for other workers on the same GPU.
+pub const DEFAULT_CACHE_SHARE_CUDA: f64 = 0.25;
+/// On a GPU whose free memory the CUDA runtime does not tell.
 pub const DEFAULT_CACHE_MB_CUDA: usize = 2048;
 
 /// How far an evaluation is: samples scored, out of the set's size.
@@ -86,17 +90,9 @@ impl Session {
     /// `Sensitivity.eval_samples` lines of it, when that is set).
     ///
     /// # Errors
-    /// An unreadable or unsupported model, an eval set with a bad line or a missing image, a
-    /// `Sensitivity.precision` this worker does not run.
+    /// An unreadable or unsupported model, an eval set with a bad line or a missing image.
     pub fn open(config: Config, device: Device) -> Result<Session> {
         let sensitivity = config.sensitivity();
-        if sensitivity.precision != Precision::Fp32 {
-            bail!(
-                "{}: Sensitivity.precision {}: this worker evaluates in fp32 only",
-                config.path().display(),
-                sensitivity.precision.as_str()
-            );
-        }
         let dataset = open_dataset(&config, &sensitivity_open_options(&config))?;
         if device.is_cuda() {
             // Every job of a run sees the same few input shapes: choosing cuDNN's fastest algorithm per shape
@@ -104,14 +100,14 @@ impl Session {
             tch::Cuda::cudnn_set_benchmark(true);
         }
         let graph = onnx::read(config.model_path())?;
-        let executor = Executor::new(&graph, device)?;
+        // `Sensitivity.precision`: fp16 halves the memory and, on a GPU, uses its half-precision units; every
+        // cell and the baseline of a run share it, so losses compare like with like.
+        let executor = Executor::with_precision(&graph, device, sensitivity.precision)?;
         let batch_size = batch_size(&config, &dataset);
-        let default_mb = if device.is_cuda() {
-            DEFAULT_CACHE_MB_CUDA
-        } else {
-            DEFAULT_CACHE_MB_CPU
+        let budget = match sensitivity.cache_mb {
+            Some(mb) => mb.saturating_mul(1 << 20),
+            None => default_cache_bytes(device),
         };
-        let budget = sensitivity.cache_mb.unwrap_or(default_mb).saturating_mul(1 << 20);
         Ok(Session {
             config,
             graph,
@@ -370,6 +366,30 @@ struct Scored {
     batch: Batch,
     values: Vec<f32>,
     dims: Vec<usize>,
+}
+
+/// The cache budget when `Sensitivity.cache_mb` is not set: [`DEFAULT_CACHE_MB_CPU`] on the CPU, a
+/// [`DEFAULT_CACHE_SHARE_CUDA`] of the GPU's free memory on CUDA.
+fn default_cache_bytes(device: Device) -> usize {
+    let Device::Cuda(index) = device else {
+        return DEFAULT_CACHE_MB_CPU << 20;
+    };
+    match crate::devices::cuda_memory(index) {
+        Ok((free, total)) => {
+            let budget = (free as f64 * DEFAULT_CACHE_SHARE_CUDA) as usize;
+            tracing::info!(
+                free_mb = free >> 20,
+                total_mb = total >> 20,
+                cache_mb = budget >> 20,
+                "cache budget on cuda:{index}"
+            );
+            budget
+        }
+        Err(error) => {
+            tracing::warn!(%error, cache_mb = DEFAULT_CACHE_MB_CUDA, "cuda:{index}: free memory unknown; Sensitivity.cache_mb defaults to a fixed size");
+            DEFAULT_CACHE_MB_CUDA << 20
+        }
+    }
 }
 
 /// The criterion a config names, as the pruning code has it.

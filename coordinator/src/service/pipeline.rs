@@ -169,7 +169,7 @@ impl<S: JobStore> Pipeline<S> {
     pub async fn advance(&self, run: &Run) -> Result<Step, StoreError> {
         let mut jobs = self.store.job_list_by_run(run.id).await?;
         if let Decision::Wait { baseline_ok: true } = decide(run, &jobs)
-            && self.early_stop(run, &jobs).await? > 0
+            && apply_early_stop(&self.store, self.clock.as_ref(), run, &jobs).await? > 0
         {
             // Skipped cells may have been the last unfinished ones.
             jobs = self.store.job_list_by_run(run.id).await?;
@@ -220,38 +220,6 @@ impl<S: JobStore> Pipeline<S> {
         }
     }
 
-    /// Skips the queued cells that the run's early stop rules out (see the module docs); answers how many.
-    async fn early_stop(&self, run: &Run, jobs: &[Job]) -> Result<u64, StoreError> {
-        let Ok(spec) = RunSpec::from_json(&run.spec) else {
-            return Ok(0);
-        };
-        let mut skipped = 0;
-        for stop in early_stops(&spec, jobs) {
-            let n = self
-                .store
-                .job_skip(JobSkipParams {
-                    now: self.clock.now(),
-                    run_id: run.id,
-                    group_key: stop.group_key.clone(),
-                    above_ratio: stop.ratio,
-                    reason: stop.reason(),
-                })
-                .await?;
-            if n > 0 {
-                tracing::info!(
-                    run_id = run.id.0,
-                    group = stop.group_key,
-                    ratio = stop.ratio,
-                    loss = stop.loss,
-                    skipped = n,
-                    "early stop: the group's larger ratios are skipped"
-                );
-            }
-            skipped += n;
-        }
-        Ok(skipped)
-    }
-
     async fn finish(&self, run: &Run, state: RunState, error: Option<String>) -> Result<Step, StoreError> {
         self.store
             .run_finish(RunFinishParams {
@@ -263,6 +231,49 @@ impl<S: JobStore> Pipeline<S> {
             .await?;
         Ok(Step::Finished(state, error))
     }
+}
+
+/// Skips the queued cells that the run's early stop rules out, given its `jobs` as they are now (see the module
+/// docs); answers how many. The pipeline calls it every round, and the worker service after each accepted
+/// completion of such a run, before it answers: the worker that reported the loss would otherwise claim its
+/// group's next ratio before the pipeline's round.
+///
+/// # Errors
+///
+/// The store's error; the cells skipped before it stay skipped.
+pub async fn apply_early_stop<S: JobStore>(
+    store: &S,
+    clock: &dyn Clock,
+    run: &Run,
+    jobs: &[Job],
+) -> Result<u64, StoreError> {
+    let Ok(spec) = RunSpec::from_json(&run.spec) else {
+        return Ok(0);
+    };
+    let mut skipped = 0;
+    for stop in early_stops(&spec, jobs) {
+        let n = store
+            .job_skip(JobSkipParams {
+                now: clock.now(),
+                run_id: run.id,
+                group_key: stop.group_key.clone(),
+                above_ratio: stop.ratio,
+                reason: stop.reason(),
+            })
+            .await?;
+        if n > 0 {
+            tracing::info!(
+                run_id = run.id.0,
+                group = stop.group_key,
+                ratio = stop.ratio,
+                loss = stop.loss,
+                skipped = n,
+                "early stop: the group's larger ratios are skipped"
+            );
+        }
+        skipped += n;
+    }
+    Ok(skipped)
 }
 
 /// One group's early stop: its smallest ratio whose loss exceeds the threshold.

@@ -18,8 +18,12 @@
 //! A cancelled run's completion is `ABORTED`, not OK: the worker learns its result was dropped, and the
 //! status says retrying will not help. `Heartbeat` answers OK even for an unknown job so a worker has one
 //! signal to stop on (`keep_going`).
+//!
+//! An accepted completion of a run with an early stop applies the stop before it is answered
+//! ([`pipeline::apply_early_stop`]): the worker's next poll would otherwise claim the group's next ratio, a
+//! cell the stop rules out, before the pipeline's round came to it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -33,11 +37,12 @@ use super::config::ServiceConfig;
 use super::convert;
 use super::dispatcher::DispatcherHandle;
 use super::metrics::Metrics;
-use super::pipeline::PipelineHandle;
+use super::pipeline::{self, PipelineHandle};
 use crate::clock::Clock;
+use crate::spec::RunSpec;
 use crate::store::{
-    CompleteOutcome, FailOutcome, HeartbeatOutcome, JobCompletion, JobFailParams, JobHeartbeatParams, JobStore,
-    WorkerId, WorkerRegisterParams,
+    CompleteOutcome, FailOutcome, HeartbeatOutcome, JobCompletion, JobFailParams, JobHeartbeatParams, JobId, JobKind,
+    JobStore, RunId, StoreError, WorkerId, WorkerRegisterParams,
 };
 
 /// The longest a poll waits, whatever `wait_ms` asks: a worker that asks for more simply polls again.
@@ -56,6 +61,9 @@ pub struct WorkerApi<S> {
     /// Workers known to be registered. Workers are never removed, so once seen an id stays valid; a poll from
     /// an unknown id is refused here rather than failing a whole claim batch.
     registered: Mutex<HashSet<WorkerId>>,
+    /// Per run seen completing, whether its spec has an early stop: a spec never changes, and reading it
+    /// again for every completion would cost a query each.
+    early_stop_runs: Mutex<HashMap<RunId, bool>>,
 }
 
 impl<S: JobStore> WorkerApi<S> {
@@ -84,7 +92,38 @@ impl<S: JobStore> WorkerApi<S> {
             artifacts,
             metrics,
             registered: Mutex::new(HashSet::new()),
+            early_stop_runs: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Applies the early stop of `job`'s run, if it has one, now that `job` is done (see the module docs).
+    async fn early_stop_after(&self, job: JobId) -> Result<(), StoreError> {
+        let Some(job) = self.store.job_get(job).await? else {
+            return Ok(());
+        };
+        if job.kind != JobKind::Cell {
+            return Ok(());
+        }
+        let known = self.early_stop_runs().get(&job.run_id).copied();
+        if known == Some(false) {
+            return Ok(());
+        }
+        let Some(run) = self.store.run_get(job.run_id).await? else {
+            return Ok(());
+        };
+        let has_early_stop = RunSpec::from_json(&run.spec).is_ok_and(|spec| spec.early_stop_loss.is_some());
+        self.early_stop_runs().insert(run.id, has_early_stop);
+        if !has_early_stop {
+            return Ok(());
+        }
+        let jobs = self.store.job_list_by_run(run.id).await?;
+        pipeline::apply_early_stop(&self.store, self.clock.as_ref(), &run, &jobs).await?;
+        Ok(())
+    }
+
+    fn early_stop_runs(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, bool>> {
+        // A map of flags cannot be left half-updated by a panic.
+        self.early_stop_runs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn registered(&self) -> std::sync::MutexGuard<'_, HashSet<WorkerId>> {
@@ -186,6 +225,10 @@ impl<S: JobStore> WorkerService for WorkerApi<S> {
         }
         match outcome {
             CompleteOutcome::Accepted | CompleteOutcome::AlreadyAccepted => {
+                if let Err(error) = self.early_stop_after(job).await {
+                    // The result is stored; the pipeline's next round applies the stop instead.
+                    tracing::warn!(job_id = %job, %error, "applying the early stop after a completion failed");
+                }
                 self.pipeline.wake();
                 Ok(Response::new(pb::CompleteJobResponse {}))
             }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
+use sensgrid_eval::config::Precision;
 use sensgrid_model::ir::{Dim, Graph};
 use sensgrid_model::onnx;
 use sensgrid_model::prune::Criterion;
@@ -74,13 +75,17 @@ pub struct ModelRun {
     /// A float32 .npy array for the model's (only) input.
     #[arg(long)]
     input: PathBuf,
+    /// fp32, or fp16 (the float part of the model held and computed in half precision, as
+    /// `Sensitivity.precision: fp16` runs it); the outputs are float32 either way.
+    #[arg(long, default_value = "fp32", value_parser = parse_precision)]
+    precision: Precision,
 }
 
 impl ModelRun {
     /// Loads the model onto `device` and reads the input.
     fn load(&self, device: tch::Device) -> Result<(Graph, Executor, tch::Tensor)> {
         let graph = load(&self.model)?;
-        let executor = Executor::new(&graph, device)?;
+        let executor = Executor::with_precision(&graph, device, self.precision)?;
         Ok((graph, executor, read_input(&self.input)?))
     }
 }
@@ -138,6 +143,13 @@ pub struct PlanArgs {
     /// How channels are ranked within a group: l1_norm, l1_norm_group or fpgm.
     #[arg(long, default_value = "l1_norm", value_parser = parse_criterion)]
     criterion: Criterion,
+}
+
+fn parse_precision(text: &str) -> Result<Precision, String> {
+    [Precision::Fp32, Precision::Fp16]
+        .into_iter()
+        .find(|p| p.as_str() == text)
+        .ok_or_else(|| format!("'{text}': expected fp32 or fp16"))
 }
 
 fn parse_criterion(text: &str) -> Result<Criterion, String> {

@@ -7,6 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use anyhow::{Context, Result, bail};
+use sensgrid_eval::config::Precision;
 use sensgrid_model::ir::{DataType, Graph, TensorData};
 use tch::{Device, Kind, Tensor};
 
@@ -36,6 +37,9 @@ struct Step {
 /// A loaded graph, ready to run on its device.
 pub struct Executor {
     device: Device,
+    /// Where float32 values of the model are held and computed in fp16 (`Sensitivity.precision: fp16`): the
+    /// float constants, the inputs and every float32 tensor a node makes; the outputs are float32 again.
+    half: bool,
     constants: Vec<Tensor>,
     constant_index: HashMap<String, usize>,
     steps: Vec<Step>,
@@ -93,12 +97,38 @@ pub fn kind_of(dtype: DataType) -> Result<Kind> {
 type Tap<'a> = dyn FnMut(&str, Tensor) -> Tensor + 'a;
 
 impl Executor {
-    /// Checks every node against the kernel table, builds the kernels and uploads the constants.
+    /// Checks every node against the kernel table, builds the kernels and uploads the constants; runs in
+    /// float32.
     ///
     /// # Errors
     /// The first node whose op or attributes are not supported, named with its op.
     pub fn new(graph: &Graph, device: Device) -> Result<Self> {
+        Self::with_precision(graph, device, Precision::Fp32)
+    }
+
+    /// [`new`](Self::new), running the model's float32 part in `precision`. In fp16 the float32 constants are
+    /// uploaded as fp16, the inputs converted on entry, every float32 tensor a node makes (a Cast, a
+    /// ConstantOfShape, a promotion) converted as it is stored, and the outputs returned as float32, so the
+    /// model's callers see no difference but rounding. What the kernels read on the host (Resize scales, Clip
+    /// bounds, shapes) reads the same values: they are small integers or exact in fp16.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn with_precision(graph: &Graph, device: Device, precision: Precision) -> Result<Self> {
         let _guard = tch::no_grad_guard();
+        let half = precision == Precision::Fp16;
+        // BatchNormalization's parameters stay float32 in fp16, as PyTorch's autocast keeps them: running
+        // variances of PP-OCR models reach 4.8e7, past fp16's largest value (65504), and libtorch's batch
+        // norm takes fp16 activations with float32 parameters. So does any constant outside fp16's range.
+        let norm_parameters: HashSet<&str> = graph
+            .nodes
+            .iter()
+            .filter(|node| node.op_type == "BatchNormalization")
+            .flat_map(|node| node.inputs.iter().skip(1).map(String::as_str))
+            .collect();
+        let stays_float = |name: &str, host: &Tensor| {
+            norm_parameters.contains(name) || host.numel() > 0 && host.abs().max().double_value(&[]) > FP16_MAX
+        };
         let mut constant_index = HashMap::new();
         let mut by_name = HashMap::new();
         let mut constants = Vec::with_capacity(graph.constants.len());
@@ -108,7 +138,8 @@ impl Executor {
             let host = Tensor::f_from_data_size(data.bytes(), &dims, kind)?;
             // Integer constants feed shape arithmetic, which reads values on the host: they stay there.
             let tensor = if ops::is_float(kind) {
-                host.to_device(device)
+                let in_half = half && !stays_float(name, &host);
+                lower(host, in_half).to_device(device)
             } else {
                 host
             };
@@ -201,6 +232,7 @@ impl Executor {
         }
         Ok(Self {
             device,
+            half,
             constants,
             constant_index,
             steps,
@@ -229,6 +261,9 @@ impl Executor {
         let dims: Vec<i64> = data.dims().iter().map(|&d| d as i64).collect();
         let host = Tensor::f_from_data_size(data.bytes(), &dims, kind_of(data.dtype())?)?;
         let target = &mut self.constants[index];
+        // In fp16, a constant uploaded in fp16 takes float32 data in fp16 (the same rounding as at load, so
+        // restoring the original data restores the constant bit for bit).
+        let host = lower(host, target.kind() == Kind::Half);
         if target.size() != dims || target.kind() != host.kind() {
             bail!(
                 "constant '{name}': {:?} {:?} cannot take {:?} {:?}",
@@ -337,7 +372,7 @@ impl Executor {
         }
         let mut slots: Vec<Option<Tensor>> = (0..self.slot_count).map(|_| None).collect();
         for ((_, slot), tensor) in self.inputs.iter().zip(inputs) {
-            slots[*slot] = Some(channels_last(tensor.to_device(self.device)));
+            slots[*slot] = Some(channels_last(lower(tensor.to_device(self.device), self.half)));
         }
         Ok(slots)
     }
@@ -397,10 +432,19 @@ impl Executor {
         };
         for ((name, slot), tensor) in step.outputs.iter().zip(outputs) {
             if let Some(slot) = slot {
-                slots[*slot] = Some(tap(name, tensor));
+                slots[*slot] = Some(tap(name, lower(tensor, self.half)));
             }
         }
         Ok(())
+    }
+
+    /// An output in float32 where an fp16 run computed it in fp16.
+    fn raise(&self, tensor: Tensor) -> Tensor {
+        if self.half && tensor.kind() == Kind::Half {
+            tensor.to_kind(Kind::Float)
+        } else {
+            tensor
+        }
     }
 
     /// The graph outputs, taken from the slots of a finished run.
@@ -411,12 +455,24 @@ impl Executor {
                 // Contiguous, whatever memory format the run left them in.
                 Source::Slot(slot) => slots[*slot]
                     .take()
-                    .map(|t| t.contiguous())
+                    .map(|t| self.raise(t).contiguous())
                     .with_context(|| format!("output '{name}' was not computed")),
-                Source::Constant(index) => Ok(self.constants[*index].shallow_clone()),
+                Source::Constant(index) => Ok(self.raise(self.constants[*index].shallow_clone())),
                 Source::Absent => bail!("output with an empty name"),
             })
             .collect()
+    }
+}
+
+/// The largest finite fp16 value.
+const FP16_MAX: f64 = 65504.0;
+
+/// `tensor` in fp16 when `half` and it holds float32 values; as it is otherwise (the fp32 path never copies).
+fn lower(tensor: Tensor, half: bool) -> Tensor {
+    if half && tensor.kind() == Kind::Float {
+        tensor.to_kind(Kind::Half)
+    } else {
+        tensor
     }
 }
 

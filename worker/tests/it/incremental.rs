@@ -163,3 +163,35 @@ fn the_cells_of_one_group_compute_its_boundary_once() {
         .unwrap();
     assert_eq!(session.cache_stats(), stats);
 }
+
+/// `Sensitivity.precision: fp16`: the weights held in half precision, incremental cells still bit-equal to
+/// full ones, every weight restored bit for bit after a cell, and the baseline's metric that of fp32 within
+/// what three images of rounding can move.
+#[test]
+fn in_fp16_cells_are_still_bit_equal_and_restored() {
+    let fp16 = ["Sensitivity.precision=fp16"];
+    let mut incremental = session(&fp16, true);
+    let mut full = session(&fp16, false);
+    let keys = group_keys(&mut incremental);
+    let before = weights(&incremental);
+    assert!(
+        before.iter().any(|(_, t)| t.kind() == tch::Kind::Half),
+        "no constant is fp16"
+    );
+    assert_cells_equal(
+        &mut incremental,
+        &mut full,
+        &[keys[2].clone(), keys[20].clone()],
+        &[0.3, 0.7],
+    );
+    for ((name, was), (_, is)) in before.iter().zip(weights(&incremental)) {
+        assert!(was.equal(&is), "constant '{name}' was not restored bit for bit");
+    }
+    let half = incremental.evaluate(&mut |_| Ok(())).unwrap();
+    let single = session(&[], false).evaluate(&mut |_| Ok(())).unwrap();
+    let hmean = |m: &sensgrid_eval::metric_dict::MetricDict| m.get("hmean").unwrap();
+    assert!(
+        (hmean(&half) - hmean(&single)).abs() <= 0.1,
+        "fp16 {half:?} against fp32 {single:?}"
+    );
+}

@@ -14,7 +14,7 @@
 //! bit-exact.
 
 use anyhow::{Result, bail};
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 use super::conv::ConvSpec;
 use crate::exec::{BuildCtx, Kernel, required};
@@ -108,15 +108,24 @@ impl Kernel for ConvBnAct {
                         scale.size()
                     );
                 }
-                let s = var.f_add_scalar(epsilon)?.f_sqrt()?.f_reciprocal()?.f_mul(scale)?;
+                // Folded in float32 whatever the run's precision: in fp16, `var + epsilon` would lose the
+                // epsilon and the product would round twice. In fp32 the conversions are no-ops.
+                let float = |t: &Tensor| t.f_to_kind(Kind::Float);
+                let s = float(var)?
+                    .f_add_scalar(epsilon)?
+                    .f_sqrt()?
+                    .f_reciprocal()?
+                    .f_mul(&float(scale)?)?;
                 let mut per_channel = vec![1i64; weight.dim()];
                 per_channel[0] = channels;
-                let folded_weight = weight.f_mul(&s.f_reshape(&per_channel)?)?;
+                let folded_weight = float(weight)?
+                    .f_mul(&s.f_reshape(&per_channel)?)?
+                    .f_to_kind(weight.kind())?;
                 let shifted = match bias {
-                    Some(b) => b.f_sub(mean)?,
-                    None => mean.f_neg()?,
+                    Some(b) => float(b)?.f_sub(&float(mean)?)?,
+                    None => float(mean)?.f_neg()?,
                 };
-                let folded_bias = shifted.f_mul(&s)?.f_add(beta)?;
+                let folded_bias = shifted.f_mul(&s)?.f_add(&float(beta)?)?.f_to_kind(weight.kind())?;
                 self.conv.apply(x, &folded_weight, Some(&folded_bias))?
             }
         };
