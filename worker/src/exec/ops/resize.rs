@@ -116,6 +116,11 @@ fn resize(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
                 in_dims.len()
             ),
         };
+        if mode == Mode::Nearest
+            && let Some(y) = nearest_as_upsample(x, &in_dims, &axes, coordinates, rounding)?
+        {
+            return Ok(vec![y]);
+        }
         let mut y = x.shallow_clone();
         for (axis, (&in_len, &(out_len, scale))) in in_dims.iter().zip(&axes).enumerate() {
             if out_len == in_len && scale == 1.0 {
@@ -126,10 +131,7 @@ fn resize(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
                 .collect();
             y = match mode {
                 Mode::Nearest => {
-                    let index: Vec<i64> = coords
-                        .iter()
-                        .map(|&c| (round(rounding, c) as i64).clamp(0, in_len - 1))
-                        .collect();
+                    let index = nearest_index(&coords, rounding, in_len);
                     y.f_index_select(axis as i64, &Tensor::from_slice(&index).to_device(x.device()))?
                 }
                 Mode::Linear => linear(&y, axis, in_len, &coords)?,
@@ -137,6 +139,49 @@ fn resize(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
         }
         Ok(vec![y])
     }))
+}
+
+/// The input index each output index of one axis copies, in nearest mode.
+fn nearest_index(coords: &[f32], rounding: Rounding, in_len: i64) -> Vec<i64> {
+    coords
+        .iter()
+        .map(|&c| (round(rounding, c) as i64).clamp(0, in_len - 1))
+        .collect()
+}
+
+/// A nearest Resize of an NCHW tensor over H and W as libtorch's `upsample_nearest2d`, when that copies exactly
+/// the pixels the ONNX rule picks (as for FPN's 2x, 4x and 8x upsampling): one pass in the tensor's memory
+/// format instead of a gather per axis, which took 13 ms of PP-OCRv3 det's 640x640 run for one 96-channel map.
+/// libtorch maps output index `i` to `min(floor(i * (in / out)), in - 1)` in float32; the ONNX indices are
+/// compared with that mapping index by index, and anything else (N or C resized, another rank, one differing
+/// index) answers None for the general path.
+fn nearest_as_upsample(
+    x: &Tensor,
+    in_dims: &[i64],
+    axes: &[(i64, f32)],
+    coordinates: Coordinates,
+    rounding: Rounding,
+) -> Result<Option<Tensor>> {
+    let [n, c, h, w] = *in_dims else {
+        return Ok(None);
+    };
+    if axes[0].0 != n || axes[1].0 != c {
+        return Ok(None);
+    }
+    let matches = |in_len: i64, (out_len, scale): (i64, f32)| {
+        let coords: Vec<f32> = (0..out_len)
+            .map(|i| source_coordinate(coordinates, i, in_len, out_len, scale))
+            .collect();
+        let step = in_len as f32 / out_len as f32;
+        nearest_index(&coords, rounding, in_len)
+            .into_iter()
+            .enumerate()
+            .all(|(i, index)| index == ((i as f32 * step).floor() as i64).min(in_len - 1))
+    };
+    if !matches(h, axes[2]) || !matches(w, axes[3]) {
+        return Ok(None);
+    }
+    Ok(Some(x.f_upsample_nearest2d([axes[2].0, axes[3].0], None, None)?))
 }
 
 /// The input coordinate that output index `i` samples, as the ONNX specification defines each mode.
