@@ -42,7 +42,7 @@ use crate::clock::Clock;
 use crate::spec::RunSpec;
 use crate::store::{
     CompleteOutcome, FailOutcome, HeartbeatOutcome, JobCompletion, JobFailParams, JobHeartbeatParams, JobId, JobKind,
-    JobStore, RunId, StoreError, WorkerId, WorkerRegisterParams,
+    JobStore, Run, RunId, StoreError, WorkerId, WorkerRegisterParams,
 };
 
 /// The longest a poll waits, whatever `wait_ms` asks: a worker that asks for more simply polls again.
@@ -61,9 +61,9 @@ pub struct WorkerApi<S> {
     /// Workers known to be registered. Workers are never removed, so once seen an id stays valid; a poll from
     /// an unknown id is refused here rather than failing a whole claim batch.
     registered: Mutex<HashSet<WorkerId>>,
-    /// Per run seen completing, whether its spec has an early stop: a spec never changes, and reading it
-    /// again for every completion would cost a query each.
-    early_stop_runs: Mutex<HashMap<RunId, bool>>,
+    /// Per run seen completing, the run when its spec has an early stop (None when it has none): a spec never
+    /// changes, and reading it again for every completion would cost a query each.
+    early_stop_runs: Mutex<HashMap<RunId, Option<Arc<Run>>>>,
 }
 
 impl<S: JobStore> WorkerApi<S> {
@@ -104,25 +104,29 @@ impl<S: JobStore> WorkerApi<S> {
         if job.kind != JobKind::Cell {
             return Ok(());
         }
-        let known = self.early_stop_runs().get(&job.run_id).copied();
-        if known == Some(false) {
-            return Ok(());
-        }
-        let Some(run) = self.store.run_get(job.run_id).await? else {
+        let known = self.early_stop_runs().get(&job.run_id).cloned();
+        let run = match known {
+            Some(run) => run,
+            None => {
+                let Some(run) = self.store.run_get(job.run_id).await? else {
+                    return Ok(());
+                };
+                let has_early_stop = RunSpec::from_json(&run.spec).is_ok_and(|spec| spec.early_stop_loss.is_some());
+                let run = has_early_stop.then(|| Arc::new(run));
+                self.early_stop_runs().insert(job.run_id, run.clone());
+                run
+            }
+        };
+        let Some(run) = run else {
             return Ok(());
         };
-        let has_early_stop = RunSpec::from_json(&run.spec).is_ok_and(|spec| spec.early_stop_loss.is_some());
-        self.early_stop_runs().insert(run.id, has_early_stop);
-        if !has_early_stop {
-            return Ok(());
-        }
         let jobs = self.store.job_list_by_run(run.id).await?;
         pipeline::apply_early_stop(&self.store, self.clock.as_ref(), &run, &jobs).await?;
         Ok(())
     }
 
-    fn early_stop_runs(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, bool>> {
-        // A map of flags cannot be left half-updated by a panic.
+    fn early_stop_runs(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, Option<Arc<Run>>>> {
+        // A map of runs cannot be left half-updated by a panic.
         self.early_stop_runs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

@@ -169,7 +169,11 @@ fn run_request(model: &str, dataset: &str, cells: &[(&str, f64)]) -> pb::CreateR
 /// Uploads the artifacts and creates a run with these cells.
 async fn create_run(server: &Server, cells: &[(&str, f64)]) -> i64 {
     let (model, dataset) = seed_artifacts(&mut server.worker().await).await;
-    let request = run_request(&model, &dataset, cells);
+    submit_run(server, run_request(&model, &dataset, cells)).await
+}
+
+/// Creates the run `request` describes; answers its id.
+async fn submit_run(server: &Server, request: pb::CreateRunRequest) -> i64 {
     server
         .admin()
         .await
@@ -263,14 +267,7 @@ async fn full_cycle_register_create_poll_heartbeat_complete_get_run(pool: PgPool
     );
 
     let request = run_request(&model_digest, &dataset_digest, &[("conv1", 0.25), ("conv1", 0.5)]);
-    let run_id = server
-        .admin()
-        .await
-        .create_run(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .run_id;
+    let run_id = submit_run(&server, request).await;
 
     let worker_id = register(&mut worker, "w1").await;
     let baseline = poll(&mut worker, worker_id, 5_000).await.expect("the baseline");
@@ -897,14 +894,7 @@ async fn early_stop_skips_a_groups_larger_ratios_and_the_results_mark_them(pool:
         spec_json: spec.to_string(),
         ..run_request(&model, &dataset, &cells)
     };
-    let run_id = server
-        .admin()
-        .await
-        .create_run(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .run_id;
+    let run_id = submit_run(&server, request).await;
     let w1 = register(&mut a1, "w1").await;
     let mut a2 = server.worker().await;
     let w2 = register(&mut a2, "w2").await;

@@ -146,7 +146,7 @@ pub struct PlanArgs {
 }
 
 fn parse_precision(text: &str) -> Result<Precision, String> {
-    [Precision::Fp32, Precision::Fp16]
+    Precision::ALL
         .into_iter()
         .find(|p| p.as_str() == text)
         .ok_or_else(|| format!("'{text}': expected fp32 or fp16"))

@@ -74,6 +74,9 @@ impl Criterion {
 }
 
 impl Precision {
+    /// Every precision, in the order configs list them.
+    pub const ALL: [Precision; 2] = [Precision::Fp32, Precision::Fp16];
+
     /// The name as written in configs.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -107,7 +110,7 @@ pub(crate) fn read(entry: Option<&Entry>, file: &Origin, metric: &Metric) -> Res
         ("l1_norm_group", Criterion::L1NormGroup),
         ("fpgm", Criterion::Fpgm),
     ];
-    let precisions = [("fp32", Precision::Fp32), ("fp16", Precision::Fp16)];
+    let precisions = Precision::ALL.map(|p| (p.as_str(), p));
     Ok(Sensitivity {
         ratios: section
             .get("ratios", ratios)?
