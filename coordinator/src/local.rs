@@ -163,7 +163,13 @@ async fn follow<S: JobStore>(store: &S, args: &RunArgs, address: &str, admin_tok
     let watched = commands::watch_run(&mut admin, run_id).await;
     let files = commands::write_results(&mut admin, run_id, &args.out).await?;
     watched?;
-    for name in ["sen.pickle", "sensitivities.csv", "plan.json", "pruned.onnx"] {
+    for name in [
+        "sen.pickle",
+        "sen_status.pickle",
+        "sensitivities.csv",
+        "plan.json",
+        "pruned.onnx",
+    ] {
         let path = args.out.join(name);
         if files.contains(&path) {
             println!("{name:<18} {}", path.display());

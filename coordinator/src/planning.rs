@@ -10,11 +10,12 @@ use sensgrid_model::analysis::groups::{self, Analysis};
 use sensgrid_model::ir::Graph;
 use sensgrid_model::onnx;
 use sensgrid_model::prune::planner::{self, Sensitivities};
+use sensgrid_model::prune::search::{self, Chain, Decision, Measured};
 use sensgrid_model::prune::{Criterion, Cut, Plan, structural};
 use serde_json::Value;
 
 use crate::sensitivity;
-use crate::spec::{PruneTarget, RunSpec};
+use crate::spec::{MeasuredSpec, PruneTarget, RunSpec};
 use crate::store::{Job, JobKind, JobState, Run};
 
 /// What [`plan`] needs.
@@ -32,7 +33,7 @@ pub struct PlanRequest {
 pub struct Planned {
     /// Every analysed group, 0.0 where it stays whole.
     pub ratios: Plan,
-    /// The loss threshold the ratios come from.
+    /// The loss threshold the ratios come from; for a measured target, the chosen probe's measured loss.
     pub max_loss: f64,
     pub flops_before: u64,
     pub flops_after: u64,
@@ -88,6 +89,13 @@ pub fn plan(request: &PlanRequest) -> Result<Planned, String> {
     let mut flops_of = |plan: &Plan| pruned_flops(&graph, &analysis, shape, plan, criterion);
     let (ratios, max_loss) = match request.target {
         PruneTarget::MaxLoss(loss) => (planner::ratios_by_loss(&table, loss).map_err(|e| e.to_string())?, loss),
+        PruneTarget::Measured(_) => {
+            return Err(
+                "a measured target (max_model_loss, latency_reduction) is planned by the run's probes, not from the \
+                 table alone: set it in the config's Prune section"
+                    .into(),
+            );
+        }
         PruneTarget::FlopsReduction(share) => {
             let found =
                 planner::ratios_by_flops(&table, share, &mut flops_of, flops_before).map_err(|e| e.to_string())?;
@@ -100,6 +108,123 @@ pub fn plan(request: &PlanRequest) -> Result<Planned, String> {
         max_loss,
         flops_before,
         flops_after,
+    })
+}
+
+/// What the search of a measured target does next ([`probe_round`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProbeRound {
+    /// Queue these probes: (chain step, its plan as stored).
+    Probe(Vec<(u32, Value)>),
+    /// The plan is the chosen probe's; `why` says which target held and by how much.
+    Chosen { planned: Planned, step: usize, why: String },
+    /// No candidate meets the target: why, naming the best measured.
+    Unreachable(String),
+}
+
+/// One probe's measurement as the search reads it, from its stored result.
+///
+/// # Errors
+/// A result without the metric or the FLOPs and latency report a probe job sends.
+pub fn probe_measurement(job: &Job, baseline: f64, metric: &str) -> Result<Measured, String> {
+    let (Some(step), Some(result)) = (job.probe_step, job.result.as_ref()) else {
+        return Err(format!("job {} is not a done probe", job.id));
+    };
+    let loss = sensitivity::cell_loss(result, baseline, metric)
+        .ok_or_else(|| format!("probe {} (step {step}) reported no '{metric}'", job.id))?;
+    let report = |key: &str| {
+        sensitivity::report(result, key).ok_or_else(|| format!("probe {} (step {step}) reported no {key}", job.id))
+    };
+    let reduction = sensitivity::reduction;
+    Ok(Measured {
+        step: step as usize,
+        loss,
+        flops_reduction: reduction(report("flops_before")?, report("flops_after")?),
+        latency_reduction: reduction(report("latency_ms_before")?, report("latency_ms_after")?),
+    })
+}
+
+/// The next move of a measured target's search (`sensgrid_model::prune::search`): the chain of candidate
+/// plans from the run's done cells (costs per FLOP from the spec's groups), the run's done probes as
+/// measurements, and `workers` probes a round at most. Blocking, like [`plan`].
+///
+/// # Errors
+/// No done cell, an unreadable model, a probe without its report, or a search error; one line each.
+pub fn probe_round(request: &PlanRequest, target: &MeasuredSpec, workers: usize) -> Result<ProbeRound, String> {
+    let metric = &request.spec.metric;
+    let table = run_sensitivities(&request.jobs, metric)?;
+    if table.is_empty() {
+        return Err("no cell is done: nothing to plan from".into());
+    }
+    let group_flops = request.spec.groups.iter().map(|g| (g.key.clone(), g.flops)).collect();
+    let chain = Chain::new(&table, &group_flops);
+    let baseline = request
+        .jobs
+        .iter()
+        .find(|j| j.kind == JobKind::Baseline && j.state == JobState::Done)
+        .and_then(|j| sensitivity::metric(j.result.as_ref()?, metric))
+        .ok_or("the baseline is not done")?;
+    let probes: Vec<&Job> = request
+        .jobs
+        .iter()
+        .filter(|j| j.kind == JobKind::Probe && j.state == JobState::Done)
+        .collect();
+    let measured = probes
+        .iter()
+        .map(|j| probe_measurement(j, baseline, metric))
+        .collect::<Result<Vec<_>, _>>()?;
+    let graph = onnx::read(&request.model).map_err(|e| format!("the run's model: {e}"))?;
+    let criterion: Criterion = request.run.criterion.parse().map_err(|e| format!("{e}"))?;
+    let shape = std::slice::from_ref(&request.spec.input_shape);
+    let analysis = groups::analyse_at(&graph, shape).map_err(|e| e.to_string())?;
+    let flops_before = count::flops_at(&graph, shape).map_err(|e| e.to_string())?;
+    let mut flops_reduction = |step: usize| -> sensgrid_model::Result<f64> {
+        let after = pruned_flops(
+            &graph,
+            &analysis,
+            shape,
+            &planner::cut_plan(&chain.plan(step)),
+            criterion,
+        )?;
+        Ok(1.0 - after as f64 / flops_before.max(1) as f64)
+    };
+    let decision = search::decide(&target.target(), chain.len(), &measured, workers, &mut flops_reduction)
+        .map_err(|e| e.to_string())?;
+    Ok(match decision {
+        Decision::Probe(steps) => ProbeRound::Probe(
+            steps
+                .into_iter()
+                .map(|step| {
+                    let plan = Planned {
+                        ratios: chain.plan(step),
+                        max_loss: 0.0,
+                        flops_before,
+                        flops_after: 0,
+                    };
+                    (u32::try_from(step).unwrap_or(u32::MAX), plan.plan_json())
+                })
+                .collect(),
+        ),
+        Decision::Chosen { step, why } => {
+            let chosen = measured
+                .iter()
+                .find(|m| m.step == step)
+                .expect("decide chooses a measured step");
+            let ratios = chain.plan(step);
+            let flops_after = pruned_flops(&graph, &analysis, shape, &planner::cut_plan(&ratios), criterion)
+                .map_err(|e| e.to_string())?;
+            ProbeRound::Chosen {
+                planned: Planned {
+                    ratios,
+                    max_loss: chosen.loss,
+                    flops_before,
+                    flops_after,
+                },
+                step,
+                why,
+            }
+        }
+        Decision::Unreachable(why) => ProbeRound::Unreachable(why),
     })
 }
 

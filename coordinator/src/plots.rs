@@ -6,7 +6,9 @@
 //! - `heatmap.png`: groups (rows, model order) by ratios (columns) coloured by loss, with a colour bar. Cells that
 //!   have no loss are never drawn as a loss: skipped ones grey and hatched with an `s`, failed ones dark with an
 //!   `x`, pending ones empty ([`SKIPPED_COLOR`], [`FAILED_COLOR`], [`PENDING_COLOR`]);
-//! - `pruned.png`, when the run has a plan: each group's channels before and after it.
+//! - `pruned.png`, when the run has a plan: each group's channels before and after it;
+//! - `tradeoff.png` and `tradeoff.svg`, when the run has done probes: each probe's measured loss against its
+//!   reduction, the chosen one ringed ([`tradeoff`], drawn from its own data by [`tradeoff::write`]).
 //!
 //! [`Grid`] is the plain data they are drawn from. Text needs a TrueType font, found at run time by [`font`]
 //! (`SENSGRID_FONT`, else `fonts/DejaVuSans.ttf` of the repository, else Debian's DejaVu Sans): without one,
@@ -20,6 +22,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+pub mod tradeoff;
 
 /// What the plots are drawn from: a run's grid of losses, and its plan when it has one.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -25,6 +25,17 @@ pub fn cell_loss(result: &Value, baseline: f64, metric_key: &str) -> Option<f64>
     }
 }
 
+/// A figure of the `report` a probe or export job stores (`flops_before`, `latency_ms_after`, ...).
+pub fn report(result: &Value, key: &str) -> Option<f64> {
+    result.get("report")?.get(key)?.as_f64()
+}
+
+/// The share of `before` that `after` removes (a FLOPs or latency reduction); 0 when `before` is not positive,
+/// a report with nothing to reduce.
+pub fn reduction(before: f64, after: f64) -> f64 {
+    if before > 0.0 { 1.0 - after / before } else { 0.0 }
+}
+
 /// The sensitivities of done cells, given as (group key, ratio, stored result): PaddleSlim's `sensitivities`
 /// dict. A cell without the metric (nor an imported loss), or with a ratio outside (0, 1), is left out.
 pub fn sensitivities<'a>(

@@ -92,6 +92,33 @@ pub enum PruneTarget {
     MaxLoss(f64),
     /// The smallest loss threshold whose plan removes at least this share of the FLOPs.
     FlopsReduction(f64),
+    /// Chosen among candidate plans evaluated for real (probe jobs): `Prune.max_model_loss`,
+    /// `latency_reduction`, and `flops_reduction` with `max_model_loss`.
+    Measured(MeasuredSpec),
+}
+
+/// A measured target (see `sensgrid_model::prune::search`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MeasuredSpec {
+    pub max_model_loss: Option<f64>,
+    pub flops_reduction: Option<f64>,
+    pub latency_reduction: Option<f64>,
+    pub tolerance: f64,
+}
+
+impl MeasuredSpec {
+    /// The search's target.
+    pub fn target(&self) -> sensgrid_model::prune::search::Target {
+        use sensgrid_model::prune::search::{Reduction, Target};
+        Target {
+            max_model_loss: self.max_model_loss,
+            reduction: self
+                .flops_reduction
+                .map(Reduction::Flops)
+                .or(self.latency_reduction.map(Reduction::Latency)),
+            tolerance: self.tolerance,
+        }
+    }
 }
 
 impl RunSpec {

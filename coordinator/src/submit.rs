@@ -19,7 +19,7 @@ use sensgrid_model::ir::{Dim, Graph};
 use sensgrid_model::{onnx, ops};
 use serde_json::{Value, json};
 
-use crate::spec::{EvalSubset, ExcludedSpec, GroupSpec, PruneSpec, PruneTarget, RunSpec};
+use crate::spec::{EvalSubset, ExcludedSpec, GroupSpec, MeasuredSpec, PruneSpec, PruneTarget, RunSpec};
 
 /// PaddleSlim counts a det model's FLOPs at 640x640 (`paddleslim.analysis.dygraph_flops` in PaddleOCR's
 /// pruning guide): det sets resize each image differently, so the grid's shape is that one.
@@ -86,6 +86,12 @@ pub fn prepare(config_path: &Path, overrides: &[String], name: Option<&str>) -> 
         target: match p.target {
             ConfigPruneTarget::MaxLoss(loss) => PruneTarget::MaxLoss(loss),
             ConfigPruneTarget::FlopsReduction(share) => PruneTarget::FlopsReduction(share),
+            ConfigPruneTarget::Measured(m) => PruneTarget::Measured(MeasuredSpec {
+                max_model_loss: m.max_model_loss,
+                flops_reduction: m.flops_reduction,
+                latency_reduction: m.latency_reduction,
+                tolerance: m.tolerance,
+            }),
         },
         export: p.export,
     });

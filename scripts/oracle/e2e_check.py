@@ -13,6 +13,10 @@
         - pruned.onnx, run in onnxruntime and scored with PaddleOCR's rules by eval_reference.py (the remaining
           options are passed to it: the run's DetResizeForTest and DBPostProcess settings) on the same set,
           has the hmean that prune_report.json's metric_after states, within --tolerance.
+        With --max-model-loss X --original-model M (a measured Prune target, worker/tests/probe.rs): the
+        original model M is scored the same way, and pruned.onnx's loss against it in onnxruntime,
+        (original - pruned) / original, must be at most X, with fewer FLOPs than the original
+        (prune_report.json).
         Prints one summary line; exits 1 with the first mismatch otherwise.
 """
 
@@ -98,6 +102,31 @@ def check_pickle(path, expected):
             require(loaded[key] == losses, f"{how}: {key}: {loaded[key]} != {losses}")
 
 
+def reference_metric(model, out, metric, reference_args):
+    """The metric of `model` in onnxruntime under PaddleOCR's rules (eval_reference.py)."""
+    command = [sys.executable, os.path.join(HERE, "eval_reference.py"), "--kind", "det",
+               "--model", model, "--out", out, *reference_args]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    with open(out) as f:
+        return json.load(f)["paddle_rules"][metric]
+
+
+def check_model_loss(results, report, pruned_metric, original, max_model_loss, reference_args):
+    """The measured target held in the oracle: the pruned model's loss against the original, both scored in
+    onnxruntime, is at most max_model_loss, and the prune removed FLOPs."""
+    metric = report["metric"]
+    baseline = reference_metric(original, os.path.join(results, "original_reference.json"), metric,
+                                reference_args)
+    require(baseline > 0, f"the original model scores {metric} {baseline} in onnxruntime")
+    loss = (baseline - pruned_metric) / baseline
+    require(loss <= max_model_loss,
+            f"pruned.onnx loses {loss:.4f} of {metric} in onnxruntime ({baseline:.4f} -> {pruned_metric:.4f}), "
+            f"above max_model_loss {max_model_loss}")
+    require(report["flops_after"] < report["flops_before"],
+            f"FLOPs {report['flops_before']} -> {report['flops_after']}: nothing removed")
+    return baseline, loss
+
+
 def check_pruned(results, reference_args, tolerance):
     with open(os.path.join(results, "prune_report.json")) as f:
         report = json.load(f)
@@ -109,12 +138,8 @@ def check_pruned(results, reference_args, tolerance):
     require(report["params_after"] < report["params_before"],
             f"params {report['params_before']} -> {report['params_after']}")
     require(report["metrics_after"][metric] == report["metric_after"], "metrics_after and metric_after differ")
-    out = os.path.join(results, "pruned_reference.json")
-    command = [sys.executable, os.path.join(HERE, "eval_reference.py"), "--kind", "det",
-               "--model", os.path.join(results, "pruned.onnx"), "--out", out, *reference_args]
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    with open(out) as f:
-        ours = json.load(f)["paddle_rules"][metric]
+    ours = reference_metric(os.path.join(results, "pruned.onnx"), os.path.join(results, "pruned_reference.json"),
+                            metric, reference_args)
     after = report["metric_after"]
     require(abs(ours - after) <= tolerance,
             f"pruned.onnx: {metric} {ours} in onnxruntime, prune_report.json's metric_after {after}")
@@ -128,6 +153,13 @@ def results(args, reference_args):
     check_pickle(os.path.join(args.dir, "sen.pickle"), table)
     report, pruned_groups, ours = check_pruned(args.dir, reference_args, args.tolerance)
     require(report["metric_before"] == sens["baseline"][sens["metric"]], "metric_before is not the baseline's")
+    if args.max_model_loss is not None:
+        require(args.original_model, "--max-model-loss needs --original-model")
+        baseline, loss = check_model_loss(args.dir, report, ours, args.original_model, args.max_model_loss,
+                                          reference_args)
+        print(f"e2e_check: max_model_loss {args.max_model_loss} holds in onnxruntime: {report['metric']} "
+              f"{baseline:.4f} -> {ours:.4f}, loss {loss:.4f}; FLOPs {report['flops_before']} -> "
+              f"{report['flops_after']}")
     print(f"e2e_check: sen.pickle (str and bytes loads) == sensitivities.json: {len(table)} groups x "
           f"{len(sens['ratios'])} ratios, {len(skipped)} skipped groups absent; pruned.onnx ({pruned_groups} "
           f"groups pruned, params {report['params_before']} -> {report['params_after']}): {report['metric']} "
@@ -143,6 +175,8 @@ def main():
     p = commands.add_parser("results")
     p.add_argument("dir", help="the folder `coordinator results --out` wrote")
     p.add_argument("--tolerance", type=float, default=0.005)
+    p.add_argument("--max-model-loss", type=float)
+    p.add_argument("--original-model")
     # Everything else goes to eval_reference.py.
     args, rest = parser.parse_known_args()
     if args.command == "unsupported-model":

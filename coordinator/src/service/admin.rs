@@ -210,7 +210,7 @@ impl<S: JobStore> AdminService for AdminApi<S> {
             .count();
         if unfinished > 0 {
             return Err(Status::failed_precondition(format!(
-                "run {run_id} still has {unfinished} unfinished baseline or cell jobs: plan once its grid is done"
+                "run {run_id} still has {unfinished} unfinished jobs: plan once its grid (and its probes) are done"
             )));
         }
         if request.export

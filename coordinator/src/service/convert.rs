@@ -151,8 +151,9 @@ pub fn cells(cells: Vec<pb::Cell>) -> Result<Vec<CellSpec>, Status> {
         .collect()
 }
 
-/// The message of a claimed job: the claim plus its run's fields.
-pub fn job_message(claimed: &ClaimedJob, run: &Run, lease: Duration) -> pb::Job {
+/// The message of a claimed job: the claim plus its run's fields. `plan` is a probe's own candidate; other jobs
+/// carry the run's plan (empty before planning).
+pub fn job_message(claimed: &ClaimedJob, run: &Run, plan: Option<&Value>, lease: Duration) -> pb::Job {
     pb::Job {
         job_id: claimed.lease.job_id.0,
         lease_epoch: claimed.lease.epoch,
@@ -164,7 +165,7 @@ pub fn job_message(claimed: &ClaimedJob, run: &Run, lease: Duration) -> pb::Job 
         config_yaml: run.config_yaml.clone(),
         model_digest: run.model_digest.clone(),
         dataset_digest: run.dataset_digest.clone(),
-        plan: run_plan(run),
+        plan: plan_map(plan.or(run.plan.as_ref())),
         lease_ms: u32::try_from(lease.as_millis()).unwrap_or(u32::MAX),
         input_shape: run
             .spec
@@ -175,11 +176,9 @@ pub fn job_message(claimed: &ClaimedJob, run: &Run, lease: Duration) -> pb::Job 
     }
 }
 
-/// The run's plan as the contract carries it (empty before planning).
-pub fn run_plan(run: &Run) -> HashMap<String, f64> {
-    run.plan
-        .as_ref()
-        .and_then(Value::as_object)
+/// A stored plan (`{"<group key>": ratio}`) as the contract carries it (empty for none).
+pub fn plan_map(plan: Option<&Value>) -> HashMap<String, f64> {
+    plan.and_then(Value::as_object)
         .map(|plan| {
             plan.iter()
                 .filter_map(|(key, ratio)| Some((key.clone(), ratio.as_f64()?)))
@@ -251,6 +250,8 @@ pub fn job_status(job: &Job) -> pb::JobStatus {
         lease_owner: job.lease_owner.map_or(0, |w| w.0),
         leased_at: timestamp(job.leased_at),
         finished_at: timestamp(job.finished_at),
+        probe_step: job.probe_step.unwrap_or_default(),
+        plan_json: job.plan.as_ref().map(Value::to_string).unwrap_or_default(),
     }
 }
 
@@ -258,6 +259,7 @@ fn job_kind(kind: JobKind) -> pb::JobKind {
     match kind {
         JobKind::Baseline => pb::JobKind::Baseline,
         JobKind::Cell => pb::JobKind::Cell,
+        JobKind::Probe => pb::JobKind::Probe,
         JobKind::Export => pb::JobKind::Export,
     }
 }
@@ -267,6 +269,7 @@ pub fn job_kind_name(kind: JobKind) -> &'static str {
     match kind {
         JobKind::Baseline => "baseline",
         JobKind::Cell => "cell",
+        JobKind::Probe => "probe",
         JobKind::Export => "export",
     }
 }

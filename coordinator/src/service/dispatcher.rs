@@ -387,7 +387,25 @@ impl<S: JobStore> Dispatcher<S> {
                 run
             }
         };
-        Ok(Some(convert::job_message(job, &run, self.config.lease)))
+        // A probe prunes by its own candidate, stored with the job rather than the run.
+        let probe_plan = match job.kind {
+            JobKind::Probe => {
+                let stored = self
+                    .store
+                    .job_get(job.lease.job_id)
+                    .await
+                    .map_err(convert::store_status)?
+                    .and_then(|j| j.plan);
+                Some(stored.ok_or_else(|| Status::internal(format!("probe {} has no stored plan", job.lease.job_id)))?)
+            }
+            _ => None,
+        };
+        Ok(Some(convert::job_message(
+            job,
+            &run,
+            probe_plan.as_ref(),
+            self.config.lease,
+        )))
     }
 }
 

@@ -156,6 +156,10 @@ pub async fn serve<S: JobStore>(
         clock.clone(),
         config.artifact_dir.clone(),
         dispatcher.clone(),
+        pipeline::Workforce {
+            metrics: metrics.clone(),
+            heartbeat: config.heartbeat,
+        },
         config.sweep,
         stop.clone(),
     );

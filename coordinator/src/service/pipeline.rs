@@ -9,6 +9,12 @@
 //!   the stop saves the larger ones.
 //! - Every cell is final and the run has a `Prune` section: the planner chooses the ratios; with `export` the
 //!   export job is queued, else the run is done with its plan.
+//! - A measured target (`Prune.max_model_loss`, `latency_reduction`): before planning, the search
+//!   ([`planning::probe_round`]) queues probes, as many a round as workers are connected, and reads their
+//!   results once every probe is final, round after round (every round as wide as the first, see
+//!   [`round_width`]), until it chooses a measured plan (planned as
+//!   above) or finds the target out of reach (the run fails saying why). A failed probe fails the run. The
+//!   probes are jobs in the store, so a restarted coordinator goes on from the ones already measured.
 //! - Every cell is final and there is nothing to plan, or the export is done: the run is done.
 //! - The export failed: the run fails (its cells and plan stay).
 //!
@@ -26,12 +32,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::dispatcher::DispatcherHandle;
+use super::metrics::Metrics;
 use crate::clock::Clock;
-use crate::planning::{self, PlanRequest};
-use crate::spec::RunSpec;
+use crate::planning::{self, PlanRequest, Planned, ProbeRound};
+use crate::spec::{PruneTarget, RunSpec};
 use crate::store::{
-    Job, JobKind, JobSkipParams, JobState, JobStore, Run, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams,
-    RunState, StoreError,
+    Job, JobKind, JobProbeAddParams, JobSkipParams, JobState, JobStore, Run, RunFinishParams, RunId, RunPlanOutcome,
+    RunPlanParams, RunState, StoreError,
 };
 
 /// The least time between two rounds of the pipeline.
@@ -57,6 +64,16 @@ pub struct Pipeline<S> {
     /// Where the models live, for the FLOPs of a planned prune.
     artifact_dir: PathBuf,
     dispatcher: DispatcherHandle,
+    /// Which workers count as connected: a round of probes has one per worker.
+    workforce: Workforce,
+}
+
+/// How the pipeline counts the connected workers (as `/metrics` does).
+#[derive(Clone)]
+pub struct Workforce {
+    pub metrics: Arc<Metrics>,
+    /// The workers' heartbeat interval.
+    pub heartbeat: Duration,
 }
 
 /// What the pipeline remembers between rounds; all of it is rebuilt from the store after a restart.
@@ -78,6 +95,8 @@ pub enum Step {
     Finished(RunState, Option<String>),
     /// The plan is stored and the export queued.
     ExportQueued,
+    /// A measured target's search queued this many probes.
+    Probing(u64),
 }
 
 impl<S: JobStore> Pipeline<S> {
@@ -87,6 +106,7 @@ impl<S: JobStore> Pipeline<S> {
         clock: Arc<dyn Clock>,
         artifact_dir: PathBuf,
         dispatcher: DispatcherHandle,
+        workforce: Workforce,
         interval: Duration,
         stop: CancellationToken,
     ) -> (PipelineHandle, JoinHandle<()>) {
@@ -97,6 +117,7 @@ impl<S: JobStore> Pipeline<S> {
             clock,
             artifact_dir,
             dispatcher,
+            workforce,
         };
         let task = tokio::spawn(async move {
             let mut rounds = Rounds::default();
@@ -150,6 +171,7 @@ impl<S: JobStore> Pipeline<S> {
                 }
                 Step::Waiting { .. } => {}
                 Step::ExportQueued => tracing::info!(run_id = run.id.0, "run planned; export queued"),
+                Step::Probing(n) => tracing::info!(run_id = run.id.0, probes = n, "probes queued"),
                 Step::Finished(state, error) => tracing::info!(
                     run_id = run.id.0,
                     state = %crate::service::convert::run_state_name(state),
@@ -187,10 +209,42 @@ impl<S: JobStore> Pipeline<S> {
                     target: prune.target,
                     model: self.artifact_dir.join(&run.model_digest),
                 };
-                let planned = tokio::task::spawn_blocking(move || planning::plan(&request))
-                    .await
-                    .unwrap_or_else(|panic| Err(format!("the planner panicked: {panic}")));
-                let planned = match planned {
+                let planned = match prune.target {
+                    PruneTarget::Measured(target) => {
+                        let workers = match round_width(&request.jobs) {
+                            Some(width) => width,
+                            None => self.connected_workers().await?,
+                        };
+                        let round =
+                            tokio::task::spawn_blocking(move || planning::probe_round(&request, &target, workers))
+                                .await
+                                .unwrap_or_else(|panic| Err(format!("the planner panicked: {panic}")));
+                        match round {
+                            Ok(ProbeRound::Probe(probes)) => {
+                                let queued = self
+                                    .store
+                                    .job_probe_add(JobProbeAddParams {
+                                        now: self.clock.now(),
+                                        run_id: run.id,
+                                        probes,
+                                    })
+                                    .await?;
+                                self.dispatcher.wake();
+                                return Ok(Step::Probing(queued));
+                            }
+                            Ok(ProbeRound::Chosen { planned, step, why }) => {
+                                tracing::info!(run_id = run.id.0, step, why, "measured plan chosen");
+                                Ok(planned)
+                            }
+                            Ok(ProbeRound::Unreachable(why)) => Err(why),
+                            Err(error) => Err(error),
+                        }
+                    }
+                    _ => tokio::task::spawn_blocking(move || planning::plan(&request))
+                        .await
+                        .unwrap_or_else(|panic| Err(format!("the planner panicked: {panic}"))),
+                };
+                let planned: Planned = match planned {
                     Ok(planned) => planned,
                     Err(error) => {
                         return self
@@ -218,6 +272,16 @@ impl<S: JobStore> Pipeline<S> {
                 }
             }
         }
+    }
+
+    /// The workers connected now, at least 1 (a round waits for whoever comes).
+    async fn connected_workers(&self) -> Result<usize, StoreError> {
+        let workers = self.store.worker_list().await?;
+        let connected = workers
+            .iter()
+            .filter(|w| self.workforce.metrics.is_connected(w, self.workforce.heartbeat))
+            .count();
+        Ok(connected.max(1))
     }
 
     async fn finish(&self, run: &Run, state: RunState, error: Option<String>) -> Result<Step, StoreError> {
@@ -346,6 +410,22 @@ fn early_stops(spec: &RunSpec, jobs: &[Job]) -> Vec<EarlyStop> {
     stops
 }
 
+/// The probes a round of the run's search queues: as many as its first round did (the workers connected
+/// then), so that a restarted coordinator, which sees fewer workers until they poll again, takes the same path
+/// through the search. `None` before the first round.
+fn round_width(jobs: &[Job]) -> Option<usize> {
+    let first = jobs
+        .iter()
+        .filter(|j| j.kind == JobKind::Probe)
+        .map(|j| j.created_at)
+        .min()?;
+    Some(
+        jobs.iter()
+            .filter(|j| j.kind == JobKind::Probe && j.created_at == first)
+            .count(),
+    )
+}
+
 /// What a running run's jobs call for.
 #[derive(Debug)]
 enum Decision {
@@ -390,8 +470,26 @@ fn decide(run: &Run, jobs: &[Job]) -> Decision {
         }
         _ => return Decision::Wait { baseline_ok: false },
     }
-    if jobs.iter().any(|j| j.kind == JobKind::Cell && !j.state.is_final()) {
+    if jobs
+        .iter()
+        .any(|j| matches!(j.kind, JobKind::Cell | JobKind::Probe) && !j.state.is_final())
+    {
         return Decision::Wait { baseline_ok: true };
+    }
+    if let Some(probe) = jobs
+        .iter()
+        .find(|j| j.kind == JobKind::Probe && j.state != JobState::Done)
+    {
+        return Decision::Finish(
+            RunState::Failed,
+            Some(format!(
+                "probe {} (step {}) {}: {}",
+                probe.id,
+                probe.probe_step.unwrap_or_default(),
+                crate::service::convert::job_state_name(probe.state),
+                probe.last_error.as_deref().unwrap_or("no error recorded")
+            )),
+        );
     }
     match jobs.iter().find(|j| j.kind == JobKind::Export) {
         Some(export) => match export.state {
@@ -437,6 +535,8 @@ mod tests {
             finished_at: None,
             done_by: None,
             leased_at: None,
+            probe_step: None,
+            plan: None,
         }
     }
 

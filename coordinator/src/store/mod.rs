@@ -157,6 +157,9 @@ pub enum JobKind {
     Baseline,
     /// One (group, ratio) of the grid: the model with that share of the group's channels masked.
     Cell,
+    /// A candidate plan of a measured `Prune` target: the model pruned structurally by the job's own plan,
+    /// evaluated and timed, nothing uploaded. Queued by the pipeline once every cell is final.
+    Probe,
     /// The structural prune by the plan, evaluated and uploaded. Dispatched last, once every other job of its
     /// run is done or skipped.
     Export,
@@ -330,6 +333,10 @@ pub struct Job {
     pub done_by: Option<WorkerId>,
     /// When the current or last lease began.
     pub leased_at: Option<OffsetDateTime>,
+    /// Probes only: the candidate's place on the planner's chain (1 = the smallest cut).
+    pub probe_step: Option<u32>,
+    /// Probes only: the candidate plan, `{"<group key>": ratio}`.
+    pub plan: Option<Value>,
 }
 
 /// A registered worker.
@@ -623,6 +630,46 @@ pub struct JobSkipParams {
     pub reason: String,
 }
 
+/// [`JobStore::job_probe_add`]'s parameters.
+#[derive(Clone, Debug)]
+pub struct JobProbeAddParams {
+    pub now: OffsetDateTime,
+    pub run_id: RunId,
+    /// (chain step, at least 1; plan `{"<group key>": ratio}`), each step at most once.
+    pub probes: Vec<(u32, Value)>,
+}
+
+impl JobProbeAddParams {
+    /// Checks what every implementation refuses alike, naming the field; answers the steps as the databases
+    /// store them.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidInput`] for a step of 0 or past `i32`, or a step given twice.
+    pub fn validate(&self) -> Result<Vec<i32>> {
+        let mut steps: Vec<i32> = Vec::with_capacity(self.probes.len());
+        for (i, (step, _)) in self.probes.iter().enumerate() {
+            let stored = i32::try_from(*step)
+                .ok()
+                .filter(|s| *s > 0)
+                .ok_or_else(|| StoreError::InvalidInput {
+                    op: "job_probe_add",
+                    field: format!("probes[{i}].step"),
+                    reason: format!("expected a step in 1..={}, got {step}", i32::MAX),
+                })?;
+            if steps.contains(&stored) {
+                return Err(StoreError::InvalidInput {
+                    op: "job_probe_add",
+                    field: format!("probes[{i}].step"),
+                    reason: format!("step {step} is given twice"),
+                });
+            }
+            steps.push(stored);
+        }
+        Ok(steps)
+    }
+}
+
 /// One cell of [`RunCreateParams`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct CellSpec {
@@ -838,6 +885,16 @@ pub trait JobStore: Clone + Send + Sync + 'static {
     /// `params.above_ratio` (an early stop), with `params.reason` as their `last_error`; leased and finished
     /// cells are left as they are. Answers how many were skipped.
     fn job_skip(&self, params: JobSkipParams) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Queues a probe job per (step, plan) of `params.probes` for a running run that has no plan yet, claimable
+    /// at `now`; a step the run already has (in any state) is left as it is, so a restarted pipeline that
+    /// queues a round again adds nothing. Answers how many were queued (0 for a run that is not running, is
+    /// planned, or does not exist).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidInput`] for a step of 0 or past `i32`, or a repeated step.
+    fn job_probe_add(&self, params: JobProbeAddParams) -> impl Future<Output = Result<u64>> + Send;
 
     /// Answers once the database has answered a trivial query (`/healthz`); the backend's error otherwise.
     fn ping(&self) -> impl Future<Output = Result<()>> + Send;

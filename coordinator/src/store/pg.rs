@@ -15,10 +15,10 @@ use time::OffsetDateTime;
 use super::query_files::QueryFiles;
 use super::{
     Artifact, ArtifactPutOutcome, ArtifactPutParams, ClaimedJob, CompleteOutcome, FailOutcome, HeartbeatOutcome, Job,
-    JobClaimParams, JobCompleteParams, JobCounts, JobFailParams, JobHeartbeatParams, JobId, JobRescueExpiredParams,
-    JobSkipParams, JobState, JobStore, Lease, RescueOutcome, RescuedJob, Result, Run, RunCancelOutcome,
-    RunCancelParams, RunCreateParams, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams, RunState, RunSummary,
-    StoreError, Worker, WorkerId, WorkerRegisterParams, WorkerSummary,
+    JobClaimParams, JobCompleteParams, JobCounts, JobFailParams, JobHeartbeatParams, JobId, JobProbeAddParams,
+    JobRescueExpiredParams, JobSkipParams, JobState, JobStore, Lease, RescueOutcome, RescuedJob, Result, Run,
+    RunCancelOutcome, RunCancelParams, RunCreateParams, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams,
+    RunState, RunSummary, StoreError, Worker, WorkerId, WorkerRegisterParams, WorkerSummary,
 };
 
 /// The query files, by name.
@@ -101,6 +101,12 @@ fn job_from_row(op: &'static str, row: &PgRow) -> Result<Job> {
         finished_at: row.try_get("finished_at").map_err(get)?,
         done_by: row.try_get::<Option<i64>, _>("done_by").map_err(get)?.map(WorkerId),
         leased_at: row.try_get("leased_at").map_err(get)?,
+        probe_step: row
+            .try_get::<Option<i32>, _>("probe_step")
+            .map_err(get)?
+            .map(|step| convert(op, "job.probe_step", i64::from(step)))
+            .transpose()?,
+        plan: row.try_get("plan").map_err(get)?,
     })
 }
 
@@ -451,6 +457,21 @@ impl JobStore for PgStore {
             .await
             .map_err(backend(OP))?;
         convert(OP, "skipped", skipped)
+    }
+
+    async fn job_probe_add(&self, params: JobProbeAddParams) -> Result<u64> {
+        const OP: &str = "job_probe_add";
+        let steps = params.validate()?;
+        let plans: Vec<&Value> = params.probes.iter().map(|(_, plan)| plan).collect();
+        let added: i64 = sqlx::query_scalar(sql(OP))
+            .bind(params.run_id.0)
+            .bind(params.now)
+            .bind(&steps)
+            .bind(&plans)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        convert(OP, "added", added)
     }
 
     async fn ping(&self) -> Result<()> {

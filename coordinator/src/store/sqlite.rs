@@ -49,9 +49,10 @@ use super::query_files::QueryFiles;
 use super::{
     Artifact, ArtifactPutOutcome, ArtifactPutParams, Backoff, ClaimAffinity, ClaimedJob, CompleteOutcome, FailOutcome,
     HeartbeatOutcome, Job, JobClaimParams, JobCompleteParams, JobCounts, JobFailParams, JobHeartbeatParams, JobId,
-    JobKind, JobRescueExpiredParams, JobSkipParams, JobState, JobStore, Lease, RescueOutcome, RescuedJob, Result, Run,
-    RunCancelOutcome, RunCancelParams, RunCreateParams, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams,
-    RunState, RunSummary, StoreError, Worker, WorkerId, WorkerRegisterParams, WorkerSummary,
+    JobKind, JobProbeAddParams, JobRescueExpiredParams, JobSkipParams, JobState, JobStore, Lease, RescueOutcome,
+    RescuedJob, Result, Run, RunCancelOutcome, RunCancelParams, RunCreateParams, RunFinishParams, RunId,
+    RunPlanOutcome, RunPlanParams, RunState, RunSummary, StoreError, Worker, WorkerId, WorkerRegisterParams,
+    WorkerSummary,
 };
 
 /// Every migration in `migrations/sqlite/`, embedded at compile time; [`SqliteStore::open`] applies them.
@@ -259,6 +260,11 @@ fn job_from_row(op: &'static str, row: &SqliteRow) -> Result<Job> {
         finished_at: c.time_opt("finished_at")?,
         done_by: c.get::<Option<i64>>("done_by")?.map(WorkerId),
         leased_at: c.time_opt("leased_at")?,
+        probe_step: c
+            .get::<Option<i64>>("probe_step")?
+            .map(|step| convert(op, "probe_step", step))
+            .transpose()?,
+        plan: c.get("plan")?,
     })
 }
 
@@ -661,6 +667,34 @@ impl JobStore for SqliteStore {
             .map_err(backend(OP))?;
         tx.commit().await.map_err(backend(OP))?;
         Ok(skipped.rows_affected())
+    }
+
+    async fn job_probe_add(&self, params: JobProbeAddParams) -> Result<u64> {
+        const OP: &str = "job_probe_add";
+        let steps = params.validate()?;
+        let (_turn, mut tx) = self.write(OP).await?;
+        let run: Option<(RunState, Option<Value>)> = sqlx::query_as(sql("run_state_plan"))
+            .bind(params.run_id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend(OP))?;
+        if !matches!(run, Some((RunState::Running, None))) {
+            return Ok(0);
+        }
+        let mut added = 0;
+        for (step, (_, plan)) in steps.iter().zip(&params.probes) {
+            added += sqlx::query(sql(OP))
+                .bind(params.run_id.0)
+                .bind(micros(params.now))
+                .bind(step)
+                .bind(plan)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend(OP))?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(backend(OP))?;
+        Ok(added)
     }
 
     async fn ping(&self) -> Result<()> {

@@ -5,6 +5,7 @@ mod deploy;
 mod health;
 mod logs;
 mod migrations;
+mod paddleslim;
 mod plots;
 mod service;
 mod store;

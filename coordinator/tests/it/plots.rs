@@ -276,3 +276,234 @@ fn run_results_draw_their_grid_with_the_other_files() {
         assert!(path.is_file() && written.files.contains(&path), "{name} is written");
     }
 }
+
+/// A run with a measured target (issue 21): four done probes up the chain, the third chosen (its plan is the
+/// run's, to within rounding), the fourth over `max_model_loss`, and a failed fifth; the export scored the
+/// chosen plan.
+fn probed_run() -> pb::GetRunResponse {
+    let spec = json!({
+        "name": "det",
+        "metric": "hmean",
+        "ratios": [0.1, 0.2],
+        "groups": [
+            {"key": "a", "channels": 8, "params": 100, "flops": 4000, "convs": []},
+            {"key": "b", "channels": 16, "params": 200, "flops": 6000, "convs": []},
+            {"key": "c", "channels": 32, "params": 300, "flops": 9000, "convs": []},
+        ],
+        "prune": {
+            "target": {"measured": {"max_model_loss": 0.02, "flops_reduction": null, "latency_reduction": null,
+                                    "tolerance": 0.01}},
+            "export": true,
+        },
+    });
+    let report = |flops_after: f64, latency_after: f64| {
+        json!({
+            "flops_before": 1_000_000.0, "flops_after": flops_after,
+            "params_before": 50_000.0, "params_after": flops_after / 20.0,
+            "latency_ms_before": 40.0, "latency_ms_after": latency_after,
+        })
+    };
+    let probe = |step: u32, state: &str, plan: serde_json::Value, hmean: f64, flops_after: f64, latency: f64| {
+        let result = json!({
+            "metrics": {"hmean": hmean, "precision": hmean, "recall": hmean, "num_samples": 20},
+            "report": report(flops_after, latency),
+            "seconds": 3.2,
+            "device": "cpu",
+        });
+        pb::JobStatus {
+            job_id: 100 + i64::from(step),
+            kind: "probe".into(),
+            state: state.into(),
+            probe_step: step,
+            plan_json: plan.to_string(),
+            result_json: if state == "done" {
+                result.to_string()
+            } else {
+                String::new()
+            },
+            done_by: if state == "done" { 3 } else { 0 },
+            last_error: if state == "done" {
+                String::new()
+            } else {
+                "worker lost".into()
+            },
+            ..Default::default()
+        }
+    };
+    let job = |kind: &str, key: &str, ratio: f64, result: serde_json::Value| pb::JobStatus {
+        kind: kind.into(),
+        state: "done".into(),
+        group_key: key.into(),
+        ratio,
+        result_json: result.to_string(),
+        ..Default::default()
+    };
+    let chosen = json!({"a": 0.2, "b": 0.1, "c": 0.0});
+    let mut export = json!({
+        "metrics": {"hmean": 0.7912},
+        "report": report(700_000.0, 31.0),
+        "device": "cpu",
+        "artifact_digest": "sha256:00",
+    });
+    export["seconds"] = json!(5.0);
+    pb::GetRunResponse {
+        run_id: 21,
+        state: "done".into(),
+        spec_json: spec.to_string(),
+        // Listed in another order and rounded otherwise than the probe's: still the same plan.
+        plan_json: json!({"c": 0.0, "b": 0.1 + 1e-15, "a": 0.2}).to_string(),
+        jobs: vec![
+            job("baseline", "", 0.0, json!({"metrics": {"hmean": 0.8}})),
+            job("cell", "a", 0.1, json!({"metrics": {"hmean": 0.8}})),
+            job("cell", "b", 0.1, json!({"metrics": {"hmean": 0.79}})),
+            // Out of step order, as the store may list them.
+            probe(4, "done", json!({"a": 0.2, "b": 0.2, "c": 0.1}), 0.78, 550_000.0, 26.0),
+            probe(1, "done", json!({"a": 0.1, "b": 0.0, "c": 0.0}), 0.8, 900_000.0, 37.0),
+            probe(3, "done", chosen, 0.7912, 700_000.0, 31.0),
+            probe(2, "done", json!({"a": 0.2, "b": 0.0, "c": 0.0}), 0.796, 800_000.0, 34.0),
+            probe(5, "failed", json!({"a": 0.2, "b": 0.2, "c": 0.2}), 0.0, 0.0, 0.0),
+            job("export", "", 0.0, export),
+        ],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn probes_are_tabled_and_drawn_with_the_chosen_one_marked() {
+    let run = probed_run();
+    let workers = [pb::WorkerSummary {
+        worker_id: 3,
+        name: "gpu-a".into(),
+        device: "cuda:0".into(),
+        ..Default::default()
+    }];
+    let results = RunResults::new(&run, &workers).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let written = results.write(out.path()).unwrap();
+    for name in [
+        "probes.csv",
+        "probes.json",
+        "prune_report.json",
+        "tradeoff.png",
+        "tradeoff.svg",
+    ] {
+        let path = out.path().join(name);
+        assert!(path.is_file() && written.files.contains(&path), "{name} is written");
+    }
+    let loss = |hmean: f64| (0.8 - hmean) / 0.8;
+
+    let mut csv = csv::Reader::from_path(out.path().join("probes.csv")).unwrap();
+    let header: Vec<String> = csv.headers().unwrap().iter().map(str::to_owned).collect();
+    assert_eq!(
+        header,
+        [
+            "step",
+            "state",
+            "groups_cut",
+            "flops_before",
+            "flops_after",
+            "flops_reduction",
+            "params_after",
+            "latency_ms_before",
+            "latency_ms_after",
+            "latency_reduction",
+            "hmean",
+            "loss",
+            "worker",
+            "device",
+            "seconds",
+            "chosen",
+            "plan"
+        ]
+    );
+    let rows: Vec<HashMap<String, String>> = csv
+        .records()
+        .map(|r| {
+            header
+                .iter()
+                .cloned()
+                .zip(r.unwrap().iter().map(str::to_owned))
+                .collect()
+        })
+        .collect();
+    let column = |name: &str| -> Vec<&str> { rows.iter().map(|r| r[name].as_str()).collect() };
+    assert_eq!(column("step"), ["1", "2", "3", "4", "5"], "in step order");
+    assert_eq!(column("state"), ["done", "done", "done", "done", "failed"]);
+    assert_eq!(column("chosen"), ["false", "false", "true", "false", "false"]);
+    assert_eq!(column("groups_cut"), ["1", "1", "2", "3", "3"]);
+    assert_eq!(column("flops_after"), ["900000", "800000", "700000", "550000", ""]);
+    assert_eq!(column("worker"), ["gpu-a", "gpu-a", "gpu-a", "gpu-a", ""]);
+    let chosen = &rows[2];
+    assert_eq!(chosen["flops_reduction"].parse::<f64>().unwrap(), 0.3);
+    assert_eq!(chosen["latency_reduction"].parse::<f64>().unwrap(), 1.0 - 31.0 / 40.0);
+    assert_eq!(chosen["loss"].parse::<f64>().unwrap(), loss(0.7912));
+    assert_eq!(chosen["hmean"], "0.7912");
+    assert_eq!(chosen["plan"], r#"{"a":0.2,"b":0.1,"c":0.0}"#);
+    assert_eq!(rows[4]["loss"], "", "a failed probe has no loss");
+
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(out.path().join(name)).unwrap()).unwrap()
+    };
+    let probes = read("probes.json");
+    assert_eq!(probes["prune"]["target"]["measured"]["max_model_loss"], json!(0.02));
+    assert_eq!(probes["chosen_step"], json!(3));
+    let listed = probes["probes"].as_array().unwrap();
+    let flags: Vec<(u64, bool)> = listed
+        .iter()
+        .map(|p| (p["step"].as_u64().unwrap(), p["chosen"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(flags, [(1, false), (2, false), (3, true), (4, false), (5, false)]);
+    assert_eq!(listed[2]["plan"], json!({"a": 0.2, "b": 0.1, "c": 0.0}));
+    assert_eq!(listed[2]["metrics"]["num_samples"], json!(20));
+    assert_eq!(listed[2]["worker"]["name"], json!("gpu-a"));
+    assert_eq!(listed[4]["error"], json!("worker lost"));
+
+    let target = &read("prune_report.json")["target"];
+    assert_eq!(target["kind"], json!("measured"));
+    assert_eq!(target["probe_step"], json!(3));
+    assert_eq!(target["probes"], json!(4), "the done probes");
+    assert_eq!(target["held"], json!(["max_model_loss"]));
+    let number = |key: &str| target[key].as_f64().unwrap_or_else(|| panic!("{key}: {target}"));
+    assert_eq!(number("measured_loss"), loss(0.7912));
+    assert_eq!(number("export_loss"), number("measured_loss"));
+    assert!(
+        (number("loss_margin") - (0.02 - loss(0.7912))).abs() < 1e-12,
+        "{target}"
+    );
+    assert_eq!(number("flops_reduction"), 0.3);
+
+    let tradeoff = results.tradeoff().unwrap();
+    let points: Vec<(u32, bool)> = tradeoff.points.iter().map(|p| (p.step, p.chosen)).collect();
+    assert_eq!(
+        points,
+        [(1, false), (2, false), (3, true), (4, false)],
+        "the done probes"
+    );
+    assert_eq!(tradeoff.axis, plots::tradeoff::Axis::Flops);
+    assert_eq!(tradeoff.max_model_loss, Some(0.02));
+    let png = Image::read(&out.path().join("tradeoff.png"));
+    assert_eq!((png.width, png.height), plots::tradeoff::SIZE);
+    let ring = rgb(plots::tradeoff::CHOSEN_COLOR);
+    let ringed = (0..png.height)
+        .flat_map(|y| (0..png.width).map(move |x| (x, y)))
+        .filter(|&p| png.pixel(p) == ring)
+        .count();
+    assert!(ringed > 30, "the chosen probe is ringed ({ringed} pixels)");
+
+    let svg = std::fs::read_to_string(out.path().join("tradeoff.svg")).unwrap();
+    let doc = roxmltree::Document::parse(&svg).expect("tradeoff.svg is XML");
+    let text: String = doc
+        .descendants()
+        .filter_map(|n| n.text())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        text.contains("max_model_loss 0.02"),
+        "tradeoff.svg labels the bound: {text}"
+    );
+    assert!(text.contains("chosen (step 3)"), "{text}");
+    assert!(
+        text.contains("hmean") && text.contains("det (run 21)"),
+        "the title names the run and metric"
+    );
+}

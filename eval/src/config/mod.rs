@@ -29,7 +29,7 @@ pub use overrides::Override;
 pub use schema::dataset::EvalDataset;
 pub use schema::metric::{Metric, MetricKind};
 pub use schema::post_process::PostProcess;
-pub use schema::prune::{Prune, PruneTarget};
+pub use schema::prune::{MeasuredTarget, Prune, PruneTarget};
 pub use schema::sensitivity::{Criterion, Precision, Sensitivity};
 pub use schema::transform::Transform;
 pub use tree::{Node, Origin, Value};

@@ -3,6 +3,7 @@
 
 pub mod criterion;
 pub mod planner;
+pub mod search;
 pub mod structural;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -70,9 +70,10 @@ pub const THRESHOLD_TOLERANCE: f64 = 1e-6;
 /// reaches `max_loss`: r0 + (max_loss − l0)(r1 − r0) / (l1 − l0). A smaller ratio with a loss under the
 /// threshold below a larger one above it is never looked at: the scan stops at the first hit from the top.
 ///
-/// Every group is in the plan. A group where no tested ratio qualifies, which PaddleSlim leaves out, gets 0.0
-/// here, an explicit "not pruned"; [`cut_plan`] drops those entries. Every other ratio lies in [r0, r1) of
-/// two tested ratios, so inside (0, 1).
+/// Every group is in the plan. A group where no tested ratio qualifies gets 0.0, an explicit "not pruned", as
+/// in PaddleSlim 2.6's static `get_ratios_by_loss` (its dygraph `FilterPruner._get_ratios_by_loss` leaves the
+/// group out instead); [`cut_plan`] drops those entries. Every other ratio lies in [r0, r1) of two tested
+/// ratios, so inside (0, 1). coordinator/tests/it/paddleslim.rs checks both against the real PaddleSlim.
 ///
 /// # Errors
 /// A NaN `max_loss`, or a loss that is not finite (a metric with a baseline of 0): PaddleSlim would give a NaN

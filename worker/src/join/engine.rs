@@ -1,6 +1,7 @@
 //! The blocking half of `worker join`: one job evaluated on the engine, on a thread of its own while the
 //! async half heartbeats. Baselines and cells are scored on the loaded session; the export job prunes the
-//! model structurally by its plan, scores the pruned model and times both.
+//! model structurally by its plan, scores the pruned model and times both; a probe does the same with its
+//! candidate plan and uploads nothing.
 //!
 //! The [`Engine`] keeps the last [`Session`] (model on the device, eval set opened, channel groups traced)
 //! and reuses it while jobs share a run's config, model and eval set, which is every job of a run: only the
@@ -135,6 +136,8 @@ pub struct Engine {
     /// Whether cells run incrementally (see [`Session::set_incremental`]).
     incremental: bool,
     loaded: Option<(SessionKey, Session)>,
+    /// The loaded session's unpruned latency at the run's input shape, once measured.
+    latency_before: Option<f64>,
 }
 
 impl Engine {
@@ -143,6 +146,7 @@ impl Engine {
             device,
             incremental,
             loaded: None,
+            latency_before: None,
         }
     }
 
@@ -179,10 +183,19 @@ impl Engine {
                         .map_err(stopped_or)?,
                 )
             }
-            JobKind::Export => self.export(inputs, &mut progress).map_err(|e| match e {
-                ExportError::Input(e) => JobError::Input(e),
-                ExportError::Runtime(e) => stopped_or(e),
-            })?,
+            JobKind::Export | JobKind::Probe => {
+                let mut outcome = self.export(inputs, &mut progress).map_err(|e| match e {
+                    ExportError::Input(e) => JobError::Input(e),
+                    ExportError::Runtime(e) => stopped_or(e),
+                })?;
+                if kind == JobKind::Probe {
+                    // A probe's model is measured, never shipped.
+                    if let Some(path) = outcome.artifact.take() {
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+                outcome
+            }
             JobKind::Unspecified => {
                 return Err(JobError::Input(anyhow!(
                     "job {}: kind {} is not a job this worker runs",
@@ -195,9 +208,10 @@ impl Engine {
         Ok(outcome)
     }
 
-    /// The export job: prunes the run's model structurally by the plan it carries (never recomputed here),
-    /// writes the pruned ONNX beside the cached model, scores it on the eval set, and measures both models'
-    /// latency on this device at the run's input shape.
+    /// The export job (and a probe): prunes the run's model structurally by the plan it carries (never
+    /// recomputed here), writes the pruned ONNX beside the cached model, scores it on the eval set, and measures
+    /// both models' latency on this device at the run's input shape (the unpruned model's once per session:
+    /// a run's probes share it).
     fn export(
         &mut self,
         inputs: &Inputs,
@@ -206,7 +220,10 @@ impl Engine {
         let job = &inputs.job;
         let input = ExportError::Input;
         if job.plan.is_empty() {
-            return Err(input(anyhow!("job {}: an export job without a plan", job.job_id)));
+            return Err(input(anyhow!(
+                "job {}: an export or probe job without a plan",
+                job.job_id
+            )));
         }
         let shape: Vec<usize> = job.input_shape.iter().map(|&d| d as usize).collect();
         if shape.len() != 4 {
@@ -217,7 +234,12 @@ impl Engine {
         }
         let plan: Plan = planner::cut_plan(&job.plan.iter().map(|(k, &r)| (k.clone(), r)).collect());
         let device = self.device;
-        let session = self.session(inputs).map_err(input)?;
+        self.session(inputs).map_err(input)?;
+        // Split borrows: the session and its cached latency are read and written side by side.
+        let Engine {
+            loaded, latency_before, ..
+        } = self;
+        let session = &mut loaded.as_mut().expect("loaded above").1;
         let criterion = match job.criterion.as_str() {
             "" => evaluate::criterion(session.config().sensitivity().criterion),
             name => name.parse().map_err(|e: sensgrid_model::ModelError| input(e.into()))?,
@@ -246,8 +268,16 @@ impl Engine {
                 (Kind::Float, device),
             )
         };
-        let latency_before = latency::measure(session.executor(), &zeros(), device, LATENCY_WARMUP, LATENCY_RUNS)
-            .map_err(ExportError::Runtime)?;
+        let latency_before = match *latency_before {
+            Some(ms) => ms,
+            None => {
+                let measured = latency::measure(session.executor(), &zeros(), device, LATENCY_WARMUP, LATENCY_RUNS)
+                    .map_err(ExportError::Runtime)?
+                    .median_ms;
+                *latency_before = Some(measured);
+                measured
+            }
+        };
         let path = inputs.model.with_extension(format!("pruned-{}.onnx", job.job_id));
         onnx::write(&pruned, &path)
             .with_context(|| format!("writing {}", path.display()))
@@ -266,7 +296,7 @@ impl Engine {
         )
         .map_err(ExportError::Runtime)?;
         let metrics = pruned_session.evaluate(progress).map_err(ExportError::Runtime)?;
-        report.insert("latency_ms_before".into(), latency_before.median_ms);
+        report.insert("latency_ms_before".into(), latency_before);
         report.insert("latency_ms_after".into(), latency_after.median_ms);
         Ok(Outcome {
             metrics,
@@ -287,6 +317,7 @@ impl Engine {
         };
         if self.loaded.as_ref().is_none_or(|(loaded, _)| *loaded != key) {
             self.loaded = None;
+            self.latency_before = None;
             let overrides = bundle::rebase(&inputs.bundle, &inputs.model)?;
             let name = format!("run {} config", job.run_id);
             let config = Config::from_yaml(&job.config_yaml, &name, &overrides)?;

@@ -5,14 +5,14 @@
 -- name: job_get
 -- $1 id
 SELECT id, run_id, kind, group_key, ratio, state, attempt, lease_epoch, lease_owner, lease_deadline,
-       available_at, result, last_error, created_at, finished_at, done_by, leased_at
+       available_at, result, last_error, created_at, finished_at, done_by, leased_at, probe_step, plan
 FROM job
 WHERE id = $1;
 
 -- name: job_list_by_run
 -- $1 run id
 SELECT id, run_id, kind, group_key, ratio, state, attempt, lease_epoch, lease_owner, lease_deadline,
-       available_at, result, last_error, created_at, finished_at, done_by, leased_at
+       available_at, result, last_error, created_at, finished_at, done_by, leased_at, probe_step, plan
 FROM job
 WHERE run_id = $1
 ORDER BY id;
@@ -331,3 +331,18 @@ skipped AS (
     RETURNING j.id
 )
 SELECT count(*) AS skipped FROM skipped;
+
+-- name: job_probe_add
+-- $1 run id, $2 now, $3 chain steps (integer[]), $4 their plans (jsonb[], same length).
+-- Queues probes for a running run that has no plan yet; a step the run has probed (or queued) already is left
+-- as it is. One row: how many were queued.
+WITH added AS (
+    INSERT INTO job (run_id, kind, probe_step, plan, available_at, created_at)
+    SELECT r.id, 'probe', p.step, p.plan, $2, $2
+    FROM run r
+    CROSS JOIN unnest($3::integer[], $4::jsonb[]) AS p(step, plan)
+    WHERE r.id = $1 AND r.state = 'running' AND r.plan IS NULL
+    ON CONFLICT (run_id, probe_step) WHERE kind = 'probe' DO NOTHING
+    RETURNING id
+)
+SELECT count(*) AS added FROM added;

@@ -7,14 +7,14 @@
 -- name: job_get
 -- $1 id
 SELECT id, run_id, kind, group_key, ratio, state, attempt, lease_epoch, lease_owner, lease_deadline,
-       available_at, result, last_error, created_at, finished_at, done_by, leased_at
+       available_at, result, last_error, created_at, finished_at, done_by, leased_at, probe_step, plan
 FROM job
 WHERE id = $1;
 
 -- name: job_list_by_run
 -- $1 run id
 SELECT id, run_id, kind, group_key, ratio, state, attempt, lease_epoch, lease_owner, lease_deadline,
-       available_at, result, last_error, created_at, finished_at, done_by, leased_at
+       available_at, result, last_error, created_at, finished_at, done_by, leased_at, probe_step, plan
 FROM job
 WHERE run_id = $1
 ORDER BY id;
@@ -150,3 +150,11 @@ WHERE run_id = $1 AND kind = 'export';
 UPDATE job
 SET state = 'skipped', finished_at = $1, last_error = $5
 WHERE run_id = $2 AND kind = 'cell' AND group_key = $3 AND ratio > $4 AND state = 'queued';
+
+-- name: job_probe_add
+-- $1 run id, $2 now, $3 chain step, $4 its plan (JSON text). One probe; the store runs it once per probe in one
+-- write transaction, after checking that the run is running and has no plan. A step the run has probed (or
+-- queued) already is left as it is.
+INSERT INTO job (run_id, kind, probe_step, plan, available_at, created_at)
+VALUES ($1, 'probe', $3, $4, $2, $2)
+ON CONFLICT (run_id, probe_step) WHERE kind = 'probe' DO NOTHING;

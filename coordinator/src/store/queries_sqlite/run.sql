@@ -18,6 +18,10 @@ WHERE id = $1;
 -- $1 id
 SELECT state FROM run WHERE id = $1;
 
+-- name: run_state_plan
+-- $1 id
+SELECT state, plan FROM run WHERE id = $1;
+
 -- name: run_list
 -- $1 state (NULL for every run).
 -- Runs newest first, each with its jobs counted by state.

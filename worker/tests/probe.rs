@@ -1,0 +1,182 @@
+//! A measured `Prune` target on real processes (issue 21): a real `coordinator serve` on a fresh database of
+//! the main Postgres server, two `worker join` processes, PP-OCRv3 det on a small synthetic set.
+//!
+//! 1. Run A with `Prune.max_model_loss` ends done; its pruned.onnx, scored by the oracle (onnxruntime and
+//!    PaddleOCR's rules, `scripts/oracle/e2e_check.py`) against the original model scored the same way, loses
+//!    at most that much and has fewer FLOPs. Its probes are in `probes.json`, the chosen one marked.
+//! 2. Run B, the same config with A's cells imported (`--resume-from A`), has its coordinator killed with
+//!    SIGKILL once a probe is done and before any plan, and restarted: it ends done with the same plan as A.
+//!
+//! A test binary of its own, so cargo runs it alone: it keeps both cores busy with two workers.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use common::{
+    CLIENT_TIMEOUT, Cluster, Database, RUN_TIMEOUT, TailsOnPanic, path, root, scratch, succeed, synth, wait_for,
+};
+
+/// The measured target: the exported model loses at most this share of its hmean.
+const MAX_MODEL_LOSS: f64 = 0.05;
+
+#[test]
+fn a_max_model_loss_run_exports_a_model_the_oracle_scores_within_it_and_survives_a_restart_mid_search() {
+    let scratch = scratch("probe");
+    let _tails = TailsOnPanic(scratch.clone());
+    let root = root();
+    let data = scratch.join("data");
+    synth("det", "6", "7", &data);
+    let model = root.join("models/ch_PP-OCRv3_det_infer.onnx");
+    let config = scratch.join("det_probe.yml");
+    std::fs::write(&config, det_config(&model, &data)).unwrap();
+
+    let database = Database::create("probe");
+    let mut cluster = Cluster::new(&scratch, &database.url);
+    cluster.start_coordinator();
+    cluster.start_worker("w1");
+    cluster.start_worker("w2");
+
+    // 1. Run A, undisturbed.
+    let run_a = cluster.submit(&config);
+    cluster.watch(run_a);
+    let dir_a = scratch.join("run-a");
+    cluster.results(run_a, &dir_a);
+    let report = read_json(&dir_a.join("prune_report.json"));
+    let (before, after) = (
+        report["metric_before"].as_f64().unwrap(),
+        report["metric_after"].as_f64().unwrap(),
+    );
+    assert!(
+        (before - after) / before <= MAX_MODEL_LOSS,
+        "run {run_a}'s own export loses more than {MAX_MODEL_LOSS}: {report}"
+    );
+    let probes = read_json(&dir_a.join("probes.json"));
+    let probe_rows = probes["probes"].as_array().expect("probes.json lists the probes");
+    assert!(probe_rows.len() >= 2, "one probe does not make a search: {probes}");
+    assert_eq!(
+        probe_rows.iter().filter(|p| p["chosen"] == true).count(),
+        1,
+        "exactly one probe is the plan: {probes}"
+    );
+    let mut check = Command::new(root.join(".oracle/bin/python"));
+    check
+        .arg(root.join("scripts/oracle/e2e_check.py"))
+        .arg("results")
+        .arg(&dir_a)
+        .arg("--max-model-loss")
+        .arg(MAX_MODEL_LOSS.to_string())
+        .arg("--original-model")
+        .arg(&model)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--label-file")
+        .arg(data.join("label.txt"))
+        // The config's DetResizeForTest and DBPostProcess.
+        .args(["--limit-side-len", "320", "--limit-type", "max", "--thresh", "0.3"])
+        .args([
+            "--box-thresh",
+            "0.6",
+            "--max-candidates",
+            "1000",
+            "--unclip-ratio",
+            "1.5",
+        ]);
+    eprintln!("{}", succeed(&mut check).trim_end());
+
+    // 2. Run B: A's cells imported, the coordinator killed in the probe phase.
+    let out = cluster.client_ok(
+        &["submit", "-c", path(&config), "--resume-from", &run_a.to_string()],
+        CLIENT_TIMEOUT,
+    );
+    let run_b: i64 = out.stdout.lines().last().unwrap_or_default().parse().unwrap();
+    let probe_phase = format!(
+        "SELECT count(*) FILTER (WHERE j.kind = 'probe' AND j.state = 'done') > 0 AND r.plan IS NULL
+         FROM run r JOIN job j ON j.run_id = r.id WHERE r.id = {run_b} GROUP BY r.plan"
+    );
+    wait_for(RUN_TIMEOUT, "a done probe of run B before its plan", || {
+        (database.psql(&probe_phase) == "t").then_some(())
+    });
+    cluster.kill_coordinator();
+    let planned: String = database.psql(&format!("SELECT plan IS NOT NULL FROM run WHERE id = {run_b}"));
+    assert_eq!(planned, "f", "run {run_b} was planned before its coordinator died");
+    let probes_at_kill = database.psql(&format!(
+        "SELECT count(*) FROM job WHERE run_id = {run_b} AND kind = 'probe' AND state = 'done'"
+    ));
+    eprintln!("probe: killed the coordinator with {probes_at_kill} probes of run {run_b} done and no plan");
+    cluster.start_coordinator();
+    cluster.watch(run_b);
+    let dir_b = scratch.join("run-b");
+    cluster.results(run_b, &dir_b);
+    assert_eq!(
+        read_json(&dir_b.join("plan.json")),
+        read_json(&dir_a.join("plan.json")),
+        "run {run_b}, restarted mid-search, chose another plan than run {run_a}"
+    );
+    assert_eq!(
+        read_json(&dir_b.join("prune_report.json"))["metric_after"],
+        report["metric_after"]
+    );
+}
+
+fn read_json(file: &Path) -> Value {
+    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+}
+
+/// PP-OCRv3 det at most 320 pixels a side, two ratios on the 15 groups outside conv2d_30 to conv2d_69 and the
+/// transposed convs: 30 cells, then the search for the largest cut that keeps MAX_MODEL_LOSS.
+fn det_config(model: &Path, data: &Path) -> String {
+    let (model, data) = (model.display(), data.display());
+    format!(
+        "Global:
+  pretrained_model: {model}
+PostProcess:
+  name: DBPostProcess
+  thresh: 0.3
+  box_thresh: 0.6
+  max_candidates: 1000
+  unclip_ratio: 1.5
+Metric:
+  name: DetMetric
+  main_indicator: hmean
+Eval:
+  dataset:
+    name: SimpleDataSet
+    data_dir: {data}
+    label_file_list: [{data}/label.txt]
+    transforms:
+      - DecodeImage:
+          img_mode: BGR
+          channel_first: False
+      - DetLabelEncode:
+      - DetResizeForTest:
+          limit_side_len: 320
+          limit_type: max
+      - NormalizeImage:
+          scale: 1./255.
+          mean: [0.485, 0.456, 0.406]
+          std: [0.229, 0.224, 0.225]
+          order: 'hwc'
+      - ToCHWImage:
+      - KeepKeys:
+          keep_keys: ['image', 'shape', 'polys', 'ignore_tags']
+  loader:
+    shuffle: False
+    drop_last: False
+    batch_size_per_card: 1
+    num_workers: 2
+Sensitivity:
+  ratios: [0.2, 0.5]
+  criterion: l1_norm
+  metric: hmean
+  skip: ['conv2d_transpose_*', 'conv2d_[3-6]?.w_0']
+Prune:
+  max_model_loss: {MAX_MODEL_LOSS}
+  export: true
+"
+    )
+}
