@@ -168,6 +168,7 @@ async fn follow<S: JobStore>(store: &S, args: &RunArgs, address: &str, admin_tok
         "sen_status.pickle",
         "sensitivities.csv",
         "plan.json",
+        "probes.csv",
         "pruned.onnx",
     ] {
         let path = args.out.join(name);
@@ -175,11 +176,58 @@ async fn follow<S: JobStore>(store: &S, args: &RunArgs, address: &str, admin_tok
             println!("{name:<18} {}", path.display());
         }
     }
+    let report = args.out.join("prune_report.json");
+    if files.contains(&report) {
+        let text = std::fs::read_to_string(&report).with_context(|| format!("reading {}", report.display()))?;
+        let report: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{} is not JSON", report.display()))?;
+        for line in before_and_after(&report) {
+            println!("{line}");
+        }
+    }
     let state = admin.get_run(pb::GetRunRequest { run_id }).await?.into_inner().state;
     if state != "done" {
         bail!("run {run_id} ended {state}");
     }
     Ok(())
+}
+
+/// What the export changed, from `prune_report.json`: the metric, FLOPs and latency before and after, one line
+/// each (a line whose numbers are missing is left out).
+fn before_and_after(report: &serde_json::Value) -> Vec<String> {
+    let number = |key: &str| report.get(key).and_then(serde_json::Value::as_f64);
+    let change = |before: f64, after: f64| {
+        if before > 0.0 {
+            (after - before) / before * 100.0
+        } else {
+            0.0
+        }
+    };
+    let mut lines = Vec::new();
+    if let (Some(metric), Some(before), Some(after)) = (
+        report.get("metric").and_then(serde_json::Value::as_str),
+        number("metric_before"),
+        number("metric_after"),
+    ) {
+        let loss = if before > 0.0 { (before - after) / before } else { 0.0 };
+        lines.push(format!("{metric:<18} {before:.4} -> {after:.4} (loss {loss:.4})"));
+    }
+    if let (Some(before), Some(after)) = (number("flops_before"), number("flops_after")) {
+        lines.push(format!(
+            "{:<18} {before:.0} -> {after:.0} ({:+.1}%)",
+            "FLOPs",
+            change(before, after)
+        ));
+    }
+    if let (Some(before), Some(after)) = (number("latency_ms_before"), number("latency_ms_after")) {
+        let device = report.get("device").and_then(serde_json::Value::as_str).unwrap_or("?");
+        lines.push(format!(
+            "{:<18} {before:.1} ms -> {after:.1} ms ({:+.1}%, {device})",
+            "latency",
+            change(before, after)
+        ));
+    }
+    lines
 }
 
 /// The `worker join` children; killed when dropped, so no error path leaves one behind.

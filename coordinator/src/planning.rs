@@ -130,17 +130,24 @@ pub fn probe_measurement(job: &Job, baseline: f64, metric: &str) -> Result<Measu
     let (Some(step), Some(result)) = (job.probe_step, job.result.as_ref()) else {
         return Err(format!("job {} is not a done probe", job.id));
     };
-    let loss = sensitivity::cell_loss(result, baseline, metric)
-        .ok_or_else(|| format!("probe {} (step {step}) reported no '{metric}'", job.id))?;
-    let report = |key: &str| {
-        sensitivity::report(result, key).ok_or_else(|| format!("probe {} (step {step}) reported no {key}", job.id))
-    };
+    measurement(step as usize, result, baseline, metric).map_err(|e| format!("probe {} (step {step}) {e}", job.id))
+}
+
+/// The measurement of the probe at `step` from its stored result, shared by the search ([`probe_measurement`])
+/// and `coordinator results` (which reads jobs over gRPC), so both report the same loss and reductions.
+///
+/// # Errors
+/// What the result lacks, as `reported no KEY`.
+pub fn measurement(step: usize, result: &Value, baseline: f64, metric: &str) -> Result<Measured, String> {
+    let loss = sensitivity::cell_loss(result, baseline, metric).ok_or_else(|| format!("reported no '{metric}'"))?;
+    let report = |key: &str| sensitivity::report(result, key).ok_or_else(|| format!("reported no {key}"));
     let reduction = sensitivity::reduction;
     Ok(Measured {
-        step: step as usize,
+        step,
         loss,
         flops_reduction: reduction(report("flops_before")?, report("flops_after")?),
-        latency_reduction: reduction(report("latency_ms_before")?, report("latency_ms_after")?),
+        // The worker's paired estimate: each pruned run against the unpruned run just before it.
+        latency_reduction: report("latency_reduction")?,
     })
 }
 

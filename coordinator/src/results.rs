@@ -26,7 +26,7 @@ use sensgrid_proto::v1 as pb;
 use serde_json::{Map, Value, json};
 
 use crate::spec::{GroupSpec, MeasuredSpec, PruneTarget, RunSpec};
-use crate::{plots, sensitivity};
+use crate::{planning, plots, sensitivity};
 
 /// A run read for its results.
 pub struct RunResults<'a> {
@@ -404,26 +404,34 @@ impl<'a> RunResults<'a> {
         }
     }
 
-    /// The run's probe jobs in step order, each with its loss and reductions as the search measured them.
+    /// The run's probe jobs in step order, each with its loss and reductions as the search measured them
+    /// ([`planning::measurement`]).
     pub fn probes(&self) -> Vec<Probe<'_>> {
         let baseline = self.baseline_metric();
+        let metric = &self.spec.metric;
         let run_plan = plan_map(&self.run.plan_json);
         let mut probes: Vec<Probe> = self
             .jobs("probe")
             .map(|job| {
                 let result = Self::result(job);
                 let plan = plan_map(&job.plan_json);
-                let loss = result
+                let measured = result
                     .as_ref()
                     .zip(baseline)
-                    .and_then(|(r, b)| sensitivity::cell_loss(r, b, &self.spec.metric));
-                let reduction = |before: &str, after: &str| {
+                    .and_then(|(r, b)| planning::measurement(job.probe_step as usize, r, b, metric).ok());
+                // A result the search could not read (its report lacks a latency figure) still shows its loss
+                // and FLOPs, which mean the same either way; its latency reduction is left out, not guessed.
+                let loss = measured.map(|m| m.loss).or_else(|| {
+                    let (result, baseline) = result.as_ref().zip(baseline)?;
+                    sensitivity::cell_loss(result, baseline, metric)
+                });
+                let flops_reduction = measured.map(|m| m.flops_reduction).or_else(|| {
                     let result = result.as_ref()?;
                     Some(sensitivity::reduction(
-                        sensitivity::report(result, before)?,
-                        sensitivity::report(result, after)?,
+                        sensitivity::report(result, "flops_before")?,
+                        sensitivity::report(result, "flops_after")?,
                     ))
-                };
+                });
                 // Only a measured probe can have been chosen: a failed one may share the plan of its retry.
                 let chosen = job.state == "done"
                     && run_plan
@@ -431,8 +439,8 @@ impl<'a> RunResults<'a> {
                         .zip(plan.as_ref())
                         .is_some_and(|(run, probe)| same_plan(run, probe));
                 Probe {
-                    flops_reduction: reduction("flops_before", "flops_after"),
-                    latency_reduction: reduction("latency_ms_before", "latency_ms_after"),
+                    flops_reduction,
+                    latency_reduction: measured.map(|m| m.latency_reduction),
                     job,
                     result,
                     plan,
@@ -641,13 +649,15 @@ impl<'a> RunResults<'a> {
             // means the evaluation is not deterministic, or the two ran on devices that score differently.
             if (measured_loss - export_loss).abs() > 1e-9 {
                 let probe_device = probe.field("device");
+                // Bound out here: tracing's macro brings its own `Value` trait into scope.
+                let export_device = export.get("device").and_then(Value::as_str).unwrap_or_default();
                 tracing::warn!(
                     run_id = self.run.run_id,
                     probe_step = probe.job.probe_step,
                     measured_loss,
                     export_loss,
                     probe_device = probe_device.as_str().unwrap_or_default(),
-                    export_device = export.get("device").and_then(Value::as_str).unwrap_or_default(),
+                    export_device,
                     "the exported model's loss differs from its probe's"
                 );
             }
@@ -763,7 +773,7 @@ pub const PADDLESLIM_STATUS_CLASS: (&str, &str) = ("paddleslim.dygraph.prune.fil
 /// that the table lacks, plus one baseline if any is missing: none when sensgrid covered that grid.
 ///
 /// The attributes are those of `Status.__init__` with what a finished `sensitive()` leaves in its file:
-/// `sensitivies` [sic] the table; `accumulates` an empty dict (nothing in PaddleSlim 2.6 writes it); `is_ckp`
+/// `sensitivies` (sic) the table; `accumulates` an empty dict (nothing in PaddleSlim 2.6 writes it); `is_ckp`
 /// True. `sensitive` saves the file after each cell, before it sets `is_ckp = False` in memory only, so every
 /// file PaddleSlim writes says True; and True is what makes `sensitive` go on to skip the held cells and return
 /// the table (with False it would return the `Status` object itself instead of the dict).

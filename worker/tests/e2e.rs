@@ -179,50 +179,15 @@ fn submit_watch_and_results_survive_refusals_a_smaller_cluster_and_faults_with_i
     );
 }
 
-/// examples/configs/det_ppocrv3.yml made small: images at most 320 pixels a side, two ratios, most groups
-/// skipped, and a loss budget under which the plan prunes a few groups a little (on these three images,
-/// the model still finds text afterwards).
+/// examples/configs/det_ppocrv3.yml made small (see [`common::det_config`]): two ratios, most groups skipped,
+/// and a loss budget under which the plan prunes a few groups a little (on these three images, the model still
+/// finds text afterwards).
 fn det_config(model: &Path, data: &Path) -> String {
-    let (model, data) = (model.display(), data.display());
-    format!(
-        "Global:
-  pretrained_model: {model}
-PostProcess:
-  name: DBPostProcess
-  thresh: 0.3
-  box_thresh: 0.6
-  max_candidates: 1000
-  unclip_ratio: 1.5
-Metric:
-  name: DetMetric
-  main_indicator: hmean
-Eval:
-  dataset:
-    name: SimpleDataSet
-    data_dir: {data}
-    label_file_list: [{data}/label.txt]
-    transforms:
-      - DecodeImage:
-          img_mode: BGR
-          channel_first: False
-      - DetLabelEncode:
-      - DetResizeForTest:
-          limit_side_len: 320
-          limit_type: max
-      - NormalizeImage:
-          scale: 1./255.
-          mean: [0.485, 0.456, 0.406]
-          std: [0.229, 0.224, 0.225]
-          order: 'hwc'
-      - ToCHWImage:
-      - KeepKeys:
-          keep_keys: ['image', 'shape', 'polys', 'ignore_tags']
-  loader:
-    shuffle: False
-    drop_last: False
-    batch_size_per_card: 1
-    num_workers: 2
-Sensitivity:
+    common::det_config(
+        model,
+        data,
+        &format!(
+            "Sensitivity:
   ratios: [0.1, 0.5]
   criterion: l1_norm
   metric: hmean
@@ -231,6 +196,7 @@ Prune:
   max_loss: 0.01
   export: true
 "
+        ),
     )
 }
 

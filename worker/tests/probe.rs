@@ -6,6 +6,9 @@
 //!    at most that much and has fewer FLOPs. Its probes are in `probes.json`, the chosen one marked.
 //! 2. Run B, the same config with A's cells imported (`--resume-from A`), has its coordinator killed with
 //!    SIGKILL once a probe is done and before any plan, and restarted: it ends done with the same plan as A.
+//! 3. Run C, A's cells imported again and `Prune.latency_reduction` as the target on one worker (one probe at a
+//!    time, so nothing else runs while a probe or the export times the model): its export job measures the
+//!    pruned model's latency at least that much below the original's.
 //!
 //! A test binary of its own, so cargo runs it alone: it keeps both cores busy with two workers.
 
@@ -22,6 +25,8 @@ use common::{
 
 /// The measured target: the exported model loses at most this share of its hmean.
 const MAX_MODEL_LOSS: f64 = 0.05;
+/// Run C's target: the export measures at least this share of the latency gone.
+const LATENCY_REDUCTION: f64 = 0.1;
 
 #[test]
 fn a_max_model_loss_run_exports_a_model_the_oracle_scores_within_it_and_survives_a_restart_mid_search() {
@@ -120,6 +125,35 @@ fn a_max_model_loss_run_exports_a_model_the_oracle_scores_within_it_and_survives
         read_json(&dir_b.join("prune_report.json"))["metric_after"],
         report["metric_after"]
     );
+
+    // 3. Run C: a latency target, measured.
+    cluster.stop_worker("w2");
+    let target = format!("Prune.latency_reduction={LATENCY_REDUCTION}");
+    let out = cluster.client_ok(
+        &[
+            "submit",
+            "-c",
+            path(&config),
+            "--resume-from",
+            &run_a.to_string(),
+            "-o",
+            "Prune.max_model_loss=null",
+            &target,
+        ],
+        CLIENT_TIMEOUT,
+    );
+    let run_c: i64 = out.stdout.lines().last().unwrap_or_default().parse().unwrap();
+    cluster.watch(run_c);
+    let dir_c = scratch.join("run-c");
+    cluster.results(run_c, &dir_c);
+    let report_c = read_json(&dir_c.join("prune_report.json"));
+    let latency = |key: &str| report_c[key].as_f64().unwrap_or_else(|| panic!("no {key}: {report_c}"));
+    let reduction = 1.0 - latency("latency_ms_after") / latency("latency_ms_before");
+    eprintln!("probe: run {run_c}'s export measured a latency reduction of {reduction:.4}: {report_c}");
+    assert!(
+        reduction >= LATENCY_REDUCTION,
+        "run {run_c}'s export measured a latency reduction of {reduction}, short of {LATENCY_REDUCTION}"
+    );
 }
 
 fn read_json(file: &Path) -> Value {
@@ -127,49 +161,14 @@ fn read_json(file: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
 }
 
-/// PP-OCRv3 det at most 320 pixels a side, two ratios on the 15 groups outside conv2d_30 to conv2d_69 and the
-/// transposed convs: 30 cells, then the search for the largest cut that keeps MAX_MODEL_LOSS.
+/// Two ratios on the 15 groups outside conv2d_30 to conv2d_69 and the transposed convs (30 cells), then the
+/// search for the largest cut that keeps MAX_MODEL_LOSS.
 fn det_config(model: &Path, data: &Path) -> String {
-    let (model, data) = (model.display(), data.display());
-    format!(
-        "Global:
-  pretrained_model: {model}
-PostProcess:
-  name: DBPostProcess
-  thresh: 0.3
-  box_thresh: 0.6
-  max_candidates: 1000
-  unclip_ratio: 1.5
-Metric:
-  name: DetMetric
-  main_indicator: hmean
-Eval:
-  dataset:
-    name: SimpleDataSet
-    data_dir: {data}
-    label_file_list: [{data}/label.txt]
-    transforms:
-      - DecodeImage:
-          img_mode: BGR
-          channel_first: False
-      - DetLabelEncode:
-      - DetResizeForTest:
-          limit_side_len: 320
-          limit_type: max
-      - NormalizeImage:
-          scale: 1./255.
-          mean: [0.485, 0.456, 0.406]
-          std: [0.229, 0.224, 0.225]
-          order: 'hwc'
-      - ToCHWImage:
-      - KeepKeys:
-          keep_keys: ['image', 'shape', 'polys', 'ignore_tags']
-  loader:
-    shuffle: False
-    drop_last: False
-    batch_size_per_card: 1
-    num_workers: 2
-Sensitivity:
+    common::det_config(
+        model,
+        data,
+        &format!(
+            "Sensitivity:
   ratios: [0.2, 0.5]
   criterion: l1_norm
   metric: hmean
@@ -178,5 +177,6 @@ Prune:
   max_model_loss: {MAX_MODEL_LOSS}
   export: true
 "
+        ),
     )
 }

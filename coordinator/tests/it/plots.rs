@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use sensgrid_coordinator::planning;
 use sensgrid_coordinator::plots::{self, Cell, Grid, Group, PlannedGroup};
 use sensgrid_coordinator::results::RunResults;
 use sensgrid_proto::v1 as pb;
@@ -301,6 +302,9 @@ fn probed_run() -> pb::GetRunResponse {
             "flops_before": 1_000_000.0, "flops_after": flops_after,
             "params_before": 50_000.0, "params_after": flops_after / 20.0,
             "latency_ms_before": 40.0, "latency_ms_after": latency_after,
+            // The spread and paired figures a latency target may be judged by (see `planning::measurement`).
+            "latency_ms_before_min": 39.0, "latency_ms_after_max": latency_after + 1.0,
+            "latency_reduction": 1.0 - latency_after / 40.0,
         })
     };
     let probe = |step: u32, state: &str, plan: serde_json::Value, hmean: f64, flops_after: f64, latency: f64| {
@@ -392,6 +396,9 @@ fn probes_are_tabled_and_drawn_with_the_chosen_one_marked() {
     }
     let loss = |hmean: f64| (0.8 - hmean) / 0.8;
 
+    eprintln!("TMPSAMPLE\n{}", std::fs::read_to_string(out.path().join("probes.csv")).unwrap());
+    eprintln!("TMPSAMPLE\n{}", std::fs::read_to_string(out.path().join("probes.json")).unwrap());
+    std::fs::copy(out.path().join("tradeoff.png"), "/tmp/tradeoff.png").unwrap();
     let mut csv = csv::Reader::from_path(out.path().join("probes.csv")).unwrap();
     let header: Vec<String> = csv.headers().unwrap().iter().map(str::to_owned).collect();
     assert_eq!(
@@ -434,8 +441,23 @@ fn probes_are_tabled_and_drawn_with_the_chosen_one_marked() {
     assert_eq!(column("flops_after"), ["900000", "800000", "700000", "550000", ""]);
     assert_eq!(column("worker"), ["gpu-a", "gpu-a", "gpu-a", "gpu-a", ""]);
     let chosen = &rows[2];
-    assert_eq!(chosen["flops_reduction"].parse::<f64>().unwrap(), 0.3);
-    assert_eq!(chosen["latency_reduction"].parse::<f64>().unwrap(), 1.0 - 31.0 / 40.0);
+    assert_eq!(
+        chosen["flops_reduction"].parse::<f64>().unwrap(),
+        1.0 - 700_000.0 / 1_000_000.0
+    );
+    // The latency reduction is the search's own reading of the probe's report.
+    let chosen_result: serde_json::Value = run
+        .jobs
+        .iter()
+        .find(|j| j.probe_step == 3)
+        .map(|j| serde_json::from_str(&j.result_json).unwrap())
+        .unwrap();
+    let searched = planning::measurement(3, &chosen_result, 0.8, "hmean").unwrap();
+    assert_eq!(
+        chosen["latency_reduction"].parse::<f64>().unwrap(),
+        searched.latency_reduction
+    );
+    assert_eq!(searched.loss, loss(0.7912));
     assert_eq!(chosen["loss"].parse::<f64>().unwrap(), loss(0.7912));
     assert_eq!(chosen["hmean"], "0.7912");
     assert_eq!(chosen["plan"], r#"{"a":0.2,"b":0.1,"c":0.0}"#);
@@ -470,7 +492,7 @@ fn probes_are_tabled_and_drawn_with_the_chosen_one_marked() {
         (number("loss_margin") - (0.02 - loss(0.7912))).abs() < 1e-12,
         "{target}"
     );
-    assert_eq!(number("flops_reduction"), 0.3);
+    assert_eq!(number("flops_reduction"), 1.0 - 700_000.0 / 1_000_000.0);
 
     let tradeoff = results.tradeoff().unwrap();
     let points: Vec<(u32, bool)> = tradeoff.points.iter().map(|p| (p.step, p.chosen)).collect();
@@ -505,5 +527,20 @@ fn probes_are_tabled_and_drawn_with_the_chosen_one_marked() {
     assert!(
         text.contains("hmean") && text.contains("det (run 21)"),
         "the title names the run and metric"
+    );
+
+    // A latency target: the x axis is the measured latency reduction, with the target drawn upright.
+    let latency = plots::tradeoff::Tradeoff {
+        axis: plots::tradeoff::Axis::Latency,
+        reduction_target: Some(0.2),
+        ..tradeoff
+    };
+    let out = tempfile::tempdir().unwrap();
+    plots::tradeoff::write(&latency, out.path()).unwrap();
+    let svg = std::fs::read_to_string(out.path().join("tradeoff.svg")).unwrap();
+    roxmltree::Document::parse(&svg).expect("tradeoff.svg is XML");
+    assert!(
+        svg.contains("latency_reduction 0.2") && svg.contains("latency reduction"),
+        "{svg}"
     );
 }

@@ -408,3 +408,50 @@ pub fn succeed_output(command: &mut Command) -> std::process::Output {
 pub fn succeed(command: &mut Command) -> String {
     String::from_utf8(succeed_output(command).stdout).unwrap()
 }
+
+/// examples/configs/det_ppocrv3.yml's Global, PostProcess, Metric and Eval sections for `model` on the
+/// synthetic set in `data`, its images at most 320 pixels a side (a cell takes a second or two), followed by
+/// `sections` (the test's own Sensitivity and Prune).
+pub fn det_config(model: &Path, data: &Path, sections: &str) -> String {
+    let (model, data) = (model.display(), data.display());
+    format!(
+        "Global:
+  pretrained_model: {model}
+PostProcess:
+  name: DBPostProcess
+  thresh: 0.3
+  box_thresh: 0.6
+  max_candidates: 1000
+  unclip_ratio: 1.5
+Metric:
+  name: DetMetric
+  main_indicator: hmean
+Eval:
+  dataset:
+    name: SimpleDataSet
+    data_dir: {data}
+    label_file_list: [{data}/label.txt]
+    transforms:
+      - DecodeImage:
+          img_mode: BGR
+          channel_first: False
+      - DetLabelEncode:
+      - DetResizeForTest:
+          limit_side_len: 320
+          limit_type: max
+      - NormalizeImage:
+          scale: 1./255.
+          mean: [0.485, 0.456, 0.406]
+          std: [0.229, 0.224, 0.225]
+          order: 'hwc'
+      - ToCHWImage:
+      - KeepKeys:
+          keep_keys: ['image', 'shape', 'polys', 'ignore_tags']
+  loader:
+    shuffle: False
+    drop_last: False
+    batch_size_per_card: 1
+    num_workers: 2
+{sections}"
+    )
+}
