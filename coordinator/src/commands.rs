@@ -275,6 +275,7 @@ pub async fn status(args: StatusArgs) -> Result<()> {
                 "run_id": run_id, "state": p.state, "error": p.error,
                 "baseline": job_state("baseline"), "export": job_state("export"),
                 "cells": {"total": p.cells_total, "finished": p.cells_finished, "by_state": p.by_state},
+                "probes": {"total": p.probes_total, "finished": p.probes_finished},
                 "eval_samples": spec.eval_samples,
                 "early_stop": spec.early_stop_loss.map(|loss| json!({"loss": loss, "skipped": early_stopped})),
                 "precision": spec.precision(),
@@ -301,6 +302,12 @@ pub async fn status(args: StatusArgs) -> Result<()> {
         p.cells_total,
         states.join(", ")
     );
+    if p.probes_total > 0 {
+        println!(
+            "  probes: {}/{} finished (candidate plans of the measured Prune target)",
+            p.probes_finished, p.probes_total
+        );
+    }
     match spec.eval_samples {
         Some(subset) => println!(
             "  eval set: {} of {} samples (Sensitivity.seed {})",
@@ -356,7 +363,12 @@ pub async fn watch_run(admin: &mut AdminClient, run_id: i64) -> Result<()> {
         let p = Progress::of(&run);
         bar.set_length(p.cells_total);
         bar.set_position(p.cells_finished);
-        let message = format!("{}; active workers: {}", p.state, describe_workers(&p.workers));
+        let message = format!(
+            "{}{}; active workers: {}",
+            p.state,
+            p.probes_text(),
+            describe_workers(&p.workers)
+        );
         bar.set_message(message.clone());
         let line = format!(
             "run {run_id}: {}/{} cells, {message}, elapsed {}, ETA {}",
@@ -425,15 +437,22 @@ pub async fn write_results(admin: &mut AdminClient, run_id: i64, out: &Path) -> 
 pub struct PlanArgs {
     run: i64,
     /// PaddleSlim's loss threshold: per group, the largest ratio whose loss stays under it (interpolated).
-    #[arg(
-        long,
-        conflicts_with = "flops_reduction",
-        required_unless_present = "flops_reduction"
-    )]
+    #[arg(long, conflicts_with_all = ["flops_reduction", "max_model_loss", "latency_reduction"])]
     max_loss: Option<f64>,
-    /// The share of FLOPs to remove: the smallest loss threshold whose plan removes at least this much.
-    #[arg(long)]
+    /// The share of FLOPs to remove: alone, the smallest loss threshold whose plan removes at least this much;
+    /// with --max-model-loss, the least cut that removes it, its loss measured.
+    #[arg(long, conflicts_with = "latency_reduction")]
     flops_reduction: Option<f64>,
+    /// The exported model's loss, measured on the eval set: the run searches candidate plans with probe jobs
+    /// (it runs again until the plan and export are done; `coordinator watch RUN` follows it).
+    #[arg(long)]
+    max_model_loss: Option<f64>,
+    /// The share of the latency to remove, measured on the workers' device by probe jobs.
+    #[arg(long)]
+    latency_reduction: Option<f64>,
+    /// With a measured target: stop the search once its bracket's FLOPs reductions are this close.
+    #[arg(long)]
+    tolerance: Option<f64>,
     /// Queue the export job by this plan (prune, evaluate, measure latency, upload the pruned model).
     #[arg(long)]
     export: bool,
@@ -443,10 +462,17 @@ pub struct PlanArgs {
 
 pub async fn plan(args: PlanArgs) -> Result<()> {
     let mut admin = args.connection.admin().await?;
+    let measured = args.max_model_loss.is_some() || args.latency_reduction.is_some();
     let target = match (args.max_loss, args.flops_reduction) {
         (Some(loss), _) => pb::plan_run_request::Target::MaxLoss(loss),
+        _ if measured => pb::plan_run_request::Target::Measured(pb::MeasuredTarget {
+            max_model_loss: args.max_model_loss,
+            flops_reduction: args.flops_reduction,
+            latency_reduction: args.latency_reduction,
+            tolerance: args.tolerance,
+        }),
         (None, Some(share)) => pb::plan_run_request::Target::FlopsReduction(share),
-        (None, None) => bail!("set --max-loss or --flops-reduction"),
+        (None, None) => bail!("set --max-loss, --flops-reduction, --max-model-loss or --latency-reduction"),
     };
     let planned = admin
         .plan_run(pb::PlanRunRequest {
@@ -457,6 +483,17 @@ pub async fn plan(args: PlanArgs) -> Result<()> {
         .await
         .context("PlanRun")?
         .into_inner();
+    if measured {
+        eprintln!(
+            "run {}: searching the measured target with probes; `coordinator watch {}` follows it, `coordinator \
+             results {} --out DIR` then writes the plan{}",
+            args.run,
+            args.run,
+            args.run,
+            if args.export { " and the pruned model" } else { "" }
+        );
+        return Ok(());
+    }
     let reduction = 1.0 - planned.flops_after as f64 / planned.flops_before.max(1) as f64;
     eprintln!(
         "run {}: loss threshold {}, FLOPs {} -> {} ({:.1}% fewer){}",

@@ -1,5 +1,5 @@
-//! A run's progress from `GetRun`: cells finished, by state, the workers holding its leases, elapsed time and
-//! an ETA. `coordinator status` and `watch` print it; the dashboard's JSON API serves it.
+//! A run's progress from `GetRun`: cells finished, by state, probes finished (a measured `Prune` target), the
+//! workers holding its leases, elapsed time and an ETA. `coordinator status` and `watch` print it; the dashboard's JSON API serves it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,6 +17,9 @@ pub struct Progress {
     pub cells_finished: u64,
     /// Cells by state.
     pub by_state: BTreeMap<String, u64>,
+    /// Probe jobs queued so far (the search adds them round by round), and those in a final state.
+    pub probes_total: u64,
+    pub probes_finished: u64,
     /// The workers holding a lease on one of its jobs.
     pub workers: Vec<i64>,
     pub elapsed: Duration,
@@ -54,6 +57,7 @@ impl Progress {
             .iter()
             .filter(|j| !j.leased_at.is_empty() && final_state(&j.state))
             .count() as u64;
+        let probes: Vec<&pb::JobStatus> = run.jobs.iter().filter(|j| j.kind == "probe").collect();
         let remaining = cells.len() as u64 - finished;
         let eta = (computed > 0 && run.state == "running").then(|| elapsed.mul_f64(remaining as f64 / computed as f64));
         Self {
@@ -63,12 +67,23 @@ impl Progress {
             cells_total: cells.len() as u64,
             cells_finished: finished,
             by_state,
+            probes_total: probes.len() as u64,
+            probes_finished: probes.iter().filter(|j| final_state(&j.state)).count() as u64,
             workers,
             elapsed,
             eta,
             error: summary.error,
             created_at: summary.created_at,
             finished_at: summary.finished_at,
+        }
+    }
+
+    /// ", 3/6 probes" once the run has probes, else nothing: what `watch` adds to its line.
+    pub fn probes_text(&self) -> String {
+        if self.probes_total == 0 {
+            String::new()
+        } else {
+            format!(", {}/{} probes", self.probes_finished, self.probes_total)
         }
     }
 
@@ -81,6 +96,8 @@ impl Progress {
             "cells_total": self.cells_total,
             "cells_finished": self.cells_finished,
             "by_state": self.by_state,
+            "probes_total": self.probes_total,
+            "probes_finished": self.probes_finished,
             "active_workers": self.workers,
             "elapsed_s": self.elapsed.as_secs_f64(),
             "eta_s": self.eta.map(|d| d.as_secs_f64()),

@@ -16,10 +16,10 @@ use super::dispatcher::DispatcherHandle;
 use super::pipeline::PipelineHandle;
 use crate::clock::Clock;
 use crate::planning::{self, PlanRequest};
-use crate::spec::{PruneTarget, RunSpec};
+use crate::spec::{MeasuredSpec, PruneSpec, PruneTarget, RunSpec};
 use crate::store::{
     JobKind, JobState, JobStore, RunCancelOutcome, RunCancelParams, RunCreateParams, RunId, RunPlanOutcome,
-    RunPlanParams, RunState, RunSummary,
+    RunPlanParams, RunReplanParams, RunState, RunSummary,
 };
 
 /// The admin service.
@@ -50,6 +50,93 @@ impl<S: JobStore> AdminApi<S> {
             pipeline,
             artifacts,
         }
+    }
+
+    /// `PlanRun` with a measured target: the run's spec takes it as its `Prune` target and the run goes back to
+    /// its pipeline, which searches with probes (those measured already count) and plans; nothing is planned
+    /// here.
+    async fn replan(
+        &self,
+        run_id: RunId,
+        target: &pb::MeasuredTarget,
+        export: bool,
+    ) -> Result<pb::PlanRunResponse, Status> {
+        let measured = MeasuredSpec {
+            max_model_loss: target.max_model_loss,
+            flops_reduction: target.flops_reduction,
+            latency_reduction: target.latency_reduction,
+            tolerance: target
+                .tolerance
+                .unwrap_or(sensgrid_eval::config::MeasuredTarget::DEFAULT_TOLERANCE),
+        };
+        if measured.flops_reduction.is_some() && measured.latency_reduction.is_some() {
+            return Err(Status::invalid_argument(
+                "measured: set one of flops_reduction and latency_reduction, not both",
+            ));
+        }
+        if measured.max_model_loss.is_none() && measured.latency_reduction.is_none() {
+            return Err(Status::invalid_argument(
+                "measured: set max_model_loss or latency_reduction (flops_reduction alone is the table's target)",
+            ));
+        }
+        measured
+            .target()
+            .validate()
+            .map_err(|e| Status::invalid_argument(format!("measured: {e}")))?;
+        let run = self.run(run_id).await?;
+        let jobs = self
+            .store
+            .job_list_by_run(run_id)
+            .await
+            .map_err(convert::store_status)?;
+        if let Some(job) = jobs.iter().find(|j| j.kind != JobKind::Export && !j.state.is_final()) {
+            return Err(Status::failed_precondition(format!(
+                "run {run_id} still has unfinished jobs (job {}, {}): plan once its grid (and its probes) are done",
+                job.id,
+                convert::job_kind_name(job.kind)
+            )));
+        }
+        if jobs
+            .iter()
+            .any(|j| j.kind == JobKind::Export && j.state == JobState::Leased)
+        {
+            return Err(Status::failed_precondition(format!(
+                "run {run_id}'s export is running: plan again once it has ended"
+            )));
+        }
+        let mut spec = RunSpec::from_json(&run.spec).map_err(Status::failed_precondition)?;
+        spec.prune = Some(PruneSpec {
+            target: PruneTarget::Measured(measured),
+            export,
+        });
+        let spec_json = serde_json::to_value(&spec).map_err(|e| Status::internal(format!("the spec: {e}")))?;
+        let outcome = self
+            .store
+            .run_replan(RunReplanParams {
+                run_id,
+                spec: spec_json,
+            })
+            .await
+            .map_err(convert::store_status)?;
+        match outcome {
+            RunPlanOutcome::Planned => {}
+            RunPlanOutcome::NotPlannable(state) => {
+                return Err(Status::failed_precondition(format!(
+                    "run {run_id} is {}: only a running or done run is planned",
+                    convert::run_state_name(state)
+                )));
+            }
+            RunPlanOutcome::NotFound => {
+                return Err(Status::not_found(format!("run_id: run {run_id} does not exist")));
+            }
+        }
+        self.pipeline.wake();
+        Ok(pb::PlanRunResponse {
+            plan_json: String::new(),
+            max_loss: 0.0,
+            flops_before: spec.flops,
+            flops_after: 0,
+        })
     }
 
     async fn run(&self, run_id: RunId) -> Result<crate::store::Run, Status> {
@@ -189,6 +276,9 @@ impl<S: JobStore> AdminService for AdminApi<S> {
                 return Err(Status::invalid_argument(format!(
                     "flops_reduction: expected a share in (0, 1), got {share}"
                 )));
+            }
+            Some(pb::plan_run_request::Target::Measured(m)) => {
+                return self.replan(run_id, &m, request.export).await.map(Response::new);
             }
             None => return Err(Status::invalid_argument("target: set max_loss or flops_reduction")),
         };

@@ -809,6 +809,14 @@ pub struct RunPlanParams {
     pub export: bool,
 }
 
+/// [`JobStore::run_replan`]'s parameters.
+#[derive(Clone, Debug)]
+pub struct RunReplanParams {
+    pub run_id: RunId,
+    /// The run's spec with its new `Prune` target.
+    pub spec: Value,
+}
+
 /// What [`JobStore::run_plan`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunPlanOutcome {
@@ -930,6 +938,12 @@ pub trait JobStore: Clone + Send + Sync + 'static {
     /// Stores a run's plan and, when asked, queues its export job (replacing an earlier one), making a
     /// finished run running again until that export ends. See [`RunPlanOutcome`].
     fn run_plan(&self, params: RunPlanParams) -> impl Future<Output = Result<RunPlanOutcome>> + Send;
+
+    /// Gives a running or done run a new spec (a new `Prune` target) and hands it back to the pipeline to plan
+    /// again: its plan is cleared, its export job (unless leased) removed, and it runs until it ends anew; its
+    /// cells and probes stay. A leased export, or a cancelled or failed run, leaves everything as it is
+    /// ([`RunPlanOutcome::NotPlannable`] with the state; the caller refuses a leased export first).
+    fn run_replan(&self, params: RunReplanParams) -> impl Future<Output = Result<RunPlanOutcome>> + Send;
 
     /// The worker with this id, if any.
     fn worker_get(&self, id: WorkerId) -> impl Future<Output = Result<Option<Worker>>> + Send;

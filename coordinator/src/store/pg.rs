@@ -18,7 +18,7 @@ use super::{
     JobClaimParams, JobCompleteParams, JobCounts, JobFailParams, JobHeartbeatParams, JobId, JobProbeAddParams,
     JobRescueExpiredParams, JobSkipParams, JobState, JobStore, Lease, RescueOutcome, RescuedJob, Result, Run,
     RunCancelOutcome, RunCancelParams, RunCreateParams, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams,
-    RunState, RunSummary, StoreError, Worker, WorkerId, WorkerRegisterParams, WorkerSummary,
+    RunReplanParams, RunState, RunSummary, StoreError, Worker, WorkerId, WorkerRegisterParams, WorkerSummary,
 };
 
 /// The query files, by name.
@@ -614,6 +614,25 @@ impl JobStore for PgStore {
             return Ok(RunPlanOutcome::NotFound);
         };
         Ok(if row.try_get::<i64, _>("planned").map_err(get)? == 1 {
+            RunPlanOutcome::Planned
+        } else {
+            RunPlanOutcome::NotPlannable(prior)
+        })
+    }
+
+    async fn run_replan(&self, params: RunReplanParams) -> Result<RunPlanOutcome> {
+        const OP: &str = "run_replan";
+        let row = sqlx::query(sql(OP))
+            .bind(params.run_id.0)
+            .bind(&params.spec)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        let get = |e| backend(OP)(e);
+        let Some(prior) = row.try_get::<Option<RunState>, _>("prior_state").map_err(get)? else {
+            return Ok(RunPlanOutcome::NotFound);
+        };
+        Ok(if row.try_get::<i64, _>("replanned").map_err(get)? == 1 {
             RunPlanOutcome::Planned
         } else {
             RunPlanOutcome::NotPlannable(prior)

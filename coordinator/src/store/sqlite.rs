@@ -51,8 +51,8 @@ use super::{
     HeartbeatOutcome, Job, JobClaimParams, JobCompleteParams, JobCounts, JobFailParams, JobHeartbeatParams, JobId,
     JobKind, JobProbeAddParams, JobRescueExpiredParams, JobSkipParams, JobState, JobStore, Lease, RescueOutcome,
     RescuedJob, Result, Run, RunCancelOutcome, RunCancelParams, RunCreateParams, RunFinishParams, RunId,
-    RunPlanOutcome, RunPlanParams, RunState, RunSummary, StoreError, Worker, WorkerId, WorkerRegisterParams,
-    WorkerSummary,
+    RunPlanOutcome, RunPlanParams, RunReplanParams, RunState, RunSummary, StoreError, Worker, WorkerId,
+    WorkerRegisterParams, WorkerSummary,
 };
 
 /// Every migration in `migrations/sqlite/`, embedded at compile time; [`SqliteStore::open`] applies them.
@@ -882,6 +882,41 @@ impl JobStore for SqliteStore {
                     .map_err(backend(OP))?;
             }
         }
+        tx.commit().await.map_err(backend(OP))?;
+        Ok(RunPlanOutcome::Planned)
+    }
+
+    async fn run_replan(&self, params: RunReplanParams) -> Result<RunPlanOutcome> {
+        const OP: &str = "run_replan";
+        let (_turn, mut tx) = self.write(OP).await?;
+        let run: Option<(RunState, Option<Value>)> = sqlx::query_as(sql("run_state_plan"))
+            .bind(params.run_id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend(OP))?;
+        let prior = match run {
+            None => return Ok(RunPlanOutcome::NotFound),
+            Some((state, _)) => state,
+        };
+        let export_leased: i64 = sqlx::query_scalar(sql("job_export_leased"))
+            .bind(params.run_id.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend(OP))?;
+        if !matches!(prior, RunState::Running | RunState::Done) || export_leased > 0 {
+            return Ok(RunPlanOutcome::NotPlannable(prior));
+        }
+        sqlx::query(sql("job_delete_export"))
+            .bind(params.run_id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend(OP))?;
+        sqlx::query(sql(OP))
+            .bind(params.run_id.0)
+            .bind(&params.spec)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend(OP))?;
         tx.commit().await.map_err(backend(OP))?;
         Ok(RunPlanOutcome::Planned)
     }

@@ -36,7 +36,11 @@ async fn migrations_apply_enforce_and_revert(pool: PgPool) {
         enum_labels(&pool, "job_state").await,
         ["queued", "leased", "done", "failed", "cancelled", "skipped"]
     );
-    assert_eq!(enum_labels(&pool, "job_kind").await, ["baseline", "cell", "export"]);
+    // 0003 puts 'probe' before 'export', so that the claim's ORDER BY kind still dispatches the export last.
+    assert_eq!(
+        enum_labels(&pool, "job_kind").await,
+        ["baseline", "cell", "probe", "export"]
+    );
 
     let digest = "0".repeat(64);
     sqlx::query(
@@ -114,6 +118,15 @@ async fn migrations_apply_enforce_and_revert(pool: PgPool) {
         (
             "INSERT INTO job (run_id, kind, available_at, created_at) VALUES ($1, 'baseline', $2, $2)",
             "job_one_baseline",
+        ),
+        // A probe has its chain step and its plan (0004), and nothing else has either.
+        (
+            "INSERT INTO job (run_id, kind, probe_step, available_at, created_at) VALUES ($1, 'probe', 1, $2, $2)",
+            "job_probe_has_step_and_plan",
+        ),
+        (
+            "INSERT INTO job (run_id, kind, plan, available_at, created_at) VALUES ($1, 'export', '{}', $2, $2)",
+            "job_probe_has_step_and_plan",
         ),
     ] {
         let err = sqlx::query(sql)

@@ -302,8 +302,7 @@ fn probed_run() -> pb::GetRunResponse {
             "flops_before": 1_000_000.0, "flops_after": flops_after,
             "params_before": 50_000.0, "params_after": flops_after / 20.0,
             "latency_ms_before": 40.0, "latency_ms_after": latency_after,
-            // The spread and paired figures a latency target may be judged by (see `planning::measurement`).
-            "latency_ms_before_min": 39.0, "latency_ms_after_max": latency_after + 1.0,
+            // The worker's own estimate, which a latency target is judged by (see `planning::measurement`).
             "latency_reduction": 1.0 - latency_after / 40.0,
         })
     };
@@ -396,9 +395,6 @@ fn probes_are_tabled_and_drawn_with_the_chosen_one_marked() {
     }
     let loss = |hmean: f64| (0.8 - hmean) / 0.8;
 
-    eprintln!("TMPSAMPLE\n{}", std::fs::read_to_string(out.path().join("probes.csv")).unwrap());
-    eprintln!("TMPSAMPLE\n{}", std::fs::read_to_string(out.path().join("probes.json")).unwrap());
-    std::fs::copy(out.path().join("tradeoff.png"), "/tmp/tradeoff.png").unwrap();
     let mut csv = csv::Reader::from_path(out.path().join("probes.csv")).unwrap();
     let header: Vec<String> = csv.headers().unwrap().iter().map(str::to_owned).collect();
     assert_eq!(

@@ -16,9 +16,9 @@ use sensgrid_coordinator::store::sqlite::SqliteStore;
 use sensgrid_coordinator::store::{
     ArtifactPutOutcome, ArtifactPutParams, Backoff, CellSpec, ClaimAffinity, ClaimedJob, CompleteOutcome, FailOutcome,
     HeartbeatOutcome, Job, JobClaimParams, JobCompleteParams, JobCompletion, JobFailParams, JobHeartbeatParams, JobId,
-    JobKind, JobRescueExpiredParams, JobSkipParams, JobState, JobStore, Lease, RescueOutcome, RunCancelOutcome,
-    RunCancelParams, RunCreateParams, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams, RunState, StoreError,
-    WorkerId, WorkerRegisterParams,
+    JobKind, JobProbeAddParams, JobRescueExpiredParams, JobSkipParams, JobState, JobStore, Lease, RescueOutcome,
+    RunCancelOutcome, RunCancelParams, RunCreateParams, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams,
+    RunReplanParams, RunState, StoreError, WorkerId, WorkerRegisterParams,
 };
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -1415,6 +1415,151 @@ pub mod run_plan {
     }
 }
 
+pub mod job_probe_add {
+    use super::*;
+
+    /// Probes queue once per step, carry their plan to the claim's reader, go after the cells in dispatch, and
+    /// are refused once the run is planned or over; a bad step is refused by name.
+    pub async fn queues_each_step_once_until_the_run_is_planned<S: JobStore>(t: Bundle<S>) {
+        let run = create_run(&t, &[("a", 0.5)], true, 3).await;
+        let now = t.clock.now();
+        let worker = register(&t.store, now, "w").await;
+        let plan = |r: f64| json!({"a": r});
+        let add = |probes: Vec<(u32, Value)>| JobProbeAddParams {
+            now,
+            run_id: run,
+            probes,
+        };
+        assert_eq!(
+            t.store
+                .job_probe_add(add(vec![(2, plan(0.5)), (1, plan(0.25))]))
+                .await
+                .unwrap(),
+            2
+        );
+        // A restarted pipeline queuing the same round again adds only what is new.
+        assert_eq!(
+            t.store
+                .job_probe_add(add(vec![(2, plan(0.5)), (3, plan(0.75))]))
+                .await
+                .unwrap(),
+            1
+        );
+        for bad in [vec![(0, plan(0.1))], vec![(4, plan(0.1)), (4, plan(0.2))]] {
+            let error = t.store.job_probe_add(add(bad)).await.unwrap_err();
+            assert!(
+                matches!(error, StoreError::InvalidInput { ref field, .. } if field.starts_with("probes[")),
+                "{error}"
+            );
+        }
+        let jobs = t.store.job_list_by_run(run).await.unwrap();
+        let probes: Vec<(Option<u32>, Option<Value>)> = jobs
+            .iter()
+            .filter(|j| j.kind == JobKind::Probe)
+            .map(|j| (j.probe_step, j.plan.clone()))
+            .collect();
+        assert_eq!(
+            probes,
+            [
+                (Some(2), Some(plan(0.5))),
+                (Some(1), Some(plan(0.25))),
+                (Some(3), Some(plan(0.75)))
+            ]
+        );
+        let kinds: Vec<JobKind> = claim(&t.store, now, &[worker, worker, worker, worker, worker])
+            .await
+            .iter()
+            .map(|c| c.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                JobKind::Baseline,
+                JobKind::Cell,
+                JobKind::Probe,
+                JobKind::Probe,
+                JobKind::Probe
+            ],
+            "the export waits for the probes"
+        );
+        let planned = RunPlanParams {
+            now,
+            run_id: run,
+            plan: plan(0.5),
+            export: false,
+        };
+        t.store.run_plan(planned).await.unwrap();
+        assert_eq!(
+            t.store.job_probe_add(add(vec![(5, plan(0.1))])).await.unwrap(),
+            0,
+            "planned"
+        );
+    }
+}
+
+pub mod run_replan {
+    use super::*;
+
+    /// A done run takes a new spec and runs again with no plan and no export; its cells stay. A leased
+    /// export, a cancelled run and a missing one are refused.
+    pub async fn reopens_a_finished_run_without_its_plan_and_export<S: JobStore>(t: Bundle<S>) {
+        let run = create_run(&t, &[("a", 0.5)], false, 3).await;
+        let now = t.clock.now();
+        let worker = register(&t.store, now, "w").await;
+        let planned = |export| RunPlanParams {
+            now,
+            run_id: run,
+            plan: json!({"a": 0.5}),
+            export,
+        };
+        t.store.run_plan(planned(true)).await.unwrap();
+        let spec = json!({"name": "replanned", "metric": "hmean"});
+        let replan = |run_id| RunReplanParams {
+            run_id,
+            spec: spec.clone(),
+        };
+        for _ in 0..2 {
+            let job = claim_one(&t.store, now, worker).await.unwrap(); // baseline, cell
+            complete(&t.store, now, &[(job.lease, json!({"metrics": {"hmean": 0.5}}))]).await;
+        }
+        let export = claim_one(&t.store, now, worker).await.expect("the export");
+        assert_eq!(
+            t.store.run_replan(replan(run)).await.unwrap(),
+            RunPlanOutcome::NotPlannable(RunState::Running),
+            "the export is leased"
+        );
+        t.store
+            .job_fail(JobFailParams {
+                now,
+                lease: export.lease,
+                error: "gone".into(),
+                retryable: false,
+                backoff: BACKOFF,
+            })
+            .await
+            .unwrap();
+        assert_eq!(t.store.run_replan(replan(run)).await.unwrap(), RunPlanOutcome::Planned);
+        let stored = t.store.run_get(run).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.state, stored.plan, stored.spec),
+            (RunState::Running, None, spec.clone())
+        );
+        let jobs = t.store.job_list_by_run(run).await.unwrap();
+        assert!(jobs.iter().all(|j| j.kind != JobKind::Export), "the export stayed");
+        assert_eq!(jobs.len(), 2, "baseline and cell stay");
+
+        t.store.run_cancel(RunCancelParams { now, run_id: run }).await.unwrap();
+        assert_eq!(
+            t.store.run_replan(replan(run)).await.unwrap(),
+            RunPlanOutcome::NotPlannable(RunState::Cancelled)
+        );
+        assert_eq!(
+            t.store.run_replan(replan(RunId(run.0 + 1000))).await.unwrap(),
+            RunPlanOutcome::NotFound
+        );
+    }
+}
+
 pub mod run_list {
     use super::*;
 
@@ -1609,12 +1754,14 @@ macro_rules! conformance_cases {
                 fails_the_last_attempt_and_respects_the_limit,
                 reclaims_after_the_lease_with_the_next_attempt,
             }
+            job_probe_add { queues_each_step_once_until_the_run_is_planned }
             job_skip { skips_queued_cells_above_the_ratio_only }
             run_cancel { stops_dispatch_and_refuses_the_leased_result }
             run_create { stores_the_run_and_its_grid }
             run_finish { fails_a_run_and_skips_what_is_left }
             run_list { counts_jobs_by_state_and_filters }
             run_plan { stores_the_plan_and_queues_one_export }
+            run_replan { reopens_a_finished_run_without_its_plan_and_export }
             worker_list { lists_leases_and_records_who_completed }
             worker_register { gives_each_worker_an_id }
         }

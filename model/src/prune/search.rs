@@ -155,6 +155,31 @@ pub struct Target {
     pub tolerance: f64,
 }
 
+impl Target {
+    /// # Errors
+    /// A target with neither bound, a bound outside (0, 1) or a tolerance outside [0, 1), naming it.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |what: String| Err(ModelError::Invalid(what));
+        if self.max_model_loss.is_none() && self.reduction.is_none() {
+            return invalid("a measured target needs max_model_loss or a reduction".into());
+        }
+        let bounds = self
+            .max_model_loss
+            .map(|x| ("max_model_loss", x))
+            .into_iter()
+            .chain(self.reduction.map(|r| (r.name(), r.share())));
+        for (name, value) in bounds {
+            if !(value > 0.0 && value < 1.0) {
+                return invalid(format!("{name} {value} is outside (0, 1)"));
+            }
+        }
+        if !(self.tolerance >= 0.0 && self.tolerance < 1.0) {
+            return invalid(format!("tolerance {} is outside [0, 1)", self.tolerance));
+        }
+        Ok(())
+    }
+}
+
 /// One probe's result.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Measured {
@@ -197,7 +222,12 @@ pub fn decide(
     workers: usize,
     flops_reduction: &mut dyn FnMut(usize) -> Result<f64>,
 ) -> Result<Decision> {
-    check(target, len)?;
+    if len == 0 {
+        return Err(ModelError::Invalid(
+            "the sensitivity table gives no candidate plan".into(),
+        ));
+    }
+    target.validate()?;
     let by_step: BTreeMap<usize, &Measured> = measured.iter().map(|m| (m.step, m)).collect();
     let workers = workers.max(1);
     let mut flops_of = |step: usize| -> Result<f64> {
@@ -349,30 +379,6 @@ pub fn decide(
             by_step.get(&1).map_or(f64::NAN, |m| m.loss)
         )),
     })
-}
-
-fn check(target: &Target, len: usize) -> Result<()> {
-    let invalid = |what: String| Err(ModelError::Invalid(what));
-    if len == 0 {
-        return invalid("the sensitivity table gives no candidate plan".into());
-    }
-    if target.max_model_loss.is_none() && target.reduction.is_none() {
-        return invalid("a measured target needs max_model_loss or a reduction".into());
-    }
-    let bounds = target
-        .max_model_loss
-        .map(|x| ("max_model_loss", x))
-        .into_iter()
-        .chain(target.reduction.map(|r| (r.name(), r.share())));
-    for (name, value) in bounds {
-        if !(value > 0.0 && value < 1.0) {
-            return invalid(format!("{name} {value} is outside (0, 1)"));
-        }
-    }
-    if !(target.tolerance >= 0.0 && target.tolerance < 1.0) {
-        return invalid(format!("tolerance {} is outside [0, 1)", target.tolerance));
-    }
-    Ok(())
 }
 
 /// Whether the bracket (lo, hi) needs no more probes: adjacent, or (with `hi` on the chain) the FLOPs

@@ -149,3 +149,28 @@ SELECT
     (SELECT count(*) FROM cancelled_run) AS run_cancelled,
     (SELECT count(*) FROM unfinished u JOIN cancelled_job c USING (id) WHERE u.state = 'queued') AS queued,
     (SELECT count(*) FROM unfinished u JOIN cancelled_job c USING (id) WHERE u.state = 'leased') AS leased;
+
+-- name: run_replan
+-- $1 run id, $2 spec (jsonb).
+-- A new Prune target for a running or done run whose export is not leased: the spec replaced, the plan
+-- cleared, the export job removed, the run running again. One row: the run's state before (NULL when there is
+-- no such run) and whether it was replanned.
+WITH target AS MATERIALIZED (
+    SELECT id, state FROM run WHERE id = $1 FOR UPDATE
+),
+open AS (
+    SELECT t.id FROM target t
+    WHERE t.state IN ('running', 'done')
+      AND NOT EXISTS (SELECT 1 FROM job j WHERE j.run_id = t.id AND j.kind = 'export' AND j.state = 'leased')
+),
+dropped AS (
+    DELETE FROM job j USING open o WHERE j.run_id = o.id AND j.kind = 'export'
+),
+replanned AS (
+    UPDATE run r
+    SET spec = $2, plan = NULL, state = 'running', finished_at = NULL, error = NULL
+    FROM open o
+    WHERE r.id = o.id
+    RETURNING r.id
+)
+SELECT (SELECT state FROM target) AS prior_state, (SELECT count(*) FROM replanned) AS replanned;

@@ -53,3 +53,16 @@ SET plan = $2,
     state = CASE WHEN $3 THEN 'running' ELSE state END,
     finished_at = CASE WHEN $3 THEN NULL ELSE finished_at END
 WHERE id = $1;
+
+-- name: run_replan
+-- $1 run id, $2 spec (JSON text). Run after run_state_plan in the same write transaction, for a running or done
+-- run whose export is not leased (job_export_leased): the spec replaced, the plan cleared, the run running again.
+UPDATE run SET spec = $2, plan = NULL, state = 'running', finished_at = NULL, error = NULL WHERE id = $1;
+
+-- name: job_export_leased
+-- $1 run id
+SELECT count(*) FROM job WHERE run_id = $1 AND kind = 'export' AND state = 'leased';
+
+-- name: job_delete_export
+-- $1 run id
+DELETE FROM job WHERE run_id = $1 AND kind = 'export';
