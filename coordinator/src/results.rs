@@ -389,6 +389,10 @@ impl<'a> RunResults<'a> {
             "flops_after": count("flops_after"),
             "latency_ms_before": number("latency_ms_before"),
             "latency_ms_after": number("latency_ms_after"),
+            // The median of pruned/unpruned run pairs timed back to back, and its pessimistic counterpart (the
+            // upper quartile of the ratios) that a latency target is judged by.
+            "latency_reduction": number("latency_reduction"),
+            "latency_reduction_low": number("latency_reduction_low"),
             "latency_input_shape": self.spec.input_shape,
             "device": export.get("device"),
             "pruned_model": export.get("artifact_digest"),

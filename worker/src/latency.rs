@@ -69,6 +69,9 @@ pub struct Comparison {
     /// The median over the runs of after / before, each pair timed back to back: a load or clock change that
     /// lasts longer than a pair slows both sides alike and cancels, where two separate medians would not.
     pub ratio: f64,
+    /// The upper quartile of those ratios: a pessimistic estimate, which a reduction target is judged by so
+    /// that a later measurement of the same models (the export's) reaches it too.
+    pub ratio_high: f64,
 }
 
 /// Times `before` and `after` on `input` in alternation: `warmup` untimed pairs, then `runs` (at least 1) timed
@@ -98,5 +101,6 @@ pub fn compare(
         before: Latency::of(pairs.iter().map(|p| p.0).collect()),
         after: Latency::of(pairs.iter().map(|p| p.1).collect()),
         ratio: median(&ratios),
+        ratio_high: ratios[(ratios.len() * 3 / 4).min(ratios.len() - 1)],
     })
 }
