@@ -16,7 +16,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -55,7 +54,12 @@ fn submit_watch_and_results_survive_refusals_a_smaller_cluster_and_faults_with_i
 
     // 1. Refusals, before anything reaches the coordinator.
     let tiny = scratch.join("nonzero.onnx");
-    succeed(oracle(&root).arg("unsupported-model").arg("--out").arg(&tiny));
+    succeed(
+        common::oracle_check(&root)
+            .arg("unsupported-model")
+            .arg("--out")
+            .arg(&tiny),
+    );
     let missing_labels = scratch.join("missing/label.txt");
     let refusals = [
         (
@@ -108,25 +112,7 @@ fn submit_watch_and_results_survive_refusals_a_smaller_cluster_and_faults_with_i
         ["w1", "w2"],
         "run A's cells were not shared by both workers"
     );
-    let mut check = oracle(&root);
-    check
-        .arg("results")
-        .arg(&dir_a)
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--label-file")
-        .arg(data.join("label.txt"))
-        // The config's DetResizeForTest and DBPostProcess.
-        .args(["--limit-side-len", "320", "--limit-type", "max", "--thresh", "0.3"])
-        .args([
-            "--box-thresh",
-            "0.6",
-            "--max-candidates",
-            "1000",
-            "--unclip-ratio",
-            "1.5",
-        ]);
-    let summary = succeed(&mut check);
+    let summary = succeed(&mut common::check_results(&dir_a, &data));
     eprintln!("{}", summary.trim_end());
     let csv = std::fs::read_to_string(dir_a.join("sensitivities.csv")).unwrap();
     let head: Vec<&str> = csv.lines().take(5).collect();
@@ -278,11 +264,4 @@ fn listing(dir: &Path) -> BTreeMap<String, (u64, std::time::SystemTime)> {
             )
         })
         .collect()
-}
-
-/// `scripts/oracle/e2e_check.py` in the oracle venv.
-fn oracle(root: &Path) -> Command {
-    let mut command = Command::new(root.join(".oracle/bin/python"));
-    command.arg(root.join("scripts/oracle/e2e_check.py"));
-    command
 }

@@ -15,7 +15,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -67,29 +66,12 @@ fn a_max_model_loss_run_exports_a_model_the_oracle_scores_within_it_and_survives
         1,
         "exactly one probe is the plan: {probes}"
     );
-    let mut check = Command::new(root.join(".oracle/bin/python"));
+    let mut check = common::check_results(&dir_a, &data);
     check
-        .arg(root.join("scripts/oracle/e2e_check.py"))
-        .arg("results")
-        .arg(&dir_a)
         .arg("--max-model-loss")
         .arg(MAX_MODEL_LOSS.to_string())
         .arg("--original-model")
-        .arg(&model)
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--label-file")
-        .arg(data.join("label.txt"))
-        // The config's DetResizeForTest and DBPostProcess.
-        .args(["--limit-side-len", "320", "--limit-type", "max", "--thresh", "0.3"])
-        .args([
-            "--box-thresh",
-            "0.6",
-            "--max-candidates",
-            "1000",
-            "--unclip-ratio",
-            "1.5",
-        ]);
+        .arg(&model);
     eprintln!("{}", succeed(&mut check).trim_end());
 
     // 2. Run B: A's cells imported, the coordinator killed in the probe phase.

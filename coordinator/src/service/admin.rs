@@ -118,18 +118,7 @@ impl<S: JobStore> AdminApi<S> {
             })
             .await
             .map_err(convert::store_status)?;
-        match outcome {
-            RunPlanOutcome::Planned => {}
-            RunPlanOutcome::NotPlannable(state) => {
-                return Err(Status::failed_precondition(format!(
-                    "run {run_id} is {}: only a running or done run is planned",
-                    convert::run_state_name(state)
-                )));
-            }
-            RunPlanOutcome::NotFound => {
-                return Err(Status::not_found(format!("run_id: run {run_id} does not exist")));
-            }
-        }
+        planned_or_status(run_id, outcome)?;
         self.pipeline.wake();
         Ok(pb::PlanRunResponse {
             plan_json: String::new(),
@@ -145,6 +134,18 @@ impl<S: JobStore> AdminApi<S> {
             .await
             .map_err(convert::store_status)?
             .ok_or_else(|| Status::not_found(format!("run_id: run {run_id} does not exist")))
+    }
+}
+
+/// `Ok` for a stored plan (or target); the status that says why not otherwise.
+fn planned_or_status(run_id: RunId, outcome: RunPlanOutcome) -> Result<(), Status> {
+    match outcome {
+        RunPlanOutcome::Planned => Ok(()),
+        RunPlanOutcome::NotPlannable(state) => Err(Status::failed_precondition(format!(
+            "run {run_id} is {}: only a running or done run is planned",
+            convert::run_state_name(state)
+        ))),
+        RunPlanOutcome::NotFound => Err(Status::not_found(format!("run_id: run {run_id} does not exist"))),
     }
 }
 
@@ -334,18 +335,7 @@ impl<S: JobStore> AdminService for AdminApi<S> {
             })
             .await
             .map_err(convert::store_status)?;
-        match outcome {
-            RunPlanOutcome::Planned => {}
-            RunPlanOutcome::NotPlannable(state) => {
-                return Err(Status::failed_precondition(format!(
-                    "run {run_id} is {}: not planned",
-                    convert::run_state_name(state)
-                )));
-            }
-            RunPlanOutcome::NotFound => {
-                return Err(Status::not_found(format!("run_id: run {run_id} does not exist")));
-            }
-        }
+        planned_or_status(run_id, outcome)?;
         if request.export {
             self.dispatcher.wake();
         }

@@ -110,6 +110,20 @@ fn job_from_row(op: &'static str, row: &PgRow) -> Result<Job> {
     })
 }
 
+/// What `run_plan` and `run_replan` answer from their one row: the run's state before (none: no such run) and
+/// how many runs they changed.
+fn plan_outcome(op: &'static str, row: &PgRow) -> Result<RunPlanOutcome> {
+    let get = |e| backend(op)(e);
+    let Some(prior) = row.try_get::<Option<RunState>, _>("prior_state").map_err(get)? else {
+        return Ok(RunPlanOutcome::NotFound);
+    };
+    Ok(if row.try_get::<i64, _>("planned").map_err(get)? == 1 {
+        RunPlanOutcome::Planned
+    } else {
+        RunPlanOutcome::NotPlannable(prior)
+    })
+}
+
 fn run_from_row(op: &'static str, row: &PgRow) -> Result<Run> {
     let get = |e| backend(op)(e);
     Ok(Run {
@@ -609,15 +623,7 @@ impl JobStore for PgStore {
             .fetch_one(&self.pool)
             .await
             .map_err(backend(OP))?;
-        let get = |e| backend(OP)(e);
-        let Some(prior) = row.try_get::<Option<RunState>, _>("prior_state").map_err(get)? else {
-            return Ok(RunPlanOutcome::NotFound);
-        };
-        Ok(if row.try_get::<i64, _>("planned").map_err(get)? == 1 {
-            RunPlanOutcome::Planned
-        } else {
-            RunPlanOutcome::NotPlannable(prior)
-        })
+        plan_outcome(OP, &row)
     }
 
     async fn run_replan(&self, params: RunReplanParams) -> Result<RunPlanOutcome> {
@@ -628,15 +634,7 @@ impl JobStore for PgStore {
             .fetch_one(&self.pool)
             .await
             .map_err(backend(OP))?;
-        let get = |e| backend(OP)(e);
-        let Some(prior) = row.try_get::<Option<RunState>, _>("prior_state").map_err(get)? else {
-            return Ok(RunPlanOutcome::NotFound);
-        };
-        Ok(if row.try_get::<i64, _>("replanned").map_err(get)? == 1 {
-            RunPlanOutcome::Planned
-        } else {
-            RunPlanOutcome::NotPlannable(prior)
-        })
+        plan_outcome(OP, &row)
     }
 
     async fn worker_get(&self, id: WorkerId) -> Result<Option<Worker>> {
@@ -683,7 +681,7 @@ mod tests {
     use super::*;
 
     /// Every query the store runs, by name.
-    const USED: [&str; 22] = [
+    const USED: [&str; 24] = [
         "artifact_get",
         "artifact_insert",
         "job_analyze",
@@ -693,6 +691,7 @@ mod tests {
         "job_get",
         "job_heartbeat",
         "job_list_by_run",
+        "job_probe_add",
         "job_rescue_expired",
         "job_skip",
         "ping",
@@ -702,6 +701,7 @@ mod tests {
         "run_get",
         "run_list",
         "run_plan",
+        "run_replan",
         "worker_first_unknown",
         "worker_get",
         "worker_list",

@@ -1106,7 +1106,7 @@ mod tests {
     use super::*;
 
     /// Every query the store runs, by name.
-    const USED: [&str; 30] = [
+    const USED: [&str; 35] = [
         "artifact_get",
         "artifact_insert",
         "job_accept",
@@ -1114,15 +1114,18 @@ mod tests {
         "job_claimable_group",
         "job_claimable_run",
         "job_count_unfinished",
+        "job_delete_export",
         "job_end_attempt",
         "job_end_unfinished",
         "job_expired",
+        "job_export_leased",
         "job_extend",
         "job_fence",
         "job_get",
         "job_insert",
         "job_lease",
         "job_list_by_run",
+        "job_probe_add",
         "job_reset_export",
         "job_skip",
         "ping",
@@ -1130,8 +1133,10 @@ mod tests {
         "run_get",
         "run_insert",
         "run_list",
+        "run_replan",
         "run_set_plan",
         "run_state",
+        "run_state_plan",
         "worker_first_unknown",
         "worker_get",
         "worker_list",

@@ -455,3 +455,33 @@ Eval:
 {sections}"
     )
 }
+
+/// `scripts/oracle/e2e_check.py` in the oracle venv.
+pub fn oracle_check(root: &Path) -> Command {
+    let mut command = Command::new(root.join(".oracle/bin/python"));
+    command.arg(root.join("scripts/oracle/e2e_check.py"));
+    command
+}
+
+/// `e2e_check.py results DIR` on what `coordinator results` wrote into `dir` for a run of [`det_config`] on
+/// the set in `data`: the config's DetResizeForTest and DBPostProcess settings passed on.
+pub fn check_results(dir: &Path, data: &Path) -> Command {
+    let mut command = oracle_check(&root());
+    command
+        .arg("results")
+        .arg(dir)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--label-file")
+        .arg(data.join("label.txt"))
+        .args(["--limit-side-len", "320", "--limit-type", "max", "--thresh", "0.3"])
+        .args([
+            "--box-thresh",
+            "0.6",
+            "--max-candidates",
+            "1000",
+            "--unclip-ratio",
+            "1.5",
+        ]);
+    command
+}

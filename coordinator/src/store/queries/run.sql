@@ -154,7 +154,7 @@ SELECT
 -- $1 run id, $2 spec (jsonb).
 -- A new Prune target for a running or done run whose export is not leased: the spec replaced, the plan
 -- cleared, the export job removed, the run running again. One row: the run's state before (NULL when there is
--- no such run) and whether it was replanned.
+-- no such run) and whether it was planned anew (as run_plan answers).
 WITH target AS MATERIALIZED (
     SELECT id, state FROM run WHERE id = $1 FOR UPDATE
 ),
@@ -173,4 +173,4 @@ replanned AS (
     WHERE r.id = o.id
     RETURNING r.id
 )
-SELECT (SELECT state FROM target) AS prior_state, (SELECT count(*) FROM replanned) AS replanned;
+SELECT (SELECT state FROM target) AS prior_state, (SELECT count(*) FROM replanned) AS planned;
