@@ -148,7 +148,8 @@ fn overridden_values_are_checked_and_name_the_override() {
     );
     assert_eq!(
         e("Prune={max_loss: 0.1, flops_reduction: 0.2}"),
-        "-o Prune={max_loss: 0.1, flops_reduction: 0.2}: set one of max_loss and flops_reduction, not both"
+        "-o Prune={max_loss: 0.1, flops_reduction: 0.2}: max_loss is PaddleSlim's per-group threshold and stands \
+         alone: set it, or max_model_loss / flops_reduction / latency_reduction"
     );
     assert_eq!(
         e("Global.pretrained_model=null"),

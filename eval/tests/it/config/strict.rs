@@ -89,15 +89,35 @@ fn prune_needs_exactly_one_target() {
     let e = |section: &str| error(&det_after(section), &DET_OVERRIDES);
     assert_eq!(
         e("Prune:\n  max_loss: 0.1\n  flops: 0.3\n"),
-        "det.yml:3: Prune.flops: unknown key (expected one of max_loss, flops_reduction, export)"
+        "det.yml:3: Prune.flops: unknown key (expected one of max_loss, flops_reduction, max_model_loss, \
+         latency_reduction, tolerance, export)"
     );
     assert_eq!(
         e("Prune:\n  max_loss: 0.1\n  flops_reduction: 0.3\n"),
-        "det.yml:1: Prune: set one of max_loss and flops_reduction, not both"
+        "det.yml:1: Prune: max_loss is PaddleSlim's per-group threshold and stands alone: set it, or \
+         max_model_loss / flops_reduction / latency_reduction"
+    );
+    assert_eq!(
+        e("Prune:\n  max_loss: 0.1\n  max_model_loss: 0.02\n"),
+        "det.yml:1: Prune: max_loss is PaddleSlim's per-group threshold and stands alone: set it, or \
+         max_model_loss / flops_reduction / latency_reduction"
+    );
+    assert_eq!(
+        e("Prune:\n  max_model_loss: 0.02\n  flops_reduction: 0.3\n  latency_reduction: 0.2\n"),
+        "det.yml:1: Prune: set one of flops_reduction and latency_reduction, not both"
+    );
+    assert_eq!(
+        e("Prune:\n  flops_reduction: 0.3\n  tolerance: 0.05\n"),
+        "det.yml:1: Prune: tolerance goes with max_model_loss or latency_reduction (a measured target)"
+    );
+    assert_eq!(
+        e("Prune:\n  max_model_loss: 1.5\n"),
+        "det.yml:2: Prune.max_model_loss: expected a number in (0, 1), got 1.5"
     );
     assert_eq!(
         e("Prune:\n  export: true\n"),
-        "det.yml:1: Prune: set one of max_loss and flops_reduction"
+        "det.yml:1: Prune: set one of max_loss, flops_reduction, max_model_loss and latency_reduction \
+         (max_model_loss combines with one of the reductions)"
     );
     assert_eq!(
         e("Prune:\n  max_loss: 5%\n"),
