@@ -42,13 +42,32 @@ pub struct Planned {
 impl Planned {
     /// The plan as stored with the run and sent to the export job: `{"<group key>": ratio}`.
     pub fn plan_json(&self) -> Value {
-        Value::Object(
-            self.ratios
-                .iter()
-                .filter_map(|(key, &ratio)| Some((key.clone(), Value::Number(serde_json::Number::from_f64(ratio)?))))
-                .collect(),
-        )
+        plan_json(&self.ratios)
     }
+}
+
+/// A plan as the store keeps it (the run's, a probe's): `{"<group key>": ratio}`.
+fn plan_json(ratios: &Plan) -> Value {
+    Value::Object(
+        ratios
+            .iter()
+            .filter_map(|(key, &ratio)| Some((key.clone(), Value::Number(serde_json::Number::from_f64(ratio)?))))
+            .collect(),
+    )
+}
+
+/// The run's metric in its done baseline.
+///
+/// # Errors
+///
+/// A baseline that is not done or lacks the metric.
+fn run_baseline(jobs: &[Job], metric: &str) -> Result<f64, String> {
+    let baseline = jobs
+        .iter()
+        .find(|j| j.kind == JobKind::Baseline && j.state == JobState::Done)
+        .and_then(|j| j.result.as_ref())
+        .ok_or("the baseline is not done")?;
+    sensitivity::metric(baseline, metric).ok_or_else(|| format!("the baseline has no '{metric}'"))
 }
 
 /// The sensitivities of a run's done cells on its metric.
@@ -57,12 +76,7 @@ impl Planned {
 ///
 /// A run whose baseline is not done or lacks the metric.
 pub fn run_sensitivities(jobs: &[Job], metric: &str) -> Result<Sensitivities, String> {
-    let baseline = jobs
-        .iter()
-        .find(|j| j.kind == JobKind::Baseline && j.state == JobState::Done)
-        .and_then(|j| j.result.as_ref())
-        .ok_or("the baseline is not done")?;
-    let baseline = sensitivity::metric(baseline, metric).ok_or_else(|| format!("the baseline has no '{metric}'"))?;
+    let baseline = run_baseline(jobs, metric)?;
     let cells = jobs
         .iter()
         .filter(|j| j.kind == JobKind::Cell && j.state == JobState::Done)
@@ -166,12 +180,7 @@ pub fn probe_round(request: &PlanRequest, target: &MeasuredSpec, workers: usize)
     }
     let group_flops = request.spec.groups.iter().map(|g| (g.key.clone(), g.flops)).collect();
     let chain = Chain::new(&table, &group_flops);
-    let baseline = request
-        .jobs
-        .iter()
-        .find(|j| j.kind == JobKind::Baseline && j.state == JobState::Done)
-        .and_then(|j| sensitivity::metric(j.result.as_ref()?, metric))
-        .ok_or("the baseline is not done")?;
+    let baseline = run_baseline(&request.jobs, metric)?;
     let probes: Vec<&Job> = request
         .jobs
         .iter()
@@ -202,15 +211,7 @@ pub fn probe_round(request: &PlanRequest, target: &MeasuredSpec, workers: usize)
         Decision::Probe(steps) => ProbeRound::Probe(
             steps
                 .into_iter()
-                .map(|step| {
-                    let plan = Planned {
-                        ratios: chain.plan(step),
-                        max_loss: 0.0,
-                        flops_before,
-                        flops_after: 0,
-                    };
-                    (u32::try_from(step).unwrap_or(u32::MAX), plan.plan_json())
-                })
+                .map(|step| (u32::try_from(step).unwrap_or(u32::MAX), plan_json(&chain.plan(step))))
                 .collect(),
         ),
         Decision::Chosen { step, why } => {
