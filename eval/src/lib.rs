@@ -29,6 +29,7 @@ pub mod batch;
 pub mod bundle;
 pub mod cls;
 pub mod dataset;
+pub mod fuzzing;
 pub mod image;
 pub mod metric_dict;
 mod numeric;

@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod error;
+pub mod fuzzing;
 mod fold;
 pub mod ir;
 pub mod onnx;

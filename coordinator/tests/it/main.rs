@@ -2,6 +2,7 @@
 
 mod cli;
 mod deploy;
+mod fuzz_replay;
 mod health;
 mod logs;
 mod migrations;
