@@ -4,6 +4,7 @@
 pub mod criterion;
 pub mod planner;
 pub mod search;
+pub mod sen_pickle;
 pub mod structural;
 
 use std::collections::{BTreeMap, BTreeSet};
