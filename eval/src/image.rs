@@ -21,10 +21,53 @@
 //! in gray mode a colour PNG with a `gAMA` or `sRGB` chunk is converted without libpng's gamma handling,
 //! and a JPEG coded as RGB (Adobe transform 0) gives its first plane.
 //!
+//! Sizes are limited ([`MAX_IMAGE_SIDE`], [`MAX_IMAGE_PIXELS`]): [`decode`] reads the dimensions a file
+//! claims with [`header`] and refuses one over the limit before any pixel buffer exists, so a few bytes that
+//! claim a huge image cannot exhaust a worker's memory.
+//!
 //! Nothing here knows about datasets or transforms: [`crate::transforms`] calls [`decode`].
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
+
+/// The longest side, in pixels, of an image sensgrid decodes. PP-OCR's eval sets hold scans and photos of
+/// 1280x720 to 4000x3000 (ICDAR 2015, phone cameras at 12 Mpx); 16384 leaves four times the longest of those,
+/// while a side past it is a mistake or an attack (the detector would shrink it to `limit_side_len` anyway).
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+
+/// The most pixels (64 Mpx) of an image sensgrid decodes: five times a 12 Mpx photo. Decoded as BGR that is
+/// 192 MiB, and the decoders' own buffers stay within [`MAX_DECODER_BYTES`], so a worker decoding a batch
+/// of such images still fits in a few GiB; a 100000x100000 header would otherwise ask for 30 GB.
+pub const MAX_IMAGE_PIXELS: u64 = 64 << 20;
+
+/// The most bytes the PNG and JPEG decoders may allocate for one image: 8 bytes a pixel (16-bit RGBA, the
+/// widest PNG layout) at [`MAX_IMAGE_PIXELS`], so no image within the limits is refused by the decoders and
+/// none over them reaches a decoder's allocation.
+const MAX_DECODER_BYTES: usize = (MAX_IMAGE_PIXELS * 8) as usize;
+
+/// A PNG or JPEG signature, and the dimensions its header claims.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageHeader {
+    pub format: Format,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// The two formats sensgrid decodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Png,
+    Jpeg,
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Format::Png => "PNG",
+            Format::Jpeg => "JPEG",
+        })
+    }
+}
 
 /// An 8-bit image, row-major with interleaved channels (HWC): BGR for colour, one channel for gray.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,6 +135,13 @@ pub enum DecodeError {
     /// A valid file sensgrid does not decode.
     #[error("unsupported {0}")]
     Unsupported(String),
+    /// A header claiming more than [`MAX_IMAGE_SIDE`] or [`MAX_IMAGE_PIXELS`].
+    #[error(
+        "{format} header claims {width}x{height} pixels, over the limit of {MAX_IMAGE_SIDE} pixels a side and \
+         {} Mpx ({MAX_IMAGE_PIXELS} pixels) in all",
+        MAX_IMAGE_PIXELS >> 20
+    )]
+    TooLarge { format: Format, width: u32, height: u32 },
 }
 
 /// An image file that cannot be read or decoded.
@@ -119,19 +169,34 @@ pub fn read(path: &Path, mode: ReadMode, apply_orientation: bool) -> Result<Imag
     })
 }
 
+/// The format and dimensions of PNG or JPEG bytes, from the PNG's `IHDR` chunk or the JPEG's first frame
+/// header (SOF), without decoding pixels. Reads only within `bytes`, whatever they hold.
+///
+/// # Errors
+/// [`DecodeError`] when the bytes are empty, of another format, or end or go wrong before the dimensions.
+pub fn header(bytes: &[u8]) -> Result<ImageHeader, DecodeError> {
+    if bytes.is_empty() {
+        Err(DecodeError::Empty)
+    } else if bytes.starts_with(PNG_SIGNATURE) {
+        png_header(bytes)
+    } else if bytes.starts_with(JPEG_SIGNATURE) {
+        jpeg_header(bytes)
+    } else {
+        Err(DecodeError::Format)
+    }
+}
+
 /// Decodes PNG or JPEG bytes as `cv2.imdecode(bytes, flags)` does, the format told by its signature.
 ///
 /// # Errors
-/// [`DecodeError`] when the bytes are empty, of another format, corrupt or of an unsupported kind.
+/// [`DecodeError`] when the bytes are empty, of another format, corrupt, of an unsupported kind, or claim
+/// dimensions over [`MAX_IMAGE_SIDE`] or [`MAX_IMAGE_PIXELS`] (checked before anything is allocated).
 pub fn decode(bytes: &[u8], mode: ReadMode, apply_orientation: bool) -> Result<Image, DecodeError> {
-    let (image, orientation) = if bytes.is_empty() {
-        return Err(DecodeError::Empty);
-    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        decode_png(bytes, mode)?
-    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        decode_jpeg(bytes, mode)?
-    } else {
-        return Err(DecodeError::Format);
+    let header = header(bytes)?;
+    check_size(&header)?;
+    let (image, orientation) = match header.format {
+        Format::Png => decode_png(bytes, mode)?,
+        Format::Jpeg => decode_jpeg(bytes, mode)?,
     };
     Ok(match orientation {
         Some(o) if apply_orientation => orient(image, o),
@@ -139,10 +204,115 @@ pub fn decode(bytes: &[u8], mode: ReadMode, apply_orientation: bool) -> Result<I
     })
 }
 
+/// Refuses a header over [`MAX_IMAGE_SIDE`] or [`MAX_IMAGE_PIXELS`] with [`DecodeError::TooLarge`].
+fn check_size(header: &ImageHeader) -> Result<(), DecodeError> {
+    let ImageHeader { format, width, height } = *header;
+    if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE || u64::from(width) * u64::from(height) > MAX_IMAGE_PIXELS {
+        return Err(DecodeError::TooLarge { format, width, height });
+    }
+    Ok(())
+}
+
+const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+const JPEG_SIGNATURE: &[u8] = &[0xFF, 0xD8, 0xFF];
+
+/// The `IHDR` chunk, which the PNG specification places first: length 13, type, then width and height.
+fn png_header(bytes: &[u8]) -> Result<ImageHeader, DecodeError> {
+    let u32_at = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let truncated = || DecodeError::Png("the file ends inside the IHDR chunk".into());
+    if bytes.get(12..16).ok_or_else(truncated)? != b"IHDR" {
+        return Err(DecodeError::Png("the first chunk is not IHDR".into()));
+    }
+    let length = u32_at(8).ok_or_else(truncated)?;
+    if length != 13 {
+        return Err(DecodeError::Png(format!("IHDR chunk of {length} bytes (expected 13)")));
+    }
+    Ok(ImageHeader {
+        format: Format::Png,
+        width: u32_at(16).ok_or_else(truncated)?,
+        height: u32_at(20).ok_or_else(truncated)?,
+    })
+}
+
+/// The first frame header (SOF0 to SOF15, less DHT, JPG and DAC, which share the range): precision, then
+/// height and width.
+fn jpeg_header(bytes: &[u8]) -> Result<ImageHeader, DecodeError> {
+    for segment in jpeg_segments(bytes) {
+        let (marker, payload) = segment.map_err(DecodeError::Jpeg)?;
+        if matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
+            let field = |at: usize| {
+                payload
+                    .get(at..at + 2)
+                    .map(|b| u32::from(u16::from_be_bytes([b[0], b[1]])))
+            };
+            let short = || {
+                DecodeError::Jpeg(format!(
+                    "frame header (marker 0x{marker:02X}) of {} bytes",
+                    payload.len()
+                ))
+            };
+            return Ok(ImageHeader {
+                format: Format::Jpeg,
+                height: field(1).ok_or_else(short)?,
+                width: field(3).ok_or_else(short)?,
+            });
+        }
+    }
+    Err(DecodeError::Jpeg("no frame header before the image data".into()))
+}
+
+/// The marker segments of a JPEG before its first scan, as (marker, payload), each payload bounds-checked
+/// against its length field. Markers are found as `jpeg-decoder` and libjpeg find them: bytes other than
+/// 0xFF between segments are skipped, so are fill bytes and 0xFF 0x00. Ends at the start of scan, the end of
+/// image or the end of the bytes; a segment that runs past the end of the bytes is an error, and the last item.
+fn jpeg_segments(bytes: &[u8]) -> impl Iterator<Item = Result<(u8, &[u8]), String>> {
+    let mut at = 2;
+    std::iter::from_fn(move || {
+        loop {
+            at += bytes.get(at..)?.iter().position(|&b| b == 0xFF)?;
+            at += bytes.get(at..)?.iter().position(|&b| b != 0xFF)?;
+            let marker = bytes[at];
+            let start = at - 1;
+            at += 1;
+            match marker {
+                // Not a marker: a 0xFF byte stuffed in data.
+                0x00 => {}
+                // Start of scan or end of image: the headers are over.
+                0xDA | 0xD9 => return None,
+                // Markers without a length.
+                0x01 | 0xD0..=0xD8 => {}
+                _ => {
+                    let length = bytes
+                        .get(at..at + 2)
+                        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+                    let payload = length.and_then(|length| bytes.get(at + 2..at + length.max(2)));
+                    let (Some(length), Some(payload)) = (length, payload) else {
+                        at = bytes.len();
+                        return Some(Err(format!(
+                            "segment 0x{marker:02X} at byte {start} runs past the end of the file"
+                        )));
+                    };
+                    at += length.max(2);
+                    return Some(Ok((marker, payload)));
+                }
+            }
+        }
+    })
+}
+
 /// The decoded PNG, and the orientation of its `eXIf` chunk.
 fn decode_png(bytes: &[u8], mode: ReadMode) -> Result<(Image, Option<u16>), DecodeError> {
     let png_error = |e: png::DecodingError| DecodeError::Png(e.to_string());
-    let mut decoder = png::Decoder::new(Cursor::new(bytes));
+    let mut decoder = png::Decoder::new_with_limits(
+        Cursor::new(bytes),
+        png::Limits {
+            bytes: MAX_DECODER_BYTES,
+        },
+    );
     // EXPAND: palettes to RGB, 1/2/4-bit gray to 8 bits, tRNS to an alpha channel (dropped below, as
     // OpenCV's png_set_strip_alpha does). 16-bit samples are kept: gray conversion needs them whole.
     decoder.set_transformations(png::Transformations::EXPAND);
@@ -218,6 +388,7 @@ fn rgb_to_gray(r: u32, g: u32, b: u32, wide: bool) -> u32 {
 fn decode_jpeg(bytes: &[u8], mode: ReadMode) -> Result<(Image, Option<u16>), DecodeError> {
     let jpeg_error = |e: jpeg_decoder::Error| DecodeError::Jpeg(e.to_string());
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    decoder.set_max_decoding_buffer_size(MAX_DECODER_BYTES);
     decoder.read_info().map_err(jpeg_error)?;
     let info = decoder
         .info()
@@ -256,29 +427,10 @@ fn decode_jpeg(bytes: &[u8], mode: ReadMode) -> Result<(Image, Option<u16>), Dec
 /// The payload of a JPEG's first APP1 segment past its 6-byte `Exif\0\0` header, where OpenCV looks for
 /// EXIF (it takes the first APP1 whatever it holds, so an XMP segment first means no orientation).
 fn first_app1(bytes: &[u8]) -> Option<&[u8]> {
-    let mut at = 2;
-    loop {
-        if bytes.get(at)? != &0xFF {
-            return None;
-        }
-        let marker = *bytes.get(at + 1)?;
-        match marker {
-            // Fill bytes before a marker.
-            0xFF => at += 1,
-            // Start of scan or end of image: no APP1 before the data.
-            0xDA | 0xD9 => return None,
-            // Markers without a length.
-            0x01 | 0xD0..=0xD7 => at += 2,
-            _ => {
-                let len = usize::from(u16::from_be_bytes([*bytes.get(at + 2)?, *bytes.get(at + 3)?]));
-                let payload = bytes.get(at + 4..at + 2 + len)?;
-                if marker == 0xE1 {
-                    return payload.get(6..);
-                }
-                at += 2 + len;
-            }
-        }
-    }
+    jpeg_segments(bytes)
+        .map_while(Result::ok)
+        .find(|&(marker, _)| marker == 0xE1)
+        .and_then(|(_, payload)| payload.get(6..))
 }
 
 /// The orientation tag (0x0112) of IFD0 in TIFF-structured EXIF data, read as OpenCV's `ExifReader` reads
@@ -410,6 +562,145 @@ mod tests {
         assert_eq!(rgb_to_gray(255, 0, 0, false), (9797 * 255) >> 15);
         assert_eq!(rgb_to_gray(10, 10, 10, false), 10);
         assert_eq!(rgb_to_gray(0, 0, 65535, true), (3737 * 65535 + 16384) >> 15);
+    }
+
+    /// CRC-32 (ISO-HDLC, as PNG chunks use it), bit by bit: for building chunks the png crate accepts.
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &byte in data {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+        let mut out = (data.len() as u32).to_be_bytes().to_vec();
+        out.extend(kind);
+        out.extend(data);
+        out.extend(crc32(&[kind.as_slice(), data].concat()).to_be_bytes());
+        out
+    }
+
+    /// The 68-byte PNG of the "hostile input" issue: an 8-bit RGB IHDR of 100000x100000 (30 GB decoded), one
+    /// IDAT of a single zlib-compressed row filter byte, and IEND; every CRC right.
+    fn png_claiming_100000_squared() -> Vec<u8> {
+        let mut ihdr = Vec::new();
+        ihdr.extend(100_000u32.to_be_bytes());
+        ihdr.extend(100_000u32.to_be_bytes());
+        ihdr.extend([8, 2, 0, 0, 0]);
+        let idat = [0x78, 0x9C, 0x63, 0x60, 0x60, 0x00, 0x00, 0x00, 0x03, 0x00, 0x01];
+        [
+            PNG_SIGNATURE.to_vec(),
+            chunk(b"IHDR", &ihdr),
+            chunk(b"IDAT", &idat),
+            chunk(b"IEND", &[]),
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn a_68_byte_png_claiming_100000x100000_is_refused_before_allocating() {
+        let bytes = png_claiming_100000_squared();
+        assert_eq!(bytes.len(), 68);
+        assert_eq!(
+            header(&bytes),
+            Ok(ImageHeader {
+                format: Format::Png,
+                width: 100_000,
+                height: 100_000
+            })
+        );
+        for mode in [ReadMode::Color, ReadMode::Gray] {
+            assert_eq!(
+                decode(&bytes, mode, true).unwrap_err().to_string(),
+                "PNG header claims 100000x100000 pixels, over the limit of 16384 pixels a side and 64 Mpx \
+                 (67108864 pixels) in all"
+            );
+        }
+    }
+
+    /// A baseline JPEG's headers up to its frame header, claiming `width` x `height` with 3 components.
+    fn jpeg_claiming(width: u16, height: u16) -> Vec<u8> {
+        let mut bytes = vec![0xFF, 0xD8];
+        // An APP0 segment first, so the frame header is found past a segment skipped by its length.
+        bytes.extend([0xFF, 0xE0, 0x00, 0x10]);
+        bytes.extend(b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0");
+        bytes.extend([0xFF, 0xC0, 0x00, 0x11, 0x08]);
+        bytes.extend(height.to_be_bytes());
+        bytes.extend(width.to_be_bytes());
+        bytes.extend([3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
+        bytes.extend([0xFF, 0xD9]);
+        bytes
+    }
+
+    #[test]
+    fn a_jpeg_whose_frame_header_claims_65000x65000_is_refused_before_allocating() {
+        let bytes = jpeg_claiming(65_000, 65_000);
+        assert_eq!(
+            header(&bytes),
+            Ok(ImageHeader {
+                format: Format::Jpeg,
+                width: 65_000,
+                height: 65_000
+            })
+        );
+        assert_eq!(
+            decode(&bytes, ReadMode::Color, true).unwrap_err().to_string(),
+            "JPEG header claims 65000x65000 pixels, over the limit of 16384 pixels a side and 64 Mpx \
+             (67108864 pixels) in all"
+        );
+    }
+
+    #[test]
+    fn the_limits_bound_each_side_and_the_area() {
+        let at = |width, height| {
+            check_size(&ImageHeader {
+                format: Format::Png,
+                width,
+                height,
+            })
+        };
+        assert_eq!(at(16_384, 4_096), Ok(()));
+        assert_eq!(at(4_000, 3_000), Ok(()));
+        assert!(at(16_385, 1).is_err());
+        assert!(at(1, 16_385).is_err());
+        // Within each side, over the area.
+        assert!(at(16_384, 4_097).is_err());
+    }
+
+    #[test]
+    fn headers_cut_anywhere_are_errors_not_panics() {
+        for whole in [png_claiming_100000_squared(), jpeg_claiming(640, 480)] {
+            for end in 0..whole.len() {
+                let _ = header(&whole[..end]);
+                let _ = decode(&whole[..end], ReadMode::Color, true);
+            }
+        }
+        assert_eq!(
+            header(&jpeg_claiming(640, 480)[..24]),
+            Err(DecodeError::Jpeg(
+                "segment 0xC0 at byte 20 runs past the end of the file".into()
+            ))
+        );
+        assert_eq!(
+            header(&[0xFF, 0xD8, 0xFF, 0xD9]),
+            Err(DecodeError::Jpeg("no frame header before the image data".into()))
+        );
+        assert_eq!(
+            header(PNG_SIGNATURE),
+            Err(DecodeError::Png("the file ends inside the IHDR chunk".into()))
+        );
+        // Bytes between segments are skipped, as jpeg-decoder and libjpeg skip them.
+        let mut padded = jpeg_claiming(640, 480);
+        padded.splice(20..20, [0x00, 0x12, 0xFF, 0xFF]);
+        assert_eq!(header(&padded).map(|h| (h.width, h.height)), Ok((640, 480)));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `image::decode` against `cv2.imdecode` of OpenCV 4.10 (libpng 1.6.43, libjpeg-turbo 3.0.3).
 
-use sensgrid_eval::image::{ReadMode, decode, read};
+use sensgrid_eval::image::{Format, ReadMode, decode, header, read};
 
 use super::{bytes, dims, fixture, json};
 
@@ -82,4 +82,37 @@ fn read_names_the_file_it_cannot_decode() {
     );
     let jpg = bytes("decode", "cv_420_q90.jpg");
     assert!(decode(&jpg[..200], ReadMode::Color, true).is_err());
+}
+
+#[test]
+fn headers_give_the_dimensions_the_decoders_find() {
+    let cases = json("decode", "cases.json");
+    for case in cases.as_array().unwrap() {
+        let file = case["file"].as_str().unwrap();
+        let data = bytes("decode", file);
+        let claimed = header(&data).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let decoded = decode(&data, ReadMode::Gray, false).unwrap();
+        let format = if file.ends_with(".png") {
+            Format::Png
+        } else {
+            Format::Jpeg
+        };
+        assert_eq!(
+            (claimed.format, claimed.width as usize, claimed.height as usize),
+            (format, decoded.width, decoded.height),
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn the_hostile_fixture_png_is_refused_naming_its_claim() {
+    let data = bytes("hostile", "header_100000x100000.png");
+    assert_eq!(data.len(), 68);
+    let e = decode(&data, ReadMode::Color, true).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "PNG header claims 100000x100000 pixels, over the limit of 16384 pixels a side and 64 Mpx (67108864 pixels) \
+         in all"
+    );
 }
