@@ -94,7 +94,20 @@ pub async fn create_run(
     let prepared = submit::prepare(config, overrides, name)?;
     let known = match resume_from {
         None => BTreeMap::new(),
-        Some(from) => known_cells(admin, from, &prepared).await?,
+        Some(from) => {
+            let resumed = submit::resume_cells(&prepared.spec, known_cells(admin, from, &prepared).await?);
+            // Known cells of which none fits are surely a mistake (a sen.pickle of another model, a config
+            // with other ratios): refused rather than computing the whole grid again.
+            if resumed.cells.is_empty() && !resumed.dropped.is_empty() {
+                bail!(
+                    "--resume-from {from}: none of its {} cells is a cell of this run: {}",
+                    resumed.dropped_cells(),
+                    resumed.reasons()
+                );
+            }
+            eprintln!("--resume-from {from}: {}", resumed.summary());
+            resumed.cells
+        }
     };
     let model_digest = upload(admin, Upload::File(&prepared.model), "application/onnx").await?;
     let dataset_digest = upload(admin, Upload::Bytes(&prepared.bundle), "application/x-tar").await?;
@@ -173,7 +186,7 @@ async fn known_cells(
     prepared: &Prepared,
 ) -> Result<BTreeMap<(String, u64), serde_json::Value>> {
     let Ok(run_id) = from.parse::<i64>() else {
-        return submit::read_sen_pickle(Path::new(from));
+        return submit::read_sen_pickle(Path::new(from)).context("--resume-from");
     };
     let run = admin
         .get_run(pb::GetRunRequest { run_id })

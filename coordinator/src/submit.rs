@@ -6,7 +6,7 @@
 //! that matches no group is refused) and lays out the grid. Nothing touches the coordinator until it all
 //! succeeded, so a refused submission leaves no run and no job behind.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -16,6 +16,7 @@ use sensgrid_eval::{Config, bundle};
 use sensgrid_model::analysis::count;
 use sensgrid_model::analysis::groups::{self, Analysis};
 use sensgrid_model::ir::{Dim, Graph};
+use sensgrid_model::prune::sen_pickle::{self, SenPickleError};
 use sensgrid_model::{onnx, ops};
 use serde_json::{Value, json};
 
@@ -216,52 +217,147 @@ pub fn group_specs(graph: &Graph, analysis: &Analysis) -> Vec<GroupSpec> {
         .collect()
 }
 
-/// Known cells from a `sen.pickle`: `{group key: {ratio: loss}}` as PaddleSlim writes it, each as the
-/// stored result `{"loss": x}`, keyed by (group key, the ratio's bits).
+/// Known cells from a `sen.pickle`: `{group key: {ratio: loss}}` as PaddleSlim writes it, each as the stored
+/// result `{"loss": x}`, keyed by (group key, the ratio's bits). The file is untrusted: [`sen_pickle::read`]
+/// runs only the opcodes of such a dict, so the file cannot name a class to build or exhaust the stack.
 ///
 /// # Errors
 ///
-/// An unreadable file, or a pickle that is not such a dict, naming the file and the entry.
+/// An unreadable file, one over [`sen_pickle::MAX_BYTES`], or a pickle that is not such a dict, naming the file
+/// and the opcode's offset or the entry.
 pub fn read_sen_pickle(path: &Path) -> Result<BTreeMap<(String, u64), Value>> {
-    use serde_pickle::{HashableValue, Value as Pickle};
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let value = serde_pickle::value_from_slice(&bytes, serde_pickle::DeOptions::new())
-        .with_context(|| format!("{}: not a pickle", path.display()))?;
-    let shape = || format!("{}: expected a dict {{group key: {{ratio: loss}}}}", path.display());
-    let Pickle::Dict(groups) = value else {
-        bail!("{}", shape())
-    };
-    let mut cells = BTreeMap::new();
-    for (key, losses) in groups {
-        let key = match key {
-            HashableValue::String(key) => key,
-            HashableValue::Bytes(bytes) => String::from_utf8(bytes).with_context(shape)?,
-            other => bail!("{}: the key {other} is not a string", shape()),
-        };
-        let Pickle::Dict(losses) = losses else {
-            bail!("{}: '{key}' does not map ratios to losses", shape())
-        };
-        for (ratio, loss) in losses {
-            let number = |what: &str, v: f64| {
-                if v.is_finite() {
-                    Ok(v)
-                } else {
-                    Err(anyhow::anyhow!("{}: '{key}': the {what} {v} is not finite", shape()))
-                }
-            };
-            let ratio = match ratio {
-                HashableValue::F64(r) => number("ratio", r)?,
-                other => bail!("{}: '{key}': the ratio {other} is not a float", shape()),
-            };
-            let loss = match loss {
-                Pickle::F64(l) => number("loss", l)?,
-                Pickle::I64(l) => l as f64,
-                other => bail!("{}: '{key}' at {ratio}: the loss {other} is not a number", shape()),
-            };
-            cells.insert((key.clone(), ratio.to_bits()), json!({"loss": loss}));
-        }
+    use std::io::Read;
+    let reading = || format!("reading {}", path.display());
+    let file = std::fs::File::open(path).with_context(reading)?;
+    let size = file.metadata().with_context(reading)?.len();
+    if size > sen_pickle::MAX_BYTES {
+        bail!("{}: {}", path.display(), SenPickleError::TooLarge { size });
     }
-    Ok(cells)
+    let mut bytes = Vec::new();
+    // One byte over the limit, so a file that grew since its size was read is still refused.
+    file.take(sen_pickle::MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(reading)?;
+    let table = sen_pickle::read(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(table
+        .into_iter()
+        .flat_map(|(key, losses)| {
+            losses
+                .into_iter()
+                .map(move |(ratio, loss)| ((key.clone(), ratio.get().to_bits()), json!({"loss": loss})))
+        })
+        .collect())
+}
+
+/// How far a known cell's ratio may be from a grid ratio and still be that cell: a ratio computed rather than
+/// written (`np.arange(0.1, 1, 0.1)` gives 0.30000000000000004) is off in the last bits, while grid ratios
+/// are far further apart.
+pub const RATIO_TOLERANCE: f64 = 1e-9;
+
+/// What `--resume-from` brings into a new run.
+#[derive(Debug, Default, PartialEq)]
+pub struct Resumed {
+    /// The known cells that are cells of the grid: (group key, the grid's ratio bits) to the stored result.
+    pub cells: BTreeMap<(String, u64), Value>,
+    /// Why the other known cells are left out: each reason with the number of cells it covers.
+    pub dropped: Vec<(String, usize)>,
+}
+
+impl Resumed {
+    /// The reasons listed in a message; the rest are counted.
+    const LISTED: usize = 5;
+
+    pub fn dropped_cells(&self) -> usize {
+        self.dropped.iter().map(|(_, cells)| cells).sum()
+    }
+
+    /// One line: how many cells are imported, then how many are dropped and why.
+    pub fn summary(&self) -> String {
+        let imported = format!("imported {}", cells(self.cells.len()));
+        if self.dropped.is_empty() {
+            return imported;
+        }
+        format!("{imported}; dropped {}: {}", self.dropped_cells(), self.reasons())
+    }
+
+    /// The first few reasons for dropping cells, each with its count of cells when more than one.
+    pub fn reasons(&self) -> String {
+        let mut listed: Vec<String> = self
+            .dropped
+            .iter()
+            .take(Self::LISTED)
+            .map(|(reason, count)| match count {
+                1 => reason.clone(),
+                _ => format!("{reason} ({})", cells(*count)),
+            })
+            .collect();
+        if self.dropped.len() > Self::LISTED {
+            listed.push(format!("and {} more reasons", self.dropped.len() - Self::LISTED));
+        }
+        listed.join(", ")
+    }
+}
+
+/// Matches known cells (of a sen.pickle or an earlier run) to the grid of `spec`: a cell is imported when its
+/// group is analysed and its ratio is one of `Sensitivity.ratios` (within [`RATIO_TOLERANCE`]); every other is
+/// dropped with the reason: a group the model lacks or `Sensitivity.skip` leaves out, or a ratio off the grid.
+pub fn resume_cells(spec: &RunSpec, known: BTreeMap<(String, u64), Value>) -> Resumed {
+    let analysed: BTreeSet<&str> = spec.groups.iter().map(|g| g.key.as_str()).collect();
+    let skipped: BTreeSet<&str> = spec.skipped.iter().map(|g| g.key.as_str()).collect();
+    let mut resumed = Resumed::default();
+    let mut missing_groups: BTreeMap<String, usize> = BTreeMap::new();
+    // Off-grid ratio bits to the groups that have it (ratios in (0, 1) order by their bits as by value).
+    let mut off_grid: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    let mut repeated: Vec<String> = Vec::new();
+    for ((group, bits), result) in known {
+        if !analysed.contains(group.as_str()) {
+            *missing_groups.entry(group).or_default() += 1;
+            continue;
+        }
+        let ratio = f64::from_bits(bits);
+        let Some(grid_ratio) = spec.ratios.iter().find(|r| (*r - ratio).abs() <= RATIO_TOLERANCE) else {
+            off_grid.entry(bits).or_default().push(group);
+            continue;
+        };
+        let cell = (group, grid_ratio.to_bits());
+        if resumed.cells.contains_key(&cell) {
+            repeated.push(format!(
+                "ratio {ratio} of {} repeats ratio {grid_ratio}",
+                sen_pickle::quote(&cell.0)
+            ));
+            continue;
+        }
+        resumed.cells.insert(cell, result);
+    }
+    for (group, cells) in missing_groups {
+        let reason = if skipped.contains(group.as_str()) {
+            format!("{} is left out by Sensitivity.skip", sen_pickle::quote(&group))
+        } else {
+            format!("{} is not a channel group of this model", sen_pickle::quote(&group))
+        };
+        resumed.dropped.push((reason, cells));
+    }
+    for (bits, groups) in off_grid {
+        let ratio = f64::from_bits(bits);
+        let of = match groups.len() {
+            1 => sen_pickle::quote(&groups[0]),
+            2 => format!("{} and 1 more group", sen_pickle::quote(&groups[0])),
+            more => format!("{} and {} more groups", sen_pickle::quote(&groups[0]), more - 1),
+        };
+        resumed.dropped.push((
+            format!("ratio {ratio} of {of} is not in Sensitivity.ratios"),
+            groups.len(),
+        ));
+    }
+    resumed.dropped.extend(repeated.into_iter().map(|reason| (reason, 1)));
+    resumed
+}
+
+fn cells(count: usize) -> String {
+    match count {
+        1 => "1 cell".to_owned(),
+        _ => format!("{count} cells"),
+    }
 }
 
 #[cfg(test)]
@@ -308,6 +404,118 @@ mod tests {
         let list = Pickle::List(vec![Pickle::F64(1.0)]);
         std::fs::write(&path, serde_pickle::value_to_vec(&list, SerOptions::new()).unwrap()).unwrap();
         let error = read_sen_pickle(&path).unwrap_err().to_string();
-        assert!(error.contains("sen.pickle: expected a dict"), "{error}");
+        assert!(
+            error.ends_with(
+                "sen.pickle: byte 2: EMPTY_LIST is refused: a sen.pickle holds only a dict {str: {float: float}}"
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn sen_pickles_of_serde_pickle_read_across_its_batches_of_items() {
+        use serde_pickle::{HashableValue, SerOptions, Value as Pickle};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sen.pickle");
+        // serde-pickle sets items in batches of 1000 pairs, as Python does; 1500 groups take two batches.
+        let table = Pickle::Dict(
+            (0..1500)
+                .map(|g| {
+                    let losses = [(0.1, f64::from(g)), (0.2, -1.0)]
+                        .into_iter()
+                        .map(|(r, l)| (HashableValue::F64(r), Pickle::F64(l)))
+                        .collect();
+                    (HashableValue::String(format!("conv{g}")), Pickle::Dict(losses))
+                })
+                .collect(),
+        );
+        for options in [SerOptions::new(), SerOptions::new().proto_v2()] {
+            std::fs::write(&path, serde_pickle::value_to_vec(&table, options).unwrap()).unwrap();
+            let cells = read_sen_pickle(&path).unwrap();
+            assert_eq!(cells.len(), 3000);
+            assert_eq!(
+                cells[&("conv1499".to_owned(), 0.1f64.to_bits())],
+                json!({"loss": 1499.0})
+            );
+        }
+    }
+
+    #[test]
+    fn resumed_cells_are_the_grid_cells_and_the_rest_are_dropped_with_the_reason() {
+        let group = |key: &str| GroupSpec {
+            key: key.to_owned(),
+            index: 0,
+            channels: 8,
+            params: 0,
+            flops: 0,
+            convs: Vec::new(),
+        };
+        let spec = RunSpec {
+            ratios: vec![0.1, 0.3],
+            groups: vec![group("conv1"), group("conv2")],
+            skipped: vec![group("conv3")],
+            ..RunSpec::default()
+        };
+        let known = |cells: &[(&str, f64)]| -> BTreeMap<(String, u64), Value> {
+            cells
+                .iter()
+                .map(|&(g, r)| ((g.to_owned(), r.to_bits()), json!({"loss": r})))
+                .collect()
+        };
+        let resumed = resume_cells(
+            &spec,
+            known(&[
+                ("conv1", 0.1),
+                // np.arange's 0.3 is the grid's.
+                ("conv1", 0.1 + 0.1 + 0.1),
+                ("conv1", 0.1 + 1e-12),
+                ("conv1", 0.15),
+                ("conv2", 0.15),
+                ("conv3", 0.1),
+                ("conv9", 0.1),
+                ("conv9", 0.3),
+            ]),
+        );
+        let imported: Vec<(&str, f64)> = resumed
+            .cells
+            .keys()
+            .map(|(g, bits)| (g.as_str(), f64::from_bits(*bits)))
+            .collect();
+        assert_eq!(imported, [("conv1", 0.1), ("conv1", 0.3)]);
+        assert_eq!(
+            resumed.cells[&("conv1".to_owned(), 0.3f64.to_bits())],
+            json!({"loss": 0.30000000000000004}),
+            "the result is the known cell's, under the grid's ratio"
+        );
+        assert_eq!(
+            resumed.summary(),
+            "imported 2 cells; dropped 6: 'conv3' is left out by Sensitivity.skip, 'conv9' is not a channel group \
+             of this model (2 cells), ratio 0.15 of 'conv1' and 1 more group is not in Sensitivity.ratios (2 cells), \
+             ratio 0.10000000000100001 of 'conv1' repeats ratio 0.1"
+        );
+        assert_eq!(
+            resume_cells(&spec, known(&[("conv2", 0.1)])).summary(),
+            "imported 1 cell"
+        );
+
+        let many = resume_cells(
+            &spec,
+            known(&[
+                ("a", 0.1),
+                ("b", 0.1),
+                ("c", 0.1),
+                ("d", 0.1),
+                ("e", 0.1),
+                ("f", 0.1),
+                ("g", 0.1),
+            ]),
+        );
+        assert!(many.cells.is_empty());
+        assert!(
+            many.reasons()
+                .ends_with("'e' is not a channel group of this model, and 2 more reasons"),
+            "{}",
+            many.reasons()
+        );
     }
 }
