@@ -317,6 +317,16 @@ fn decode_png(bytes: &[u8], mode: ReadMode) -> Result<(Image, Option<u16>), Deco
     // OpenCV's png_set_strip_alpha does). 16-bit samples are kept: gray conversion needs them whole.
     decoder.set_transformations(png::Transformations::EXPAND);
     let mut reader = decoder.read_info().map_err(png_error)?;
+    // libpng refuses a palette that is not whole RGB triples ("Invalid palette"); png 0.18 panics expanding one
+    // (found by the image_decode fuzz target).
+    if let Some(palette) = reader.info().palette.as_deref()
+        && palette.len() % 3 != 0
+    {
+        return Err(DecodeError::Png(format!(
+            "a PLTE chunk of {} bytes, not whole RGB entries",
+            palette.len()
+        )));
+    }
     let orientation = reader.info().exif_metadata.as_deref().and_then(exif_orientation);
     let size = reader
         .output_buffer_size()
