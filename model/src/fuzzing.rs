@@ -41,3 +41,8 @@ pub fn onnx_model(bytes: &[u8]) {
     let _ = count::flops_at(&graph, &inputs);
     let _ = groups::analyse_at(&graph, &inputs);
 }
+
+/// The `sen.pickle` reader of `submit --resume-from`.
+pub fn sen_pickle(bytes: &[u8]) {
+    let _ = crate::prune::sen_pickle::read(bytes);
+}

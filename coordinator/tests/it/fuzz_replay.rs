@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 /// Feeds each file of `fuzz/corpus/{target}` to `entry`; a panic names the file, an abort ends the test binary.
 fn replay(target: &str, entry: fn(&[u8])) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.unwrap().path())
@@ -33,4 +35,9 @@ fn image_decode_corpus_replays() {
 #[test]
 fn eval_bundle_corpus_replays() {
     replay("eval_bundle", sensgrid_eval::fuzzing::eval_bundle);
+}
+
+#[test]
+fn sen_pickle_corpus_replays() {
+    replay("sen_pickle", sensgrid_model::fuzzing::sen_pickle);
 }
