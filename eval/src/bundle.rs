@@ -9,9 +9,13 @@
 //! | `labels.txt` | the lines the config evaluates (after `ratio_list` and `Sensitivity.eval_samples`), in order, each image path rewritten |
 //! | `images/000000.png`, … | each line's image, named by its first line's position, its extension kept |
 //! | `dict.txt` | `Global.character_dict_path`, when the config has one |
+//! | `origins.json` | for each line of `labels.txt`, the submitter's label file, line and image path ([`dataset::origins_json`]) |
 //!
 //! Lines are read with [`Dataset::open`], so a bundle never holds a line the set would refuse, and a rejected
-//! rec line (an empty label) stays in place for the worker to substitute as PaddleOCR does. The tar is
+//! rec line (an empty label) stays in place for the worker to substitute as PaddleOCR does. Every image is
+//! decoded once when packing, so an empty, truncated, oversized or non-image file is refused then, naming the
+//! submitter's label file, line and image path, instead of failing every worker it reaches. On a worker,
+//! `origins.json` makes the set's errors name those same three ([`rebase`]). The tar is
 //! deterministic (entries in line order, no timestamps, owners or modes of the submitter's files), so the same
 //! set packs to the same bytes and the same digest, and workers reuse their unpacked copy.
 //!
@@ -31,7 +35,7 @@ use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use crate::config::Config;
-use crate::dataset::{Dataset, DatasetError};
+use crate::dataset::{self, Dataset, DatasetError};
 use crate::evaluate::sensitivity_open_options;
 
 /// The label file of a bundle.
@@ -40,6 +44,8 @@ pub const LABELS: &str = "labels.txt";
 pub const IMAGES: &str = "images";
 /// A bundle's character dictionary, when its config names one.
 pub const DICT: &str = "dict.txt";
+/// Where each line of a bundle's label file came from.
+pub const ORIGINS: &str = "origins.json";
 
 /// What is wrong with packing or unpacking a bundle. Each message is one line naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -72,8 +78,8 @@ pub struct Packed {
 /// Writes the eval set of `config` to `out` as a bundle.
 ///
 /// # Errors
-/// A set that does not open (a malformed line, a missing image), an unreadable image or dictionary, or a
-/// failing write.
+/// A set that does not open (a malformed line, a missing image), an image that cannot be read or does not
+/// decode, an unreadable dictionary, or a failing write.
 pub fn pack(config: &Config, out: impl Write) -> Result<Packed, BundleError> {
     let dataset_config = config.eval_dataset();
     let dataset = Dataset::open(dataset_config, &sensitivity_open_options(config))?;
@@ -90,7 +96,8 @@ pub fn pack(config: &Config, out: impl Write) -> Result<Packed, BundleError> {
                     .and_then(|e| e.to_str())
                     .map_or(String::new(), |e| format!(".{e}"));
                 let name = format!("{IMAGES}/{position:06}{extension}");
-                let bytes = read(&entry.image_path)?;
+                let bytes = dataset.read_image(entry)?;
+                dataset.check_decodes(entry, &bytes)?;
                 append(&mut tar, &name, &bytes)?;
                 names.insert(&entry.image_path, name.clone());
                 name
@@ -102,6 +109,7 @@ pub fn pack(config: &Config, out: impl Write) -> Result<Packed, BundleError> {
         labels.push('\n');
     }
     append(&mut tar, LABELS, labels.as_bytes())?;
+    append(&mut tar, ORIGINS, dataset::origins_json(dataset.entries()).as_bytes())?;
     if let Some(dict) = config.character_dict_path() {
         append(&mut tar, DICT, &read(dict)?)?;
     }
@@ -141,7 +149,7 @@ pub fn unpack(archive: impl Read, dir: &Path) -> Result<(), BundleError> {
             .into_owned();
         if !entry.header().entry_type().is_file() || !in_layout(&name) {
             return Err(BundleError::Layout(format!(
-                "unexpected entry '{}' (a bundle holds {LABELS}, {DICT} and files under {IMAGES}/)",
+                "unexpected entry '{}' (a bundle holds {LABELS}, {DICT}, {ORIGINS} and files under {IMAGES}/)",
                 name.display()
             )));
         }
@@ -156,9 +164,10 @@ pub fn unpack(archive: impl Read, dir: &Path) -> Result<(), BundleError> {
 }
 
 /// The overrides that point a bundle's config at the bundle unpacked in `dir` and at the model in `model`:
-/// the data folder, the one label file (all of it: `ratio_list` was applied when packing) and the dictionary
-/// when the bundle has one (it has one when its config had). Values are quoted, so any UTF-8 path is read
-/// back as itself.
+/// the data folder, the one label file (all of it: `ratio_list` was applied when packing), the dictionary
+/// when the bundle has one (it has one when its config had), and the line origins when the bundle has them
+/// (bundles packed before they were added do not). Values are quoted, so any UTF-8 path is read back as
+/// itself.
 ///
 /// # Errors
 /// [`BundleError::NotUtf8`] for a path that is not UTF-8.
@@ -177,14 +186,17 @@ pub fn rebase(dir: &Path, model: &Path) -> Result<Vec<String>, BundleError> {
     if dir.join(DICT).is_file() {
         overrides.push(format!("Global.character_dict_path={}", quoted(&dir.join(DICT))?));
     }
+    if dir.join(ORIGINS).is_file() {
+        overrides.push(format!("Eval.dataset.label_origins={}", quoted(&dir.join(ORIGINS))?));
+    }
     Ok(overrides)
 }
 
-/// Whether `name` is `labels.txt`, `dict.txt` or a plain name under `images/`.
+/// Whether `name` is `labels.txt`, `dict.txt`, `origins.json` or a plain name under `images/`.
 fn in_layout(name: &Path) -> bool {
     let parts: Vec<Component> = name.components().collect();
     match parts.as_slice() {
-        [Component::Normal(file)] => *file == LABELS || *file == DICT,
+        [Component::Normal(file)] => *file == LABELS || *file == DICT || *file == ORIGINS,
         [Component::Normal(folder), Component::Normal(_)] => *folder == IMAGES,
         _ => false,
     }
@@ -221,6 +233,7 @@ mod tests {
     fn only_the_bundle_layout_is_unpacked() {
         assert!(in_layout(Path::new("labels.txt")));
         assert!(in_layout(Path::new("dict.txt")));
+        assert!(in_layout(Path::new("origins.json")));
         assert!(in_layout(Path::new("images/000003.jpg")));
         assert!(!in_layout(Path::new("images/a/b.png")));
         assert!(!in_layout(Path::new("../labels.txt")));

@@ -26,12 +26,31 @@
 //!   not decode (when it is read). Evaluating a model on a set that silently differs from the configured
 //!   one would make the sensitivity grid meaningless.
 //! - A file name that is a JSON list (PaddleOCR picks one of the images at random) is refused.
+//! - Image paths stay inside `data_dir`: a path that leaves it (`../../etc/passwd`, an absolute path elsewhere,
+//!   a symbolic link to outside) is refused, since the set's images are packed and shipped to other machines
+//!   ([`crate::bundle`]). An empty label file, one over [`MAX_LABEL_FILE_BYTES`] or [`MAX_LABEL_LINES`], and
+//!   one that starts with a UTF-8 byte order mark are refused, naming the file.
+//! - A bundle's label file comes with the origin of each line ([`EvalDataset::label_origins`]): errors name the
+//!   label file, line and image path the submitter wrote, not the worker's copy.
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
 
 use crate::config::EvalDataset;
 use crate::substitute::substitute_failed;
-use crate::transforms::{Pipeline, Sample, Target, TransformError};
+use crate::transforms::{Pipeline, Sample, Target, TransformError, ops};
+
+/// The largest label file sensgrid reads, 64 MiB: it is read whole, as PaddleOCR's `readlines` reads it.
+/// ICDAR 2015's test labels take 0.2 MB and a rec set of a million lines about 40 MB; what is larger is not an
+/// eval set's label file (or is a device such as `/dev/zero`, which never ends).
+pub const MAX_LABEL_FILE_BYTES: u64 = 64 << 20;
+
+/// The most lines of one label file, 4 million: a 64 MiB file of real lines holds fewer (rec lines run 30 to
+/// 60 bytes), while 64 MiB of near-empty lines would cost gigabytes of line bookkeeping before any is parsed.
+pub const MAX_LABEL_LINES: usize = 4_000_000;
+
+/// The bytes a UTF-8 byte order mark adds at the start of a file.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// How to open an eval set beyond its config.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,14 +100,18 @@ pub enum DatasetError {
         name: String,
         path: PathBuf,
     },
-    /// A line whose image cannot be read, does not decode or fails a transform.
-    #[error("{file}:{line}: {}: {reason}", path.display())]
+    /// A line whose image cannot be read, does not decode or fails a transform, named as the line has it.
+    /// The line is spelt out ("line 7") here: the message holds a second path, the image's.
+    #[error("{file} line {line}: {name}: {reason}")]
     Image {
         file: PathBuf,
         line: usize,
-        path: PathBuf,
+        name: String,
         reason: String,
     },
+    /// A label file that cannot be an eval set's: empty, too large, or with a byte order mark.
+    #[error("{file}: {message}")]
+    LabelFile { file: PathBuf, message: String },
     /// No line is usable: PaddleOCR would search for one forever.
     #[error("{files}: no usable line (every label is empty or rejected by the label transform)")]
     NoUsableLine { files: String },
@@ -97,18 +120,51 @@ pub enum DatasetError {
 /// One line of a label file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry {
-    /// The label file, as configured.
+    /// The label file, as configured; for a bundle's line, the submitter's label file.
     pub label_file: PathBuf,
-    /// 1-based line number in the label file.
+    /// 1-based line number in the label file; for a bundle's line, in the submitter's.
     pub line: usize,
-    /// The image path as the line has it.
+    /// The image path as the line has it; for a bundle's line, as the submitter's line had it.
     pub file_name: String,
-    /// `data_dir` joined with `file_name`.
+    /// The image file: `data_dir` joined with the image path of the line read.
     pub image_path: PathBuf,
     /// The label field as the line has it (a rec label's text, a det label's JSON).
     pub label: String,
     /// The label transform's result; `None` where PaddleOCR's transform returns `None`.
     pub target: Option<Target>,
+}
+
+impl Entry {
+    /// An error about this line's image: it cannot be read, does not decode or fails a transform.
+    fn image_error(&self, reason: impl ToString) -> DatasetError {
+        DatasetError::Image {
+            file: self.label_file.clone(),
+            line: self.line,
+            name: self.file_name.clone(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// One label line as [`parse_line`] reads it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParsedLine {
+    /// The image path as the line has it.
+    pub file_name: String,
+    /// `data_dir` joined with `file_name`, as `os.path.join` joins them.
+    pub image_path: PathBuf,
+    /// The label field as the line has it.
+    pub label: String,
+    /// The label transform's result; `None` where PaddleOCR's transform returns `None`.
+    pub target: Option<Target>,
+}
+
+/// Where a line of a bundle's label file came from: the submitter's label file, line and image path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineOrigin {
+    pub label_file: PathBuf,
+    pub line: usize,
+    pub file_name: String,
 }
 
 /// An opened eval set: its lines, checked, and the line evaluated at each position.
@@ -129,17 +185,39 @@ impl Dataset {
     /// Reads the label files, checks every line and image path, and checks the transforms.
     ///
     /// # Errors
-    /// [`DatasetError`] for transforms that do not check, an unreadable label file, a malformed line, a
-    /// missing image, or a set with no usable line.
+    /// [`DatasetError`] for transforms that do not check, an unreadable, empty or oversized label file, a
+    /// malformed line, an image path outside `data_dir`, a missing image, or a set with no usable line.
     pub fn open(config: &EvalDataset, options: &OpenOptions) -> Result<Dataset, DatasetError> {
         let pipeline = Pipeline::new(&config.transforms).map_err(DatasetError::Transforms)?;
+        let origins = match &config.label_origins {
+            Some(path) => Some(read_origins(path)?),
+            None => None,
+        };
         let mut files = Vec::with_capacity(config.label_file_list.len());
         for (index, file) in config.label_file_list.iter().enumerate() {
-            let bytes = std::fs::read(file).map_err(|reason| DatasetError::Io {
-                path: file.clone(),
-                reason,
-            })?;
-            let count = bytes.split_inclusive(|&b| b == b'\n').count();
+            let bytes = read_label_file(file)?;
+            let lines: Vec<&[u8]> = bytes.split_inclusive(|&b| b == b'\n').collect();
+            if lines.len() > MAX_LABEL_LINES {
+                return Err(DatasetError::LabelFile {
+                    file: file.clone(),
+                    message: format!("more than {MAX_LABEL_LINES} lines, the limit for a label file"),
+                });
+            }
+            if let Some(origins) = &origins
+                && (config.label_file_list.len() != 1 || origins.len() != lines.len())
+            {
+                return Err(DatasetError::LabelFile {
+                    file: config.label_origins.clone().unwrap_or_default(),
+                    message: format!(
+                        "{} line origins for {} label files, the first of {} lines (a bundle has one label file, \
+                         one origin per line)",
+                        origins.len(),
+                        config.label_file_list.len(),
+                        lines.len()
+                    ),
+                });
+            }
+            let count = lines.len();
             let ratio = config.ratio_list.get(index).copied().unwrap_or(1.0);
             let chosen = if ratio < 1.0 {
                 let k = (count as f64 * ratio).round_ties_even() as usize;
@@ -169,25 +247,29 @@ impl Dataset {
                     }
                     kept.next();
                 }
-                let file = *file;
-                let line = i + 1;
-                let at = |message: String| DatasetError::Line {
-                    file: file.clone(),
-                    line,
-                    message,
-                };
-                let (file_name, label) = split_line(lines[i], &config.delimiter).map_err(at)?;
-                let target = pipeline.encode_label(&label).map_err(|e| at(e.to_string()))?;
+                let origin = origins.as_ref().map(|origins| &origins[i]);
+                let (label_file, line) =
+                    origin.map_or_else(|| ((*file).clone(), i + 1), |o| (o.label_file.clone(), o.line));
+                let parsed =
+                    parse_line(lines[i], &config.delimiter, &config.data_dir, &pipeline).map_err(|message| {
+                        DatasetError::Line {
+                            file: label_file.clone(),
+                            line,
+                            message,
+                        }
+                    })?;
                 entries.push(Entry {
-                    label_file: file.clone(),
+                    label_file,
                     line,
-                    image_path: config.data_dir.join(&file_name),
-                    file_name,
-                    label,
-                    target,
+                    file_name: origin.map_or(parsed.file_name, |o| o.file_name.clone()),
+                    image_path: parsed.image_path,
+                    label: parsed.label,
+                    target: parsed.target,
                 });
             }
         }
+        // Resolved once: every image's real path must lie under it.
+        let real_data_dir = std::fs::canonicalize(&config.data_dir);
         for e in &entries {
             if !e.image_path.is_file() {
                 return Err(DatasetError::MissingImage {
@@ -195,6 +277,20 @@ impl Dataset {
                     line: e.line,
                     name: e.file_name.clone(),
                     path: e.image_path.clone(),
+                });
+            }
+            let real = std::fs::canonicalize(&e.image_path).map_err(|reason| e.image_error(reason))?;
+            if !real_data_dir.as_ref().is_ok_and(|dir| real.starts_with(dir)) {
+                return Err(DatasetError::Line {
+                    file: e.label_file.clone(),
+                    line: e.line,
+                    message: format!(
+                        "image path '{}' leads outside data_dir '{}' through a symbolic link (to {}); point \
+                         data_dir at the folder the images are in",
+                        e.file_name,
+                        config.data_dir.display(),
+                        real.display()
+                    ),
                 });
             }
         }
@@ -287,14 +383,8 @@ impl Dataset {
     /// When `index` is not below [`Dataset::len`].
     pub fn get(&self, index: usize) -> Result<Sample, DatasetError> {
         let e = self.entry_at(index);
-        let fail = |reason: String| DatasetError::Image {
-            file: e.label_file.clone(),
-            line: e.line,
-            path: e.image_path.clone(),
-            reason,
-        };
-        let bytes = std::fs::read(&e.image_path).map_err(|err| fail(err.to_string()))?;
-        let processed = self.pipeline.process(&bytes).map_err(|err| fail(err.to_string()))?;
+        let bytes = std::fs::read(&e.image_path).map_err(|err| e.image_error(err))?;
+        let processed = self.pipeline.process(&bytes).map_err(|err| e.image_error(err))?;
         let target = e.target.clone().expect("the order only holds lines with a target");
         Ok(Sample {
             image: processed.image,
@@ -302,6 +392,25 @@ impl Dataset {
             shape_list: processed.shape_list,
             target,
         })
+    }
+
+    /// Decodes `bytes`, the image file of `entry`, as the transforms' `DecodeImage` does: to check an image
+    /// without running the rest of the transforms.
+    ///
+    /// # Errors
+    /// [`DatasetError::Image`] naming the entry's label file, line and image path when it does not decode.
+    pub fn check_decodes(&self, entry: &Entry, bytes: &[u8]) -> Result<(), DatasetError> {
+        ops::decode_image(bytes, self.pipeline.decode_args())
+            .map(drop)
+            .map_err(|err| entry.image_error(err))
+    }
+
+    /// Reads the image file of `entry`.
+    ///
+    /// # Errors
+    /// [`DatasetError::Image`] naming the entry's label file, line and image path when it cannot be read.
+    pub fn read_image(&self, entry: &Entry) -> Result<Vec<u8>, DatasetError> {
+        std::fs::read(&entry.image_path).map_err(|err| entry.image_error(err))
     }
 
     /// Every sample in order.
@@ -331,6 +440,170 @@ fn split_line(raw: &[u8], delimiter: &str) -> Result<(String, String), String> {
         ));
     }
     Ok((file_name.to_owned(), label.to_owned()))
+}
+
+/// Parses one line of a label file as [`Dataset::open`] does (the line as `readlines` gives it, its `\n`
+/// included): splits it at `delimiter`, joins the image path to `data_dir` and checks that the joined path
+/// stays inside `data_dir` (by its components: symbolic links are followed when the set is opened), and runs
+/// the label transform of `pipeline`. Touches no file.
+///
+/// # Errors
+/// A one-line message (without the file and line) for a line that is not UTF-8, empty, without the delimiter,
+/// with an image path outside `data_dir`, or with a label the label transform refuses.
+pub fn parse_line(raw: &[u8], delimiter: &str, data_dir: &Path, pipeline: &Pipeline) -> Result<ParsedLine, String> {
+    let (file_name, label) = split_line(raw, delimiter)?;
+    if !stays_inside(data_dir, Path::new(&file_name)) {
+        return Err(format!(
+            "image path '{file_name}' leaves data_dir '{}' (image paths are relative to it and stay inside)",
+            data_dir.display()
+        ));
+    }
+    let target = pipeline.encode_label(&label).map_err(|e| e.to_string())?;
+    Ok(ParsedLine {
+        image_path: data_dir.join(&file_name),
+        file_name,
+        label,
+        target,
+    })
+}
+
+/// Whether `file_name` joined to `data_dir` (as `os.path.join` joins them: an absolute path stands alone)
+/// names a path inside `data_dir`, judged on the components alone.
+fn stays_inside(data_dir: &Path, file_name: &Path) -> bool {
+    if file_name.has_root() {
+        let data_dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_owned());
+        return normalize(file_name).starts_with(normalize(&data_dir));
+    }
+    let mut depth = 0usize;
+    for component in file_name.components() {
+        match component {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => match depth.checked_sub(1) {
+                Some(up) => depth = up,
+                None => return false,
+            },
+            Component::RootDir | Component::Prefix(_) => return false,
+        }
+    }
+    true
+}
+
+/// An absolute path with `.` and `..` resolved by its components (`..` at the root stays at the root).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Reads a label file whole, refusing one that is empty, over [`MAX_LABEL_FILE_BYTES`], or that starts with
+/// a UTF-8 byte order mark.
+fn read_label_file(file: &Path) -> Result<Vec<u8>, DatasetError> {
+    let bytes = read_bounded(file)?;
+    let refuse = |message: &str| {
+        Err(DatasetError::LabelFile {
+            file: file.to_owned(),
+            message: message.to_owned(),
+        })
+    };
+    if bytes.is_empty() {
+        return refuse("empty label file (an eval set needs at least one line)");
+    }
+    // Refused rather than stripped: PaddleOCR decodes each line as plain UTF-8, so the mark becomes part of
+    // the first image path, that image is not found and PaddleOCR evaluates another line in its place.
+    if bytes.starts_with(UTF8_BOM) {
+        return Err(DatasetError::Line {
+            file: file.to_owned(),
+            line: 1,
+            message: "the file starts with a UTF-8 byte order mark (bytes EF BB BF), which PaddleOCR reads as part \
+                      of the first image path; save the file as UTF-8 without it"
+                .into(),
+        });
+    }
+    Ok(bytes)
+}
+
+/// Reads a file whole, up to [`MAX_LABEL_FILE_BYTES`]: the size is checked before reading, and the reading
+/// stops past the limit for a file that grows or never ends.
+fn read_bounded(file: &Path) -> Result<Vec<u8>, DatasetError> {
+    let io = |reason| DatasetError::Io {
+        path: file.to_owned(),
+        reason,
+    };
+    let too_large = |size: String| DatasetError::LabelFile {
+        file: file.to_owned(),
+        message: format!(
+            "{size}, over the limit of {} MiB ({MAX_LABEL_FILE_BYTES} bytes) for a label file",
+            MAX_LABEL_FILE_BYTES >> 20
+        ),
+    };
+    let opened = std::fs::File::open(file).map_err(io)?;
+    let size = opened.metadata().map_err(io)?.len();
+    if size > MAX_LABEL_FILE_BYTES {
+        return Err(too_large(format!("{size} bytes")));
+    }
+    let mut bytes = Vec::new();
+    opened
+        .take(MAX_LABEL_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_LABEL_FILE_BYTES {
+        return Err(too_large(format!("more than {MAX_LABEL_FILE_BYTES} bytes")));
+    }
+    Ok(bytes)
+}
+
+/// The line origins of a bundle's label file as [`read_origins`] reads them: a JSON list with one
+/// `[label file, line, image path]` per line of the label file, in order.
+pub fn origins_json(entries: &[Entry]) -> String {
+    let origins: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|e| serde_json::json!([e.label_file.to_string_lossy(), e.line, e.file_name]))
+        .collect();
+    serde_json::Value::Array(origins).to_string()
+}
+
+/// Reads the line origins written by [`origins_json`].
+fn read_origins(path: &Path) -> Result<Vec<LineOrigin>, DatasetError> {
+    let bytes = read_bounded(path)?;
+    let refuse = |message: String| DatasetError::LabelFile {
+        file: path.to_owned(),
+        message,
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| refuse(format!("line origins: not valid JSON ({e})")))?;
+    let items = value
+        .as_array()
+        .ok_or_else(|| refuse("line origins: expected a JSON list".into()))?;
+    let origin = |item: &serde_json::Value| -> Option<LineOrigin> {
+        let [file, line, name] = item.as_array()?.as_slice() else {
+            return None;
+        };
+        Some(LineOrigin {
+            label_file: PathBuf::from(file.as_str()?),
+            line: usize::try_from(line.as_u64()?).ok()?,
+            file_name: name.as_str()?.to_owned(),
+        })
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            origin(item).ok_or_else(|| {
+                refuse(format!(
+                    "line origin {index}: expected [label file, line, image path], got {item}"
+                ))
+            })
+        })
+        .collect()
 }
 
 /// `k` distinct indices below `n`, drawn with a seeded SplitMix64 (a partial Fisher-Yates shuffle), in

@@ -14,6 +14,13 @@ pub enum ConfigError {
     // would otherwise repeat it.
     #[error("{path}: {reason}")]
     Io { path: PathBuf, reason: std::io::Error },
+    /// A config file or text over [`super::MAX_CONFIG_BYTES`], refused before parsing.
+    #[error(
+        "{path}: {size} bytes, over the limit of {} MiB ({} bytes) for a config (PaddleOCR's take a few KB)",
+        super::MAX_CONFIG_BYTES >> 20,
+        super::MAX_CONFIG_BYTES
+    )]
+    TooLarge { path: PathBuf, size: u64 },
     /// Not valid YAML: in the file (`det.yml:7: …`) or in an override's value (`-o K=[1,: …`).
     #[error("{origin}: not valid YAML: {message}")]
     Yaml { origin: Origin, message: String },

@@ -21,6 +21,7 @@ mod read;
 pub mod schema;
 pub mod tree;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -37,6 +38,11 @@ pub use tree::{Node, Origin, Value};
 use read::Section;
 use schema::{dataset, metric, post_process, prune, sensitivity};
 
+/// The largest config sensgrid reads, 1 MiB, checked before parsing (for a file, before reading it), and the
+/// longest `-o` override. PaddleOCR's configs take 2 to 10 KB; a config a hundred times that is not one, and
+/// must not travel to every worker of a run.
+pub const MAX_CONFIG_BYTES: usize = 1 << 20;
+
 /// A PaddleOCR config with its overrides applied and its strict sections checked.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -50,6 +56,7 @@ pub struct Config {
     post_process: PostProcess,
     metric: Metric,
     eval_dataset: EvalDataset,
+    eval_batch_size: Option<usize>,
 }
 
 impl Config {
@@ -58,14 +65,28 @@ impl Config {
     /// order (`groups.concat()`).
     ///
     /// # Errors
-    /// An unreadable file, invalid YAML, a malformed override, or a strict section that does not check; the
+    /// An unreadable file, a file over [`MAX_CONFIG_BYTES`], invalid YAML, a malformed override, a top-level
+    /// section that is neither PaddleOCR's nor sensgrid's, or a strict section that does not check; the
     /// message is one line that starts with the file and line or with the override.
     pub fn load<S: AsRef<str>>(path: impl AsRef<Path>, overrides: &[S]) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|reason| ConfigError::Io {
+        let io = |reason| ConfigError::Io {
             path: path.to_owned(),
             reason,
-        })?;
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
+        if size > MAX_CONFIG_BYTES as u64 {
+            return Err(ConfigError::TooLarge {
+                path: path.to_owned(),
+                size,
+            });
+        }
+        // Bounded as well: a file can grow after its size was read, and a device reads as size 0.
+        let mut text = String::new();
+        file.take(MAX_CONFIG_BYTES as u64 + 1)
+            .read_to_string(&mut text)
+            .map_err(io)?;
         Self::from_yaml(&text, path, overrides)
     }
 
@@ -74,6 +95,12 @@ impl Config {
     /// # Errors
     /// As [`Config::load`], less reading the file.
     pub fn from_yaml<S: AsRef<str>>(text: &str, path: impl AsRef<Path>, overrides: &[S]) -> Result<Self> {
+        if text.len() > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge {
+                path: path.as_ref().to_owned(),
+                size: text.len() as u64,
+            });
+        }
         let file: Arc<Path> = Arc::from(path.as_ref());
         let at_line = |line| Origin::File {
             path: file.clone(),
@@ -99,6 +126,7 @@ impl Config {
             ));
         };
         overrides::apply_all(root, overrides)?;
+        schema::check_sections(root)?;
         Self::check(path.as_ref(), tree, &whole)
     }
 
@@ -142,6 +170,7 @@ impl Config {
             sensitivity: sensitivity::read(root.entry("Sensitivity"), whole, &metric)?,
             prune: prune::read(root.entry("Prune"))?,
             eval_dataset: dataset::read(root, whole, global_map)?,
+            eval_batch_size: dataset::batch_size(root)?,
             post_process,
             metric,
             tree,
@@ -220,6 +249,11 @@ impl Config {
     /// `Eval.dataset`, its transforms with `Global`'s values merged in as PaddleOCR does.
     pub fn eval_dataset(&self) -> &EvalDataset {
         &self.eval_dataset
+    }
+
+    /// `Eval.loader.batch_size_per_card`, at least 1, when the config sets it.
+    pub fn eval_batch_size(&self) -> Option<usize> {
+        self.eval_batch_size
     }
 }
 

@@ -16,10 +16,8 @@
 use std::sync::Arc;
 
 use super::error::{ConfigError, Result};
+use super::schema::{OWN_SECTIONS, nearest};
 use super::tree::{self, Map, Node, Origin, Value};
-
-/// The sections sensgrid adds to a PaddleOCR config; overrides create them when the file has none.
-const OWN_SECTIONS: [&str; 2] = ["Sensitivity", "Prune"];
 
 /// One parsed `KEY=VALUE`.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,8 +31,21 @@ impl Override {
     /// Parses one `KEY=VALUE` as typed after `-o` (surrounding blanks are ignored, as PaddleOCR strips them).
     ///
     /// # Errors
-    /// No `=`, an empty key or key segment (`Global..x`), or a value that is not YAML; each names the text.
+    /// No `=`, an empty key or key segment (`Global..x`), a value that is not YAML, or a text over
+    /// [`super::MAX_CONFIG_BYTES`]; each names the text (the start of it, for the last).
     pub fn parse(text: &str) -> Result<Self> {
+        if text.len() > super::MAX_CONFIG_BYTES {
+            let start: String = text.chars().take(40).collect();
+            return Err(ConfigError::Override {
+                text: format!("{start}…"),
+                message: format!(
+                    "{} bytes, over the limit of {} MiB ({} bytes) for an override",
+                    text.len(),
+                    super::MAX_CONFIG_BYTES >> 20,
+                    super::MAX_CONFIG_BYTES
+                ),
+            });
+        }
         let text = text.trim();
         let bad = |message: &str| ConfigError::Override {
             text: text.to_owned(),
@@ -130,9 +141,12 @@ pub fn apply(root: &mut Map, o: &Override) -> Result<()> {
         };
         root.insert(section, key_origin, empty);
     }
-    let mut node = root
-        .get_mut(section)
-        .ok_or_else(|| o.error(format!("{section}: no such section in the config")))?;
+    if root.get(section).is_none() {
+        let hint = nearest(section, root.keys().chain(OWN_SECTIONS))
+            .map_or_else(String::new, |name| format!(" (did you mean {name}?)"));
+        return Err(o.error(format!("{section}: no such section in the config{hint}")));
+    }
+    let mut node = root.get_mut(section).expect("checked above");
     let mut path = section.clone();
     for (i, key) in rest.iter().enumerate() {
         let got = node.describe();

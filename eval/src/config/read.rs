@@ -85,9 +85,10 @@ impl<'a> Field<'a> {
 
     /// An integer of at least 1.
     pub fn positive_count(&self) -> Result<usize> {
-        match self.count()? {
-            0 => Err(self.error("expected an integer >= 1, got 0")),
-            n => Ok(n),
+        match self.node.value {
+            Value::Int(i) if i >= 1 => Ok(i as usize),
+            Value::Int(i) => Err(self.error(format!("expected an integer >= 1, got {i}"))),
+            _ => Err(self.expected("an integer")),
         }
     }
 
@@ -250,6 +251,12 @@ impl<'a> Section<'a> {
     /// default in place.
     pub fn get<T>(&self, key: &str, read: impl FnOnce(Field<'_>) -> Result<T>) -> Result<Option<T>> {
         Ok(self.get_nullable(key, read)?.flatten())
+    }
+
+    /// `read` applied to the value of `key`, null included (`read` decides what a null means); `None` only
+    /// when the key is absent.
+    pub fn get_with_null<T>(&self, key: &str, read: impl FnOnce(Field<'_>) -> Result<T>) -> Result<Option<T>> {
+        self.lookup(key).map(|found| read(found.field())).transpose()
     }
 
     /// Like [`Section::get`], but tells an explicit null (`Some(None)`) from an absent key (`None`), for

@@ -167,9 +167,9 @@ fn an_image_that_does_not_decode_fails_its_sample_naming_it() {
     assert_eq!(
         e.to_string(),
         format!(
-            "{}:2: {}: DecodeImage: not a PNG or JPEG file (sensgrid decodes those two of the formats OpenCV reads)",
+            "{} line 2: img/bad.png: DecodeImage: not a PNG or JPEG file (sensgrid decodes those two of the formats \
+             OpenCV reads)",
             dir.join("label.txt").display(),
-            dir.join("img/bad.png").display()
         )
     );
 }

@@ -4,6 +4,7 @@ mod bundle;
 mod config;
 mod dataset;
 mod det;
+mod hostile;
 mod image;
 mod rec;
 mod synth;

@@ -1,5 +1,6 @@
 //! `Eval.dataset`: the eval set in PaddleOCR's `SimpleDataSet` layout (`ppocr/data/simple_dataset.py`) and its
-//! transforms. The rest of `Eval` (the loader: batch size, workers) is PaddleOCR's business and is ignored.
+//! transforms, and the one key of `Eval.loader` sensgrid uses, `batch_size_per_card`. The rest of the loader
+//! (shuffle, workers) is PaddleOCR's business and is ignored.
 
 use std::path::PathBuf;
 
@@ -20,6 +21,10 @@ pub struct EvalDataset {
     pub ratio_list: Vec<f64>,
     /// Between the image path and the label (a tab by default).
     pub delimiter: String,
+    /// sensgrid's own key, which [`crate::bundle::rebase`] sets on a worker: the bundle's file giving, for each
+    /// line of its one label file, the submitter's label file, line and image path, so that errors name
+    /// those. PaddleOCR's `SimpleDataSet` ignores keys it does not read.
+    pub label_origins: Option<PathBuf>,
     pub transforms: Vec<Transform>,
 }
 
@@ -52,6 +57,7 @@ pub(crate) fn read(root: &Map, file: &Origin, global: Option<&Map>) -> Result<Ev
             "ratio_list",
             "delimiter",
             "transforms",
+            "label_origins",
         ],
     )?;
     s.require("name", |f| {
@@ -78,6 +84,7 @@ pub(crate) fn read(root: &Map, file: &Origin, global: Option<&Map>) -> Result<Ev
             })?
             .unwrap_or_else(|| "\t".into()),
         transforms: s.require("transforms", |f| transform::read_list(f, global))?,
+        label_origins: s.get("label_origins", |f| f.path_buf())?,
     })
 }
 
@@ -115,4 +122,18 @@ fn ratios(f: Field<'_>, files: usize) -> Result<Vec<f64>> {
         )));
     }
     Ok(ratios)
+}
+
+/// `Eval.loader.batch_size_per_card`, when set (null is unset): an integer of at least 1. `Eval` itself was
+/// checked by [`read`].
+pub(crate) fn batch_size(root: &Map) -> Result<Option<usize>> {
+    let Some(loader) = root
+        .get("Eval")
+        .and_then(|eval| eval.as_map())
+        .and_then(|eval| eval.entry("loader"))
+    else {
+        return Ok(None);
+    };
+    Section::open("Eval.loader", &loader.key_origin, Some(&loader.value))?
+        .get("batch_size_per_card", |f| f.positive_count())
 }

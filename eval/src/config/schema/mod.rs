@@ -1,6 +1,6 @@
 //! Typed views of the strict sections, one module each. Every key they do not know is an error; everything
-//! else in a config (Train, Loss, Optimizer, Architecture, most of Global, Eval.loader) is kept in the tree
-//! and left alone.
+//! else in a config (Train, Loss, Optimizer, Architecture, most of Global, Eval.loader but its batch size) is
+//! kept in the tree and left alone. A top-level section that is not PaddleOCR's or sensgrid's is an error.
 
 pub mod dataset;
 pub mod metric;
@@ -9,9 +9,76 @@ pub mod prune;
 pub mod sensitivity;
 pub mod transform;
 
-use crate::config::error::Result;
+use crate::config::error::{ConfigError, Result};
 use crate::config::read::Field;
-use crate::config::tree::Value;
+use crate::config::tree::{Map, Value};
+
+/// The top-level sections of PaddleOCR's configs (`configs/{det,rec,cls}/**/*.yml`): the eight every config
+/// has, and `profiler_options`, which the PP-OCRv4 and v5 configs carry at the top level.
+const PADDLEOCR_SECTIONS: [&str; 9] = [
+    "Global",
+    "Architecture",
+    "Loss",
+    "Optimizer",
+    "PostProcess",
+    "Metric",
+    "Train",
+    "Eval",
+    "profiler_options",
+];
+
+/// The sections sensgrid adds to a PaddleOCR config; overrides create them when the file has none.
+pub(crate) const OWN_SECTIONS: [&str; 2] = ["Sensitivity", "Prune"];
+
+/// Refuses a top-level section that is neither PaddleOCR's nor sensgrid's, at its own line: a misspelt
+/// `Sensitivty` would otherwise be ignored and the analysis run with defaults.
+pub(crate) fn check_sections(root: &Map) -> Result<()> {
+    let known = || PADDLEOCR_SECTIONS.iter().chain(&OWN_SECTIONS).copied();
+    for entry in root.entries() {
+        if known().any(|name| name == entry.key) {
+            continue;
+        }
+        let hint = match nearest(&entry.key, known()) {
+            Some(name) => format!("did you mean {name}?"),
+            None => format!("expected one of {}", known().collect::<Vec<_>>().join(", ")),
+        };
+        return Err(ConfigError::key(
+            &entry.key_origin,
+            "",
+            format!("unknown section '{}' ({hint})", entry.key),
+        ));
+    }
+    Ok(())
+}
+
+/// The name among `names` closest to `typed` when it is close enough to be a misspelling of it: within a
+/// third of its length in edits (at least one), letter case ignored.
+pub(crate) fn nearest<'a>(typed: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let typed_lower = typed.to_lowercase();
+    names
+        .into_iter()
+        .map(|name| (edit_distance(&typed_lower, &name.to_lowercase()), name))
+        .filter(|&(distance, name)| distance <= (name.chars().count() / 3).max(1))
+        .min_by_key(|&(distance, _)| distance)
+        .map(|(_, name)| name)
+}
+
+/// Levenshtein distance in characters: insertions, deletions and substitutions, one each.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    // The previous row of the dynamic programme: distances from a's prefix to every prefix of b.
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
 
 /// A cls `label_list`: non-empty, of strings, since the labels read from label files are strings and
 /// PaddleOCR would silently match none of `[0, 180]`.
@@ -28,4 +95,28 @@ fn label_list(f: Field<'_>) -> Result<Vec<String>> {
         return Err(f.error("expected at least one label, got an empty list"));
     }
     Ok(labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_single_character_edits() {
+        assert_eq!(edit_distance("", ""), 0);
+        assert_eq!(edit_distance("abc", ""), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("sensitivty", "sensitivity"), 1);
+        assert_eq!(edit_distance("prnue", "prune"), 2);
+    }
+
+    #[test]
+    fn nearest_suggests_only_close_names() {
+        let names = PADDLEOCR_SECTIONS.iter().chain(&OWN_SECTIONS).copied();
+        assert_eq!(nearest("Sensitivty", names.clone()), Some("Sensitivity"));
+        assert_eq!(nearest("sensitivity", names.clone()), Some("Sensitivity"));
+        assert_eq!(nearest("Evl", names.clone()), Some("Eval"));
+        assert_eq!(nearest("Pruning", names.clone()), None);
+        assert_eq!(nearest("Dataset", names), None);
+    }
 }

@@ -4,7 +4,7 @@
 use crate::config::error::Result;
 use crate::config::glob::Glob;
 use crate::config::read::{Field, Section};
-use crate::config::tree::{Entry, Origin};
+use crate::config::tree::{Entry, Origin, Value};
 
 use super::metric::{Metric, key_choices};
 
@@ -113,7 +113,7 @@ pub(crate) fn read(entry: Option<&Entry>, file: &Origin, metric: &Metric) -> Res
     let precisions = Precision::ALL.map(|p| (p.as_str(), p));
     Ok(Sensitivity {
         ratios: section
-            .get("ratios", ratios)?
+            .get_with_null("ratios", ratios)?
             .unwrap_or_else(|| Sensitivity::DEFAULT_RATIOS.to_vec()),
         criterion: section
             .get("criterion", |f| f.choice(&criteria))?
@@ -137,7 +137,14 @@ pub(crate) fn read(entry: Option<&Entry>, file: &Origin, metric: &Metric) -> Res
 }
 
 /// A non-empty list of ratios in (0, 1), strictly increasing: the grid's columns, so order and uniqueness matter.
+/// A null is refused rather than read as the default: `ratios:` with its list forgotten (or emptied by an
+/// override) would otherwise run the eight default ratios, a far larger grid than meant.
 fn ratios(field: Field<'_>) -> Result<Vec<f64>> {
+    if field.node.value == Value::Null {
+        return Err(
+            field.error("expected a list of ratios, got null (leave the key out for PaddleSlim's default, 0.1 to 0.8)")
+        );
+    }
     let items = field.items()?;
     if items.is_empty() {
         return Err(field.error("expected at least one ratio, got an empty list"));

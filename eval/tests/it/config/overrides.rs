@@ -112,7 +112,7 @@ fn malformed_overrides_are_one_line_errors_naming_them() {
     );
     assert_eq!(
         e("Evall.dataset.data_dir=/d"),
-        "-o Evall.dataset.data_dir=/d: Evall: no such section in the config"
+        "-o Evall.dataset.data_dir=/d: Evall: no such section in the config (did you mean Eval?)"
     );
     assert_eq!(
         e("Eval.datasets.data_dir=/d"),

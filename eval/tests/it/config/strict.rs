@@ -221,7 +221,7 @@ fn eval_dataset_keys_and_values() {
     assert_eq!(
         with("    shuffle: false\n"),
         "det.yml:111: Eval.dataset.shuffle: unknown key (expected one of name, data_dir, label_file_list, \
-         ratio_list, delimiter, transforms)"
+         ratio_list, delimiter, transforms, label_origins)"
     );
     assert_eq!(
         with("    ratio_list: [0.5, 1.5]\n"),
