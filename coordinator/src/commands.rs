@@ -2,6 +2,7 @@
 //! and `workers`. Each talks to a running coordinator's admin service.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -82,8 +83,8 @@ pub async fn submit(args: SubmitArgs) -> Result<()> {
     Ok(())
 }
 
-/// What `submit` does before printing the run id: checks and lays out the submission, imports known cells,
-/// uploads what the coordinator does not hold yet and creates the run. Answers the run id.
+/// What `submit` does before printing the run id: checks and lays out the submission, then creates its run
+/// ([`create_prepared_run`]). Answers the run id.
 pub async fn create_run(
     admin: &mut AdminClient,
     config: &Path,
@@ -91,7 +92,16 @@ pub async fn create_run(
     name: Option<&str>,
     resume_from: Option<&str>,
 ) -> Result<i64> {
-    let prepared = submit::prepare(config, overrides, name)?;
+    create_prepared_run(admin, submit::prepare(config, overrides, name)?, resume_from).await
+}
+
+/// Creates the run of a checked submission: imports known cells, uploads what the coordinator does not hold
+/// yet and creates the run. Answers the run id. `coordinator run` prepares before it starts anything.
+pub async fn create_prepared_run(
+    admin: &mut AdminClient,
+    prepared: Prepared,
+    resume_from: Option<&str>,
+) -> Result<i64> {
     let known = match resume_from {
         None => BTreeMap::new(),
         Some(from) => {
@@ -236,6 +246,8 @@ fn seconds(d: Duration) -> String {
 
 pub async fn status(args: StatusArgs) -> Result<()> {
     let mut admin = args.connection.admin().await?;
+    // Written in one go once complete: a reader that leaves early (`| head -1`) ends the command quietly.
+    let mut out = String::new();
     let Some(run_id) = args.run else {
         let runs = admin.list_runs(pb::ListRunsRequest::default()).await?.into_inner().runs;
         if args.json {
@@ -246,22 +258,24 @@ pub async fn status(args: StatusArgs) -> Result<()> {
                     "created_at": r.created_at, "finished_at": r.finished_at, "error": r.error})
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&runs)?);
-            return Ok(());
+            writeln!(out, "{}", serde_json::to_string_pretty(&runs)?)?;
+            return crate::write_stdout(&out);
         }
-        println!(
+        writeln!(
+            out,
             "{:>5}  {:<24} {:<10} {:>11}  {:<25} error",
             "run", "name", "state", "jobs done", "created"
-        );
+        )?;
         for r in runs {
             let total: u64 = r.jobs.values().sum();
             let done = r.jobs.get("done").copied().unwrap_or(0);
-            println!(
+            writeln!(
+                out,
                 "{:>5}  {:<24} {:<10} {:>5}/{:<5}  {:<25} {}",
                 r.run_id, r.name, r.state, done, total, r.created_at, r.error
-            );
+            )?;
         }
-        return Ok(());
+        return crate::write_stdout(&out);
     };
     let run = admin.get_run(pb::GetRunRequest { run_id }).await?.into_inner();
     let p = Progress::of(&run);
@@ -282,7 +296,8 @@ pub async fn status(args: StatusArgs) -> Result<()> {
         .filter(|j| j.kind == "cell" && j.state == "skipped" && j.last_error.starts_with("early stop"))
         .count();
     if args.json {
-        println!(
+        writeln!(
+            out,
             "{}",
             serde_json::to_string_pretty(&json!({
                 "run_id": run_id, "state": p.state, "error": p.error,
@@ -295,52 +310,58 @@ pub async fn status(args: StatusArgs) -> Result<()> {
                 "active_workers": p.workers, "elapsed_s": p.elapsed.as_secs_f64(),
                 "eta_s": p.eta.map(|d| d.as_secs_f64()),
             }))?
-        );
-        return Ok(());
+        )?;
+        return crate::write_stdout(&out);
     }
     let name = run.summary.as_ref().map(|s| s.name.clone()).unwrap_or_default();
-    println!("run {run_id} '{name}': {}", p.state);
+    writeln!(out, "run {run_id} '{name}': {}", p.state)?;
     if !p.error.is_empty() {
-        println!("  error: {}", p.error);
+        writeln!(out, "  error: {}", p.error)?;
     }
-    println!(
+    writeln!(
+        out,
         "  baseline: {}   export: {}",
         job_state("baseline"),
         job_state("export")
-    );
+    )?;
     let states: Vec<String> = p.by_state.iter().map(|(s, n)| format!("{s} {n}")).collect();
-    println!(
+    writeln!(
+        out,
         "  cells: {}/{} finished ({})",
         p.cells_finished,
         p.cells_total,
         states.join(", ")
-    );
+    )?;
     if p.probes_total > 0 {
-        println!(
+        writeln!(
+            out,
             "  probes: {}/{} finished (candidate plans of the measured Prune target)",
             p.probes_finished, p.probes_total
-        );
+        )?;
     }
     match spec.eval_samples {
-        Some(subset) => println!(
+        Some(subset) => writeln!(
+            out,
             "  eval set: {} of {} samples (Sensitivity.seed {})",
             subset.count, subset.of, subset.seed
-        ),
-        None => println!("  eval set: every sample"),
+        )?,
+        None => writeln!(out, "  eval set: every sample")?,
     }
-    println!("  precision: {}", spec.precision());
+    writeln!(out, "  precision: {}", spec.precision())?;
     if let Some(loss) = spec.early_stop_loss {
-        println!(
+        writeln!(
+            out,
             "  early stop: a group's larger ratios skipped once its loss exceeds {loss} ({early_stopped} cells skipped)"
-        );
+        )?;
     }
-    println!("  active workers: {}", describe_workers(&p.workers));
-    println!(
+    writeln!(out, "  active workers: {}", describe_workers(&p.workers))?;
+    writeln!(
+        out,
         "  elapsed: {}   ETA: {}",
         seconds(p.elapsed),
         p.eta.map_or_else(|| "-".into(), seconds)
-    );
-    Ok(())
+    )?;
+    crate::write_stdout(&out)
 }
 
 fn describe_workers(workers: &[i64]) -> String {
@@ -356,8 +377,31 @@ pub async fn watch(args: RunArgs) -> Result<()> {
     watch_run(&mut admin, args.run).await
 }
 
-/// Follows a run until it ends: a progress bar on a terminal, a line per change elsewhere. Fails unless the
-/// run ends done.
+/// A followed run ended failed or cancelled: `watch`, `submit --watch` and `run` exit 1 with it, where any other
+/// error (a bad flag, an unknown run, a coordinator that does not answer) exits 2.
+#[derive(Debug)]
+pub struct RunEnded {
+    pub run_id: i64,
+    /// `failed` or `cancelled`.
+    pub state: String,
+    /// The run's error, empty when it has none (a cancelled run).
+    pub error: String,
+}
+
+impl std::fmt::Display for RunEnded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "run {} {}", self.run_id, self.state)?;
+        if !self.error.is_empty() {
+            write!(f, ": {}", self.error)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RunEnded {}
+
+/// Follows a run until it ends: a progress bar on a terminal, a line per change elsewhere. Fails with
+/// [`RunEnded`] unless the run ends done.
 pub async fn watch_run(admin: &mut AdminClient, run_id: i64) -> Result<()> {
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
@@ -399,11 +443,15 @@ pub async fn watch_run(admin: &mut AdminClient, run_id: i64) -> Result<()> {
         if p.state != "running" {
             bar.finish();
             eprintln!("run {run_id} {} after {}", p.state, seconds(p.elapsed));
-            return match p.state.as_str() {
-                "done" => Ok(()),
-                _ if p.error.is_empty() => bail!("run {run_id} {}", p.state),
-                _ => bail!("run {run_id} {}: {}", p.state, p.error),
-            };
+            if p.state == "done" {
+                return Ok(());
+            }
+            return Err(RunEnded {
+                run_id,
+                state: p.state,
+                error: p.error,
+            }
+            .into());
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

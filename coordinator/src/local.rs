@@ -4,8 +4,14 @@
 //! ends; then its results are written into `--out` as `coordinator results` writes them.
 //!
 //! The run's id is kept in `--out/run.json`: started again with the same `--out` (after a kill, say), it resumes
-//! that run from the store instead of submitting a new one, so finished cells are never computed twice.
+//! that run from the store instead of submitting a new one, so finished cells are never computed twice. A new
+//! run's config, model and eval set are checked before anything starts, so a bad one is refused at once.
+//!
+//! The workers never outlive this process: each gets `PR_SET_PDEATHSIG` (SIGKILL when the coordinator dies,
+//! even by SIGKILL) and its own process group, which is killed on the way out. SIGINT and SIGTERM stop the
+//! workers and the coordinator, then end this process by the same signal ([`Interrupted`]).
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -18,8 +24,9 @@ use sensgrid_coordinator::service::{self, ServiceConfig};
 use sensgrid_coordinator::store::pg::PgStore;
 use sensgrid_coordinator::store::sqlite::SqliteStore;
 use sensgrid_coordinator::store::{Backoff, JobStore, RunId};
+use sensgrid_coordinator::submit::{self, Prepared};
 use sensgrid_coordinator::{MIGRATOR, client};
-use sensgrid_proto::v1 as pb;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use crate::commands;
@@ -55,7 +62,63 @@ pub struct RunArgs {
 /// The file that names the run an `--out` folder holds.
 const RUN_FILE: &str = "run.json";
 
+/// `coordinator run` was stopped by SIGINT or SIGTERM: its workers and its coordinator are stopped, and
+/// [`Interrupted::end_process`] ends the process by the same signal, as a shell and `make` expect of a command
+/// that was interrupted (a shell shows 130 or 143). The run is not over: the same `--out` resumes it.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted by {}: workers stopped; started again with the same --out, the run resumes", signal_name(*.signal))]
+pub struct Interrupted {
+    pub signal: libc::c_int,
+}
+
+impl Interrupted {
+    /// Ends the process by the signal that interrupted it, with its default action.
+    pub fn end_process(&self) -> ! {
+        // SAFETY: signal(2) and raise(3) with a valid signal number; restoring the default action first
+        // replaces tokio's handler, so the raise terminates the process.
+        unsafe {
+            libc::signal(self.signal, libc::SIG_DFL);
+            libc::raise(self.signal);
+        }
+        // Not reached: the default action of SIGINT and SIGTERM is to terminate.
+        std::process::exit(128 + self.signal)
+    }
+}
+
+fn signal_name(signal: libc::c_int) -> &'static str {
+    match signal {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
+}
+
+/// SIGINT and SIGTERM, caught from the start of `run` so that neither leaves the workers behind.
+struct StopSignals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl StopSignals {
+    fn listen() -> Result<StopSignals> {
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+        })
+    }
+
+    /// The next SIGINT or SIGTERM.
+    async fn recv(&mut self) -> Interrupted {
+        let signal = tokio::select! {
+            _ = self.interrupt.recv() => libc::SIGINT,
+            _ = self.terminate.recv() => libc::SIGTERM,
+        };
+        Interrupted { signal }
+    }
+}
+
 pub async fn run(args: RunArgs) -> Result<()> {
+    let mut signals = StopSignals::listen()?;
     std::fs::create_dir_all(args.out.join("logs")).with_context(|| format!("creating {}", args.out.display()))?;
     match &args.database_url {
         Some(url) => {
@@ -65,21 +128,33 @@ pub async fn run(args: RunArgs) -> Result<()> {
                 .await
                 .with_context(|| format!("connecting to {url}"))?;
             MIGRATOR.run(&pool).await.context("applying migrations")?;
-            run_on(PgStore::new(pool), &args).await
+            run_on(PgStore::new(pool), &args, &mut signals).await
         }
         None => {
             let file = args.out.join("sensgrid.db");
             let store = SqliteStore::open(&file)
                 .await
                 .with_context(|| format!("opening the job store {}", file.display()))?;
-            let outcome = run_on(store.clone(), &args).await;
+            let outcome = run_on(store.clone(), &args, &mut signals).await;
             store.close().await;
             outcome
         }
     }
 }
 
-async fn run_on<S: JobStore>(store: S, args: &RunArgs) -> Result<()> {
+/// What this `coordinator run` follows.
+enum Submission {
+    /// The run `--out/run.json` names, which the store holds.
+    Resumed(i64),
+    /// A new run of the config, checked and laid out, not yet created.
+    New(Box<Prepared>),
+}
+
+async fn run_on<S: JobStore>(store: S, args: &RunArgs, signals: &mut StopSignals) -> Result<()> {
+    let submission = tokio::select! {
+        submission = submission(&store, args) => submission?,
+        interrupted = signals.recv() => return Err(interrupted.into()),
+    };
     let worker_token = token()?;
     let admin_token = token()?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -125,36 +200,49 @@ async fn run_on<S: JobStore>(store: S, args: &RunArgs) -> Result<()> {
             .map_or("job store in sensgrid.db", |_| "job store in Postgres"),
         args.out.join("logs").display()
     );
-    let outcome = follow(&store, args, &address, &admin_token).await;
+    let outcome = tokio::select! {
+        outcome = follow(args, &address, &admin_token, submission) => outcome,
+        interrupted = signals.recv() => Err(interrupted.into()),
+    };
     drop(workers);
     stop.cancel();
     server.await.context("the coordinator task")??;
     outcome
 }
 
-/// Submits the run (or finds the one this `--out` holds), follows it to its end and writes its results.
-async fn follow<S: JobStore>(store: &S, args: &RunArgs, address: &str, admin_token: &str) -> Result<()> {
+/// The run `--out` names when the store holds it; otherwise the config's new run, prepared (reading the
+/// config, the model and the eval set) before anything starts, so that a bad one is refused at once.
+async fn submission<S: JobStore>(store: &S, args: &RunArgs) -> Result<Submission> {
+    let run_file = args.out.join(RUN_FILE);
+    if let Ok(text) = std::fs::read_to_string(&run_file) {
+        let id: i64 = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("run_id")?.as_i64())
+            .with_context(|| format!("{}: expected {{\"run_id\": N}}", run_file.display()))?;
+        if store.run_get(RunId(id)).await?.is_some() {
+            return Ok(Submission::Resumed(id));
+        }
+    }
+    let (config, overrides, name) = (args.config.clone(), args.overrides.clone(), args.name.clone());
+    // Seconds of CPU (the model's groups and FLOPs, the eval set packed): off the async threads.
+    let prepared = tokio::task::spawn_blocking(move || submit::prepare(&config, &overrides, name.as_deref()))
+        .await
+        .context("checking the submission")??;
+    Ok(Submission::New(Box::new(prepared)))
+}
+
+/// Creates the run (or takes the one this `--out` holds), follows it to its end and writes its results.
+async fn follow(args: &RunArgs, address: &str, admin_token: &str, submission: Submission) -> Result<()> {
     let channel = client::connect(address, None).await?;
     let mut admin = client::admin_client(channel, admin_token)?;
     let run_file = args.out.join(RUN_FILE);
-    let resumed = match std::fs::read_to_string(&run_file) {
-        Ok(text) => {
-            let id: i64 = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v.get("run_id")?.as_i64())
-                .with_context(|| format!("{}: expected {{\"run_id\": N}}", run_file.display()))?;
-            store.run_get(RunId(id)).await?.map(|_| id)
-        }
-        Err(_) => None,
-    };
-    let run_id = match resumed {
-        Some(id) => {
+    let run_id = match submission {
+        Submission::Resumed(id) => {
             eprintln!("resuming run {id} ({})", run_file.display());
             id
         }
-        None => {
-            let id =
-                commands::create_run(&mut admin, &args.config, &args.overrides, args.name.as_deref(), None).await?;
+        Submission::New(prepared) => {
+            let id = commands::create_prepared_run(&mut admin, *prepared, None).await?;
             std::fs::write(&run_file, serde_json::json!({"run_id": id}).to_string())
                 .with_context(|| format!("writing {}", run_file.display()))?;
             id
@@ -163,6 +251,7 @@ async fn follow<S: JobStore>(store: &S, args: &RunArgs, address: &str, admin_tok
     let watched = commands::watch_run(&mut admin, run_id).await;
     let files = commands::write_results(&mut admin, run_id, &args.out).await?;
     watched?;
+    let mut summary = String::new();
     for name in [
         "sen.pickle",
         "sen_status.pickle",
@@ -173,7 +262,7 @@ async fn follow<S: JobStore>(store: &S, args: &RunArgs, address: &str, admin_tok
     ] {
         let path = args.out.join(name);
         if files.contains(&path) {
-            println!("{name:<18} {}", path.display());
+            summary.push_str(&format!("{name:<18} {}\n", path.display()));
         }
     }
     let report = args.out.join("prune_report.json");
@@ -182,14 +271,11 @@ async fn follow<S: JobStore>(store: &S, args: &RunArgs, address: &str, admin_tok
         let report: serde_json::Value =
             serde_json::from_str(&text).with_context(|| format!("{} is not JSON", report.display()))?;
         for line in before_and_after(&report) {
-            println!("{line}");
+            summary.push_str(&line);
+            summary.push('\n');
         }
     }
-    let state = admin.get_run(pb::GetRunRequest { run_id }).await?.into_inner().state;
-    if state != "done" {
-        bail!("run {run_id} ended {state}");
-    }
-    Ok(())
+    crate::write_stdout(&summary)
 }
 
 /// What the export changed, from `prune_report.json`: the metric, FLOPs and latency before and after, one line
@@ -230,14 +316,18 @@ fn before_and_after(report: &serde_json::Value) -> Vec<String> {
     lines
 }
 
-/// The `worker join` children; killed when dropped, so no error path leaves one behind.
+/// The `worker join` children, each the leader of its own process group; the groups are killed when this is
+/// dropped, so no way out of `run` leaves a worker behind.
 struct Workers(Vec<Child>);
 
 impl Drop for Workers {
     fn drop(&mut self) {
         for child in &mut self.0 {
-            // The run is over (or failing): nothing a worker holds is worth waiting for.
-            let _ = child.kill();
+            let group = -libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
+            // The run is over (or failing): nothing a worker holds is worth waiting for. The whole group, so
+            // that nothing a worker started survives it either.
+            // SAFETY: kill(2) on the process group of a child not yet reaped, so its id is not reused.
+            unsafe { libc::kill(group, libc::SIGKILL) };
             let _ = child.wait();
         }
     }
@@ -246,8 +336,15 @@ impl Drop for Workers {
 fn start_worker(args: &RunArgs, address: &str, token: &str, index: usize) -> Result<Child> {
     let binary = worker_binary()?;
     let log = args.out.join("logs").join(format!("worker-{index}.log"));
-    let stderr = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-    Command::new(&binary)
+    // Appended to: a resumed run adds to the log of the run before, never truncates it.
+    let stderr = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    let coordinator = libc::pid_t::try_from(std::process::id()).expect("a pid fits pid_t");
+    let mut command = Command::new(&binary);
+    command
         .arg("join")
         .args(["--coordinator", address, "--device", &args.device, "--name"])
         .arg(format!("local-{index}"))
@@ -256,6 +353,26 @@ fn start_worker(args: &RunArgs, address: &str, token: &str, index: usize) -> Res
         .env("SENSGRID_WORKER_TOKEN", token)
         .stdout(Stdio::null())
         .stderr(stderr)
+        // Its own group: Ctrl-C on a terminal reaches the coordinator alone, which then stops the workers
+        // itself (`Workers`), rather than each worker finishing its job against a coordinator gone.
+        .process_group(0);
+    // SAFETY: the closure runs in the forked child before exec and makes only async-signal-safe calls (prctl,
+    // getppid), allocating nothing.
+    unsafe {
+        command.pre_exec(move || {
+            // The kernel kills the worker when the thread that forked it exits. That is this process's main
+            // thread (`run` runs on it, in the runtime's block_on), which ends only with the process.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The coordinator may have died between the fork and the prctl: no signal would come then.
+            if libc::getppid() != coordinator {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+    command
         .spawn()
         .with_context(|| format!("starting {}", binary.display()))
 }

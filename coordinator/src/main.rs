@@ -4,8 +4,10 @@
 mod commands;
 mod local;
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -114,10 +116,13 @@ struct ServeArgs {
     backoff_cap: Duration,
 }
 
-/// Any error is one line on stderr (its causes joined by ": ") and exit code 2; `watch` of a run that failed
-/// or was cancelled exits 1.
+/// Exit codes, the same for every command (README, "Exit codes"): 0 done; 1 the run followed (`watch`,
+/// `submit --watch`, `run`) ended failed or cancelled ([`commands::RunEnded`]); 2 anything else refused or
+/// failed (bad flags or config, an unknown run, a coordinator that does not answer). An error is one line on
+/// stderr, its causes joined by ": ". A reader of stdout that left (`| head -1`) ends the command quietly with
+/// 0; `run` stopped by SIGINT or SIGTERM ends by that signal ([`local::Interrupted`]).
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = if matches!(cli.command, Command::Run(_)) {
         "warn"
@@ -126,9 +131,8 @@ async fn main() -> std::process::ExitCode {
     };
     if let Err(error) = cli.logs.init(default_level) {
         eprintln!("coordinator: {error:#}");
-        return std::process::ExitCode::from(2);
+        return ExitCode::from(2);
     }
-    let watching = matches!(cli.command, Command::Watch(_));
     let outcome = match cli.command {
         Command::Migrate { database_url } => migrate(&database_url).await,
         Command::Serve(args) => serve(*args).await,
@@ -141,12 +145,31 @@ async fn main() -> std::process::ExitCode {
         Command::Workers(args) => commands::workers(args).await,
         Command::Run(args) => local::run(*args).await,
     };
-    match outcome {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("coordinator: {error:#}");
-            std::process::ExitCode::from(if watching { 1 } else { 2 })
-        }
+    let Err(error) = outcome else {
+        return ExitCode::SUCCESS;
+    };
+    if error.is::<StdoutClosed>() {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("coordinator: {error:#}");
+    if let Some(interrupted) = error.downcast_ref::<local::Interrupted>() {
+        interrupted.end_process();
+    }
+    ExitCode::from(if error.is::<commands::RunEnded>() { 1 } else { 2 })
+}
+
+/// Stdout's reader went away (EPIPE): what [`write_stdout`] answers instead of `println!`'s panic.
+#[derive(Debug, thiserror::Error)]
+#[error("stdout is closed")]
+struct StdoutClosed;
+
+/// Writes `text` to stdout. A reader that left (`coordinator status | head -1`; Rust ignores SIGPIPE, so the
+/// write fails with EPIPE) is [`StdoutClosed`], which ends the command quietly with 0, as a pipeline expects.
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        written => written.context("writing to stdout"),
     }
 }
 
@@ -161,10 +184,11 @@ async fn connect(database_url: &str, max_connections: u32) -> anyhow::Result<PgP
 async fn migrate(database_url: &str) -> anyhow::Result<()> {
     let pool = connect(database_url, 1).await?;
     MIGRATOR.run(&pool).await.context("applying migrations")?;
+    let mut applied = String::new();
     for migration in MIGRATOR.iter().filter(|m| m.migration_type.is_up_migration()) {
-        println!("applied {} {}", migration.version, migration.description);
+        applied.push_str(&format!("applied {} {}\n", migration.version, migration.description));
     }
-    Ok(())
+    write_stdout(&applied)
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -191,26 +215,30 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tls,
     };
     config.validate()?;
+    // Before anything is bound or printed: `listening on` promises a coordinator that serves.
+    std::fs::create_dir_all(&config.artifact_dir)
+        .with_context(|| format!("--artifact-dir {}", config.artifact_dir.display()))?;
     let pool = connect(&args.database_url, args.max_connections).await?;
     MIGRATOR.run(&pool).await.context("applying migrations")?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let bound = listener.local_addr().context("reading the bound address")?;
-    println!("listening on {bound}");
     let http = match args.http {
-        Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
                 .await
-                .with_context(|| format!("binding --http {addr}"))?;
-            println!(
-                "http on {}",
-                listener.local_addr().context("reading the bound address")?
-            );
-            Some(listener)
-        }
+                .with_context(|| format!("binding --http {addr}"))?,
+        ),
         None => None,
     };
+    announce(&format!("listening on {bound}\n"));
+    if let Some(http) = &http {
+        announce(&format!(
+            "http on {}\n",
+            http.local_addr().context("reading the bound address")?
+        ));
+    }
     let served = service::serve(
         PgStore::new(pool.clone()),
         Arc::new(SystemClock),
@@ -222,6 +250,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     served?;
     pool.close().await;
     Ok(())
+}
+
+/// Prints one of `serve`'s announcements. The service does not depend on their being read: a closed stdout
+/// (`serve | head -1`) is no reason to stop serving.
+fn announce(line: &str) {
+    if let Err(error) = write_stdout(line) {
+        tracing::debug!(error = %format!("{error:#}"), line = line.trim_end(), "not printed");
+    }
 }
 
 /// Resolves at SIGTERM or Ctrl-C (SIGINT).

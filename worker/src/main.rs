@@ -1,6 +1,8 @@
 //! The `worker` binary: parses flags and dispatches; the work lives in the library.
 //!
-//! Exit codes: 0 on success, 2 on any error (one line on stderr), as clap does for bad flags.
+//! Exit codes, as the coordinator's (README, "Exit codes"): 0 on success (and for `join`, leaving after
+//! SIGINT or SIGTERM; and a stdout whose reader left, `| head -1`), 2 on any error (one line on stderr), as
+//! clap does for bad flags. The worker follows no run, so it never exits 1.
 
 use std::process::ExitCode;
 
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.logs.init("info").and_then(|()| cli::run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.is::<cli::StdoutClosed>() => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(2)

@@ -64,8 +64,8 @@ impl ServiceConfig {
     /// # Errors
     ///
     /// [`ConfigError`] for a zero duration, a heartbeat not shorter than the lease (the lease would lapse
-    /// between heartbeats), zero attempts, a backoff cap below its base, or a token that cannot travel as
-    /// metadata (see [`crate::client::Bearer`]).
+    /// between heartbeats), zero attempts, a backoff cap below its base, a token that cannot travel as
+    /// metadata (see [`crate::client::Bearer`]), or one token for both services.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |flag, reason: String| Err(ConfigError { flag, reason });
         for (flag, value) in [
@@ -111,6 +111,14 @@ impl ServiceConfig {
             if crate::client::Bearer::new(token).is_err() {
                 return fail(flag, "expected visible ASCII characters without spaces".into());
             }
+        }
+        if self.worker_token == self.admin_token {
+            return fail(
+                "--admin-token",
+                "expected a token other than --worker-token: with the same token every worker could create, \
+                 plan and cancel runs"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -192,6 +200,11 @@ mod tests {
         assert_eq!(
             message(|c| c.admin_token = "a b".into()),
             "--admin-token: expected visible ASCII characters without spaces"
+        );
+        assert_eq!(
+            message(|c| c.admin_token = c.worker_token.clone()),
+            "--admin-token: expected a token other than --worker-token: with the same token every worker could \
+             create, plan and cancel runs"
         );
     }
 }

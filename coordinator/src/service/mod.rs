@@ -4,7 +4,8 @@
 //! - [`admin`]: `AdminService` (create, follow, plan and cancel runs; list workers; artifacts for clients).
 //! - [`dispatcher`]: gathers every waiting poll and claims jobs for all of them in one store call.
 //! - [`completer`]: gathers concurrent completions and writes them in one store call.
-//! - [`sweeper`]: takes expired leases back every `sweep`, waking the dispatcher for the requeued jobs.
+//! - [`sweeper`]: takes expired leases back every `sweep`, waking the dispatcher for the requeued jobs; the
+//!   first sweep waits one lease, so that workers a restart kept waiting can still report.
 //! - [`pipeline`]: moves running runs on (fails a run whose baseline failed, plans, queues the export, ends
 //!   the run) every `sweep` and whenever a job finished.
 //! - [`artifacts`]: the content-addressed files under `--artifact-dir`.
@@ -144,6 +145,7 @@ pub async fn serve<S: JobStore>(
         clock.clone(),
         sweeper::SweeperConfig {
             interval: config.sweep,
+            lease: config.lease,
             backoff: config.backoff,
         },
         dispatcher.clone(),

@@ -1,6 +1,13 @@
 //! The sweeper: every `sweep` it takes back the leases that expired ([`JobStore::job_rescue_expired`]) and
 //! tells the dispatcher when each requeued job becomes claimable, so a dead worker's job is back in the queue
 //! within heartbeat + lease + sweep, and handed out once its backoff passes.
+//!
+//! The first sweep waits one lease period after the sweeper starts. Leases found in the store then were
+//! granted by a coordinator before this one, and those whose deadline passed while no coordinator ran belong
+//! to workers that could not heartbeat: they are alive as likely as not, retrying a completion or a heartbeat.
+//! One lease period gives each of them the time a lease gives, from when it can reach a coordinator again, to
+//! heartbeat (extending its lease) or complete (accepted, as its lease is still current); only the leases of
+//! workers that stay silent through it are taken back.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +29,8 @@ pub const RESCUE_BATCH: u32 = 500;
 pub struct SweeperConfig {
     /// Time between sweeps.
     pub interval: Duration,
+    /// How long a claim or heartbeat keeps a job leased: the wait before the first sweep.
+    pub lease: Duration,
     /// The wait before a rescued job is claimable again.
     pub backoff: Backoff,
 }
@@ -35,8 +44,8 @@ pub struct Sweeper<S> {
 }
 
 impl<S: JobStore> Sweeper<S> {
-    /// Starts sweeping every `config.interval` until `stop` is cancelled. A failed sweep is logged
-    /// and the next one tries again.
+    /// Starts sweeping every `config.interval`, the first time after `config.lease` (see the module's docs),
+    /// until `stop` is cancelled. A failed sweep is logged and the next one tries again.
     pub fn start(
         store: S,
         clock: Arc<dyn Clock>,
@@ -52,7 +61,8 @@ impl<S: JobStore> Sweeper<S> {
             dispatcher,
         };
         tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(sweeper.config.interval);
+            let first = tokio::time::Instant::now() + sweeper.config.lease;
+            let mut ticks = tokio::time::interval_at(first, sweeper.config.interval);
             ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
             loop {
                 tokio::select! {

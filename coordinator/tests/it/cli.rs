@@ -142,3 +142,160 @@ fn serve_refuses_a_heartbeat_not_shorter_than_the_lease() {
         "{stderr}"
     );
 }
+
+/// `coordinator ARGS` against the coordinator at `addr` with the admin token of [`serve_command`], its stdout
+/// into `stdout`.
+fn client_command(addr: &str, args: &[&str], stdout: std::process::Stdio) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_coordinator"))
+        .args(args)
+        .env("SENSGRID_COORDINATOR", format!("http://{addr}"))
+        .env("SENSGRID_ADMIN_TOKEN", "a")
+        .stdin(std::process::Stdio::null())
+        .stdout(stdout)
+        .output()
+        .unwrap()
+}
+
+#[sqlx::test(migrations = false)]
+async fn watch_exits_2_for_an_unknown_run_and_1_for_a_cancelled_one_and_status_into_a_closed_pipe_exits_0(
+    _pool: sqlx::postgres::PgPoolOptions,
+    connect: sqlx::postgres::PgConnectOptions,
+) {
+    use sensgrid_coordinator::client;
+    use sensgrid_proto::v1 as pb;
+
+    let artifact_dir = tempfile::tempdir().unwrap();
+    let mut child = serve_command(&connect, artifact_dir.path())
+        .spawn()
+        .expect("starting coordinator serve");
+    let addr = listening_addr(&mut child).await;
+    let channel = client::connect(&format!("http://{addr}"), None).await.unwrap();
+    let mut admin = client::admin_client(channel, "a").unwrap();
+    let model = client::upload_artifact(&mut admin, b"a model", "application/onnx")
+        .await
+        .unwrap();
+    let dataset = client::upload_artifact(&mut admin, b"a dataset", "application/x-tar")
+        .await
+        .unwrap();
+    let run_id = admin
+        .create_run(pb::CreateRunRequest {
+            config_yaml: "Global: {}\n".into(),
+            model_digest: model,
+            dataset_digest: dataset,
+            criterion: "l1_norm".into(),
+            cells: Vec::new(),
+            spec_json: r#"{"name": "exit codes", "metric": "hmean"}"#.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .run_id;
+    admin.cancel_run(pb::CancelRunRequest { run_id }).await.unwrap();
+
+    let watch = |run: String| {
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || client_command(&addr, &["watch", &run], std::process::Stdio::null()))
+    };
+    let cancelled = watch(run_id.to_string()).await.unwrap();
+    let stderr = String::from_utf8_lossy(&cancelled.stderr);
+    assert_eq!(cancelled.status.code(), Some(1), "a cancelled run: {stderr}");
+    assert!(stderr.contains(&format!("run {run_id} cancelled")), "{stderr}");
+
+    let unknown = watch((run_id + 1000).to_string()).await.unwrap();
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert_eq!(
+        unknown.status.code(),
+        Some(2),
+        "an unknown run is refused input: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("run {} does not exist", run_id + 1000)),
+        "{stderr}"
+    );
+
+    // `status | head -1` once head has gone: the reader of the pipe is closed before the command writes.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let addr_for_status = addr.clone();
+    let status = tokio::task::spawn_blocking(move || client_command(&addr_for_status, &["status"], writer.into()))
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert!(status.status.success(), "exit {:?}: {stderr}", status.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let output = terminate(child).await;
+    assert!(output.status.success(), "exit {:?}", output.status);
+}
+
+#[test]
+fn serve_refuses_one_token_for_both_services() {
+    let artifact_dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_coordinator"))
+        .args(["serve", "--worker-token", "t0ken", "--admin-token", "t0ken"])
+        .arg("--artifact-dir")
+        .arg(artifact_dir.path())
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--admin-token: expected a token other than --worker-token"),
+        "{stderr}"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn serve_refuses_an_artifact_dir_that_is_a_file_before_it_announces_anything(
+    _pool: sqlx::postgres::PgPoolOptions,
+    connect: sqlx::postgres::PgConnectOptions,
+) {
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("a-file");
+    std::fs::write(&file, b"not a folder").unwrap();
+    let output = serve_command(&connect, &file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("--artifact-dir {}", file.display())),
+        "{stderr}"
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "no `listening on` from a coordinator that will not serve: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+#[test]
+fn run_refuses_a_bad_config_key_before_it_starts_a_coordinator_or_workers() {
+    let out = tempfile::tempdir().unwrap();
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/configs/det_ppocrv3.yml");
+    let output = Command::new(env!("CARGO_BIN_EXE_coordinator"))
+        .arg("run")
+        .arg("-c")
+        .arg(&config)
+        .args([
+            "-o",
+            "Sensitivity.bogus=1",
+            "--workers",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+        ])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("coordinator: -o Sensitivity.bogus=1: unknown key") && stderr.lines().count() == 1,
+        "one line naming the override, and nothing started before it: {stderr}"
+    );
+    let logs: Vec<_> = std::fs::read_dir(out.path().join("logs"))
+        .map(|entries| entries.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(logs.is_empty(), "no worker was started: {logs:?}");
+}

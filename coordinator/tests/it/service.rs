@@ -382,6 +382,33 @@ async fn silent_worker_loses_its_job_to_another_and_its_stale_epoch_is_refused(p
 }
 
 #[sqlx::test(migrator = "sensgrid_coordinator::MIGRATOR")]
+async fn a_completion_held_through_a_coordinator_downtime_longer_than_the_lease_is_accepted(pool: PgPool) {
+    let lease = Duration::from_secs(3);
+    let server = Server::start(pool.clone(), |c| c.lease = lease).await;
+    let run_id = create_run(&server, &[]).await;
+    let mut worker = server.worker().await;
+    let worker_id = register(&mut worker, "w").await;
+    let job = poll(&mut worker, worker_id, 5_000).await.expect("the baseline");
+
+    // The coordinator goes down with the job leased; the worker finishes it meanwhile, and the lease's deadline
+    // passes before a coordinator runs again.
+    server.stop().await;
+    tokio::time::sleep(lease + Duration::from_millis(500)).await;
+    let restarted = Server::start(pool, |c| c.lease = lease).await;
+    // Several sweeps (every 100 ms): a sweep at start would have taken the lease back by now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut worker = restarted.worker().await;
+    complete(&mut worker, &job, &[("hmean", 0.5)])
+        .await
+        .expect("the restarted coordinator accepts the completion of a lease it has not swept yet");
+    let run = get_run(&restarted, run_id).await;
+    let baseline = &run.jobs[0];
+    assert_eq!((baseline.state.as_str(), baseline.attempt), ("done", 1));
+    assert_eq!(baseline.metrics, HashMap::from([("hmean".to_string(), 0.5)]));
+    restarted.stop().await;
+}
+
+#[sqlx::test(migrator = "sensgrid_coordinator::MIGRATOR")]
 async fn waiting_polls_are_woken_by_a_new_run_and_by_a_passing_backoff(pool: PgPool) {
     // No sweeps and no rechecks within the test: only the in-memory wake-ups can hand the jobs out.
     let server = Server::start(pool, |c| {

@@ -2,7 +2,7 @@
 
 use anyhow::{Result, ensure};
 
-use super::ModelRun;
+use super::{ModelRun, write_stdout};
 use crate::exec::parse_device;
 use crate::latency;
 
@@ -45,6 +45,5 @@ pub fn run(args: &Args) -> Result<()> {
         "min_ms": latency.min_ms,
         "max_ms": latency.max_ms,
     });
-    println!("{report}");
-    Ok(())
+    write_stdout(&format!("{report}\n"))
 }

@@ -9,7 +9,7 @@ use anyhow::Result;
 use sensgrid_eval::Config;
 use sensgrid_model::prune::Criterion;
 
-use super::parse_criterion;
+use super::{parse_criterion, write_stdout};
 use crate::evaluate::{self, Session};
 use crate::exec::parse_device;
 use crate::pruning;
@@ -52,7 +52,7 @@ pub fn run(args: &Args) -> Result<()> {
         }
         None => session.evaluate(&mut no_progress)?,
     };
-    println!("{}", serde_json::to_string(metrics.as_map())?);
+    write_stdout(&format!("{}\n", serde_json::to_string(metrics.as_map())?))?;
     let summary: Vec<String> = metrics
         .as_map()
         .iter()

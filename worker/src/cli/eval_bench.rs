@@ -10,6 +10,8 @@ use anyhow::{Context, Result, bail};
 use sensgrid_eval::det::{BoxType, DbPostProcess, DetMetric, GtPolygon, ProbMap, ScoreMode, ShapeInfo};
 use serde_json::{Value, json};
 
+use super::write_stdout;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// The dump directory: index.json and the NNNNN.output.npy files it names.
@@ -71,18 +73,15 @@ pub fn run(args: &Args) -> Result<()> {
     }
     times.sort_by(f64::total_cmp);
     let scores = metric.finalize();
-    println!(
-        "{}",
-        json!({
-            "ms_per_image": times[times.len() / 2],
-            "images": images.len(),
-            "runs": args.runs,
-            "precision": scores.precision,
-            "recall": scores.recall,
-            "hmean": scores.hmean,
-        })
-    );
-    Ok(())
+    let report = json!({
+        "ms_per_image": times[times.len() / 2],
+        "images": images.len(),
+        "runs": args.runs,
+        "precision": scores.precision,
+        "recall": scores.recall,
+        "hmean": scores.hmean,
+    });
+    write_stdout(&format!("{report}\n"))
 }
 
 fn db_options(db: &Value) -> Result<DbPostProcess> {

@@ -1,6 +1,7 @@
 //! `worker inspect`: what a model takes and gives, the ops it runs, and its params and FLOPs.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
@@ -10,7 +11,7 @@ use sensgrid_model::ir::{Dim, ValueInfo};
 use serde_json::{Value, json};
 use tch::Device;
 
-use super::{counting_shape, load};
+use super::{counting_shape, load, write_stdout};
 use crate::exec::Executor;
 
 #[derive(clap::Args)]
@@ -66,6 +67,7 @@ pub fn run(args: &Args) -> Result<()> {
         None => None,
     };
     let histogram = graph.op_histogram();
+    let mut out = String::new();
     if args.json {
         let report = json!({
             "model": args.model.display().to_string(),
@@ -79,30 +81,35 @@ pub fn run(args: &Args) -> Result<()> {
             "flops": flops,
             "conventions": count::CONVENTIONS.iter().copied().collect::<HashMap<_, _>>(),
         });
-        println!("{report}");
-        return Ok(());
+        writeln!(out, "{report}")?;
+        return write_stdout(&out);
     }
-    println!("model    {} (opset {})", args.model.display(), graph.opset);
+    writeln!(out, "model    {} (opset {})", args.model.display(), graph.opset)?;
     for (label, list) in [("input ", &graph.inputs), ("output", &graph.outputs)] {
         for vi in list {
-            println!("{label}   {}", describe(vi));
+            writeln!(out, "{label}   {}", describe(vi))?;
         }
     }
     let ops: Vec<String> = histogram.iter().map(|(op, n)| format!("{op} {n}")).collect();
-    println!("ops      {} nodes: {}", graph.nodes.len(), ops.join(", "));
-    println!("params   {params}");
+    writeln!(out, "ops      {} nodes: {}", graph.nodes.len(), ops.join(", "))?;
+    writeln!(out, "params   {params}")?;
     match (flops, shape) {
-        (Some(flops), Some(shape)) => println!("flops    {flops} multiply-accumulates at {shape:?}"),
-        _ => println!("flops    not counted: the input shape is dynamic; pass --input-shape"),
+        (Some(flops), Some(shape)) => writeln!(out, "flops    {flops} multiply-accumulates at {shape:?}")?,
+        _ => writeln!(
+            out,
+            "flops    not counted: the input shape is dynamic; pass --input-shape"
+        )?,
     }
-    println!(
+    writeln!(
+        out,
         "(Constant nodes and constant-only subgraphs are folded at load: {} constants)",
         graph.constants.len()
-    );
-    Ok(())
+    )?;
+    write_stdout(&out)
 }
 
 fn print_groups(analysis: &Analysis, json: bool) -> Result<()> {
+    let mut out = String::new();
     if json {
         let groups: Vec<Value> = analysis
             .groups
@@ -121,30 +128,33 @@ fn print_groups(analysis: &Analysis, json: bool) -> Result<()> {
             .iter()
             .map(|e| json!({"conv": e.conv, "node": e.node, "reason": e.reason}))
             .collect();
-        println!("{}", json!({"groups": groups, "excluded": excluded}));
-        return Ok(());
+        writeln!(out, "{}", json!({"groups": groups, "excluded": excluded}))?;
+        return write_stdout(&out);
     }
-    println!(
+    writeln!(
+        out,
         "{:<32} {:>8} {:>10} {:>14} {:>8}",
         "group", "channels", "params", "flops", "members"
-    );
+    )?;
     for g in &analysis.groups {
-        println!(
+        writeln!(
+            out,
             "{:<32} {:>8} {:>10} {:>14} {:>8}",
             g.key,
             g.channels,
             g.params,
             g.flops,
             g.members.len()
-        );
+        )?;
     }
-    println!(
+    writeln!(
+        out,
         "{} prunable groups; {} convs excluded:",
         analysis.groups.len(),
         analysis.excluded.len()
-    );
+    )?;
     for e in &analysis.excluded {
-        println!("  {} ({}): {}", e.conv, e.node, e.reason);
+        writeln!(out, "  {} ({}): {}", e.conv, e.node, e.reason)?;
     }
-    Ok(())
+    write_stdout(&out)
 }

@@ -51,10 +51,7 @@ pub enum Command {
 /// Whatever the subcommand met: an unreadable or unsupported model, a bad input, a failing node.
 pub fn run(command: Command) -> Result<()> {
     match command {
-        Command::Devices => {
-            println!("devices: {}", DeviceReport::probe());
-            Ok(())
-        }
+        Command::Devices => write_stdout(&format!("devices: {}\n", DeviceReport::probe())),
         Command::Inspect(args) => inspect::run(&args),
         Command::Infer(args) => infer::run(&args),
         Command::Bench(args) => bench::run(&args),
@@ -63,6 +60,22 @@ pub fn run(command: Command) -> Result<()> {
         Command::Eval(args) => eval::run(&args),
         Command::EvalBench(args) => eval_bench::run(&args),
         Command::Join(args) => join::run(&args),
+    }
+}
+
+/// Stdout's reader went away (EPIPE): what [`write_stdout`] answers instead of `println!`'s panic.
+#[derive(Debug, thiserror::Error)]
+#[error("stdout is closed")]
+pub struct StdoutClosed;
+
+/// Writes `text` to stdout. A reader that left (`worker inspect MODEL | head -1`; Rust ignores SIGPIPE, so the
+/// write fails with EPIPE) is [`StdoutClosed`], which the binary ends quietly with 0, as a pipeline expects.
+fn write_stdout(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        written => written.context("writing to stdout"),
     }
 }
 

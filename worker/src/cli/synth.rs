@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use sensgrid_eval::synth::{self, ImageFormat, Kind, SynthOptions};
 
+use super::write_stdout;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// det (pages with boxed lines), rec (line crops and their text) or cls (line crops, half turned 180°).
@@ -42,11 +44,10 @@ pub fn run(args: &Args) -> Result<()> {
         Kind::Cls => format!(", {} turned 180°", summary.rotated),
         Kind::Rec => String::new(),
     };
-    println!(
-        "synth {}: {} images{detail}, labels in {}",
+    write_stdout(&format!(
+        "synth {}: {} images{detail}, labels in {}\n",
         args.kind,
         summary.images,
         summary.label_file.display()
-    );
-    Ok(())
+    ))
 }

@@ -1,11 +1,18 @@
 //! The artifact cache of `worker join`: models and unpacked eval bundles by digest under `--cache-dir`, kept
 //! between jobs and between runs, so a worker downloads each artifact once.
 //!
-//! Layout: `models/<digest>.onnx`, `bundles/<digest>/` (see `sensgrid_eval::bundle`), and `downloads/` for
-//! transfers in progress. Every artifact appears under its final name by one rename, after its digest has
-//! been checked, so a worker killed mid-download never leaves a partial artifact behind, and several workers
-//! may share one cache folder.
+//! Layout: `models/<digest>.onnx`, `bundles/<digest>/` (see `sensgrid_eval::bundle`), `downloads/` for
+//! transfers in progress, and `lock`. Every artifact appears under its final name by one rename, after its
+//! digest has been checked, so a worker killed mid-download never leaves a partial artifact behind.
+//!
+//! One live worker per folder: the cache holds an exclusive `flock` on `lock` for the process's lifetime, and
+//! a second worker on the same folder is refused. Two workers sharing one folder would not corrupt artifacts,
+//! but it is always a mistake (a `coordinator run` restarted while its first workers still ran, two workers
+//! started with the same `--cache-dir`), and their downloads would race; the kernel drops the lock when the
+//! process dies, however it dies, so a killed worker never leaves its folder locked.
 
+use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use sensgrid_coordinator::client::{self, ClientError, WorkerClient};
@@ -27,22 +34,28 @@ pub enum FetchError {
     Local(String),
 }
 
-/// The cache folder.
+/// The cache folder, locked for this process.
 pub struct ArtifactCache {
     dir: PathBuf,
+    /// `lock`, flocked exclusively: held open (and so locked) as long as the cache is.
+    _lock: File,
 }
 
 impl ArtifactCache {
-    /// Opens (creating it when missing) the cache at `dir`.
+    /// Opens (creating it when missing) the cache at `dir` and locks it for this process.
     ///
     /// # Errors
-    /// A folder that cannot be created.
+    /// A folder that cannot be created, or one another live worker holds.
     pub fn open(dir: &Path) -> anyhow::Result<ArtifactCache> {
         for sub in ["models", "bundles", "downloads"] {
             let path = dir.join(sub);
             std::fs::create_dir_all(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         }
-        Ok(ArtifactCache { dir: dir.to_owned() })
+        let lock = lock_exclusively(dir)?;
+        Ok(ArtifactCache {
+            dir: dir.to_owned(),
+            _lock: lock,
+        })
     }
 
     /// The model `digest`, downloaded unless already cached.
@@ -118,6 +131,30 @@ impl ArtifactCache {
     }
 }
 
+/// Opens `dir/lock` and takes an exclusive flock on it without waiting.
+fn lock_exclusively(dir: &Path) -> anyhow::Result<File> {
+    let path = dir.join("lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    // SAFETY: flock(2) on a descriptor this function owns and keeps open.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let error = std::io::Error::last_os_error();
+        if error.kind() == std::io::ErrorKind::WouldBlock {
+            anyhow::bail!(
+                "--cache-dir {}: another worker holds it (its {} is locked); give each worker its own --cache-dir",
+                dir.display(),
+                path.display()
+            );
+        }
+        anyhow::bail!("{}: locking: {error}", path.display());
+    }
+    Ok(file)
+}
+
 /// Refuses a digest that is not 64 lowercase hex digits (it becomes a file name).
 fn check_digest(digest: &str) -> Result<(), FetchError> {
     if client::is_sha256_hex(digest) {
@@ -143,5 +180,27 @@ mod tests {
         for bad in ["", "../../etc/passwd", &"AB".repeat(32), &"ab".repeat(33)] {
             assert!(matches!(check_digest(bad), Err(FetchError::Input(_))), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_folder_is_refused_while_another_cache_holds_it_and_free_once_it_is_dropped() {
+        let dir = std::env::temp_dir().join(format!("sensgrid-cache-lock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let first = ArtifactCache::open(&dir).unwrap();
+        // flock is per open file, so a second open in the same process is refused as another process would be.
+        let refused = ArtifactCache::open(&dir)
+            .err()
+            .expect("a second cache on the folder is refused");
+        assert_eq!(
+            refused.to_string(),
+            format!(
+                "--cache-dir {}: another worker holds it (its {} is locked); give each worker its own --cache-dir",
+                dir.display(),
+                dir.join("lock").display()
+            )
+        );
+        drop(first);
+        ArtifactCache::open(&dir).expect("the folder is free once its cache is dropped");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -7,7 +7,9 @@
 //! - **The coordinator is away** (restarting, unreachable, its database restarting): every call is retried
 //!   with exponential backoff (0.2 s doubling to 10 s) on `UNAVAILABLE`-like statuses. A job's evaluation goes
 //!   on meanwhile, and its completion is retried until it is answered: a completion repeated for the same
-//!   lease is a no-op on the coordinator, so a reply lost in the outage costs nothing.
+//!   lease is a no-op on the coordinator, so a reply lost in the outage costs nothing. The job's heartbeat
+//!   goes on until then too, so the restarted coordinator sees the lease renewed within a heartbeat, before
+//!   its first sweep.
 //! - **The lease is lost** (the run cancelled, or the job expired and went to another worker): the heartbeat
 //!   answers `keep_going = false` and the evaluation stops after its batch; nothing is reported.
 //! - **Interrupts** (Ctrl-C, SIGTERM): the first one finishes and reports the current job, then leaves; a
@@ -220,7 +222,9 @@ impl Worker {
         self.run_job_in_span(job).instrument(span).await
     }
 
-    /// Runs one job with a heartbeat beside it, then reports how it ended.
+    /// Runs one job with a heartbeat beside it, then reports how it ended. The heartbeat goes on until the
+    /// report is delivered: an upload or a report that waits out a coordinator restart keeps its lease, so
+    /// the restarted coordinator (whose first sweep waits one lease) accepts it.
     async fn run_job_in_span(&mut self, job: Job) -> Result<()> {
         tracing::info!("started");
         let state = Arc::new(JobState::default());
@@ -235,7 +239,6 @@ impl Worker {
             .in_current_span(),
         );
         let outcome = self.execute(&job, &state).await;
-        heartbeat.abort();
         let (job_id, lease_epoch) = (job.job_id, job.lease_epoch);
         let fail = |error: String, retryable: bool| {
             Report::Fail(FailJobRequest {
@@ -263,13 +266,16 @@ impl Worker {
                 fail("released: the worker was interrupted".into(), true)
             }
             Err(JobError::Stopped) => {
+                heartbeat.abort();
                 tracing::info!("stopped: the lease was lost or the run cancelled");
                 return Ok(());
             }
             Err(JobError::Input(error)) => fail(format!("{error:#}"), false),
             Err(JobError::Runtime(error)) => fail(format!("{error:#}"), true),
         };
-        self.report(report).await
+        let reported = self.report(report).await;
+        heartbeat.abort();
+        reported
     }
 
     /// Uploads an export's pruned model (retrying while the coordinator is away) and answers its digest; other
