@@ -8,5 +8,6 @@ mod logs;
 mod migrations;
 mod paddleslim;
 mod plots;
+mod resume;
 mod service;
 mod store;
