@@ -128,6 +128,30 @@ impl Window {
     pub fn is_same(&self) -> bool {
         matches!(self.auto_pad, AutoPad::SameUpper | AutoPad::SameLower)
     }
+
+    /// The kernel of MaxPool or AveragePool, `node`'s: kernel_shape, which they require, over 1 to 3 axes
+    /// (libtorch's pooling kernels).
+    ///
+    /// # Errors
+    /// kernel_shape missing, or over another number of axes.
+    pub fn pool_kernel(&self, node: &Node) -> Result<&[usize]> {
+        match &self.kernel_shape {
+            Some(kernel) if (1..=3).contains(&kernel.len()) => Ok(kernel),
+            Some(kernel) => Err(node.attr_error("kernel_shape", format!("{kernel:?}: 1 to 3 axes are supported"))),
+            None => Err(node.attr_error("kernel_shape", "is required")),
+        }
+    }
+}
+
+/// The group count of Conv or ConvTranspose `node` (default 1).
+///
+/// # Errors
+/// A group count below 1.
+pub fn conv_group(node: &Node) -> Result<i64> {
+    match node.attr_int("group")?.unwrap_or(1) {
+        g if g > 0 => Ok(g),
+        g => Err(node.attr_error("group", format!("expected > 0, got {g}"))),
+    }
 }
 
 /// The extent of a kernel of `kernel` taps `dilation` apart.

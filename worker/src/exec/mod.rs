@@ -1,7 +1,8 @@
 //! The executor: runs the IR of `sensgrid-model` with libtorch kernels on one device.
 //!
-//! Loading checks every node against the kernel table (`registry.rs`) and parses its attributes once, so an
-//! unsupported op or attribute is refused before anything runs, naming the node. Constants are uploaded to
+//! Loading checks every node against `sensgrid_model::ops::check_supported` (the ops and attributes the
+//! kernel table runs) and parses its attributes once, so an unsupported op or attribute is refused before
+//! anything runs, naming the node. Constants are uploaded to
 //! the device once. Running walks the nodes in order and drops each tensor after its last use.
 
 pub mod device;
@@ -44,16 +45,6 @@ impl BuildCtx<'_> {
     /// The value of input `index` when it is a constant.
     pub fn constant(&self, index: usize) -> Option<&Tensor> {
         self.node.input(index).and_then(|name| self.constants.get(name))
-    }
-
-    /// Refuses any attribute not in `allowed`, naming it.
-    pub fn allow_attrs(&self, allowed: &[&str]) -> Result<()> {
-        for (name, _) in &self.node.attributes {
-            if !allowed.contains(&name.as_str()) {
-                return Err(self.node.attr_error(name, "is not supported").into());
-            }
-        }
-        Ok(())
     }
 }
 

@@ -716,7 +716,7 @@ fn fuse(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use sensgrid_model::ir::{Node, ValueInfo};
+    use sensgrid_model::ir::{Attr, Node, ValueInfo};
 
     fn node(op_type: &str, inputs: &[&str], output: &str) -> Node {
         Node {
@@ -759,6 +759,32 @@ pub(crate) mod tests {
                 node("Add", &["t3", "t1"], "y"),
             ],
             value_info: Default::default(),
+        }
+    }
+
+    #[test]
+    fn attributes_are_refused_with_the_model_crate_s_message() {
+        let mut graph = skip_graph();
+        graph.nodes[1].attributes.push(("fancy".into(), Attr::Int(1)));
+        let Err(refusal) = Executor::new(&graph, Device::Cpu) else {
+            panic!("a Relu with an attribute was accepted")
+        };
+        let check = sensgrid_model::ops::check_supported(&graph).unwrap_err().to_string();
+        assert_eq!(refusal.to_string(), check);
+        assert_eq!(
+            check,
+            "node 't2' (Relu), attribute 'fancy': is not supported (supported: none)"
+        );
+    }
+
+    #[test]
+    fn the_executor_holds_exactly_the_types_cast_may_target() {
+        for dtype in (0..=16).filter_map(DataType::from_onnx) {
+            assert_eq!(
+                kind_of(dtype).is_ok(),
+                sensgrid_model::ops::TENSOR_TYPES.contains(&dtype),
+                "{dtype}"
+            );
         }
     }
 

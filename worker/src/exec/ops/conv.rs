@@ -1,24 +1,16 @@
 //! Conv and ConvTranspose (any group count), with symmetric or asymmetric pads.
 
 use anyhow::{Result, bail};
+use sensgrid_model::ops::window::conv_group;
 use tch::Tensor;
 
-use super::window::{self, Resolved, Window};
+use super::window::{Resolved, Window};
 use crate::exec::registry::OpTable;
 use crate::exec::{BuildCtx, Kernel, required};
 
 pub fn register(table: &mut OpTable) {
     table.add("Conv", conv);
     table.add("ConvTranspose", conv_transpose);
-}
-
-const WINDOW_ATTRS: [&str; 6] = ["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"];
-
-fn group(ctx: &BuildCtx) -> Result<i64> {
-    match ctx.node.attr_int("group")?.unwrap_or(1) {
-        g if g > 0 => Ok(g),
-        g => bail!(ctx.node.attr_error("group", format!("expected > 0, got {g}"))),
-    }
 }
 
 fn check_kernel(window: &Window, weight: &Tensor) -> Result<Vec<i64>> {
@@ -48,12 +40,11 @@ pub struct ConvSpec {
 }
 
 impl ConvSpec {
-    /// Reads and checks the Conv node's attributes.
+    /// Reads the Conv node's attributes.
     pub fn read(ctx: &BuildCtx) -> Result<Self> {
-        ctx.allow_attrs(&WINDOW_ATTRS)?;
         Ok(Self {
-            window: window::read(ctx, true)?,
-            groups: group(ctx)?,
+            window: Window::read(ctx.node)?,
+            groups: conv_group(ctx.node)?,
         })
     }
 
@@ -81,15 +72,8 @@ fn conv(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
 }
 
 fn conv_transpose(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
-    ctx.allow_attrs(&[&WINDOW_ATTRS[..], &["output_padding"]].concat())?;
-    if ctx.node.attr("output_shape").is_some() {
-        bail!(
-            ctx.node
-                .attr_error("output_shape", "is not supported; give pads and output_padding")
-        );
-    }
-    let window = window::read(ctx, false)?;
-    let groups = group(ctx)?;
+    let window = Window::read(ctx.node)?;
+    let groups = conv_group(ctx.node)?;
     let output_padding = ctx.node.attr_ints("output_padding")?.map(<[i64]>::to_vec);
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
         let (x, weight, bias) = operands(inputs)?;

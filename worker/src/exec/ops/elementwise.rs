@@ -1,7 +1,7 @@
 //! Element-wise ops: activations, Clip, the broadcasting arithmetic, Cast and Identity.
 
-use anyhow::{Result, bail};
-use sensgrid_model::ir::DataType;
+use anyhow::Result;
+use sensgrid_model::ops::cast_target;
 use tch::{Kind, Tensor};
 
 use super::{common_device, floats, is_float, on_device_of};
@@ -10,35 +10,33 @@ use crate::exec::registry::OpTable;
 use crate::exec::{BuildCtx, Kernel, required};
 
 pub fn register(table: &mut OpTable) {
-    table.add("Relu", |ctx| unary(ctx, &[], |x| Ok(x.f_relu()?)));
-    table.add("Sigmoid", |ctx| unary(ctx, &[], |x| Ok(x.f_sigmoid()?)));
-    table.add("Tanh", |ctx| unary(ctx, &[], |x| Ok(x.f_tanh()?)));
-    table.add("Erf", |ctx| unary(ctx, &[], |x| Ok(x.f_erf()?)));
-    table.add("Sqrt", |ctx| unary(ctx, &[], |x| Ok(x.f_sqrt()?)));
-    table.add("Identity", |ctx| unary(ctx, &[], |x| Ok(x.shallow_clone())));
+    table.add("Relu", |_| unary(|x| Ok(x.f_relu()?)));
+    table.add("Sigmoid", |_| unary(|x| Ok(x.f_sigmoid()?)));
+    table.add("Tanh", |_| unary(|x| Ok(x.f_tanh()?)));
+    table.add("Erf", |_| unary(|x| Ok(x.f_erf()?)));
+    table.add("Sqrt", |_| unary(|x| Ok(x.f_sqrt()?)));
+    table.add("Identity", |_| unary(|x| Ok(x.shallow_clone())));
     table.add("LeakyRelu", leaky_relu);
     table.add("HardSigmoid", hard_sigmoid);
-    table.add("HardSwish", |ctx| {
-        unary(ctx, &[], |x| Ok(x.f_mul(&hard_sigmoid_of(x, 1.0 / 6.0, 0.5)?)?))
+    table.add("HardSwish", |_| {
+        unary(|x| Ok(x.f_mul(&hard_sigmoid_of(x, 1.0 / 6.0, 0.5)?)?))
     });
     table.add("Clip", clip);
-    table.add("Add", |ctx| binary(ctx, |a, b| Ok(a.f_add(b)?)));
-    table.add("Sub", |ctx| binary(ctx, |a, b| Ok(a.f_sub(b)?)));
-    table.add("Mul", |ctx| binary(ctx, |a, b| Ok(a.f_mul(b)?)));
-    table.add("Div", |ctx| binary(ctx, div));
-    table.add("Pow", |ctx| binary(ctx, |a, b| Ok(a.f_pow(b)?.f_to_kind(a.kind())?)));
+    table.add("Add", |_| binary(|a, b| Ok(a.f_add(b)?)));
+    table.add("Sub", |_| binary(|a, b| Ok(a.f_sub(b)?)));
+    table.add("Mul", |_| binary(|a, b| Ok(a.f_mul(b)?)));
+    table.add("Div", |_| binary(div));
+    table.add("Pow", |_| binary(|a, b| Ok(a.f_pow(b)?.f_to_kind(a.kind())?)));
     table.add("Cast", cast);
 }
 
-fn unary(ctx: &BuildCtx, attrs: &[&str], f: fn(&Tensor) -> Result<Tensor>) -> Result<Box<dyn Kernel>> {
-    ctx.allow_attrs(attrs)?;
+fn unary(f: fn(&Tensor) -> Result<Tensor>) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
         Ok(vec![f(required(inputs, 0)?)?])
     }))
 }
 
-fn binary(ctx: &BuildCtx, f: fn(&Tensor, &Tensor) -> Result<Tensor>) -> Result<Box<dyn Kernel>> {
-    ctx.allow_attrs(&[])?;
+fn binary(f: fn(&Tensor, &Tensor) -> Result<Tensor>) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
         let (a, b) = (required(inputs, 0)?, required(inputs, 1)?);
         let device = common_device(a, b);
@@ -61,7 +59,6 @@ fn hard_sigmoid_of(x: &Tensor, alpha: f64, beta: f64) -> Result<Tensor> {
 }
 
 fn hard_sigmoid(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
-    ctx.allow_attrs(&["alpha", "beta"])?;
     let alpha = f64::from(ctx.node.attr_float("alpha")?.unwrap_or(0.2));
     let beta = f64::from(ctx.node.attr_float("beta")?.unwrap_or(0.5));
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
@@ -70,7 +67,6 @@ fn hard_sigmoid(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
 }
 
 fn leaky_relu(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
-    ctx.allow_attrs(&["alpha"])?;
     let alpha = f64::from(ctx.node.attr_float("alpha")?.unwrap_or(0.01));
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
         let x = required(inputs, 0)?;
@@ -79,17 +75,12 @@ fn leaky_relu(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
 }
 
 fn clip(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
-    // Before opset 11 the bounds are attributes; from 11 on they are optional inputs.
-    let (attr_min, attr_max) = if ctx.opset < 11 {
-        ctx.allow_attrs(&["min", "max"])?;
-        (
-            ctx.node.attr_float("min")?.map(f64::from),
-            ctx.node.attr_float("max")?.map(f64::from),
-        )
-    } else {
-        ctx.allow_attrs(&[])?;
-        (None, None)
-    };
+    // Before opset 11 the bounds are attributes; from 11 on they are optional inputs (and the attributes
+    // were refused by `check_supported`, so both read None).
+    let (attr_min, attr_max) = (
+        ctx.node.attr_float("min")?.map(f64::from),
+        ctx.node.attr_float("max")?.map(f64::from),
+    );
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
         let x = required(inputs, 0)?;
         let bound = |index: usize, attr: Option<f64>| -> Result<Option<f64>> {
@@ -109,15 +100,7 @@ fn clip(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
 }
 
 fn cast(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
-    ctx.allow_attrs(&["to", "saturate"])?;
-    let to = ctx
-        .node
-        .attr_int("to")?
-        .ok_or_else(|| ctx.node.attr_error("to", "is required"))?;
-    let Some(dtype) = DataType::from_onnx(to as i32) else {
-        bail!(ctx.node.attr_error("to", format!("element type {to} is not supported")));
-    };
-    let kind: Kind = kind_of(dtype).map_err(|e| ctx.node.attr_error("to", e.to_string()))?;
+    let kind: Kind = kind_of(cast_target(ctx.node)?)?;
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
         let x = required(inputs, 0)?;
         // Float to integer truncates toward zero in both ONNX and libtorch.

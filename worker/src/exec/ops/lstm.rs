@@ -2,6 +2,7 @@
 //! as input, forget, cell, output (ifgo): the weights are reordered, once at load when they are constants.
 
 use anyhow::{Result, bail};
+use sensgrid_model::ops::lstm::{Direction, LstmAttrs};
 use tch::Tensor;
 
 use super::ints;
@@ -10,13 +11,6 @@ use crate::exec::{BuildCtx, Kernel, required};
 
 pub fn register(table: &mut OpTable) {
     table.add("LSTM", lstm);
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Direction {
-    Forward,
-    Reverse,
-    Bidirectional,
 }
 
 /// Reorders the 4 gate blocks along axis `axis` from ONNX's iofc to libtorch's ifgo.
@@ -44,42 +38,10 @@ fn torch_params(w: &Tensor, r: &Tensor, b: Option<&Tensor>, hidden: i64) -> Resu
 
 fn lstm(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
     let node = ctx.node;
-    ctx.allow_attrs(&[
-        "activations",
-        "direction",
-        "hidden_size",
-        "layout",
-        "input_forget",
-        "clip",
-    ])?;
-    let hidden = node
-        .attr_int("hidden_size")?
-        .ok_or_else(|| node.attr_error("hidden_size", "is required"))?;
-    let direction = match node.attr_string("direction")?.unwrap_or("forward") {
-        "forward" => Direction::Forward,
-        "reverse" => Direction::Reverse,
-        "bidirectional" => Direction::Bidirectional,
-        other => bail!(node.attr_error("direction", format!("unknown direction {other}"))),
-    };
-    if let Some(activations) = node.attr_strings("activations")?
-        && activations.chunks(3).any(|a| a != ["Sigmoid", "Tanh", "Tanh"])
-    {
-        bail!(node.attr_error(
-            "activations",
-            format!("only Sigmoid, Tanh, Tanh is supported, got {activations:?}")
-        ));
-    }
-    for attr in ["layout", "input_forget"] {
-        if node.attr_int(attr)?.unwrap_or(0) != 0 {
-            bail!(node.attr_error(attr, "only 0 is supported"));
-        }
-    }
-    if node.attr("clip").is_some() {
-        bail!(node.attr_error("clip", "is not supported"));
-    }
-    if node.input(7).is_some() {
-        bail!(node.error("peephole weights (input P) are not supported"));
-    }
+    let LstmAttrs {
+        hidden_size: hidden,
+        direction,
+    } = LstmAttrs::read(node)?;
     let constant_params = match (ctx.constant(1), ctx.constant(2)) {
         (Some(w), Some(r)) if node.input(3).is_none() || ctx.constant(3).is_some() => {
             Some(torch_params(w, r, ctx.constant(3), hidden)?)

@@ -12,8 +12,7 @@ pub fn register(table: &mut OpTable) {
     table.add("Gemm", gemm);
 }
 
-fn matmul(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
-    ctx.allow_attrs(&[])?;
+fn matmul(_: &BuildCtx) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(|inputs: &[Option<&Tensor>]| {
         let (a, b) = (required(inputs, 0)?, required(inputs, 1)?);
         let device = common_device(a, b);
@@ -23,7 +22,6 @@ fn matmul(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
 
 /// Y = alpha * A' B' + beta * C, with A' and B' optionally transposed and C broadcast.
 fn gemm(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
-    ctx.allow_attrs(&["alpha", "beta", "transA", "transB"])?;
     let alpha = f64::from(ctx.node.attr_float("alpha")?.unwrap_or(1.0));
     let beta = f64::from(ctx.node.attr_float("beta")?.unwrap_or(1.0));
     let trans_a = ctx.node.attr_int("transA")?.unwrap_or(0) != 0;

@@ -11,19 +11,6 @@ pub fn register(table: &mut OpTable) {
 }
 
 fn batch_norm(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
-    ctx.allow_attrs(&["epsilon", "momentum", "spatial", "training_mode"])?;
-    if ctx.node.attr_int("training_mode")?.unwrap_or(0) != 0 {
-        return Err(ctx
-            .node
-            .attr_error("training_mode", "only inference (0) is supported")
-            .into());
-    }
-    if ctx.node.attr_int("spatial")?.unwrap_or(1) != 1 {
-        return Err(ctx.node.attr_error("spatial", "only 1 is supported").into());
-    }
-    if ctx.node.outputs.iter().skip(1).any(|o| !o.is_empty()) {
-        return Err(ctx.node.error("only the Y output is supported (inference mode)").into());
-    }
     let epsilon = epsilon(ctx)?;
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
         let x = required(inputs, 0)?;

@@ -3,7 +3,8 @@
 use anyhow::{Result, bail};
 use tch::Tensor;
 
-use super::window::{self, Resolved, Window};
+use super::i64s;
+use super::window::{Resolved, Window};
 use crate::exec::registry::OpTable;
 use crate::exec::{BuildCtx, Kernel, required};
 
@@ -13,8 +14,7 @@ pub fn register(table: &mut OpTable) {
     table.add("AveragePool", average_pool);
 }
 
-fn global_average_pool(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
-    ctx.allow_attrs(&[])?;
+fn global_average_pool(_: &BuildCtx) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(|inputs: &[Option<&Tensor>]| {
         let x = required(inputs, 0)?;
         let axes: Vec<i64> = (2..x.dim() as i64).collect();
@@ -22,32 +22,15 @@ fn global_average_pool(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
     }))
 }
 
-fn kernel_of(ctx: &BuildCtx, window: &Window) -> Result<Vec<i64>> {
-    match &window.kernel_shape {
-        Some(kernel) if !kernel.is_empty() && kernel.len() <= 3 => Ok(kernel.iter().map(|&k| k as i64).collect()),
-        Some(kernel) => bail!(
-            ctx.node
-                .attr_error("kernel_shape", format!("{kernel:?}: 1 to 3 axes are supported"))
-        ),
-        None => bail!(ctx.node.attr_error("kernel_shape", "is required")),
-    }
+/// The pooling window of the node and its kernel as tch takes it.
+fn pool_window(ctx: &BuildCtx) -> Result<(Window, Vec<i64>)> {
+    let window = Window::read(ctx.node)?;
+    let kernel = i64s(window.pool_kernel(ctx.node)?);
+    Ok((window, kernel))
 }
 
 fn max_pool(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
-    ctx.allow_attrs(&[
-        "auto_pad",
-        "ceil_mode",
-        "dilations",
-        "kernel_shape",
-        "pads",
-        "storage_order",
-        "strides",
-    ])?;
-    if ctx.node.outputs.iter().skip(1).any(|o| !o.is_empty()) {
-        bail!(ctx.node.error("the Indices output is not supported"));
-    }
-    let window = window::read(ctx, true)?;
-    let kernel = kernel_of(ctx, &window)?;
+    let (window, kernel) = pool_window(ctx)?;
     let ceil_mode = ctx.node.attr_int("ceil_mode")?.unwrap_or(0) != 0;
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
         let x = required(inputs, 0)?;
@@ -71,16 +54,7 @@ fn max_pool(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
 }
 
 fn average_pool(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
-    ctx.allow_attrs(&[
-        "auto_pad",
-        "ceil_mode",
-        "count_include_pad",
-        "kernel_shape",
-        "pads",
-        "strides",
-    ])?;
-    let window = window::read(ctx, true)?;
-    let kernel = kernel_of(ctx, &window)?;
+    let (window, kernel) = pool_window(ctx)?;
     let ceil_mode = ctx.node.attr_int("ceil_mode")?.unwrap_or(0) != 0;
     let count_include_pad = ctx.node.attr_int("count_include_pad")?.unwrap_or(0) != 0;
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {

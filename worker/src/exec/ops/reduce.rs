@@ -14,14 +14,8 @@ pub fn register(table: &mut OpTable) {
 }
 
 fn reduce_mean(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
-    // From opset 18 the axes are an optional input.
-    let attr_axes = if ctx.opset < 18 {
-        ctx.allow_attrs(&["axes", "keepdims"])?;
-        ctx.node.attr_ints("axes")?.map(<[i64]>::to_vec)
-    } else {
-        ctx.allow_attrs(&["keepdims", "noop_with_empty_axes"])?;
-        None
-    };
+    // From opset 18 the axes are an optional input (and the attribute was refused by `check_supported`).
+    let attr_axes = ctx.node.attr_ints("axes")?.map(<[i64]>::to_vec);
     let keepdims = ctx.node.attr_int("keepdims")?.unwrap_or(1) != 0;
     let noop_with_empty_axes = ctx.node.attr_int("noop_with_empty_axes")?.unwrap_or(0) != 0;
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
@@ -40,7 +34,6 @@ fn reduce_mean(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
 }
 
 fn softmax(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
-    ctx.allow_attrs(&["axis"])?;
     // Before opset 13 Softmax flattens the input to 2-D at `axis` (default 1) and normalises each row;
     // from 13 on it normalises along `axis` alone (default -1).
     let legacy = ctx.opset < 13;

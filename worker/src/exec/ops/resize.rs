@@ -3,6 +3,7 @@
 //! index is computed on the host exactly as the specification writes it, then gathered (and blended).
 
 use anyhow::{Result, bail};
+use sensgrid_model::ops::resize::{Coordinates, Mode, ResizeAttrs, Rounding};
 use tch::{Kind, Tensor};
 
 use super::{floats, ints, is_float};
@@ -13,81 +14,12 @@ pub fn register(table: &mut OpTable) {
     table.add("Resize", resize);
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Mode {
-    Nearest,
-    Linear,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Coordinates {
-    HalfPixel,
-    PytorchHalfPixel,
-    AlignCorners,
-    Asymmetric,
-    TfHalfPixelForNearest,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Rounding {
-    PreferFloor,
-    PreferCeil,
-    Floor,
-    Ceil,
-}
-
 fn resize(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
-    let node = ctx.node;
-    if ctx.opset < 11 {
-        bail!(node.error(format!(
-            "Resize of opset {} is not supported (11 or later is)",
-            ctx.opset
-        )));
-    }
-    ctx.allow_attrs(&[
-        "mode",
-        "coordinate_transformation_mode",
-        "nearest_mode",
-        "cubic_coeff_a",
-        "exclude_outside",
-        "extrapolation_value",
-        "antialias",
-        "keep_aspect_ratio_policy",
-    ])?;
-    let mode = match node.attr_string("mode")?.unwrap_or("nearest") {
-        "nearest" => Mode::Nearest,
-        "linear" => Mode::Linear,
-        other => bail!(node.attr_error("mode", format!("{other} is not supported (nearest and linear are)"))),
-    };
-    let coordinates = match node
-        .attr_string("coordinate_transformation_mode")?
-        .unwrap_or("half_pixel")
-    {
-        "half_pixel" => Coordinates::HalfPixel,
-        "pytorch_half_pixel" => Coordinates::PytorchHalfPixel,
-        "align_corners" => Coordinates::AlignCorners,
-        "asymmetric" => Coordinates::Asymmetric,
-        "tf_half_pixel_for_nearest" => Coordinates::TfHalfPixelForNearest,
-        other => bail!(node.attr_error("coordinate_transformation_mode", format!("{other} is not supported"))),
-    };
-    let rounding = match node.attr_string("nearest_mode")?.unwrap_or("round_prefer_floor") {
-        "round_prefer_floor" => Rounding::PreferFloor,
-        "round_prefer_ceil" => Rounding::PreferCeil,
-        "floor" => Rounding::Floor,
-        "ceil" => Rounding::Ceil,
-        other => bail!(node.attr_error("nearest_mode", format!("{other} is not supported"))),
-    };
-    for (attr, default) in [("exclude_outside", 0), ("antialias", 0)] {
-        if node.attr_int(attr)?.unwrap_or(default) != default {
-            bail!(node.attr_error(attr, "only 0 is supported"));
-        }
-    }
-    if node
-        .attr_string("keep_aspect_ratio_policy")?
-        .is_some_and(|p| p != "stretch")
-    {
-        bail!(node.attr_error("keep_aspect_ratio_policy", "only stretch is supported"));
-    }
+    let ResizeAttrs {
+        mode,
+        coordinates,
+        rounding,
+    } = ResizeAttrs::read(ctx.node, ctx.opset)?;
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
         let x = required(inputs, 0)?;
         let in_dims = x.size();

@@ -3,6 +3,7 @@
 //! constant folding.
 
 use anyhow::{Result, bail};
+use sensgrid_model::ops::required_int;
 use sensgrid_model::ops::shape as onnx_shape;
 use tch::{Device, Kind, Tensor};
 
@@ -55,7 +56,6 @@ fn host_ints(values: &[i64]) -> Tensor {
 }
 
 fn shape(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
-    ctx.allow_attrs(&["start", "end"])?;
     let start = ctx.node.attr_int("start")?.unwrap_or(0);
     let end = ctx.node.attr_int("end")?;
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
@@ -68,7 +68,6 @@ fn shape(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
 }
 
 fn reshape(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
-    ctx.allow_attrs(&["allowzero"])?;
     let allow_zero = ctx.node.attr_int("allowzero")?.unwrap_or(0) != 0;
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
         let x = required(inputs, 0)?;
@@ -79,7 +78,6 @@ fn reshape(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
 }
 
 fn flatten(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
-    ctx.allow_attrs(&["axis"])?;
     let axis = ctx.node.attr_int("axis")?.unwrap_or(1);
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
         let x = required(inputs, 0)?;
@@ -89,7 +87,6 @@ fn flatten(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
 }
 
 fn transpose(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
-    ctx.allow_attrs(&["perm"])?;
     let perm = ctx.node.attr_ints("perm")?.map(<[i64]>::to_vec);
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
         let x = required(inputs, 0)?;
@@ -99,7 +96,6 @@ fn transpose(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
 }
 
 fn squeeze_or_unsqueeze(ctx: &BuildCtx, unsqueeze: bool) -> Result<Box<dyn Kernel>> {
-    ctx.allow_attrs(if ctx.opset < 13 { &["axes"] } else { &[] })?;
     let axes = IntsArg::new(ctx, "axes", 1, 13)?;
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
         let x = required(inputs, 0)?;
@@ -118,11 +114,7 @@ fn squeeze_or_unsqueeze(ctx: &BuildCtx, unsqueeze: bool) -> Result<Box<dyn Kerne
 }
 
 fn concat(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
-    ctx.allow_attrs(&["axis"])?;
-    let axis = ctx
-        .node
-        .attr_int("axis")?
-        .ok_or_else(|| ctx.node.attr_error("axis", "is required"))?;
+    let axis = required_int(ctx.node, "axis")?;
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
         let parts: Vec<&Tensor> = inputs.iter().copied().flatten().collect();
         let Some(first) = parts.first() else {
@@ -141,11 +133,6 @@ fn concat(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
 }
 
 fn split(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
-    ctx.allow_attrs(if ctx.opset < 13 {
-        &["axis", "split"]
-    } else {
-        &["axis", "num_outputs"]
-    })?;
     let axis = ctx.node.attr_int("axis")?.unwrap_or(0);
     let sizes = IntsArg::new(ctx, "split", 1, 13)?;
     let outputs = ctx.node.outputs.len() as i64;
@@ -169,11 +156,6 @@ fn split(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
 }
 
 fn slice(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
-    ctx.allow_attrs(if ctx.opset < 10 {
-        &["starts", "ends", "axes"]
-    } else {
-        &[]
-    })?;
     let [starts, ends, axes] =
         [("starts", 1), ("ends", 2), ("axes", 3)].map(|(name, i)| IntsArg::new(ctx, name, i, 10));
     let (starts, ends, axes) = (starts?, ends?, axes?);
@@ -212,7 +194,6 @@ fn slice(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
 }
 
 fn gather(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
-    ctx.allow_attrs(&["axis"])?;
     let axis = ctx.node.attr_int("axis")?.unwrap_or(0);
     Ok(Box::new(move |inputs: &[Option<&Tensor>]| {
         let (x, indices) = (required(inputs, 0)?, required(inputs, 1)?);
@@ -229,8 +210,7 @@ fn gather(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
     }))
 }
 
-fn tile(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
-    ctx.allow_attrs(&[])?;
+fn tile(_: &BuildCtx) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(|inputs: &[Option<&Tensor>]| {
         let x = required(inputs, 0)?;
         let repeats = ints(required(inputs, 1)?)?;
@@ -241,8 +221,7 @@ fn tile(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
     }))
 }
 
-fn expand(ctx: &BuildCtx) -> Result<Box<dyn Kernel>> {
-    ctx.allow_attrs(&[])?;
+fn expand(_: &BuildCtx) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(|inputs: &[Option<&Tensor>]| {
         let x = required(inputs, 0)?;
         let target: Vec<usize> = ints(required(inputs, 1)?)?

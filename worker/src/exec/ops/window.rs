@@ -1,23 +1,11 @@
 //! The sliding-window attributes of Conv, ConvTranspose, MaxPool and AveragePool on libtorch. The model crate
-//! reads them and resolves the pads (`sensgrid_model::ops::window`), the same code shape inference uses, so
-//! the executor and the analysis cannot disagree on SAME padding; this module adds the executor's own refusal
-//! and turns a resolved window into the i64 lists tch takes.
+//! reads them, refuses what the executor does not run and resolves the pads (`sensgrid_model::ops::window`),
+//! the same code shape inference uses, so the executor and the analysis cannot disagree on SAME padding; this
+//! module turns a resolved window into the i64 lists tch takes.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 pub use sensgrid_model::ops::window::Window;
 use tch::Tensor;
-
-use crate::exec::BuildCtx;
-
-/// Reads the window attributes of the node; `same_allowed` is false for ops where SAME_* padding is refused.
-pub fn read(ctx: &BuildCtx, same_allowed: bool) -> Result<Window> {
-    let window = Window::read(ctx.node)?;
-    if window.is_same() && !same_allowed {
-        let auto_pad = ctx.node.attr_string("auto_pad")?.unwrap_or_default();
-        bail!(ctx.node.attr_error("auto_pad", format!("{auto_pad} is not supported")));
-    }
-    Ok(window)
-}
 
 /// The window of one call in tch's terms, every list one entry per spatial axis.
 #[derive(Debug, Clone)]
