@@ -30,12 +30,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config::Config;
-use crate::dataset::{self, Dataset, DatasetError};
+use crate::dataset::{self, Dataset, DatasetError, Entry};
 use crate::evaluate::sensitivity_open_options;
 
 /// The label file of a bundle.
@@ -83,6 +84,7 @@ pub struct Packed {
 pub fn pack(config: &Config, out: impl Write) -> Result<Packed, BundleError> {
     let dataset_config = config.eval_dataset();
     let dataset = Dataset::open(dataset_config, &sensitivity_open_options(config))?;
+    check_images(&dataset)?;
     let mut tar = tar::Builder::new(out);
     let mut names: HashMap<&Path, String> = HashMap::new();
     let mut labels = String::new();
@@ -96,9 +98,7 @@ pub fn pack(config: &Config, out: impl Write) -> Result<Packed, BundleError> {
                     .and_then(|e| e.to_str())
                     .map_or(String::new(), |e| format!(".{e}"));
                 let name = format!("{IMAGES}/{position:06}{extension}");
-                let bytes = dataset.read_image(entry)?;
-                dataset.check_decodes(entry, &bytes)?;
-                append(&mut tar, &name, &bytes)?;
+                append(&mut tar, &name, &dataset.read_image(entry)?)?;
                 names.insert(&entry.image_path, name.clone());
                 name
             }
@@ -124,6 +124,51 @@ pub fn pack(config: &Config, out: impl Write) -> Result<Packed, BundleError> {
         available: dataset.available(),
         images: names.len(),
     })
+}
+
+/// Reads and decodes every distinct image of `dataset`, on every core (a 1280x720 JPEG takes about 10 ms to
+/// decode, a 12 Mpx photo 200 ms), so that a file that would fail on the workers is refused now.
+///
+/// # Errors
+/// The error of the first image in set order that cannot be read or does not decode, whichever thread met it:
+/// each index is taken in order and always finished, so every image before the first failure was checked.
+fn check_images(dataset: &Dataset) -> Result<(), DatasetError> {
+    let mut seen = HashSet::new();
+    let images: Vec<&Entry> = dataset
+        .entries()
+        .iter()
+        .filter(|entry| seen.insert(entry.image_path.as_path()))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(images.len());
+    let failures: Vec<(usize, DatasetError)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    loop {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        let &entry = images.get(index)?;
+                        if let Err(error) = dataset
+                            .read_image(entry)
+                            .and_then(|bytes| dataset.check_decodes(entry, &bytes))
+                        {
+                            return Some((index, error));
+                        }
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .filter_map(|worker| worker.join().expect("an image check panicked"))
+            .collect()
+    });
+    failures
+        .into_iter()
+        .min_by_key(|(index, _)| *index)
+        .map_or(Ok(()), |(_, error)| Err(error))
 }
 
 /// Unpacks the bundle read from `archive` into `dir`, which is created.

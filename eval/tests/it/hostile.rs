@@ -159,6 +159,22 @@ fn packing_decodes_every_image_and_names_the_users_line_for_one_that_fails() {
         let start = format!("{} line 2: img/{name}.png: {reason}", label(&dir));
         assert!(e.starts_with(&start), "{name}: {e}");
     }
+
+    // Of several bad images, decoded on several threads, the first in set order is named, every time.
+    let mut lines = String::from("img/a.png\tab\n");
+    let mut images = vec![("a.png".to_owned(), png())];
+    for i in 0..16 {
+        lines.push_str(&format!("img/{i}.png\tx\n"));
+        images.push((format!("{i}.png"), if i < 5 { png() } else { Vec::new() }));
+    }
+    let images: Vec<(&str, Vec<u8>)> = images.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
+    let dir = rec_set("pack_first", &lines, &images);
+    for _ in 0..3 {
+        assert_eq!(
+            pack_error(&rec_config(&dir)),
+            format!("{} line 7: img/5.png: DecodeImage: empty file", label(&dir))
+        );
+    }
 }
 
 /// The bundle `packed` with the bytes of its `index`th image (in entry order) replaced by `data`, as a hostile
