@@ -1,20 +1,24 @@
 //! The client side of `coordinator submit`: everything checked and computed before any job exists.
 //!
-//! [`prepare`] reads the config with its overrides, reads the model and refuses an op the workers do not run,
-//! packs the eval set (every label line and image read, so a missing one is refused here, naming it), finds
-//! the channel groups, params and FLOPs at the eval set's input shape, applies `Sensitivity.skip` (a pattern
-//! that matches no group is refused) and lays out the grid. Nothing touches the coordinator until it all
-//! succeeded, so a refused submission leaves no run and no job behind.
+//! [`prepare`] reads the config with its overrides, reads the model and refuses an op or attribute the workers
+//! do not run, checks that the model's output fits `PostProcess`, finds the channel groups, params and FLOPs
+//! at the eval set's input shape, applies `Sensitivity.skip` (a pattern that matches no group, or a list that
+//! leaves none, is refused), lays out the grid and packs the eval set (every label line and image read, so a
+//! missing one is refused here, naming it). Nothing touches the coordinator until it all succeeded, so a
+//! refused submission leaves no run and no job behind.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use sensgrid_eval::config::PostProcess;
 use sensgrid_eval::config::schema::transform::DetResize;
 use sensgrid_eval::config::{PruneTarget as ConfigPruneTarget, Transform};
+use sensgrid_eval::rec::CharacterDict;
 use sensgrid_eval::{Config, bundle};
 use sensgrid_model::analysis::count;
 use sensgrid_model::analysis::groups::{self, Analysis};
+use sensgrid_model::analysis::shapes;
 use sensgrid_model::ir::{Dim, Graph};
 use sensgrid_model::prune::sen_pickle::{self, SenPickleError};
 use sensgrid_model::{onnx, ops};
@@ -46,30 +50,35 @@ pub struct Prepared {
 /// # Errors
 ///
 /// One line naming the file, line, key, node or op: a bad config key or override, an unreadable model or one
-/// with an op outside the table, a missing label file or image, a skip pattern that matches no group, a model
-/// whose groups cannot be found at the eval shape.
+/// with an op or attribute the executor does not run, a model output that does not fit `PostProcess`, a model
+/// whose groups cannot be found at the eval shape, a skip pattern that matches no group or a skip list that
+/// leaves none, a missing label file or image. The model is checked before the eval set is read: packing
+/// reads every image.
 pub fn prepare(config_path: &Path, overrides: &[String], name: Option<&str>) -> Result<Prepared> {
     let config = Config::load(config_path, overrides)?;
     let model = config.model_path().to_owned();
     let graph = onnx::read(&model).with_context(|| format!("Global.pretrained_model {}", model.display()))?;
     ops::check_supported(&graph).with_context(|| format!("{}", model.display()))?;
-    let mut bundle_bytes = Vec::new();
-    let packed =
-        bundle::pack(&config, &mut bundle_bytes).with_context(|| format!("{}: Eval.dataset", config_path.display()))?;
     let input_shape = input_shape(&config, &graph)?;
-    let analysis = groups::analyse_at(&graph, std::slice::from_ref(&input_shape))
+    let shapes = shapes::infer(&graph, std::slice::from_ref(&input_shape))
+        .with_context(|| format!("{}: inferring shapes at {input_shape:?}", model.display()))?;
+    check_output_fits(&config, &graph, &shapes, &input_shape)?;
+    let analysis = groups::analyse(&graph, &|name| shapes.get(name).cloned())
         .with_context(|| format!("{}: finding channel groups at {input_shape:?}", model.display()))?;
     let flops = count::flops_at(&graph, std::slice::from_ref(&input_shape))
         .with_context(|| format!("{}: counting FLOPs at {input_shape:?}", model.display()))?;
     let sensitivity = config.sensitivity();
+    let skip_at = || {
+        config
+            .tree()
+            .lookup("Sensitivity.skip")
+            .map_or_else(|| config_path.display().to_string(), |node| node.origin.to_string())
+    };
     for glob in &sensitivity.skip {
         if !analysis.groups.iter().any(|g| glob.matches(&g.key)) {
-            let at = config
-                .tree()
-                .lookup("Sensitivity.skip")
-                .map_or_else(|| config_path.display().to_string(), |node| node.origin.to_string());
             bail!(
-                "{at}: Sensitivity.skip: '{}' matches no channel group of {} (`worker inspect {} --groups` lists them)",
+                "{}: Sensitivity.skip: '{}' matches no channel group of {} (`worker inspect {} --groups` lists them)",
+                skip_at(),
                 glob.as_str(),
                 model.display(),
                 model.display()
@@ -79,10 +88,30 @@ pub fn prepare(config_path: &Path, overrides: &[String], name: Option<&str>) -> 
     let (skipped, analysed): (Vec<GroupSpec>, Vec<GroupSpec>) = group_specs(&graph, &analysis)
         .into_iter()
         .partition(|g| sensitivity.is_skipped(&g.key));
+    // A run of no cells would finish at once with an empty table and nothing to plan.
+    if analysed.is_empty() {
+        if skipped.is_empty() {
+            bail!(
+                "{}: no prunable channel group at {input_shape:?} (`worker inspect {} --groups` explains the \
+                 excluded convolutions)",
+                model.display(),
+                model.display()
+            );
+        }
+        bail!(
+            "{}: Sensitivity.skip: skips all {} channel groups of {}, which leaves no cell to measure",
+            skip_at(),
+            skipped.len(),
+            model.display()
+        );
+    }
     let cells = analysed
         .iter()
         .flat_map(|g| sensitivity.ratios.iter().map(|&r| (g.key.clone(), r)))
         .collect();
+    let mut bundle_bytes = Vec::new();
+    let packed =
+        bundle::pack(&config, &mut bundle_bytes).with_context(|| format!("{}: Eval.dataset", config_path.display()))?;
     let prune = config.prune().map(|p| PruneSpec {
         target: match p.target {
             ConfigPruneTarget::MaxLoss(loss) => PruneTarget::MaxLoss(loss),
@@ -139,6 +168,75 @@ pub fn prepare(config_path: &Path, overrides: &[String], name: Option<&str>) -> 
         spec,
         cells,
     })
+}
+
+/// Refuses a model whose output cannot be what the config's `PostProcess` reads (a det config on a cls or rec
+/// model, a rec dictionary or cls label list of another size than the model's classes): every worker's eval
+/// would fail on it, and every cell of the run with it. `shapes` are the graph's at `input_shape`.
+///
+/// # Errors
+///
+/// The mismatch, naming the config file and line, the PostProcess name and the model's output shape; an
+/// unreadable character dictionary.
+fn check_output_fits(
+    config: &Config,
+    graph: &Graph,
+    shapes: &HashMap<String, Vec<usize>>,
+    input_shape: &[usize],
+) -> Result<()> {
+    let model = config.model_path().display();
+    let output = graph
+        .outputs
+        .first()
+        .with_context(|| format!("{model}: the model has no output"))?;
+    let dims = shapes.get(&output.name).with_context(|| {
+        format!(
+            "{model}: output '{}' has no inferred shape at {input_shape:?}",
+            output.name
+        )
+    })?;
+    let (expected, fits) = match config.post_process() {
+        PostProcess::DBPostProcess(_) => (
+            "[N, 1, H, W] (a text probability map)".to_owned(),
+            matches!(dims[..], [_, 1, _, _]),
+        ),
+        PostProcess::CTCLabelDecode(args) => {
+            let path = args.character_dict_path.as_deref();
+            let dict = CharacterDict::from_config(path, args.use_space_char).with_context(|| {
+                format!(
+                    "{}: PostProcess.character_dict_path {}",
+                    config.path().display(),
+                    path.map_or_else(String::new, |p| p.display().to_string())
+                )
+            })?;
+            let source = path.map_or_else(|| "the built-in 0-9a-z".to_owned(), |p| p.display().to_string());
+            (
+                format!("[N, T, {}] (the entries of {source} and the blank)", dict.len()),
+                matches!(dims[..], [_, _, classes] if classes == dict.len()),
+            )
+        }
+        PostProcess::ClsPostProcess(args) => (
+            format!(
+                "[N, {}] (one class per label_list entry {:?})",
+                args.label_list.len(),
+                args.label_list
+            ),
+            matches!(dims[..], [_, classes] if classes == args.label_list.len()),
+        ),
+    };
+    if !fits {
+        let at = config
+            .tree()
+            .lookup("PostProcess.name")
+            .map_or_else(|| config.path().display().to_string(), |node| node.origin.to_string());
+        bail!(
+            "{at}: PostProcess.name {} reads a model output of {expected}, but output '{}' of {model} is {dims:?} \
+             at input {input_shape:?}",
+            config.post_process().name(),
+            output.name
+        );
+    }
+    Ok(())
 }
 
 /// The shape the grid's groups and FLOPs are computed at: the model's own where it is fixed, else the eval

@@ -265,18 +265,32 @@ impl<S: JobStore> AdminService for AdminApi<S> {
         }
     }
 
+    /// Plans a finished grid for a table target (`max_loss`, `flops_reduction`), or hands a measured target to
+    /// the run's pipeline ([`Self::replan`]).
+    ///
+    /// With `export`, the plan becomes the run's and its export is queued anew. Without, the call is
+    /// PaddleSlim's `get_ratios_by_loss`: it answers the plan, which becomes the run's only when the run has no
+    /// export job. An export prunes by the run's stored plan (a queued one reads it when claimed), and
+    /// `results` writes that plan as plan.json beside the export's prune_report.json and pruned.onnx: replacing
+    /// the plan alone would make them disagree, or change what a queued export prunes. Replacing both takes
+    /// `export`.
     async fn plan_run(&self, request: Request<pb::PlanRunRequest>) -> Result<Response<pb::PlanRunResponse>, Status> {
         let request = request.into_inner();
         let run_id = RunId(request.run_id);
-        let target = match request.target {
-            Some(pb::plan_run_request::Target::MaxLoss(loss)) => PruneTarget::MaxLoss(loss),
-            Some(pb::plan_run_request::Target::FlopsReduction(share)) if share > 0.0 && share < 1.0 => {
-                PruneTarget::FlopsReduction(share)
+        // NaN fails both comparisons, so it is refused too.
+        let share = |field: &str, value: f64| {
+            if value > 0.0 && value < 1.0 {
+                Ok(value)
+            } else {
+                Err(Status::invalid_argument(format!(
+                    "{field}: expected a share in (0, 1), got {value}"
+                )))
             }
-            Some(pb::plan_run_request::Target::FlopsReduction(share)) => {
-                return Err(Status::invalid_argument(format!(
-                    "flops_reduction: expected a share in (0, 1), got {share}"
-                )));
+        };
+        let target = match request.target {
+            Some(pb::plan_run_request::Target::MaxLoss(loss)) => PruneTarget::MaxLoss(share("max_loss", loss)?),
+            Some(pb::plan_run_request::Target::FlopsReduction(reduction)) => {
+                PruneTarget::FlopsReduction(share("flops_reduction", reduction)?)
             }
             Some(pb::plan_run_request::Target::Measured(m)) => {
                 return self.replan(run_id, &m, request.export).await.map(Response::new);
@@ -313,6 +327,7 @@ impl<S: JobStore> AdminService for AdminApi<S> {
                 "run {run_id}'s export is running: plan again once it has ended"
             )));
         }
+        let stores_plan = request.export || !jobs.iter().any(|j| j.kind == JobKind::Export);
         let spec = RunSpec::from_json(&run.spec).map_err(Status::failed_precondition)?;
         let plan_request = PlanRequest {
             model: self.artifacts.path(&run.model_digest),
@@ -325,17 +340,19 @@ impl<S: JobStore> AdminService for AdminApi<S> {
             .await
             .map_err(|panic| Status::internal(format!("the planner panicked: {panic}")))?
             .map_err(Status::failed_precondition)?;
-        let outcome = self
-            .store
-            .run_plan(RunPlanParams {
-                now: self.clock.now(),
-                run_id,
-                plan: planned.plan_json(),
-                export: request.export,
-            })
-            .await
-            .map_err(convert::store_status)?;
-        planned_or_status(run_id, outcome)?;
+        if stores_plan {
+            let outcome = self
+                .store
+                .run_plan(RunPlanParams {
+                    now: self.clock.now(),
+                    run_id,
+                    plan: planned.plan_json(),
+                    export: request.export,
+                })
+                .await
+                .map_err(convert::store_status)?;
+            planned_or_status(run_id, outcome)?;
+        }
         if request.export {
             self.dispatcher.wake();
         }

@@ -1,6 +1,11 @@
-//! The built binary starts on its own.
+//! The built binary starts on its own, and `submit` refuses what could only fail before it connects.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use sensgrid_coordinator::submit::prepare;
+use sensgrid_model::ir::Attr;
+use sensgrid_model::{onnx, ops};
 
 #[test]
 fn help_starts_without_ld_library_path() {
@@ -140,6 +145,123 @@ fn serve_refuses_a_heartbeat_not_shorter_than_the_lease() {
     assert!(
         stderr.contains("--heartbeat: expected less than --lease (20s), got 20s"),
         "{stderr}"
+    );
+}
+
+/// A file under the repository root.
+fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative)
+}
+
+/// What `submit` answers before it connects anywhere: `prepare` of an example config with `overrides` and the
+/// model and dictionary paths made absolute. The eval sets of the examples are not there, so a refusal that
+/// comes before the eval set is packed is the only one these can give.
+fn prepare_refusal(example: &str, model: &str, overrides: &[&str]) -> String {
+    let model = if Path::new(model).is_absolute() {
+        PathBuf::from(model)
+    } else {
+        repo_path(model)
+    };
+    let mut all = vec![
+        format!("Global.pretrained_model={}", model.display()),
+        format!(
+            "Global.character_dict_path={}",
+            repo_path("models/ppocr_keys_v1.txt").display()
+        ),
+    ];
+    all.extend(overrides.iter().map(|o| (*o).to_owned()));
+    let config = repo_path(&format!("examples/configs/{example}"));
+    match prepare(&config, &all, None) {
+        Ok(_) => panic!("{example} with {all:?} was accepted"),
+        Err(error) => format!("{error:#}"),
+    }
+}
+
+#[test]
+fn submit_refuses_attributes_the_executor_does_not_run_as_worker_inspect_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut graph = onnx::read(&repo_path("models/ch_PP-OCRv3_det_infer.onnx")).unwrap();
+    let conv = graph.nodes.iter_mut().find(|n| n.op_type == "Conv").unwrap();
+    conv.attributes.push(("fancy".into(), Attr::Int(1)));
+    let conv = conv.name.clone();
+    let resize = graph.nodes.iter_mut().find(|n| n.op_type == "Resize").unwrap();
+    resize.attributes.retain(|(name, _)| name != "mode");
+    resize.attributes.push(("mode".into(), Attr::String("cubic".into())));
+    let resize = resize.name.clone();
+    let path = dir.path().join("det.onnx");
+    onnx::write(&graph, &path).unwrap();
+
+    let refusal = prepare_refusal("det_ppocrv3.yml", path.to_str().unwrap(), &[]);
+    // `worker inspect` builds the executor, which refuses through the same check.
+    let executor_refusal = ops::check_supported(&graph).unwrap_err().to_string();
+    assert_eq!(refusal, format!("{}: {executor_refusal}", path.display()));
+    for named in [
+        format!(
+            "node '{conv}' (Conv), attribute 'fancy': is not supported \
+             (supported: auto_pad, dilations, group, kernel_shape, pads, strides)"
+        ),
+        format!("node '{resize}' (Resize), attribute 'mode': cubic is not supported (nearest and linear are)"),
+    ] {
+        assert!(refusal.contains(&named), "{named} not in {refusal}");
+    }
+}
+
+#[test]
+fn submit_refuses_a_post_process_the_model_output_does_not_fit() {
+    let det_config = repo_path("examples/configs/det_ppocrv3.yml");
+    let name_line = 1 + std::fs::read_to_string(&det_config)
+        .unwrap()
+        .lines()
+        .position(|line| line == "  name: DBPostProcess")
+        .unwrap();
+    let cases = [
+        // A det config on the cls model: [1, 2] is no probability map.
+        (
+            "det_ppocrv3.yml",
+            "models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+            vec![],
+            format!(
+                "{}:{name_line}: PostProcess.name DBPostProcess reads a model output of [N, 1, H, W] (a text probability map), \
+                 but output 'save_infer_model/scale_0.tmp_1' of {} is [1, 2] at input [1, 3, 640, 640]",
+                det_config.display(),
+                repo_path("models/ch_ppocr_mobile_v2.0_cls_infer.onnx").display()
+            ),
+        ),
+        // A rec config whose dictionary lacks the space the model was trained with: 6624 classes, not 6625.
+        (
+            "rec_ppocrv2.yml",
+            "models/ch_PP-OCRv2_rec_infer.onnx",
+            vec!["Global.use_space_char=false"],
+            "PostProcess.name CTCLabelDecode reads a model output of [N, T, 6624]".to_owned(),
+        ),
+        // A rec config on the det model.
+        (
+            "rec_ppocrv2.yml",
+            "models/ch_PP-OCRv3_det_infer.onnx",
+            vec![],
+            "is [1, 1, 32, 320] at input [1, 3, 32, 320]".to_owned(),
+        ),
+    ];
+    for (example, model, overrides, expected) in cases {
+        let refusal = prepare_refusal(example, model, &overrides);
+        assert!(refusal.contains(&expected), "{example} on {model}: {refusal}");
+    }
+}
+
+#[test]
+fn submit_refuses_a_skip_list_that_leaves_no_group() {
+    let refusal = prepare_refusal(
+        "rec_ppocrv2.yml",
+        "models/ch_PP-OCRv2_rec_infer.onnx",
+        &["Sensitivity.skip=['*']"],
+    );
+    assert!(
+        refusal.starts_with("-o Sensitivity.skip=['*']: Sensitivity.skip: skips all ")
+            && refusal.ends_with(&format!(
+                " channel groups of {}, which leaves no cell to measure",
+                repo_path("models/ch_PP-OCRv2_rec_infer.onnx").display()
+            )),
+        "{refusal}"
     );
 }
 
@@ -298,4 +420,34 @@ fn run_refuses_a_bad_config_key_before_it_starts_a_coordinator_or_workers() {
         .map(|entries| entries.map(|e| e.unwrap().file_name()).collect())
         .unwrap_or_default();
     assert!(logs.is_empty(), "no worker was started: {logs:?}");
+}
+
+#[test]
+fn plan_refuses_targets_outside_their_range_before_connecting() {
+    for (flag, value, why) in [
+        ("--max-loss", "-1", "expected a share in (0, 1), got -1"),
+        ("--max-loss", "0", "expected a share in (0, 1), got 0"),
+        ("--max-loss", "5", "expected a share in (0, 1), got 5"),
+        ("--max-loss", "inf", "expected a share in (0, 1), got inf"),
+        ("--max-loss", "high", "expected a number, got 'high'"),
+        ("--flops-reduction", "NaN", "expected a share in (0, 1), got NaN"),
+        ("--flops-reduction", "1", "expected a share in (0, 1), got 1"),
+        ("--max-model-loss", "-0.5", "expected a share in (0, 1), got -0.5"),
+        ("--latency-reduction", "inf", "expected a share in (0, 1), got inf"),
+        ("--tolerance", "1", "expected a number in [0, 1), got 1"),
+        ("--tolerance", "-1", "expected a number in [0, 1), got -1"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_coordinator"))
+            .args(["plan", "1", &format!("{flag}={value}"), "--token", "t"])
+            // Nothing listens there: a refusal that came from a connection would say so.
+            .args(["--coordinator", "http://127.0.0.1:1"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{flag}={value}: {stderr}");
+        assert!(
+            stderr.contains(&format!("invalid value '{value}' for '{flag} <")) && stderr.contains(why),
+            "{flag}={value}: {stderr}"
+        );
+    }
 }

@@ -16,6 +16,7 @@ use sensgrid_coordinator::clock::SystemClock;
 use sensgrid_coordinator::service::{self, ServeError, ServiceConfig, TlsIdentity};
 use sensgrid_coordinator::store::pg::PgStore;
 use sensgrid_coordinator::store::{Backoff, JobStore, RunCancelOutcome, RunCancelParams, RunId};
+use sensgrid_coordinator::submit::{Prepared, prepare};
 use sensgrid_proto::v1 as pb;
 use sensgrid_proto::v1::admin_service_client::AdminServiceClient;
 use sensgrid_proto::v1::worker_service_client::WorkerServiceClient;
@@ -1057,5 +1058,199 @@ async fn early_stop_skips_a_groups_larger_ratios_and_the_results_mark_them(pool:
             &json!(reason)
         )
     );
+    server.stop().await;
+}
+
+#[sqlx::test(migrator = "sensgrid_coordinator::MIGRATOR")]
+async fn plan_targets_outside_their_range_are_refused_naming_the_field(pool: PgPool) {
+    use pb::plan_run_request::Target;
+    let server = Server::start(pool, |_| {}).await;
+    let run_id = create_run(&server, &[]).await;
+    let mut admin = server.admin().await;
+    let measured = |max_model_loss: Option<f64>, latency_reduction: Option<f64>, tolerance: Option<f64>| {
+        Target::Measured(pb::MeasuredTarget {
+            max_model_loss,
+            flops_reduction: None,
+            latency_reduction,
+            tolerance,
+        })
+    };
+    for (target, message) in [
+        (
+            Target::MaxLoss(f64::NAN),
+            "max_loss: expected a share in (0, 1), got NaN",
+        ),
+        (Target::MaxLoss(-1.0), "max_loss: expected a share in (0, 1), got -1"),
+        (Target::MaxLoss(5.0), "max_loss: expected a share in (0, 1), got 5"),
+        (
+            Target::MaxLoss(f64::INFINITY),
+            "max_loss: expected a share in (0, 1), got inf",
+        ),
+        (
+            Target::FlopsReduction(0.0),
+            "flops_reduction: expected a share in (0, 1), got 0",
+        ),
+        (
+            measured(Some(f64::NAN), None, None),
+            "measured: max_model_loss NaN is outside (0, 1)",
+        ),
+        (
+            measured(None, Some(-1.0), None),
+            "measured: latency_reduction -1 is outside (0, 1)",
+        ),
+        (
+            measured(Some(0.1), None, Some(f64::NAN)),
+            "measured: tolerance NaN is outside [0, 1)",
+        ),
+    ] {
+        let request = pb::PlanRunRequest {
+            run_id,
+            target: Some(target),
+            export: false,
+        };
+        let (code, got) = refusal(admin.plan_run(request).await);
+        assert_eq!((code, got.as_str()), (Code::InvalidArgument, message));
+    }
+    server.stop().await;
+}
+
+/// A cls run as `coordinator submit` prepares it: the v2.0 cls model at one ratio, a one-image eval set in
+/// `dir`, and a `Prune.max_loss` plan that is exported.
+fn cls_submission(dir: &Path) -> Prepared {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let image = std::fs::File::create(data.join("a.png")).unwrap();
+    let mut encoder = png::Encoder::new(image, 8, 8);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().unwrap();
+    writer.write_image_data(&[128; 8 * 8 * 3]).unwrap();
+    writer.finish().unwrap();
+    std::fs::write(data.join("label.txt"), "a.png\t0\n").unwrap();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/ch_ppocr_mobile_v2.0_cls_infer.onnx");
+    let config = dir.join("cls.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "Global:
+  pretrained_model: {}
+  label_list: ['0', '180']
+PostProcess:
+  name: ClsPostProcess
+Metric:
+  name: ClsMetric
+  main_indicator: acc
+Eval:
+  dataset:
+    name: SimpleDataSet
+    data_dir: {data}
+    label_file_list: [{data}/label.txt]
+    transforms:
+      - DecodeImage:
+          img_mode: BGR
+          channel_first: False
+      - ClsLabelEncode:
+      - ClsResizeImg:
+          image_shape: [3, 48, 192]
+      - KeepKeys:
+          keep_keys: ['image', 'label']
+Sensitivity:
+  ratios: [0.5]
+  metric: acc
+Prune:
+  max_loss: 0.5
+  export: true
+",
+            model.display(),
+            data = data.display()
+        ),
+    )
+    .unwrap();
+    prepare(&config, &[] as &[String], None).unwrap()
+}
+
+/// The plan of a JSON `{"<group key>": ratio}`.
+fn plan_of(json: &str) -> serde_json::Value {
+    serde_json::from_str(json).unwrap()
+}
+
+#[sqlx::test(migrator = "sensgrid_coordinator::MIGRATOR")]
+async fn a_plan_without_export_leaves_the_plan_the_runs_export_pruned_by(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let prepared = cls_submission(dir.path());
+    let server = Server::start(pool, |_| {}).await;
+    let mut worker = server.worker().await;
+    let model = std::fs::read(&prepared.model).unwrap();
+    let model_digest = client::upload_artifact(&mut worker, &model, "application/onnx")
+        .await
+        .unwrap();
+    let dataset_digest = client::upload_artifact(&mut worker, &prepared.bundle, "application/x-tar")
+        .await
+        .unwrap();
+    let run_id = submit_run(
+        &server,
+        pb::CreateRunRequest {
+            config_yaml: prepared.config_yaml.clone(),
+            model_digest,
+            dataset_digest,
+            criterion: prepared.criterion.into(),
+            cells: prepared
+                .cells
+                .iter()
+                .map(|(group_key, ratio)| pb::Cell {
+                    group_key: group_key.clone(),
+                    ratio: *ratio,
+                    result_json: String::new(),
+                })
+                .collect(),
+            spec_json: serde_json::to_string(&prepared.spec).unwrap(),
+        },
+    )
+    .await;
+    let worker_id = register(&mut worker, "w").await;
+    // The baseline scores 0.9 and every cell 0.8: a loss of 1/9 each, under Prune.max_loss 0.5.
+    let export = loop {
+        let job = poll(&mut worker, worker_id, 5_000).await.expect("a job");
+        if job.kind == pb::JobKind::Export as i32 {
+            break job;
+        }
+        let acc = if job.kind == pb::JobKind::Baseline as i32 {
+            0.9
+        } else {
+            0.8
+        };
+        complete(&mut worker, &job, &[("acc", acc)]).await.unwrap();
+    };
+    complete(&mut worker, &export, &[("acc", 0.8)]).await.unwrap();
+    let exported = get_run(&server, run_id).await.plan_json;
+    let exported_plan: HashMap<String, f64> = serde_json::from_str(&exported).unwrap();
+    assert_eq!(
+        exported_plan,
+        export.plan.into_iter().collect(),
+        "the export pruned by the run's plan"
+    );
+
+    // A tighter threshold without export answers its plan and leaves the exported one as the run's, so
+    // plan.json, prune_report.json and pruned.onnx stay of one plan.
+    let mut admin = server.admin().await;
+    let tighter = |export| pb::PlanRunRequest {
+        run_id,
+        target: Some(pb::plan_run_request::Target::MaxLoss(0.05)),
+        export,
+    };
+    let answered = admin.plan_run(tighter(false)).await.unwrap().into_inner();
+    assert_ne!(plan_of(&answered.plan_json), plan_of(&exported));
+    assert_eq!(get_run(&server, run_id).await.plan_json, exported);
+
+    // With export it becomes the run's plan, and the export is queued again by it.
+    admin.plan_run(tighter(true)).await.unwrap();
+    assert_eq!(
+        plan_of(&get_run(&server, run_id).await.plan_json),
+        plan_of(&answered.plan_json)
+    );
+    let export = poll(&mut worker, worker_id, 5_000).await.expect("the export again");
+    assert_eq!(export.kind, pb::JobKind::Export as i32);
+    let replanned: HashMap<String, f64> = serde_json::from_str(&answered.plan_json).unwrap();
+    assert_eq!(export.plan.into_iter().collect::<HashMap<_, _>>(), replanned);
     server.stop().await;
 }
