@@ -120,10 +120,9 @@ async fn a_killed_worker_a_restarted_coordinator_and_a_restarted_postgres_lose_n
         .run_id;
     let jobs = cells.len() + 1;
 
-    let cache = scratch.join("cache");
     let mut workers = vec![
-        start_worker(&coordinator_url, &cache, &scratch, "w1"),
-        start_worker(&coordinator_url, &cache, &scratch, "w2"),
+        start_worker(&coordinator_url, &scratch, "w1"),
+        start_worker(&coordinator_url, &scratch, "w2"),
     ];
 
     // Fault 1: kill -9 w1 in the middle of a job; that job must be completed by another worker.
@@ -154,7 +153,7 @@ async fn a_killed_worker_a_restarted_coordinator_and_a_restarted_postgres_lose_n
             .is_some_and(|epochs| epochs.iter().all(|&e| e > killed_epoch)),
         "job {killed_job} was not completed by w2 under an epoch after {killed_epoch}: {taken_over:?}"
     );
-    workers.push(start_worker(&coordinator_url, &cache, &scratch, "w3"));
+    workers.push(start_worker(&coordinator_url, &scratch, "w3"));
 
     // Fault 2: kill -9 the coordinator mid-run and start it again on the same port and database.
     let done_before = wait_until(&mut admin, run_id, "progress before the coordinator restart", |run| {
@@ -486,7 +485,8 @@ fn start_coordinator(bin: &Path, database_url: &str, port: u16, artifacts: &Path
     );
 }
 
-fn start_worker(coordinator: &str, cache: &Path, scratch: &Path, name: &str) -> Proc {
+/// `worker join` as `name`, with its own cache folder (a folder holds one live worker) and its log in `scratch`.
+fn start_worker(coordinator: &str, scratch: &Path, name: &str) -> Proc {
     let log = File::create(scratch.join(format!("{name}.log"))).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_worker"))
         .args([
@@ -503,7 +503,7 @@ fn start_worker(coordinator: &str, cache: &Path, scratch: &Path, name: &str) -> 
             "json",
         ])
         .arg("--cache-dir")
-        .arg(cache)
+        .arg(scratch.join(format!("cache-{name}")))
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

@@ -12,7 +12,7 @@ pub struct ServiceConfig {
     /// How often workers are told to heartbeat (`RegisterResponse.heartbeat_interval_ms`).
     pub heartbeat: Duration,
     /// How long a claim or heartbeat keeps a job leased: a worker that stops heartbeating loses its job after
-    /// at most this plus `sweep`.
+    /// at most this plus `sweep` (after the coordinator started, when that is later: see `sweeper`).
     pub lease: Duration,
     /// How often the sweeper takes back expired leases; also how often the dispatcher looks at the queue when
     /// it believes it empty, which catches jobs that became claimable without a wake-up (another process,

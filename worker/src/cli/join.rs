@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long, default_value = "auto")]
     device: String,
     /// Where downloaded models and eval sets are kept between jobs (default: $XDG_CACHE_HOME/sensgrid/worker,
-    /// or ~/.cache/sensgrid/worker).
+    /// or ~/.cache/sensgrid/worker). One live worker per folder: a second one is refused.
     #[arg(long)]
     cache_dir: Option<PathBuf>,
     /// How this worker appears in the coordinator (default: the host name and the process id).
