@@ -451,3 +451,74 @@ fn plan_refuses_targets_outside_their_range_before_connecting() {
         );
     }
 }
+
+/// A cls config in `dir`: the v2.0 cls model at one ratio, a `Prune.max_loss` plan that is exported, and an eval
+/// set of one 8x8 image, `a.png`, whose label file holds `labels`. Answers the config's path.
+pub(crate) fn cls_config(dir: &Path, labels: &str) -> PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let image = std::fs::File::create(data.join("a.png")).unwrap();
+    let mut encoder = png::Encoder::new(image, 8, 8);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().unwrap();
+    writer.write_image_data(&[128; 8 * 8 * 3]).unwrap();
+    writer.finish().unwrap();
+    std::fs::write(data.join("label.txt"), labels).unwrap();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/ch_ppocr_mobile_v2.0_cls_infer.onnx");
+    let config = dir.join("cls.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "Global:
+  pretrained_model: {}
+  label_list: ['0', '180']
+PostProcess:
+  name: ClsPostProcess
+Metric:
+  name: ClsMetric
+  main_indicator: acc
+Eval:
+  dataset:
+    name: SimpleDataSet
+    data_dir: {data}
+    label_file_list: [{data}/label.txt]
+    transforms:
+      - DecodeImage:
+          img_mode: BGR
+          channel_first: False
+      - ClsLabelEncode:
+      - ClsResizeImg:
+          image_shape: [3, 48, 192]
+      - KeepKeys:
+          keep_keys: ['image', 'label']
+Sensitivity:
+  ratios: [0.5]
+  metric: acc
+Prune:
+  max_loss: 0.5
+  export: true
+",
+            model.display(),
+            data = data.display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn submit_refuses_an_empty_label_file_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = cls_config(dir.path(), "");
+    let refusal = match prepare(&config, &[] as &[String], None) {
+        Ok(_) => panic!("an empty label file was accepted"),
+        Err(error) => format!("{error:#}"),
+    };
+    let labels = dir.path().join("data/label.txt");
+    assert!(
+        refusal.contains(&labels.display().to_string())
+            && refusal.contains("empty label file (an eval set needs at least one line)"),
+        "{refusal}"
+    );
+}

@@ -1117,56 +1117,7 @@ async fn plan_targets_outside_their_range_are_refused_naming_the_field(pool: PgP
 /// A cls run as `coordinator submit` prepares it: the v2.0 cls model at one ratio, a one-image eval set in
 /// `dir`, and a `Prune.max_loss` plan that is exported.
 fn cls_submission(dir: &Path) -> Prepared {
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let image = std::fs::File::create(data.join("a.png")).unwrap();
-    let mut encoder = png::Encoder::new(image, 8, 8);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header().unwrap();
-    writer.write_image_data(&[128; 8 * 8 * 3]).unwrap();
-    writer.finish().unwrap();
-    std::fs::write(data.join("label.txt"), "a.png\t0\n").unwrap();
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/ch_ppocr_mobile_v2.0_cls_infer.onnx");
-    let config = dir.join("cls.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "Global:
-  pretrained_model: {}
-  label_list: ['0', '180']
-PostProcess:
-  name: ClsPostProcess
-Metric:
-  name: ClsMetric
-  main_indicator: acc
-Eval:
-  dataset:
-    name: SimpleDataSet
-    data_dir: {data}
-    label_file_list: [{data}/label.txt]
-    transforms:
-      - DecodeImage:
-          img_mode: BGR
-          channel_first: False
-      - ClsLabelEncode:
-      - ClsResizeImg:
-          image_shape: [3, 48, 192]
-      - KeepKeys:
-          keep_keys: ['image', 'label']
-Sensitivity:
-  ratios: [0.5]
-  metric: acc
-Prune:
-  max_loss: 0.5
-  export: true
-",
-            model.display(),
-            data = data.display()
-        ),
-    )
-    .unwrap();
-    prepare(&config, &[] as &[String], None).unwrap()
+    prepare(&crate::cli::cls_config(dir, "a.png\t0\n"), &[] as &[String], None).unwrap()
 }
 
 /// The plan of a JSON `{"<group key>": ratio}`.
