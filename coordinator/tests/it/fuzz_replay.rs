@@ -41,3 +41,13 @@ fn eval_bundle_corpus_replays() {
 fn sen_pickle_corpus_replays() {
     replay("sen_pickle", sensgrid_model::fuzzing::sen_pickle);
 }
+
+#[test]
+fn config_corpus_replays() {
+    replay("config", sensgrid_eval::fuzzing::config);
+}
+
+#[test]
+fn label_line_corpus_replays() {
+    replay("label_line", sensgrid_eval::fuzzing::label_line);
+}
