@@ -3,7 +3,7 @@
 mod read;
 mod write;
 
-pub use read::{decode, read};
+pub use read::{MAX_MODEL_BYTES, decode, read};
 pub use write::{encode, write};
 
 /// The protobuf messages of `proto/onnx.proto`, generated at build time.

@@ -12,17 +12,30 @@ use crate::error::{ModelError, Result};
 use crate::fold::fold_constants;
 use crate::ir::{Attr, DataType, Dim, Graph, Node, TensorData, TensorFact, ValueInfo};
 
+/// The largest model file read: protobuf messages, and so ONNX files without external data, stop at 2 GiB.
+/// The size is checked before the file is read.
+pub const MAX_MODEL_BYTES: u64 = (2 << 30) - 1;
+
 /// Reads and checks the ONNX model at `path`.
 ///
 /// # Errors
-/// A missing or unreadable file, bytes that are not an ONNX model, or a model sensgrid cannot represent
+/// A missing or unreadable file, one over [`MAX_MODEL_BYTES`], bytes that are not an ONNX model, or a model sensgrid cannot represent
 /// (external data, string tensors, graph attributes, dangling or cyclic tensors); the error names the file and
 /// the node or tensor at fault.
 pub fn read(path: &Path) -> Result<Graph> {
-    let bytes = std::fs::read(path).map_err(|reason| ModelError::Io {
+    let io = |reason| ModelError::Io {
         path: path.into(),
         reason,
-    })?;
+    };
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    if size > MAX_MODEL_BYTES {
+        return Err(ModelError::Invalid(format!(
+            "{}: {size} bytes, more than the {MAX_MODEL_BYTES} bytes (2 GiB) an ONNX file can hold (protobuf's \
+             limit; models with external data are not supported)",
+            path.display()
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
     decode(&bytes).map_err(|err| match err {
         ModelError::Decode { reason, .. } => ModelError::Decode {
             path: path.into(),

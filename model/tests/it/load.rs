@@ -81,6 +81,18 @@ fn bad_files_give_one_clear_error() {
     let err = onnx::read(&text).unwrap_err().to_string();
     assert!(err.contains("notes.onnx"), "{err}");
 
+    // A sparse file over the limit: refused by its size, before a byte is read.
+    let huge = dir.join("huge.onnx");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(onnx::MAX_MODEL_BYTES + 1)
+        .unwrap();
+    let err = onnx::read(&huge).unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!("{}: 2147483648 bytes, more than", huge.display())) && err.contains("2 GiB"),
+        "{err}"
+    );
+
     let missing = dir.join("missing.onnx");
     let err = onnx::read(&missing).unwrap_err().to_string();
     assert!(err.contains("missing.onnx") && err.contains("No such file"), "{err}");
