@@ -7,11 +7,13 @@
 //! where they would the 1.2 reading is the one a person means. Typed reading lives in `read.rs`, not here.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
 use saphyr::{LoadableYamlNode, MarkedYamlOwned, ScalarOwned, ScalarStyle, YamlDataOwned, YamlLoader};
+use saphyr_parser::{Event, Span, SpannedEventReceiver};
 
 /// Where a key or value came from; its `Display` is the start of every error message about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -177,7 +179,24 @@ pub(crate) fn parse(text: &str, origin: &dyn Fn(usize) -> Origin) -> Result<Node
     // Scalars stay raw so that their style (plain or quoted) is known when resolving YAML 1.1 booleans.
     loader.early_parse(false);
     let mut parser = saphyr_parser::Parser::new_from_str(text);
-    parser.load(&mut loader, true).map_err(|e| scan_error(&e))?;
+    let mut budget = AliasBudget {
+        loader: &mut loader,
+        anchor_bytes: HashMap::new(),
+        open: Vec::new(),
+        copied: 0,
+        exceeded_at: None,
+    };
+    parser.load(&mut budget, true).map_err(|e| scan_error(&e))?;
+    if let Some(line) = budget.exceeded_at {
+        return Err(SyntaxError {
+            line: Some(line),
+            message: format!(
+                "aliases here copy more than {} MiB ({MAX_ALIAS_BYTES} bytes) of the document (a config aliases a \
+                 few small values)",
+                MAX_ALIAS_BYTES >> 20
+            ),
+        });
+    }
     if let Some(e) = loader.error() {
         return Err(scan_error(e));
     }
@@ -202,6 +221,60 @@ pub(crate) fn parse(text: &str, origin: &dyn Fn(usize) -> Origin) -> Result<Node
         });
     }
     convert(doc, origin)
+}
+
+/// The most bytes of scalars that aliases may copy in one document, 1 MiB, as much as the largest config. saphyr
+/// bounds the nodes an alias copies but not their bytes: 4 KB of YAML can alias a 1000-character string a
+/// hundred thousand times, 100 MB of copies, and a larger file gigabytes.
+const MAX_ALIAS_BYTES: usize = super::MAX_CONFIG_BYTES;
+
+/// Passes the parser's events on to the loader while counting the scalar bytes each anchored node holds and
+/// each alias copies; once the copies pass [`MAX_ALIAS_BYTES`] it records the line and passes nothing more on,
+/// so the loader never makes them.
+struct AliasBudget<'a, R> {
+    loader: &'a mut R,
+    /// The scalar bytes under each anchor, by anchor id.
+    anchor_bytes: HashMap<usize, usize>,
+    /// The sequences and maps being read, innermost last: their anchor id (0 for none) and bytes so far.
+    open: Vec<(usize, usize)>,
+    copied: usize,
+    exceeded_at: Option<usize>,
+}
+
+impl<'input, R: SpannedEventReceiver<'input>> SpannedEventReceiver<'input> for AliasBudget<'_, R> {
+    fn on_event(&mut self, event: Event<'input>, span: Span) {
+        if self.exceeded_at.is_some() {
+            return;
+        }
+        // A finished node: its anchor id and its bytes.
+        let finished = match &event {
+            Event::Scalar(text, _, anchor, _) => Some((*anchor, text.len())),
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                self.open.push((*anchor, 0));
+                None
+            }
+            Event::SequenceEnd | Event::MappingEnd => self.open.pop(),
+            Event::Alias(anchor) => {
+                let bytes = self.anchor_bytes.get(anchor).copied().unwrap_or(0);
+                self.copied = self.copied.saturating_add(bytes);
+                if self.copied > MAX_ALIAS_BYTES {
+                    self.exceeded_at = Some(span.start.line());
+                    return;
+                }
+                Some((0, bytes))
+            }
+            _ => None,
+        };
+        if let Some((anchor, bytes)) = finished {
+            if anchor != 0 {
+                self.anchor_bytes.insert(anchor, bytes);
+            }
+            if let Some((_, parent)) = self.open.last_mut() {
+                *parent = parent.saturating_add(bytes);
+            }
+        }
+        self.loader.on_event(event, span);
+    }
 }
 
 fn convert(node: MarkedYamlOwned, origin: &dyn Fn(usize) -> Origin) -> Result<Node, SyntaxError> {
@@ -360,6 +433,33 @@ mod tests {
         );
         let e = parse("a: 1\n---\nb: 2\n", &origin).unwrap_err();
         assert_eq!(e.line, Some(3), "{e:?}");
+    }
+
+    #[test]
+    fn aliases_copying_more_than_a_mebibyte_are_refused_at_their_line() {
+        let path: Arc<Path> = Arc::from(Path::new("t.yml"));
+        let origin = |line| Origin::File {
+            path: path.clone(),
+            line: Some(line),
+        };
+        // 2 KB of YAML: a 1000-byte string aliased 30 times in a list, that list aliased 40 times: 1.2 MB.
+        let long = "x".repeat(1000);
+        let thirty = vec!["*s"; 30].join(", ");
+        let forty = vec!["*l"; 40].join(", ");
+        let text = format!("s: &s {long}\nl: &l [{thirty}]\nm: [{forty}]\n");
+        let e = parse(&text, &origin).unwrap_err();
+        assert_eq!(e.line, Some(3), "{e:?}");
+        assert_eq!(
+            e.message,
+            "aliases here copy more than 1 MiB (1048576 bytes) of the document (a config aliases a few small values)"
+        );
+        // Under the budget, aliases resolve as before.
+        let text = format!("s: &s {long}\nl: &l [{thirty}]\nm: [*l, *l]\n");
+        let tree = parse(&text, &origin).unwrap();
+        let Value::Seq(m) = &tree.get("m").unwrap().value else {
+            panic!()
+        };
+        assert_eq!(m.len(), 2);
     }
 
     #[test]
