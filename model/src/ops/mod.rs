@@ -49,9 +49,7 @@ pub struct Op {
     check: fn(&Node, i64) -> Result<()>,
 }
 
-/// Attributes of Conv and ConvTranspose, also read by their sliding window.
-const CONV_ATTRIBUTES: &[&str] = &["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"];
-
+/// An op whose attributes, `attributes` at every opset, the executor takes at any value.
 const fn op(op_type: &'static str, attributes: &'static [&'static str]) -> Op {
     Op {
         op_type,
@@ -60,6 +58,7 @@ const fn op(op_type: &'static str, attributes: &'static [&'static str]) -> Op {
     }
 }
 
+/// An op with `attributes` at every opset, whose values `check` refuses or not.
 const fn checked(
     op_type: &'static str,
     attributes: &'static [&'static str],
@@ -72,6 +71,7 @@ const fn checked(
     }
 }
 
+/// An op whose attributes, `before` below opset `since` and `from` after, the executor takes at any value.
 const fn since(
     op_type: &'static str,
     since: i64,
@@ -111,7 +111,11 @@ pub const OPS: &[Op] = &[
     // Before opset 11 the bounds are attributes; from 11 on they are optional inputs.
     since("Clip", 11, &["max", "min"], &[]),
     checked("Concat", &["axis"], |node, _| required_int(node, "axis").map(drop)),
-    checked("Conv", CONV_ATTRIBUTES, check_conv),
+    checked(
+        "Conv",
+        &["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"],
+        check_conv,
+    ),
     checked(
         "ConvTranspose",
         &[
