@@ -204,10 +204,17 @@ pub fn decode(bytes: &[u8], mode: ReadMode, apply_orientation: bool) -> Result<I
     })
 }
 
+/// Whether a `width` x `height` image is within [`MAX_IMAGE_SIDE`] and [`MAX_IMAGE_PIXELS`]: what is decoded,
+/// and what a transform resizes to.
+pub fn within_limits(width: u64, height: u64) -> bool {
+    let side = u64::from(MAX_IMAGE_SIDE);
+    width <= side && height <= side && width * height <= MAX_IMAGE_PIXELS
+}
+
 /// Refuses a header over [`MAX_IMAGE_SIDE`] or [`MAX_IMAGE_PIXELS`] with [`DecodeError::TooLarge`].
 fn check_size(header: &ImageHeader) -> Result<(), DecodeError> {
     let ImageHeader { format, width, height } = *header;
-    if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE || u64::from(width) * u64::from(height) > MAX_IMAGE_PIXELS {
+    if !within_limits(u64::from(width), u64::from(height)) {
         return Err(DecodeError::TooLarge { format, width, height });
     }
     Ok(())

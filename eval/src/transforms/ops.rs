@@ -158,7 +158,7 @@ pub fn det_resize_plan(height: usize, width: usize, args: &DetResizeForTest) -> 
         }
         DetResize::ResizeLong { resize_long } => {
             let ratio = resize_long as f64 / if h > w { hf } else { wf };
-            let up128 = |x: usize| x.div_ceil(128) * 128;
+            let up128 = |x: usize| x.div_ceil(128).saturating_mul(128);
             (up128((hf * ratio) as usize), up128((wf * ratio) as usize))
         }
     };
@@ -166,6 +166,19 @@ pub fn det_resize_plan(height: usize, width: usize, args: &DetResizeForTest) -> 
         return Err(TransformError::image(
             "DetResizeForTest",
             format!("a {src_h}x{src_w} image would be resized to {resize_h}x{resize_w}"),
+        ));
+    }
+    // The decoder's limits hold for what the resize makes too: a config's `image_shape` or `resize_long`
+    // must not make a worker allocate more than any image it may decode.
+    if !image::within_limits(resize_w as u64, resize_h as u64) {
+        return Err(TransformError::image(
+            "DetResizeForTest",
+            format!(
+                "a {src_h}x{src_w} image would be resized to {resize_h}x{resize_w}, over the limit of {} pixels a \
+                 side and {} Mpx",
+                image::MAX_IMAGE_SIDE,
+                image::MAX_IMAGE_PIXELS >> 20
+            ),
         ));
     }
     Ok(DetResizePlan {
@@ -342,6 +355,31 @@ mod tests {
             det_resize_plan(10, 100, &limit(960, LimitType::Max)).unwrap().resized,
             [32, 96]
         );
+    }
+
+    #[test]
+    fn resizes_past_the_image_limits_are_refused_before_allocating() {
+        let shape = |height, width| DetResizeForTest {
+            resize: DetResize::ImageShape {
+                height,
+                width,
+                keep_ratio: false,
+            },
+            max_side_limit: 4000,
+        };
+        let error = det_resize_plan(720, 1280, &shape(100_000, 100_000)).unwrap_err().to_string();
+        assert!(
+            error.contains("would be resized to 100000x100000, over the limit of 16384 pixels a side"),
+            "{error}"
+        );
+        let long = DetResizeForTest {
+            resize: DetResize::ResizeLong {
+                resize_long: usize::MAX / 2,
+            },
+            max_side_limit: 4000,
+        };
+        assert!(det_resize_plan(720, 1280, &long).is_err());
+        assert!(det_resize_plan(720, 1280, &shape(8192, 8192)).is_ok());
     }
 
     #[test]
