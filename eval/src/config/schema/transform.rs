@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 
+use crate::image;
 use crate::config::error::{ConfigError, Result};
 use crate::config::read::{Field, Section};
 use crate::config::tree::{Map, Value};
@@ -361,12 +362,19 @@ fn scale(f: Field<'_>) -> Result<f32> {
     }
 }
 
-/// `[channels, height, width]`, with 1 or 3 channels.
+/// `[channels, height, width]`, with 1 or 3 channels, within the image limits (every crop is resized to it).
 fn image_shape(f: Field<'_>) -> Result<[usize; 3]> {
     let shape: [usize; 3] = f.array(|x| x.positive_count())?;
     if !matches!(shape[0], 1 | 3) {
         return Err(f.error(format!(
             "expected [channels, height, width] with 1 or 3 channels, got {shape:?}"
+        )));
+    }
+    if !image::within_limits(shape[2] as u64, shape[1] as u64) {
+        return Err(f.error(format!(
+            "{shape:?} is over the limit of {} pixels a side and {} Mpx of an image",
+            image::MAX_IMAGE_SIDE,
+            image::MAX_IMAGE_PIXELS >> 20
         )));
     }
     Ok(shape)

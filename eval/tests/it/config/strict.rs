@@ -290,6 +290,23 @@ fn transforms_are_checked_by_name_and_argument() {
         "det.yml:120: Eval.dataset.transforms[2].DetResizeForTest.limit_type: expected one of min, max, \
          resize_long, got \"long\""
     );
+    // The Eval section's ClsResizeImg (the Train section has one too).
+    let cls = fixture_text("cls_mv3.yml");
+    let eval = cls.find("\nEval:\n").unwrap();
+    let huge = cls[..eval].to_owned()
+        + &replace_once(
+            &cls[eval..],
+            "image_shape: [3, 48, 192]",
+            "image_shape: [3, 100000, 100000]",
+        );
+    let message = error(&huge, &DET_OVERRIDES[..1]);
+    assert!(
+        message.ends_with(
+            "Eval.dataset.transforms[2].ClsResizeImg.image_shape: [3, 100000, 100000] is over the limit of 16384 \
+             pixels a side and 64 Mpx of an image"
+        ),
+        "{message}"
+    );
     assert_eq!(
         with("      - ToCHWImage: {order: chw}\n"),
         "det.yml:120: Eval.dataset.transforms[2].ToCHWImage.order: unknown key (takes no arguments)"
