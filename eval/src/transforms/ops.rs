@@ -367,7 +367,9 @@ mod tests {
             },
             max_side_limit: 4000,
         };
-        let error = det_resize_plan(720, 1280, &shape(100_000, 100_000)).unwrap_err().to_string();
+        let error = det_resize_plan(720, 1280, &shape(100_000, 100_000))
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("would be resized to 100000x100000, over the limit of 16384 pixels a side"),
             "{error}"

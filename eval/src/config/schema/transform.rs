@@ -8,10 +8,10 @@
 
 use std::path::PathBuf;
 
-use crate::image;
 use crate::config::error::{ConfigError, Result};
 use crate::config::read::{Field, Section};
 use crate::config::tree::{Map, Value};
+use crate::image;
 
 /// One eval transform, by PaddleOCR's class name.
 #[derive(Clone, Debug, PartialEq)]
