@@ -14,7 +14,7 @@ pub enum ConfigError {
     // would otherwise repeat it.
     #[error("{path}: {reason}")]
     Io { path: PathBuf, reason: std::io::Error },
-    /// A config file or text over [`super::MAX_CONFIG_BYTES`], refused before parsing.
+    /// A config file over [`super::MAX_CONFIG_BYTES`], refused before reading it.
     #[error(
         "{path}: {size} bytes, over the limit of {} MiB ({} bytes) for a config (PaddleOCR's take a few KB)",
         super::MAX_CONFIG_BYTES >> 20,

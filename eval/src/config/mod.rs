@@ -38,9 +38,10 @@ pub use tree::{Node, Origin, Value};
 use read::Section;
 use schema::{dataset, metric, post_process, prune, sensitivity};
 
-/// The largest config sensgrid reads, 1 MiB, checked before parsing (for a file, before reading it), and the
-/// longest `-o` override. PaddleOCR's configs take 2 to 10 KB; a config a hundred times that is not one, and
-/// must not travel to every worker of a run.
+/// The largest config file sensgrid reads, 1 MiB, checked before reading it, and the longest `-o` override.
+/// PaddleOCR's configs take 2 to 10 KB; a config a hundred times that is not one, and must not travel to every
+/// worker of a run. [`Config::from_yaml`] leaves the size of text already in memory to its caller: what
+/// [`Config::to_yaml`] writes (larger than the file it came from) must read back whatever its size.
 pub const MAX_CONFIG_BYTES: usize = 1 << 20;
 
 /// A PaddleOCR config with its overrides applied and its strict sections checked.
@@ -90,17 +91,12 @@ impl Config {
         Self::from_yaml(&text, path, overrides)
     }
 
-    /// Like [`Config::load`] for a config already in memory; `path` is only used in messages.
+    /// Like [`Config::load`] for a config already in memory; `path` is only used in messages. The size of
+    /// `text` is the caller's to bound (see [`MAX_CONFIG_BYTES`]); what its aliases copy is bounded here.
     ///
     /// # Errors
-    /// As [`Config::load`], less reading the file.
+    /// As [`Config::load`], less reading the file and its size.
     pub fn from_yaml<S: AsRef<str>>(text: &str, path: impl AsRef<Path>, overrides: &[S]) -> Result<Self> {
-        if text.len() > MAX_CONFIG_BYTES {
-            return Err(ConfigError::TooLarge {
-                path: path.as_ref().to_owned(),
-                size: text.len() as u64,
-            });
-        }
         let file: Arc<Path> = Arc::from(path.as_ref());
         let at_line = |line| Origin::File {
             path: file.clone(),
