@@ -161,10 +161,10 @@ pub struct ParsedLine {
 
 /// Where a line of a bundle's label file came from: the submitter's label file, line and image path.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LineOrigin {
-    pub label_file: PathBuf,
-    pub line: usize,
-    pub file_name: String,
+struct LineOrigin {
+    label_file: PathBuf,
+    line: usize,
+    file_name: String,
 }
 
 /// An opened eval set: its lines, checked, and the line evaluated at each position.
