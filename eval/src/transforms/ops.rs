@@ -168,19 +168,6 @@ pub fn det_resize_plan(height: usize, width: usize, args: &DetResizeForTest) -> 
             format!("a {src_h}x{src_w} image would be resized to {resize_h}x{resize_w}"),
         ));
     }
-    // The decoder's limits hold for what the resize makes too: a config's `image_shape` or `resize_long`
-    // must not make a worker allocate more than any image it may decode.
-    if !image::within_limits(resize_w as u64, resize_h as u64) {
-        return Err(TransformError::image(
-            "DetResizeForTest",
-            format!(
-                "a {src_h}x{src_w} image would be resized to {resize_h}x{resize_w}, over the limit of {} pixels a \
-                 side and {} Mpx",
-                image::MAX_IMAGE_SIDE,
-                image::MAX_IMAGE_PIXELS >> 20
-            ),
-        ));
-    }
     Ok(DetResizePlan {
         padded: [h, w],
         resized: [resize_h, resize_w],
@@ -194,6 +181,22 @@ pub fn det_resize_plan(height: usize, width: usize, args: &DetResizeForTest) -> 
 /// As [`det_resize_plan`].
 pub fn det_resize_for_test(image: &Image, args: &DetResizeForTest) -> Result<(Image, [f64; 4]), TransformError> {
     let plan = det_resize_plan(image.height, image.width, args)?;
+    let [rh, rw] = plan.resized;
+    // The decoder's limits hold for what the resize makes too: a config's `image_shape` or `resize_long`
+    // must not make a worker allocate more than any image it may decode.
+    if !image::within_limits(rw as u64, rh as u64) {
+        return Err(TransformError::image(
+            "DetResizeForTest",
+            format!(
+                "a {}x{} image would be resized to {rh}x{rw}, over the limit of {} pixels a \
+                 side and {} Mpx",
+                image.height,
+                image.width,
+                image::MAX_IMAGE_SIDE,
+                image::MAX_IMAGE_PIXELS >> 20
+            ),
+        ));
+    }
     let [ph, pw] = plan.padded;
     let padded;
     let source = if [ph, pw] == [image.height, image.width] {
@@ -208,7 +211,6 @@ pub fn det_resize_for_test(image: &Image, args: &DetResizeForTest) -> Result<(Im
         padded = p;
         &padded
     };
-    let [rh, rw] = plan.resized;
     Ok((resize_linear(source, rh, rw), plan.shape_list))
 }
 
@@ -359,6 +361,7 @@ mod tests {
 
     #[test]
     fn resizes_past_the_image_limits_are_refused_before_allocating() {
+        // The plan keeps PaddleOCR's arithmetic whatever the size; the resize refuses to allocate past the limits.
         let shape = |height, width| DetResizeForTest {
             resize: DetResize::ImageShape {
                 height,
@@ -367,11 +370,16 @@ mod tests {
             },
             max_side_limit: 4000,
         };
-        let error = det_resize_plan(720, 1280, &shape(100_000, 100_000))
+        let image = Image::zeros(72, 128, 3);
+        assert_eq!(
+            det_resize_plan(72, 128, &shape(100_000, 100_000)).unwrap().resized,
+            [100_000, 100_000]
+        );
+        let error = det_resize_for_test(&image, &shape(100_000, 100_000))
             .unwrap_err()
             .to_string();
         assert!(
-            error.contains("would be resized to 100000x100000, over the limit of 16384 pixels a side"),
+            error.contains("a 72x128 image would be resized to 100000x100000, over the limit of 16384 pixels a side"),
             "{error}"
         );
         let long = DetResizeForTest {
@@ -380,8 +388,8 @@ mod tests {
             },
             max_side_limit: 4000,
         };
-        assert!(det_resize_plan(720, 1280, &long).is_err());
-        assert!(det_resize_plan(720, 1280, &shape(8192, 8192)).is_ok());
+        assert!(det_resize_for_test(&image, &long).is_err());
+        assert!(det_resize_for_test(&image, &shape(64, 64)).is_ok());
     }
 
     #[test]
