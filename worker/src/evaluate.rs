@@ -403,17 +403,9 @@ pub fn criterion(of: config::Criterion) -> Criterion {
 
 /// `Eval.loader.batch_size_per_card` for rec and cls sets; det images go one at a time.
 fn batch_size(config: &Config, dataset: &Dataset) -> usize {
-    use sensgrid_eval::config::Value;
     use sensgrid_eval::transforms::LabelKind;
     if dataset.pipeline().label_kind() == LabelKind::Det {
         return DET_BATCH;
     }
-    match config
-        .tree()
-        .lookup("Eval.loader.batch_size_per_card")
-        .map(|n| &n.value)
-    {
-        Some(Value::Int(n)) if *n > 0 => *n as usize,
-        _ => DEFAULT_BATCH,
-    }
+    config.eval_batch_size().unwrap_or(DEFAULT_BATCH)
 }
