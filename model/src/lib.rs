@@ -6,8 +6,8 @@
 
 pub mod analysis;
 pub mod error;
-pub mod fuzzing;
 mod fold;
+pub mod fuzzing;
 pub mod ir;
 pub mod onnx;
 pub mod ops;
