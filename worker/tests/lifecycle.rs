@@ -35,6 +35,10 @@ fn coordinator_run_leaves_no_worker_behind_when_interrupted_or_killed_and_a_rest
     // 1. SIGINT (Ctrl-C): the coordinator stops its workers and ends by the signal.
     let mut coordinator = start_run(&config, &out, &scratch.join("run-1.log"));
     let workers = started_workers(&coordinator, &out, 1);
+    // The run is created (and named in run.json, for the restart below) once the artifacts are uploaded.
+    wait_for(START_TIMEOUT, "the run to be created", || {
+        out.join("run.json").is_file().then_some(())
+    });
     signal(&coordinator, libc::SIGINT);
     let status = wait_for(Duration::from_secs(60), "coordinator run to stop", || {
         coordinator.try_wait().unwrap()

@@ -2,11 +2,10 @@
 //! tells the dispatcher when each requeued job becomes claimable, so a dead worker's job is back in the queue
 //! within heartbeat + lease + sweep, and handed out once its backoff passes.
 //!
-//! The first sweep waits one lease period after the sweeper starts. Leases found in the store then were
-//! granted by a coordinator before this one, and those whose deadline passed while no coordinator ran belong
-//! to workers that could not heartbeat: they are alive as likely as not, retrying a completion or a heartbeat.
-//! One lease period gives each of them the time a lease gives, from when it can reach a coordinator again, to
-//! heartbeat (extending its lease) or complete (accepted, as its lease is still current); only the leases of
+//! The first sweep waits one lease after the sweeper starts. The leases a restarted coordinator finds were
+//! granted before it, and those that lapsed while no coordinator ran may belong to live workers that could
+//! neither heartbeat nor deliver a completion meanwhile: one lease from the restart gives each the time a lease
+//! gives, to heartbeat (extending it) or complete (accepted: its lease is still current). Only the leases of
 //! workers that stay silent through it are taken back.
 
 use std::sync::Arc;
