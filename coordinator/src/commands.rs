@@ -12,6 +12,7 @@ use sensgrid_coordinator::client::{self, AdminClient, Tls};
 use sensgrid_coordinator::progress::Progress;
 use sensgrid_coordinator::results::RunResults;
 use sensgrid_coordinator::spec::RunSpec;
+use sensgrid_coordinator::stdout::write_stdout;
 use sensgrid_coordinator::submit::{self, Prepared};
 use sensgrid_proto::v1 as pb;
 use serde_json::json;
@@ -76,7 +77,7 @@ pub async fn submit(args: SubmitArgs) -> Result<()> {
         args.resume_from.as_deref(),
     )
     .await?;
-    println!("{run_id}");
+    write_stdout(&format!("{run_id}\n"))?;
     if args.watch {
         return watch_run(&mut admin, run_id).await;
     }
@@ -259,7 +260,7 @@ pub async fn status(args: StatusArgs) -> Result<()> {
                 })
                 .collect();
             writeln!(out, "{}", serde_json::to_string_pretty(&runs)?)?;
-            return crate::write_stdout(&out);
+            return write_stdout(&out);
         }
         writeln!(
             out,
@@ -275,7 +276,7 @@ pub async fn status(args: StatusArgs) -> Result<()> {
                 r.run_id, r.name, r.state, done, total, r.created_at, r.error
             )?;
         }
-        return crate::write_stdout(&out);
+        return write_stdout(&out);
     };
     let run = admin.get_run(pb::GetRunRequest { run_id }).await?.into_inner();
     let p = Progress::of(&run);
@@ -311,7 +312,7 @@ pub async fn status(args: StatusArgs) -> Result<()> {
                 "eta_s": p.eta.map(|d| d.as_secs_f64()),
             }))?
         )?;
-        return crate::write_stdout(&out);
+        return write_stdout(&out);
     }
     let name = run.summary.as_ref().map(|s| s.name.clone()).unwrap_or_default();
     writeln!(out, "run {run_id} '{name}': {}", p.state)?;
@@ -361,7 +362,7 @@ pub async fn status(args: StatusArgs) -> Result<()> {
         seconds(p.elapsed),
         p.eta.map_or_else(|| "-".into(), seconds)
     )?;
-    crate::write_stdout(&out)
+    write_stdout(&out)
 }
 
 fn describe_workers(workers: &[i64]) -> String {
@@ -469,10 +470,11 @@ pub struct ResultsArgs {
 
 pub async fn results(args: ResultsArgs) -> Result<()> {
     let mut admin = args.connection.admin().await?;
+    let mut out = String::new();
     for file in write_results(&mut admin, args.run, &args.out).await? {
-        println!("{}", file.display());
+        writeln!(out, "{}", file.display())?;
     }
-    Ok(())
+    write_stdout(&out)
 }
 
 /// Writes a run's results into `out` (see `sensgrid_coordinator::results`), fetching the pruned model after
@@ -613,8 +615,7 @@ pub async fn plan(args: PlanArgs) -> Result<()> {
         planned.flops_after,
         reduction * 100.0,
     );
-    println!("{}", planned.plan_json);
-    Ok(())
+    write_stdout(&format!("{}\n", planned.plan_json))
 }
 
 pub async fn cancel(args: RunArgs) -> Result<()> {
@@ -624,11 +625,10 @@ pub async fn cancel(args: RunArgs) -> Result<()> {
         .await
         .context("CancelRun")?
         .into_inner();
-    println!(
-        "run {}: {} ({} queued and {} leased jobs cancelled)",
+    write_stdout(&format!(
+        "run {}: {} ({} queued and {} leased jobs cancelled)\n",
         args.run, answer.state, answer.queued_cancelled, answer.leased_cancelled
-    );
-    Ok(())
+    ))
 }
 
 #[derive(Args)]
@@ -644,7 +644,7 @@ pub async fn workers(args: WorkersArgs) -> Result<()> {
         .await?
         .into_inner()
         .workers;
-    println!("{:>4}  {:<24} {:<8} {:<25} jobs", "id", "name", "device", "last seen");
+    let mut out = format!("{:>4}  {:<24} {:<8} {:<25} jobs\n", "id", "name", "device", "last seen");
     for w in workers {
         let jobs: Vec<String> = w
             .lease_jobs
@@ -652,7 +652,8 @@ pub async fn workers(args: WorkersArgs) -> Result<()> {
             .zip(&w.lease_runs)
             .map(|(j, r)| format!("job {j} (run {r})"))
             .collect();
-        println!(
+        writeln!(
+            out,
             "{:>4}  {:<24} {:<8} {:<25} {}",
             w.worker_id,
             w.name,
@@ -663,7 +664,7 @@ pub async fn workers(args: WorkersArgs) -> Result<()> {
             } else {
                 jobs.join(", ")
             }
-        );
+        )?;
     }
-    Ok(())
+    write_stdout(&out)
 }

@@ -3,7 +3,8 @@
 //!
 //! - [`client`]: connecting to a coordinator with a bearer token and optional TLS; artifact upload and
 //!   download. The only module without the `server` feature, so a worker links no database code.
-//! - [`logs`]: the `--log-format`/`--log-level` flags and the `tracing` subscriber of both binaries.
+//! - [`logs`]: the `--log-format`/`--log-level` flags and the `tracing` subscriber of both binaries;
+//!   [`stdout`]: their stdout, which a reader may close early.
 //! - [`clock`]: where services get the time ([`clock::ManualClock`] in tests).
 //! - [`store`]: every database operation, behind the [`store::JobStore`] trait; [`store::pg::PgStore`] holds
 //!   all the SQL.
@@ -36,6 +37,8 @@ pub mod sensitivity;
 pub mod service;
 #[cfg(feature = "server")]
 pub mod spec;
+#[cfg(feature = "logs")]
+pub mod stdout;
 #[cfg(feature = "server")]
 pub mod store;
 #[cfg(feature = "server")]

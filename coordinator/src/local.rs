@@ -275,7 +275,7 @@ async fn follow(args: &RunArgs, address: &str, admin_token: &str, submission: Su
             summary.push('\n');
         }
     }
-    crate::write_stdout(&summary)
+    sensgrid_coordinator::stdout::write_stdout(&summary)
 }
 
 /// What the export changed, from `prune_report.json`: the metric, FLOPs and latency before and after, one line

@@ -4,7 +4,6 @@
 mod commands;
 mod local;
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use sensgrid_coordinator::MIGRATOR;
 use sensgrid_coordinator::clock::SystemClock;
 use sensgrid_coordinator::service::{self, ServiceConfig, TlsIdentity, parse_duration};
+use sensgrid_coordinator::stdout::{StdoutClosed, write_stdout};
 use sensgrid_coordinator::store::Backoff;
 use sensgrid_coordinator::store::pg::PgStore;
 use sqlx::PgPool;
@@ -156,21 +156,6 @@ async fn main() -> ExitCode {
         interrupted.end_process();
     }
     ExitCode::from(if error.is::<commands::RunEnded>() { 1 } else { 2 })
-}
-
-/// Stdout's reader went away (EPIPE): what [`write_stdout`] answers instead of `println!`'s panic.
-#[derive(Debug, thiserror::Error)]
-#[error("stdout is closed")]
-struct StdoutClosed;
-
-/// Writes `text` to stdout. A reader that left (`coordinator status | head -1`; Rust ignores SIGPIPE, so the
-/// write fails with EPIPE) is [`StdoutClosed`], which ends the command quietly with 0, as a pipeline expects.
-fn write_stdout(text: &str) -> anyhow::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
-        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
-        written => written.context("writing to stdout"),
-    }
 }
 
 async fn connect(database_url: &str, max_connections: u32) -> anyhow::Result<PgPool> {

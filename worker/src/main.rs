@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.logs.init("info").and_then(|()| cli::run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) if err.is::<cli::StdoutClosed>() => ExitCode::SUCCESS,
+        Err(err) if err.is::<sensgrid_coordinator::stdout::StdoutClosed>() => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(2)

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
+use sensgrid_coordinator::stdout::write_stdout;
 use sensgrid_eval::config::Precision;
 use sensgrid_model::ir::{Dim, Graph};
 use sensgrid_model::onnx;
@@ -60,22 +61,6 @@ pub fn run(command: Command) -> Result<()> {
         Command::Eval(args) => eval::run(&args),
         Command::EvalBench(args) => eval_bench::run(&args),
         Command::Join(args) => join::run(&args),
-    }
-}
-
-/// Stdout's reader went away (EPIPE): what [`write_stdout`] answers instead of `println!`'s panic.
-#[derive(Debug, thiserror::Error)]
-#[error("stdout is closed")]
-pub struct StdoutClosed;
-
-/// Writes `text` to stdout. A reader that left (`worker inspect MODEL | head -1`; Rust ignores SIGPIPE, so the
-/// write fails with EPIPE) is [`StdoutClosed`], which the binary ends quietly with 0, as a pipeline expects.
-fn write_stdout(text: &str) -> Result<()> {
-    use std::io::Write as _;
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
-        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
-        written => written.context("writing to stdout"),
     }
 }
 
