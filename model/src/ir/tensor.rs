@@ -142,7 +142,11 @@ element!(u8, Uint8);
 impl TensorData {
     /// A tensor from raw little-endian bytes; None when their length does not match the shape.
     pub fn from_bytes(dtype: DataType, dims: Vec<usize>, bytes: Vec<u8>) -> Option<Self> {
-        (dims.iter().product::<usize>() * dtype.size() == bytes.len()).then_some(Self { dtype, dims, bytes })
+        // Checked: a hostile shape's product must not wrap around to the length of the data it came with.
+        let len = dims
+            .iter()
+            .try_fold(dtype.size(), |len, &d| len.checked_mul(d))?;
+        (len == bytes.len()).then_some(Self { dtype, dims, bytes })
     }
 
     /// A tensor from typed values; None when their count does not match the shape.

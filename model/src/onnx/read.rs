@@ -223,11 +223,12 @@ pub(super) fn tensor(t: &pb::TensorProto, name: &str) -> Result<TensorData> {
         .iter()
         .map(|&d| usize::try_from(d).map_err(|_| err(format!("negative dimension in {:?}", t.dims))))
         .collect::<Result<Vec<_>>>()?;
-    let count: usize = dims.iter().product();
-    let bytes = if !t.raw_data.is_empty() || count == 0 {
+    // The shape is only a claim until the data matches it (`TensorData::from_bytes`): nothing is sized by it.
+    let empty = dims.contains(&0);
+    let bytes = if !t.raw_data.is_empty() || empty {
         t.raw_data.clone()
     } else {
-        let mut out = Vec::with_capacity(count * dtype.size());
+        let mut out = Vec::new();
         match dtype {
             DataType::Float => t
                 .float_data
