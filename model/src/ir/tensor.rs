@@ -143,9 +143,7 @@ impl TensorData {
     /// A tensor from raw little-endian bytes; None when their length does not match the shape.
     pub fn from_bytes(dtype: DataType, dims: Vec<usize>, bytes: Vec<u8>) -> Option<Self> {
         // Checked: a hostile shape's product must not wrap around to the length of the data it came with.
-        let len = dims
-            .iter()
-            .try_fold(dtype.size(), |len, &d| len.checked_mul(d))?;
+        let len = dims.iter().try_fold(dtype.size(), |len, &d| len.checked_mul(d))?;
         (len == bytes.len()).then_some(Self { dtype, dims, bytes })
     }
 
