@@ -18,7 +18,7 @@ use crate::clock::Clock;
 use crate::planning::{self, PlanRequest};
 use crate::spec::{MeasuredSpec, PruneSpec, PruneTarget, RunSpec};
 use crate::store::{
-    JobKind, JobState, JobStore, RunCancelOutcome, RunCancelParams, RunCreateParams, RunId, RunPlanOutcome,
+    JobKind, JobState, JobStore, PlanMode, RunCancelOutcome, RunCancelParams, RunCreateParams, RunId, RunPlanOutcome,
     RunPlanParams, RunReplanParams, RunState, RunSummary,
 };
 
@@ -137,10 +137,15 @@ impl<S: JobStore> AdminApi<S> {
     }
 }
 
-/// `Ok` for a stored plan (or target); the status that says why not otherwise.
+/// `Ok` for a stored plan (or target), and for a plan without export that the run's export keeps from being
+/// stored (the call answers it); the status that says why not otherwise.
 fn planned_or_status(run_id: RunId, outcome: RunPlanOutcome) -> Result<(), Status> {
     match outcome {
-        RunPlanOutcome::Planned => Ok(()),
+        RunPlanOutcome::Planned | RunPlanOutcome::Exported => Ok(()),
+        RunPlanOutcome::ExportLeased => Err(Status::failed_precondition(format!(
+            "run {run_id}'s export is running: plan again once it has ended"
+        ))),
+        RunPlanOutcome::AlreadyPlanned => Err(Status::failed_precondition(format!("run {run_id} is planned already"))),
         RunPlanOutcome::NotPlannable(state) => Err(Status::failed_precondition(format!(
             "run {run_id} is {}: only a running or done run is planned",
             convert::run_state_name(state)
@@ -348,6 +353,7 @@ impl<S: JobStore> AdminService for AdminApi<S> {
                     run_id,
                     plan: planned.plan_json(),
                     export: request.export,
+                    mode: PlanMode::Replace,
                 })
                 .await
                 .map_err(convert::store_status)?;

@@ -37,8 +37,8 @@ use crate::clock::Clock;
 use crate::planning::{self, PlanRequest, Planned, ProbeRound};
 use crate::spec::{PruneTarget, RunSpec};
 use crate::store::{
-    Job, JobKind, JobProbeAddParams, JobSkipParams, JobState, JobStore, Run, RunFinishParams, RunId, RunPlanOutcome,
-    RunPlanParams, RunState, StoreError,
+    Job, JobKind, JobProbeAddParams, JobSkipParams, JobState, JobStore, PlanMode, Run, RunFinishParams, RunId,
+    RunPlanOutcome, RunPlanParams, RunState, StoreError,
 };
 
 /// The least time between two rounds of the pipeline.
@@ -259,9 +259,12 @@ impl<S: JobStore> Pipeline<S> {
                         run_id: run.id,
                         plan: planned.plan_json(),
                         export: prune.export,
+                        mode: PlanMode::Initial,
                     })
                     .await?;
                 if outcome != RunPlanOutcome::Planned {
+                    // Planned meanwhile (another coordinator's pipeline on the same database) or ended: the
+                    // next round reads what it became.
                     return Ok(Step::Waiting { baseline_ok: true });
                 }
                 if prune.export {

@@ -805,8 +805,46 @@ pub struct RunPlanParams {
     pub run_id: RunId,
     /// `{"<group key>": ratio}`.
     pub plan: Value,
-    /// Queue an export job by this plan (replacing an earlier export); the run runs again until it ends.
+    /// Queue an export job by this plan; the run runs until it ends. [`PlanMode`] says whether an earlier
+    /// export is queued anew.
     pub export: bool,
+    pub mode: PlanMode,
+}
+
+/// Whose plan [`JobStore::run_plan`] stores, and so what an earlier plan or export means to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlanMode {
+    /// The pipeline's plan, made once per plan-less running run. Another pipeline (a second coordinator on the
+    /// same database) or a late round may plan the same run from what it read before: it finds the run
+    /// planned, or no longer running, and changes nothing, so the export is queued once and a finished run
+    /// stays finished. An export the run has already is kept as it is, never queued anew.
+    Initial,
+    /// A plan someone asked for (`coordinator plan`): it replaces the run's plan, on a running or a done run.
+    /// With `export`, the export is queued anew (reset in place, or added) and a done run runs again: a
+    /// deliberate new export. Refused while the export is leased (a worker is computing it); without
+    /// `export`, refused once the run has an export, whose plan it would contradict.
+    Replace,
+}
+
+impl RunPlanParams {
+    /// Why this plan is not stored on a run in `state`, planned already or not, whose export is in `export`
+    /// (`None`: it has none); `None` when it is stored. Both stores decide by this rule, on the run and export
+    /// as locked by the plan's own transaction.
+    pub fn refusal(&self, state: RunState, planned: bool, export: Option<JobState>) -> Option<RunPlanOutcome> {
+        match self.mode {
+            PlanMode::Initial => match state {
+                RunState::Running if !planned => None,
+                RunState::Running | RunState::Done => Some(RunPlanOutcome::AlreadyPlanned),
+                RunState::Cancelled | RunState::Failed => Some(RunPlanOutcome::NotPlannable(state)),
+            },
+            PlanMode::Replace => match (state, self.export, export) {
+                (RunState::Cancelled | RunState::Failed, _, _) => Some(RunPlanOutcome::NotPlannable(state)),
+                (_, true, Some(JobState::Leased)) => Some(RunPlanOutcome::ExportLeased),
+                (_, false, Some(_)) => Some(RunPlanOutcome::Exported),
+                _ => None,
+            },
+        }
+    }
 }
 
 /// [`JobStore::run_replan`]'s parameters.
@@ -817,11 +855,18 @@ pub struct RunReplanParams {
     pub spec: Value,
 }
 
-/// What [`JobStore::run_plan`] did.
+/// What [`JobStore::run_plan`] (and [`JobStore::run_replan`]) did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunPlanOutcome {
     /// The plan is stored (and the export queued, when asked).
     Planned,
+    /// [`PlanMode::Initial`]: the run has a plan already, or has ended done; nothing changed.
+    AlreadyPlanned,
+    /// The run's export is leased: a worker is computing it by the current plan; nothing changed.
+    ExportLeased,
+    /// [`PlanMode::Replace`] without `export`: the run has an export, made or to be made by its current plan;
+    /// nothing changed.
+    Exported,
     /// The run was cancelled or failed; nothing changed.
     NotPlannable(RunState),
     /// No run has this id.
@@ -922,7 +967,8 @@ pub trait JobStore: Clone + Send + Sync + 'static {
 
     /// Ends a running run as done or failed, skipping its queued and leased jobs in the same statement (a
     /// failed baseline leaves its cells nothing to measure against). Answers false when the run was not
-    /// running (nothing changed).
+    /// running (nothing changed), and for done while a job of the run is queued or leased: the caller decided
+    /// from jobs read before someone (another coordinator's `coordinator plan --export`, a retry) queued more.
     ///
     /// # Errors
     ///
@@ -935,14 +981,17 @@ pub trait JobStore: Clone + Send + Sync + 'static {
     /// Every run (newest first), or those in `state`, with their jobs counted by state.
     fn run_list(&self, state: Option<RunState>) -> impl Future<Output = Result<Vec<RunSummary>>> + Send;
 
-    /// Stores a run's plan and, when asked, queues its export job (replacing an earlier one), making a
-    /// finished run running again until that export ends. See [`RunPlanOutcome`].
+    /// Stores a run's plan and, when asked, queues its export job, the run running until that export ends.
+    /// Decided on the run and its export as they are under the statement's lock, by
+    /// [`RunPlanParams::refusal`]: the pipeline's plan ([`PlanMode::Initial`]) is stored once and never
+    /// reopens a finished run or queues an export twice; a requested one ([`PlanMode::Replace`]) replaces the
+    /// plan and queues the export anew unless a worker holds it. See [`RunPlanOutcome`].
     fn run_plan(&self, params: RunPlanParams) -> impl Future<Output = Result<RunPlanOutcome>> + Send;
 
     /// Gives a running or done run a new spec (a new `Prune` target) and hands it back to the pipeline to plan
     /// again: its plan is cleared, its export job (unless leased) removed, and it runs until it ends anew; its
-    /// cells and probes stay. A leased export, or a cancelled or failed run, leaves everything as it is
-    /// ([`RunPlanOutcome::NotPlannable`] with the state; the caller refuses a leased export first).
+    /// cells and probes stay. A leased export ([`RunPlanOutcome::ExportLeased`]), or a cancelled or failed run
+    /// ([`RunPlanOutcome::NotPlannable`]), leaves everything as it is.
     fn run_replan(&self, params: RunReplanParams) -> impl Future<Output = Result<RunPlanOutcome>> + Send;
 
     /// The worker with this id, if any.

@@ -110,15 +110,36 @@ fn job_from_row(op: &'static str, row: &PgRow) -> Result<Job> {
     })
 }
 
-/// What `run_plan` and `run_replan` answer from their one row: the run's state before (none: no such run) and
-/// how many runs they changed.
-fn plan_outcome(op: &'static str, row: &PgRow) -> Result<RunPlanOutcome> {
+/// What `run_plan` answers from its one row: the run's state before (none: no such run), whether it had a plan,
+/// its export's state before, and how many runs it planned. A refusal is explained by the rule the statement
+/// decided by ([`RunPlanParams::refusal`]).
+fn plan_outcome(op: &'static str, params: &RunPlanParams, row: &PgRow) -> Result<RunPlanOutcome> {
     let get = |e| backend(op)(e);
     let Some(prior) = row.try_get::<Option<RunState>, _>("prior_state").map_err(get)? else {
         return Ok(RunPlanOutcome::NotFound);
     };
+    if row.try_get::<i64, _>("planned").map_err(get)? == 1 {
+        return Ok(RunPlanOutcome::Planned);
+    }
+    let had_plan: bool = row.try_get("had_plan").map_err(get)?;
+    let export: Option<JobState> = row.try_get("export_state").map_err(get)?;
+    Ok(params
+        .refusal(prior, had_plan, export)
+        .unwrap_or(RunPlanOutcome::NotPlannable(prior)))
+}
+
+/// What `run_replan` answers from its one row: the run's state before (none: no such run), its export's state
+/// before, and how many runs it changed.
+fn replan_outcome(op: &'static str, row: &PgRow) -> Result<RunPlanOutcome> {
+    let get = |e| backend(op)(e);
+    let Some(prior) = row.try_get::<Option<RunState>, _>("prior_state").map_err(get)? else {
+        return Ok(RunPlanOutcome::NotFound);
+    };
+    let export: Option<JobState> = row.try_get("export_state").map_err(get)?;
     Ok(if row.try_get::<i64, _>("planned").map_err(get)? == 1 {
         RunPlanOutcome::Planned
+    } else if export == Some(JobState::Leased) && matches!(prior, RunState::Running | RunState::Done) {
+        RunPlanOutcome::ExportLeased
     } else {
         RunPlanOutcome::NotPlannable(prior)
     })
@@ -620,10 +641,11 @@ impl JobStore for PgStore {
             .bind(params.now)
             .bind(&params.plan)
             .bind(params.export)
+            .bind(params.mode == super::PlanMode::Replace)
             .fetch_one(&self.pool)
             .await
             .map_err(backend(OP))?;
-        plan_outcome(OP, &row)
+        plan_outcome(OP, &params, &row)
     }
 
     async fn run_replan(&self, params: RunReplanParams) -> Result<RunPlanOutcome> {
@@ -634,7 +656,29 @@ impl JobStore for PgStore {
             .fetch_one(&self.pool)
             .await
             .map_err(backend(OP))?;
-        plan_outcome(OP, &row)
+        replan_outcome(OP, &row)
+    }
+
+    async fn run_retry(&self, params: super::RunRetryParams) -> Result<super::RunRetryOutcome> {
+        const OP: &str = "run_retry";
+        let row = sqlx::query(sql(OP))
+            .bind(params.run_id.0)
+            .bind(params.now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        let Some(row) = row else {
+            return Ok(super::RunRetryOutcome::NotFound);
+        };
+        let get = |e| backend(OP)(e);
+        let prior: RunState = row.try_get("prior_state").map_err(get)?;
+        if !matches!(prior, RunState::Running | RunState::Done) {
+            return Ok(super::RunRetryOutcome::NotRetryable(prior));
+        }
+        Ok(super::RunRetryOutcome::Requeued {
+            requeued: convert(OP, "requeued", row.try_get("requeued").map_err(get)?)?,
+            reopened: row.try_get::<i64, _>("reopened").map_err(get)? == 1,
+        })
     }
 
     async fn worker_get(&self, id: WorkerId) -> Result<Option<Worker>> {

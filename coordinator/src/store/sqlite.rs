@@ -792,6 +792,20 @@ impl JobStore for SqliteStore {
         const OP: &str = "run_finish";
         params.validate()?;
         let (_turn, mut tx) = self.write(OP).await?;
+        if params.state == RunState::Done {
+            // Done only while nothing of the run is left to run: the caller decided from jobs it read earlier,
+            // and a job queued since (an export queued anew, a retried cell) is work a done run would drop.
+            let counts = sqlx::query(sql("job_count_unfinished"))
+                .bind(params.run_id.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend(OP))?;
+            let c = Columns { op: OP, row: &counts };
+            let (queued, leased): (u64, u64) = (c.number("queued")?, c.number("leased")?);
+            if queued + leased > 0 {
+                return Ok(false);
+            }
+        }
         let moved = end_run(
             &mut tx,
             OP,
@@ -843,15 +857,21 @@ impl JobStore for SqliteStore {
     async fn run_plan(&self, params: RunPlanParams) -> Result<RunPlanOutcome> {
         const OP: &str = "run_plan";
         let (_turn, mut tx) = self.write(OP).await?;
-        let prior: Option<RunState> = sqlx::query_scalar(sql("run_state"))
+        let run: Option<(RunState, Option<Value>)> = sqlx::query_as(sql("run_state_plan"))
             .bind(params.run_id.0)
             .fetch_optional(&mut *tx)
             .await
             .map_err(backend(OP))?;
-        match prior {
-            None => return Ok(RunPlanOutcome::NotFound),
-            Some(RunState::Running | RunState::Done) => {}
-            Some(state) => return Ok(RunPlanOutcome::NotPlannable(state)),
+        let Some((prior, plan)) = run else {
+            return Ok(RunPlanOutcome::NotFound);
+        };
+        let export: Option<JobState> = sqlx::query_scalar(sql("job_export_state"))
+            .bind(params.run_id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend(OP))?;
+        if let Some(refused) = params.refusal(prior, plan.is_some(), export) {
+            return Ok(refused);
         }
         sqlx::query(sql("run_set_plan"))
             .bind(params.run_id.0)
@@ -860,16 +880,21 @@ impl JobStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(backend(OP))?;
-        if params.export {
-            // An export that exists is reset in place (its epoch stays, fencing off a worker still running the
-            // old plan); a run without one gets a new one.
-            let reset = sqlx::query(sql("job_reset_export"))
-                .bind(params.run_id.0)
-                .bind(micros(params.now))
-                .execute(&mut *tx)
-                .await
-                .map_err(backend(OP))?;
-            if reset.rows_affected() == 0 {
+        match (params.export, export) {
+            (false, _) => {}
+            // A replacing plan queues the export anew, reset in place (its epoch kept, fencing off a worker that
+            // ran the old plan); the pipeline's keeps it as it is.
+            (true, Some(_)) => {
+                if params.mode == super::PlanMode::Replace {
+                    sqlx::query(sql("job_reset_export"))
+                        .bind(params.run_id.0)
+                        .bind(micros(params.now))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend(OP))?;
+                }
+            }
+            (true, None) => {
                 sqlx::query(sql("job_insert"))
                     .bind(params.run_id.0)
                     .bind(JobKind::Export)
@@ -898,13 +923,16 @@ impl JobStore for SqliteStore {
             None => return Ok(RunPlanOutcome::NotFound),
             Some((state, _)) => state,
         };
-        let export_leased: i64 = sqlx::query_scalar(sql("job_export_leased"))
+        if !matches!(prior, RunState::Running | RunState::Done) {
+            return Ok(RunPlanOutcome::NotPlannable(prior));
+        }
+        let export: Option<JobState> = sqlx::query_scalar(sql("job_export_state"))
             .bind(params.run_id.0)
-            .fetch_one(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(backend(OP))?;
-        if !matches!(prior, RunState::Running | RunState::Done) || export_leased > 0 {
-            return Ok(RunPlanOutcome::NotPlannable(prior));
+        if export == Some(JobState::Leased) {
+            return Ok(RunPlanOutcome::ExportLeased);
         }
         sqlx::query(sql("job_delete_export"))
             .bind(params.run_id.0)
@@ -1118,7 +1146,7 @@ mod tests {
         "job_end_attempt",
         "job_end_unfinished",
         "job_expired",
-        "job_export_leased",
+        "job_export_state",
         "job_extend",
         "job_fence",
         "job_get",

@@ -16,9 +16,9 @@ use sensgrid_coordinator::store::sqlite::SqliteStore;
 use sensgrid_coordinator::store::{
     ArtifactPutOutcome, ArtifactPutParams, Backoff, CellSpec, ClaimAffinity, ClaimedJob, CompleteOutcome, FailOutcome,
     HeartbeatOutcome, Job, JobClaimParams, JobCompleteParams, JobCompletion, JobFailParams, JobHeartbeatParams, JobId,
-    JobKind, JobProbeAddParams, JobRescueExpiredParams, JobSkipParams, JobState, JobStore, Lease, RescueOutcome,
-    RunCancelOutcome, RunCancelParams, RunCreateParams, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams,
-    RunReplanParams, RunState, StoreError, WorkerId, WorkerRegisterParams,
+    JobKind, JobProbeAddParams, JobRescueExpiredParams, JobSkipParams, JobState, JobStore, Lease, PlanMode,
+    RescueOutcome, RunCancelOutcome, RunCancelParams, RunCreateParams, RunFinishParams, RunId, RunPlanOutcome,
+    RunPlanParams, RunReplanParams, RunState, StoreError, WorkerId, WorkerRegisterParams,
 };
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -1347,13 +1347,37 @@ pub mod run_finish {
             .unwrap_err();
         assert!(refused.to_string().contains("needs its error"), "{refused}");
     }
+
+    /// A run finishes done only once none of its jobs is queued or leased: a finish decided from jobs read
+    /// before more were queued leaves the run running.
+    pub async fn done_waits_for_queued_and_leased_jobs<S: JobStore>(t: Bundle<S>) {
+        let run = create_run(&t, &[("a", 0.5)], false, 3).await;
+        let now = t.clock.now();
+        let worker = register(&t.store, now, "w").await;
+        let done = RunFinishParams {
+            now,
+            run_id: run,
+            state: RunState::Done,
+            error: None,
+        };
+        assert!(!t.store.run_finish(done.clone()).await.unwrap(), "queued");
+        let baseline = claim_one(&t.store, now, worker).await.unwrap();
+        complete(&t.store, now, &[(baseline.lease, json!({"metrics": {"hmean": 0.5}}))]).await;
+        let cell = claim_one(&t.store, now, worker).await.unwrap();
+        assert!(!t.store.run_finish(done.clone()).await.unwrap(), "leased");
+        assert_eq!(t.store.run_get(run).await.unwrap().unwrap().state, RunState::Running);
+        assert_eq!(job(&t.store, cell.lease.job_id).await.state, JobState::Leased);
+        complete(&t.store, now, &[(cell.lease, json!({"metrics": {"hmean": 0.5}}))]).await;
+        assert!(t.store.run_finish(done).await.unwrap());
+        assert_eq!(t.store.run_get(run).await.unwrap().unwrap().state, RunState::Done);
+    }
 }
 
 pub mod run_plan {
     use super::*;
 
-    /// Planning stores the plan; with an export it queues one export job (reset in place when planned again)
-    /// and a done run runs again until it ends. A cancelled run is not planned.
+    /// A requested plan (`PlanMode::Replace`) stores the plan; with an export it queues one export job (reset
+    /// in place when planned again) and a done run runs again until it ends. A cancelled run is not planned.
     pub async fn stores_the_plan_and_queues_one_export<S: JobStore>(t: Bundle<S>) {
         let run = create_run(&t, &[], false, 3).await;
         let now = t.clock.now();
@@ -1381,6 +1405,7 @@ pub mod run_plan {
             run_id: run,
             plan: json!({"conv2d_0.w_0": 0.25}),
             export,
+            mode: PlanMode::Replace,
         };
         assert_eq!(t.store.run_plan(plan(false)).await.unwrap(), RunPlanOutcome::Planned);
         let stored = t.store.run_get(run).await.unwrap().unwrap();
@@ -1412,6 +1437,167 @@ pub mod run_plan {
             ..plan(false)
         };
         assert_eq!(t.store.run_plan(missing).await.unwrap(), RunPlanOutcome::NotFound);
+    }
+
+    /// A run whose grid is done, its baseline and one cell completed: ready for its pipeline to plan.
+    async fn grid_done_run<S: JobStore>(t: &Bundle<S>, worker: WorkerId) -> RunId {
+        let run = create_run(t, &[("a", 0.5)], false, 3).await;
+        let now = t.clock.now();
+        for _ in 0..2 {
+            let job = claim_one(&t.store, now, worker)
+                .await
+                .expect("the baseline, then the cell");
+            complete(&t.store, now, &[(job.lease, json!({"metrics": {"hmean": 0.5}}))]).await;
+        }
+        run
+    }
+
+    fn pipeline_plan(t: &Bundle<impl JobStore>, run_id: RunId, ratio: f64) -> RunPlanParams {
+        RunPlanParams {
+            now: t.clock.now(),
+            run_id,
+            plan: json!({ "a": ratio }),
+            export: true,
+            mode: PlanMode::Initial,
+        }
+    }
+
+    /// Two coordinators' pipelines plan the same run from what each read: the second plan finds the run
+    /// planned and changes nothing, so the export a worker holds stays its lease (same epoch, one attempt),
+    /// the first plan stays, and once the export is done and the run finished, planning again neither reopens
+    /// the run nor queues the export again.
+    pub async fn pipeline_plans_once_and_never_requeues_the_export<S: JobStore>(t: Bundle<S>) {
+        let now = t.clock.now();
+        let worker = register(&t.store, now, "w").await;
+        let run = grid_done_run(&t, worker).await;
+        assert_eq!(
+            t.store.run_plan(pipeline_plan(&t, run, 0.25)).await.unwrap(),
+            RunPlanOutcome::Planned
+        );
+        let export = claim_one(&t.store, now, worker).await.expect("the export");
+        assert_eq!(export.kind, JobKind::Export);
+
+        assert_eq!(
+            t.peer.run_plan(pipeline_plan(&t, run, 0.75)).await.unwrap(),
+            RunPlanOutcome::AlreadyPlanned,
+            "the second coordinator's plan"
+        );
+        let held = job(&t.store, export.lease.job_id).await;
+        assert_eq!(
+            (held.state, held.lease_epoch, held.attempt),
+            (JobState::Leased, export.lease.epoch, 1),
+            "the leased export is not queued again"
+        );
+        assert_eq!(
+            t.store.run_get(run).await.unwrap().unwrap().plan,
+            Some(json!({"a": 0.25}))
+        );
+        assert!(
+            claim_one(&t.store, now, worker).await.is_none(),
+            "nothing to compute twice"
+        );
+        assert!(matches!(
+            heartbeat(&t.store, now, export.lease).await,
+            HeartbeatOutcome::Extended { .. }
+        ));
+        assert_eq!(
+            complete(&t.store, now, &[(export.lease, json!({"metrics": {"hmean": 0.5}}))]).await,
+            [CompleteOutcome::Accepted]
+        );
+        let done = RunFinishParams {
+            now,
+            run_id: run,
+            state: RunState::Done,
+            error: None,
+        };
+        assert!(t.store.run_finish(done).await.unwrap());
+
+        assert_eq!(
+            t.peer.run_plan(pipeline_plan(&t, run, 0.75)).await.unwrap(),
+            RunPlanOutcome::AlreadyPlanned,
+            "a late round on the done run"
+        );
+        let stored = t.store.run_get(run).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.state, stored.plan),
+            (RunState::Done, Some(json!({"a": 0.25}))),
+            "the done run is not reopened"
+        );
+        let exports: Vec<Job> = t
+            .store
+            .job_list_by_run(run)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|j| j.kind == JobKind::Export)
+            .collect();
+        assert_eq!(exports.len(), 1);
+        assert_eq!((exports[0].state, exports[0].attempt), (JobState::Done, 1));
+        assert!(claim_one(&t.store, now, worker).await.is_none());
+    }
+
+    /// Both coordinators' plans at once, each on its own connection: one is stored, with one export.
+    pub async fn concurrent_pipeline_plans_store_one<S: JobStore>(t: Bundle<S>) {
+        let now = t.clock.now();
+        let worker = register(&t.store, now, "w").await;
+        let run = grid_done_run(&t, worker).await;
+        let (first, second) = tokio::join!(
+            t.store.run_plan(pipeline_plan(&t, run, 0.25)),
+            t.peer.run_plan(pipeline_plan(&t, run, 0.75))
+        );
+        let mut outcomes = [first.unwrap(), second.unwrap()];
+        outcomes.sort_by_key(|o| *o != RunPlanOutcome::Planned);
+        assert_eq!(outcomes, [RunPlanOutcome::Planned, RunPlanOutcome::AlreadyPlanned]);
+        let jobs = t.store.job_list_by_run(run).await.unwrap();
+        assert_eq!(jobs.iter().filter(|j| j.kind == JobKind::Export).count(), 1);
+    }
+
+    /// The pipeline's plan keeps an export the run was created with as it is; a requested plan with an export
+    /// queues it anew unless a worker holds it, and one without an export leaves the exported plan alone.
+    pub async fn requested_plan_spares_a_leased_export<S: JobStore>(t: Bundle<S>) {
+        let now = t.clock.now();
+        let worker = register(&t.store, now, "w").await;
+        let run = create_run(&t, &[], true, 3).await;
+        let baseline = claim_one(&t.store, now, worker).await.expect("the baseline");
+        complete(&t.store, now, &[(baseline.lease, json!({"metrics": {"hmean": 0.5}}))]).await;
+        let export = claim_one(&t.store, now, worker).await.expect("the export");
+        assert_eq!(
+            t.store.run_plan(pipeline_plan(&t, run, 0.25)).await.unwrap(),
+            RunPlanOutcome::Planned,
+            "the first plan"
+        );
+        let requested = |export| RunPlanParams {
+            mode: PlanMode::Replace,
+            export,
+            ..pipeline_plan(&t, run, 0.75)
+        };
+        assert_eq!(
+            t.store.run_plan(requested(true)).await.unwrap(),
+            RunPlanOutcome::ExportLeased
+        );
+        assert_eq!(
+            t.store.run_plan(requested(false)).await.unwrap(),
+            RunPlanOutcome::Exported
+        );
+        let held = job(&t.store, export.lease.job_id).await;
+        assert_eq!((held.state, held.lease_epoch), (JobState::Leased, export.lease.epoch));
+        assert_eq!(
+            t.store.run_get(run).await.unwrap().unwrap().plan,
+            Some(json!({"a": 0.25}))
+        );
+
+        fail(&t.store, now, export.lease, "gone", false).await;
+        assert_eq!(
+            t.store.run_plan(requested(true)).await.unwrap(),
+            RunPlanOutcome::Planned
+        );
+        let again = claim_one(&t.store, now, worker).await.expect("the export, queued anew");
+        assert_eq!(again.lease.job_id, export.lease.job_id);
+        assert!(again.lease.epoch > export.lease.epoch);
+        assert_eq!(
+            t.store.run_get(run).await.unwrap().unwrap().plan,
+            Some(json!({"a": 0.75}))
+        );
     }
 }
 
@@ -1487,6 +1673,7 @@ pub mod job_probe_add {
             run_id: run,
             plan: plan(0.5),
             export: false,
+            mode: PlanMode::Initial,
         };
         t.store.run_plan(planned).await.unwrap();
         assert_eq!(
@@ -1511,6 +1698,7 @@ pub mod run_replan {
             run_id: run,
             plan: json!({"a": 0.5}),
             export,
+            mode: PlanMode::Initial,
         };
         t.store.run_plan(planned(true)).await.unwrap();
         let spec = json!({"name": "replanned", "metric": "hmean"});
@@ -1525,8 +1713,7 @@ pub mod run_replan {
         let export = claim_one(&t.store, now, worker).await.expect("the export");
         assert_eq!(
             t.store.run_replan(replan(run)).await.unwrap(),
-            RunPlanOutcome::NotPlannable(RunState::Running),
-            "the export is leased"
+            RunPlanOutcome::ExportLeased
         );
         t.store
             .job_fail(JobFailParams {
@@ -1758,9 +1945,17 @@ macro_rules! conformance_cases {
             job_skip { skips_queued_cells_above_the_ratio_only }
             run_cancel { stops_dispatch_and_refuses_the_leased_result }
             run_create { stores_the_run_and_its_grid }
-            run_finish { fails_a_run_and_skips_what_is_left }
+            run_finish {
+                done_waits_for_queued_and_leased_jobs,
+                fails_a_run_and_skips_what_is_left,
+            }
             run_list { counts_jobs_by_state_and_filters }
-            run_plan { stores_the_plan_and_queues_one_export }
+            run_plan {
+                concurrent_pipeline_plans_store_one,
+                pipeline_plans_once_and_never_requeues_the_export,
+                requested_plan_spares_a_leased_export,
+                stores_the_plan_and_queues_one_export,
+            }
             run_replan { reopens_a_finished_run_without_its_plan_and_export }
             worker_list { lists_leases_and_records_who_completed }
             worker_register { gives_each_worker_an_id }

@@ -59,13 +59,17 @@ ORDER BY r.id DESC;
 -- name: run_finish
 -- $1 run id, $2 now, $3 final state ('done' or 'failed'), $4 error.
 -- Ends a running run and, in the same statement, skips its queued and leased jobs (locked in id order). A
--- skipped leased job's worker hears "lost" at its next heartbeat; its completion is stale. One row: whether
--- the run moved.
+-- skipped leased job's worker hears "lost" at its next heartbeat; its completion is stale. A run ends done
+-- only while none of its jobs is queued or leased: the caller decided from jobs it read earlier, and a queued
+-- job since (an export queued anew, a retried cell) is work a done run would throw away. One row: whether the
+-- run moved.
 WITH finished_run AS (
-    UPDATE run
+    UPDATE run r
     SET state = $3::run_state, error = $4, finished_at = $2
-    WHERE id = $1 AND state = 'running'
-    RETURNING id
+    WHERE r.id = $1 AND r.state = 'running'
+      AND ($3::run_state <> 'done'
+           OR NOT EXISTS (SELECT 1 FROM job j WHERE j.run_id = r.id AND j.state IN ('queued', 'leased')))
+    RETURNING r.id
 ),
 unfinished AS MATERIALIZED (
     SELECT j.id
@@ -84,37 +88,62 @@ skipped AS (
 SELECT count(*) AS moved FROM finished_run;
 
 -- name: run_plan
--- $1 run id, $2 now, $3 plan (jsonb), $4 whether to queue an export job.
--- Stores the plan; with $4 queues the run's export job anew and makes a finished (done) run running again. A cancelled or failed run is left as it is. One row: the run's state before (NULL when there
--- is no such run) and whether the plan was stored.
+-- $1 run id, $2 now, $3 plan (jsonb), $4 whether to queue an export job, $5 whether the plan replaces an earlier
+-- one (PlanMode::Replace) rather than being the pipeline's first (PlanMode::Initial).
+-- The run, then its export, are locked (run first, as run_cancel and run_finish lock them) and the decision
+-- is RunPlanParams::refusal's, on their latest state: of two coordinators planning the same run, the second
+-- finds it planned and changes nothing; a claim (which skips locked rows) cannot lease the export between the
+-- decision and its reset. Initial: a running run without a plan is planned, and gets an export when it has
+-- none (one it has is kept as it is). Replace: a running or done run is planned; with $4 its export, unless
+-- leased, is queued anew and the run runs again; without, only a run with no export is planned.
+-- One row: the run's state before (NULL when there is no such run), whether it had a plan, its export's state
+-- before (NULL for none), and whether the plan was stored.
 WITH target AS MATERIALIZED (
-    SELECT id, state FROM run WHERE id = $1 FOR UPDATE
+    SELECT id, state, plan IS NOT NULL AS had_plan FROM run WHERE id = $1 FOR UPDATE
+),
+export AS MATERIALIZED (
+    SELECT j.id, j.state
+    FROM job j
+    WHERE j.run_id = (SELECT id FROM target) AND j.kind = 'export'
+    FOR UPDATE
+),
+decision AS MATERIALIZED (
+    SELECT t.id
+    FROM target t
+    WHERE CASE
+        WHEN NOT $5 THEN t.state = 'running' AND NOT t.had_plan
+        WHEN $4 THEN t.state IN ('running', 'done') AND NOT EXISTS (SELECT 1 FROM export e WHERE e.state = 'leased')
+        ELSE t.state IN ('running', 'done') AND NOT EXISTS (SELECT 1 FROM export)
+    END
 ),
 planned AS (
     UPDATE run r
     SET plan = $3,
         state = CASE WHEN $4 THEN 'running' ELSE r.state END::run_state,
         finished_at = CASE WHEN $4 THEN NULL ELSE r.finished_at END
-    FROM target t
-    WHERE r.id = t.id AND t.state IN ('running', 'done')
+    FROM decision d
+    WHERE r.id = d.id
     RETURNING r.id
 ),
--- An export that exists is reset in place (its epoch stays, so a worker still running the old plan is
--- fenced off); a run without one gets a new one.
+-- Replace only: an export that exists is reset in place (its epoch stays, so a worker that ran the old plan is
+-- fenced off).
 reset_export AS (
     UPDATE job j
     SET state = 'queued', result = NULL, last_error = NULL, finished_at = NULL, done_by = NULL, attempt = 0,
         lease_owner = NULL, lease_deadline = NULL, available_at = $2
-    FROM planned p
-    WHERE j.run_id = p.id AND j.kind = 'export' AND $4
+    FROM decision d, export e
+    WHERE j.id = e.id AND e.state <> 'leased' AND $4 AND $5
 ),
 new_export AS (
     INSERT INTO job (run_id, kind, available_at, created_at)
-    SELECT p.id, 'export', $2, $2
-    FROM planned p
-    WHERE $4 AND NOT EXISTS (SELECT 1 FROM job j WHERE j.run_id = p.id AND j.kind = 'export')
+    SELECT d.id, 'export', $2, $2
+    FROM decision d
+    WHERE $4 AND NOT EXISTS (SELECT 1 FROM export)
 )
-SELECT (SELECT state FROM target) AS prior_state, (SELECT count(*) FROM planned) AS planned;
+SELECT (SELECT state FROM target) AS prior_state,
+       (SELECT had_plan FROM target) AS had_plan,
+       (SELECT state FROM export) AS export_state,
+       (SELECT count(*) FROM planned) AS planned;
 
 -- name: run_cancel
 -- $1 run id, $2 now.
@@ -153,15 +182,21 @@ SELECT
 -- name: run_replan
 -- $1 run id, $2 spec (jsonb).
 -- A new Prune target for a running or done run whose export is not leased: the spec replaced, the plan
--- cleared, the export job removed, the run running again. One row: the run's state before (NULL when there is
--- no such run) and whether it was planned anew (as run_plan answers).
+-- cleared, the export job removed, the run running again. The run, then its export, are locked first (as in
+-- run_plan), so a claim cannot lease the export in between. One row: the run's state before (NULL when there
+-- is no such run), its export's state before (NULL for none) and whether it was planned anew.
 WITH target AS MATERIALIZED (
     SELECT id, state FROM run WHERE id = $1 FOR UPDATE
 ),
+export AS MATERIALIZED (
+    SELECT j.id, j.state
+    FROM job j
+    WHERE j.run_id = (SELECT id FROM target) AND j.kind = 'export'
+    FOR UPDATE
+),
 open AS (
     SELECT t.id FROM target t
-    WHERE t.state IN ('running', 'done')
-      AND NOT EXISTS (SELECT 1 FROM job j WHERE j.run_id = t.id AND j.kind = 'export' AND j.state = 'leased')
+    WHERE t.state IN ('running', 'done') AND NOT EXISTS (SELECT 1 FROM export e WHERE e.state = 'leased')
 ),
 dropped AS (
     DELETE FROM job j USING open o WHERE j.run_id = o.id AND j.kind = 'export'
@@ -173,4 +208,5 @@ replanned AS (
     WHERE r.id = o.id
     RETURNING r.id
 )
-SELECT (SELECT state FROM target) AS prior_state, (SELECT count(*) FROM replanned) AS planned;
+SELECT (SELECT state FROM target) AS prior_state, (SELECT state FROM export) AS export_state,
+       (SELECT count(*) FROM replanned) AS planned;

@@ -137,11 +137,12 @@ WHERE run_id = $1 AND state IN ('queued', 'leased');
 
 -- name: job_reset_export
 -- $1 run id, $2 now.
--- Queues a run's export anew in place: its epoch stays, so a worker still running the old plan is fenced off.
+-- Queues a run's export anew in place, unless a worker holds it: its epoch stays, so a worker that ran the old
+-- plan is fenced off.
 UPDATE job
 SET state = 'queued', result = NULL, last_error = NULL, finished_at = NULL, done_by = NULL, attempt = 0,
     lease_owner = NULL, lease_deadline = NULL, available_at = $2
-WHERE run_id = $1 AND kind = 'export';
+WHERE run_id = $1 AND kind = 'export' AND state <> 'leased';
 
 -- name: job_skip
 -- $1 now, $2 run id, $3 group key, $4 ratio, $5 reason.

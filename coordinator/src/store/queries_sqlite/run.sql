@@ -47,7 +47,8 @@ SET state = $3, error = $4, finished_at = $2
 WHERE id = $1 AND state = 'running';
 
 -- name: run_set_plan
--- $1 run id, $2 plan, $3 whether an export is queued by it: then a finished (done) run runs again.
+-- $1 run id, $2 plan, $3 whether an export is queued by it: then a finished (done) run runs again. Run after
+-- RunPlanParams::refusal allowed it, in the same write transaction.
 UPDATE run
 SET plan = $2,
     state = CASE WHEN $3 THEN 'running' ELSE state END,
@@ -56,12 +57,12 @@ WHERE id = $1;
 
 -- name: run_replan
 -- $1 run id, $2 spec (JSON text). Run after run_state_plan in the same write transaction, for a running or done
--- run whose export is not leased (job_export_leased): the spec replaced, the plan cleared, the run running again.
+-- run whose export is not leased (job_export_state): the spec replaced, the plan cleared, the run running again.
 UPDATE run SET spec = $2, plan = NULL, state = 'running', finished_at = NULL, error = NULL WHERE id = $1;
 
--- name: job_export_leased
--- $1 run id
-SELECT count(*) FROM job WHERE run_id = $1 AND kind = 'export' AND state = 'leased';
+-- name: job_export_state
+-- $1 run id: its export's state (no row for none).
+SELECT state FROM job WHERE run_id = $1 AND kind = 'export';
 
 -- name: job_delete_export
 -- $1 run id
