@@ -1,5 +1,5 @@
-//! The client commands of the `coordinator` binary: `submit`, `status`, `watch`, `results`, `plan`, `cancel`
-//! and `workers`. Each talks to a running coordinator's admin service.
+//! The client commands of the `coordinator` binary: `submit`, `status`, `watch`, `results`, `plan`, `cancel`,
+//! `retry` and `workers`. Each talks to a running coordinator's admin service.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use sensgrid_coordinator::atomic_file::AtomicFile;
 use sensgrid_coordinator::client::{self, AdminClient, Tls};
 use sensgrid_coordinator::progress::Progress;
 use sensgrid_coordinator::results::RunResults;
@@ -270,10 +271,17 @@ pub async fn status(args: StatusArgs) -> Result<()> {
         for r in runs {
             let total: u64 = r.jobs.values().sum();
             let done = r.jobs.get("done").copied().unwrap_or(0);
+            // A done run's failed jobs are missing from its results: the error column says so.
+            let failed = r.jobs.get("failed").copied().unwrap_or(0);
+            let error = if r.error.is_empty() && failed > 0 {
+                format!("{failed} failed jobs (`coordinator retry {}`)", r.run_id)
+            } else {
+                r.error.clone()
+            };
             writeln!(
                 out,
                 "{:>5}  {:<24} {:<10} {:>5}/{:<5}  {:<25} {}",
-                r.run_id, r.name, r.state, done, total, r.created_at, r.error
+                r.run_id, r.name, r.state, done, total, r.created_at, error
             )?;
         }
         return write_stdout(&out);
@@ -302,6 +310,7 @@ pub async fn status(args: StatusArgs) -> Result<()> {
             "{}",
             serde_json::to_string_pretty(&json!({
                 "run_id": run_id, "state": p.state, "error": p.error,
+                "failed": p.failed.iter().map(|j| j.json()).collect::<Vec<_>>(),
                 "baseline": job_state("baseline"), "export": job_state("export"),
                 "cells": {"total": p.cells_total, "finished": p.cells_finished, "by_state": p.by_state},
                 "probes": {"total": p.probes_total, "finished": p.probes_finished},
@@ -315,7 +324,11 @@ pub async fn status(args: StatusArgs) -> Result<()> {
         return write_stdout(&out);
     }
     let name = run.summary.as_ref().map(|s| s.name.clone()).unwrap_or_default();
-    writeln!(out, "run {run_id} '{name}': {}", p.state)?;
+    if p.failed.is_empty() {
+        writeln!(out, "run {run_id} '{name}': {}", p.state)?;
+    } else {
+        writeln!(out, "run {run_id} '{name}': {} ({})", p.state, p.failed_text())?;
+    }
     if !p.error.is_empty() {
         writeln!(out, "  error: {}", p.error)?;
     }
@@ -333,6 +346,16 @@ pub async fn status(args: StatusArgs) -> Result<()> {
         p.cells_total,
         states.join(", ")
     )?;
+    if !p.failed.is_empty() {
+        writeln!(
+            out,
+            "  failed: {} (`coordinator retry {run_id}` queues them again)",
+            p.failed_text()
+        )?;
+        for job in &p.failed {
+            writeln!(out, "    {job}")?;
+        }
+    }
     if p.probes_total > 0 {
         writeln!(
             out,
@@ -378,12 +401,12 @@ pub async fn watch(args: RunArgs) -> Result<()> {
     watch_run(&mut admin, args.run).await
 }
 
-/// A followed run ended failed or cancelled: `watch`, `submit --watch` and `run` exit 1 with it, where any other
-/// error (a bad flag, an unknown run, a coordinator that does not answer) exits 2.
+/// A followed run ended failed or cancelled, or done with failed jobs: `watch`, `submit --watch` and `run` exit 1
+/// with it, where any other error (a bad flag, an unknown run, a coordinator that does not answer) exits 2.
 #[derive(Debug)]
 pub struct RunEnded {
     pub run_id: i64,
-    /// `failed` or `cancelled`.
+    /// `failed`, `cancelled`, or `done with N of M cells failed`.
     pub state: String,
     /// The run's error, empty when it has none (a cancelled run).
     pub error: String,
@@ -402,7 +425,8 @@ impl std::fmt::Display for RunEnded {
 impl std::error::Error for RunEnded {}
 
 /// Follows a run until it ends: a progress bar on a terminal, a line per change elsewhere. Fails with
-/// [`RunEnded`] unless the run ends done.
+/// [`RunEnded`] unless the run ends done with every job (a done run's failed jobs are named, with the command
+/// that retries them).
 pub async fn watch_run(admin: &mut AdminClient, run_id: i64) -> Result<()> {
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
@@ -421,10 +445,16 @@ pub async fn watch_run(admin: &mut AdminClient, run_id: i64) -> Result<()> {
         let p = Progress::of(&run);
         bar.set_length(p.cells_total);
         bar.set_position(p.cells_finished);
+        let failed = p.failed_text();
         let message = format!(
-            "{}{}; active workers: {}",
+            "{}{}{}; active workers: {}",
             p.state,
             p.probes_text(),
+            if failed.is_empty() {
+                String::new()
+            } else {
+                format!(", {failed}")
+            },
             describe_workers(&p.workers)
         );
         bar.set_message(message.clone());
@@ -444,6 +474,9 @@ pub async fn watch_run(admin: &mut AdminClient, run_id: i64) -> Result<()> {
         if p.state != "running" {
             bar.finish();
             eprintln!("run {run_id} {} after {}", p.state, seconds(p.elapsed));
+            if p.done_with_failures() {
+                return Err(failed_jobs_ended(&p).into());
+            }
             if p.state == "done" {
                 return Ok(());
             }
@@ -474,11 +507,57 @@ pub async fn results(args: ResultsArgs) -> Result<()> {
     for file in write_results(&mut admin, args.run, &args.out).await? {
         writeln!(out, "{}", file.display())?;
     }
+    let run = admin
+        .get_run(pb::GetRunRequest { run_id: args.run })
+        .await
+        .context("GetRun")?
+        .into_inner();
+    let p = Progress::of(&run);
+    if !p.failed.is_empty() {
+        // The files hold what was computed; what failed is missing from them, which a reader must know.
+        eprintln!(
+            "run {}: {}; the results miss them (`coordinator retry {}` queues them again):",
+            args.run,
+            p.failed_text(),
+            args.run
+        );
+        for job in &p.failed {
+            eprintln!("  {job}");
+        }
+    }
     write_stdout(&out)
 }
 
+/// The [`RunEnded`] of a run that ended done with failed jobs, naming each (group, ratio, last error).
+fn failed_jobs_ended(p: &Progress) -> RunEnded {
+    let named: Vec<String> = p.failed.iter().map(ToString::to_string).collect();
+    RunEnded {
+        run_id: p.run_id,
+        state: format!("done with {}", p.failed_text()),
+        error: format!(
+            "{}; `coordinator retry {}` queues them again",
+            named.join("; "),
+            p.run_id
+        ),
+    }
+}
+
+pub async fn retry(args: RunArgs) -> Result<()> {
+    let mut admin = args.connection.admin().await?;
+    let answer = admin
+        .retry_run(pb::RetryRunRequest { run_id: args.run })
+        .await
+        .context("RetryRun")?
+        .into_inner();
+    write_stdout(&format!(
+        "run {}: {} ({} failed jobs queued again)\n",
+        args.run, answer.state, answer.requeued
+    ))
+}
+
 /// Writes a run's results into `out` (see `sensgrid_coordinator::results`), fetching the pruned model after
-/// an export; answers the files written.
+/// an export; answers the files written. Every file, `pruned.onnx` included, is staged before any is renamed
+/// into place: a failure leaves the folder's earlier results as they were.
 pub async fn write_results(admin: &mut AdminClient, run_id: i64, out: &Path) -> Result<Vec<PathBuf>> {
     let run = admin.get_run(pb::GetRunRequest { run_id }).await?.into_inner();
     let workers = admin
@@ -487,13 +566,13 @@ pub async fn write_results(admin: &mut AdminClient, run_id: i64, out: &Path) -> 
         .into_inner()
         .workers;
     let results = RunResults::new(&run, &workers)?;
-    let mut written = results.write(out)?;
-    if let Some(digest) = &written.pruned_model {
-        let path = out.join("pruned.onnx");
-        client::download_artifact(admin, digest, &path).await?;
-        written.files.push(path);
+    let mut staged = results.stage(out)?;
+    if let Some(digest) = staged.pruned_model.clone() {
+        let pruned = AtomicFile::create(out.join("pruned.onnx"))?;
+        let (pruned, _) = client::download_artifact_into(admin, &digest, pruned).await?;
+        staged.add(pruned);
     }
-    Ok(written.files)
+    staged.commit()
 }
 
 #[derive(Args)]

@@ -47,8 +47,8 @@ enum Command {
     Submit(Box<commands::SubmitArgs>),
     /// Lists the runs, or shows one run's cells by state, active workers, elapsed time and ETA.
     Status(commands::StatusArgs),
-    /// Follows a run with a progress bar until it ends; exits 0 when it is done, 1 when it failed or was
-    /// cancelled.
+    /// Follows a run with a progress bar until it ends; exits 0 when it is done, 1 when it failed, was
+    /// cancelled, or ended done with failed cells (named).
     Watch(commands::RunArgs),
     /// Writes a run's sen.pickle, sensitivities.csv and .json, and after an export plan.json,
     /// prune_report.json and pruned.onnx.
@@ -58,6 +58,9 @@ enum Command {
     Plan(commands::PlanArgs),
     /// Cancels a run: queued and running jobs stop, finished results stay.
     Cancel(commands::RunArgs),
+    /// Queues a run's failed jobs again with fresh attempts; a run that ended done with them runs again
+    /// (`coordinator watch RUN` follows it). A failed or cancelled run is refused.
+    Retry(commands::RunArgs),
     /// Lists the registered workers, their devices and the jobs they hold.
     Workers(commands::WorkersArgs),
     /// Runs a config's whole job on this machine: the coordinator in this process on an embedded SQLite store
@@ -72,7 +75,7 @@ struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:7070")]
     listen: SocketAddr,
     /// Also serve plain HTTP here: the dashboard at /, its JSON API under /api (README, "Dashboard"), Prometheus
-    /// metrics at /metrics, and /healthz (200 "ok" while the database answers, 503 otherwise).
+    /// metrics at /metrics, and /healthz (200 "ok" while the database answers and takes writes, 503 otherwise).
     #[arg(long, value_name = "ADDR")]
     http: Option<SocketAddr>,
     /// Postgres URL, e.g. postgres://user@127.0.0.1:5432/sensgrid.
@@ -117,10 +120,10 @@ struct ServeArgs {
 }
 
 /// Exit codes, the same for every command (README, "Exit codes"): 0 done; 1 the run followed (`watch`,
-/// `submit --watch`, `run`) ended failed or cancelled ([`commands::RunEnded`]); 2 anything else refused or
+/// `submit --watch`, `run`) ended failed or cancelled, or done with failed cells ([`commands::RunEnded`]); 2 anything else refused or
 /// failed (bad flags or config, an unknown run, a coordinator that does not answer). An error is one line on
 /// stderr, its causes joined by ": ". A reader of stdout that left (`| head -1`) ends the command quietly with
-/// 0; `run` stopped by SIGINT or SIGTERM ends by that signal ([`local::Interrupted`]).
+/// 0; `run` stopped by SIGINT, SIGTERM or SIGHUP ends by that signal ([`local::Interrupted`]).
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -142,6 +145,7 @@ async fn main() -> ExitCode {
         Command::Results(args) => commands::results(args).await,
         Command::Plan(args) => commands::plan(args).await,
         Command::Cancel(args) => commands::cancel(args).await,
+        Command::Retry(args) => commands::retry(args).await,
         Command::Workers(args) => commands::workers(args).await,
         Command::Run(args) => local::run(*args).await,
     };

@@ -1,11 +1,71 @@
 //! A run's progress from `GetRun`: cells finished, by state, probes finished (a measured `Prune` target), the
-//! workers holding its leases, elapsed time and an ETA. `coordinator status` and `watch` print it; the dashboard's JSON API serves it.
+//! workers holding its leases, elapsed time, an ETA and the jobs that failed for good. `coordinator status` and `watch` print it; the dashboard's JSON API serves it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sensgrid_proto::v1 as pb;
 use serde_json::{Value, json};
+
+/// A job of the run that failed for good (attempts used up, or an error no attempt gets past), as every surface
+/// names it: a cell by its group and ratio, another job by its kind.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FailedJob {
+    pub job_id: i64,
+    pub kind: String,
+    /// Cells only.
+    pub group_key: String,
+    /// Cells only.
+    pub ratio: f64,
+    /// The attempt that failed last.
+    pub attempt: i32,
+    pub error: String,
+}
+
+impl FailedJob {
+    fn of(job: &pb::JobStatus) -> Self {
+        Self {
+            job_id: job.job_id,
+            kind: job.kind.clone(),
+            group_key: job.group_key.clone(),
+            ratio: job.ratio,
+            attempt: job.attempt,
+            error: job.last_error.clone(),
+        }
+    }
+
+    /// `cell <group> at <ratio>`, or the job's kind.
+    pub fn label(&self) -> String {
+        if self.kind == "cell" {
+            format!("cell {} at {}", self.group_key, self.ratio)
+        } else {
+            format!("{} (job {})", self.kind, self.job_id)
+        }
+    }
+
+    /// The dashboard API's and `status --json`'s form.
+    pub fn json(&self) -> Value {
+        json!({
+            "job_id": self.job_id,
+            "kind": self.kind,
+            "group_key": (self.kind == "cell").then_some(&self.group_key),
+            "ratio": (self.kind == "cell").then_some(self.ratio),
+            "attempt": self.attempt,
+            "error": self.error,
+        })
+    }
+}
+
+impl std::fmt::Display for FailedJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let error = if self.error.is_empty() {
+            "no error recorded"
+        } else {
+            &self.error
+        };
+        write!(f, "{} (attempt {}): {error}", self.label(), self.attempt)
+    }
+}
 
 /// A run's progress.
 pub struct Progress {
@@ -28,6 +88,9 @@ pub struct Progress {
     pub error: String,
     pub created_at: String,
     pub finished_at: String,
+    /// Its jobs that failed for good, by id. A run can end done with failed cells: every surface says so, and
+    /// `coordinator retry` queues them again.
+    pub failed: Vec<FailedJob>,
 }
 
 impl Progress {
@@ -75,6 +138,32 @@ impl Progress {
             error: summary.error,
             created_at: summary.created_at,
             finished_at: summary.finished_at,
+            failed: run
+                .jobs
+                .iter()
+                .filter(|j| j.state == "failed")
+                .map(FailedJob::of)
+                .collect(),
+        }
+    }
+
+    /// The failed cells among [`Self::failed`].
+    pub fn failed_cells(&self) -> usize {
+        self.failed.iter().filter(|j| j.kind == "cell").count()
+    }
+
+    /// Whether the run ended done with failed jobs: its results miss them, so it did not end well.
+    pub fn done_with_failures(&self) -> bool {
+        self.state == "done" && !self.failed.is_empty()
+    }
+
+    /// `2 of 4 cells failed` (or `1 job failed` when no cell did), empty when none failed: what `watch`,
+    /// `status` and `results` say of a run's failures.
+    pub fn failed_text(&self) -> String {
+        match (self.failed.len(), self.failed_cells()) {
+            (0, _) => String::new(),
+            (n, 0) => format!("{n} job{} failed", if n == 1 { "" } else { "s" }),
+            (_, cells) => format!("{cells} of {} cells failed", self.cells_total),
         }
     }
 
@@ -104,6 +193,7 @@ impl Progress {
             "error": (!self.error.is_empty()).then_some(&self.error),
             "created_at": self.created_at,
             "finished_at": self.finished_at,
+            "failed": self.failed.iter().map(FailedJob::json).collect::<Vec<_>>(),
         })
     }
 }

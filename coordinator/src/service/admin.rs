@@ -1,5 +1,5 @@
-//! `AdminService`: what `coordinator submit`, `status`, `watch`, `results`, `plan`, `cancel` and `workers`
-//! call. A run is created with its baseline job and one cell job per requested cell (cells known already are
+//! `AdminService`: what `coordinator submit`, `status`, `watch`, `results`, `plan`, `cancel`, `retry` and
+//! `workers` call. A run is created with its baseline job and one cell job per requested cell (cells known already are
 //! created done); the pipeline adds the export once it has planned. The dispatcher is woken so waiting workers
 //! get the baseline at once.
 
@@ -270,6 +270,41 @@ impl<S: JobStore> AdminService for AdminApi<S> {
         }
     }
 
+    /// Queues a run's failed jobs again (fresh attempts) and reopens it when it had ended done with them; a
+    /// failed or cancelled run is refused.
+    async fn retry_run(&self, request: Request<pb::RetryRunRequest>) -> Result<Response<pb::RetryRunResponse>, Status> {
+        let run_id = RunId(request.into_inner().run_id);
+        let outcome = self
+            .store
+            .run_retry(crate::store::RunRetryParams {
+                now: self.clock.now(),
+                run_id,
+            })
+            .await
+            .map_err(convert::store_status)?;
+        match outcome {
+            crate::store::RunRetryOutcome::Requeued { requeued, reopened } => {
+                tracing::info!(run_id = %run_id, requeued, reopened, "failed jobs queued again");
+                if requeued > 0 {
+                    self.dispatcher.wake();
+                    self.pipeline.wake();
+                }
+                let state = self.run(run_id).await?.state;
+                Ok(Response::new(pb::RetryRunResponse {
+                    state: convert::run_state_name(state).into(),
+                    requeued,
+                }))
+            }
+            crate::store::RunRetryOutcome::NotRetryable(state) => Err(Status::failed_precondition(format!(
+                "run {run_id} is {}: only a running or done run's failed jobs are retried",
+                convert::run_state_name(state)
+            ))),
+            crate::store::RunRetryOutcome::NotFound => {
+                Err(Status::not_found(format!("run_id: run {run_id} does not exist")))
+            }
+        }
+    }
+
     /// Plans a finished grid for a table target (`max_loss`, `flops_reduction`), or hands a measured target to
     /// the run's pipeline ([`Self::replan`]).
     ///
@@ -398,8 +433,13 @@ impl<S: JobStore> AdminService for AdminApi<S> {
         let digest = request.into_inner().digest;
         convert::digest("digest", &digest)?;
         let stored = self.store.artifact_get(&digest).await.map_err(convert::store_status)?;
+        // Its metadata is recorded only after its file is in place (see `artifacts`); a file damaged since
+        // answers "not stored", so the client uploads it again and that upload repairs it.
+        let stored = match stored {
+            Some(artifact) if self.artifacts.is_intact(&artifact).await? => Some(artifact),
+            _ => None,
+        };
         Ok(Response::new(match stored {
-            // Its metadata is recorded only after its file is in place (see `artifacts`).
             Some(artifact) => pb::StatArtifactResponse {
                 stored: true,
                 size_bytes: artifact.size_bytes,

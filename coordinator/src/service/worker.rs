@@ -150,6 +150,41 @@ impl<S: JobStore> WorkerApi<S> {
             ))),
         }
     }
+
+    /// `FailJob` with `local`: the worker gives the job back for a reason of its own, so it is queued again at
+    /// once for another worker without spending an attempt (see [`JobStore::job_release`]).
+    async fn release_job(
+        &self,
+        lease: crate::store::Lease,
+        error: String,
+    ) -> Result<Response<pb::FailJobResponse>, Status> {
+        let outcome = self
+            .store
+            .job_release(crate::store::JobReleaseParams {
+                now: self.clock.now(),
+                lease,
+                error,
+            })
+            .await
+            .map_err(convert::store_status)?;
+        let job = lease.job_id;
+        match outcome {
+            crate::store::ReleaseOutcome::Released => {
+                self.dispatcher.wake();
+                Ok(Response::new(pb::FailJobResponse {}))
+            }
+            crate::store::ReleaseOutcome::Stale => Err(Status::failed_precondition(format!(
+                "job {job}: lease epoch {} is not current (superseded, expired, completed or failed)",
+                lease.epoch
+            ))),
+            crate::store::ReleaseOutcome::Cancelled => {
+                Err(Status::aborted(format!("job {job}: its run was cancelled")))
+            }
+            crate::store::ReleaseOutcome::NotFound => {
+                Err(Status::not_found(format!("job_id: job {job} does not exist")))
+            }
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -250,6 +285,9 @@ impl<S: JobStore> WorkerService for WorkerApi<S> {
     async fn fail_job(&self, request: Request<pb::FailJobRequest>) -> Result<Response<pb::FailJobResponse>, Status> {
         let request = request.into_inner();
         let lease = convert::lease(request.job_id, request.lease_epoch)?;
+        if request.local {
+            return self.release_job(lease, request.error).await;
+        }
         let outcome = self
             .store
             .job_fail(JobFailParams {

@@ -34,6 +34,10 @@
 //!   `available_at = now + backoff`, see [`Backoff`]; the attempt numbered `max_attempts` of the run fails the
 //!   job instead, keeping its `last_error`. An expired lease records
 //!   `lease expired (worker W, attempt A, epoch E)` as its error.
+//! - **Hand-back and retry.** A worker that fails for a reason of its own (a full disk) gives the lease back
+//!   with [`JobStore::job_release`]: queued at once, the claim's attempt taken back. A job failed for good stays
+//!   failed until [`JobStore::run_retry`] queues it again with fresh attempts, reopening its run if it had
+//!   ended done; a failed or cancelled run is never reopened.
 //! - **Expiry is the rescuer's call.** A heartbeat or completion under the current epoch is accepted even past
 //!   the deadline as long as [`JobStore::job_rescue_expired`] has not taken the job back: nobody else can hold
 //!   it, since any new claim bumps the epoch.
@@ -170,7 +174,8 @@ pub enum JobKind {
 #[sqlx(type_name = "job_state", rename_all = "lowercase")]
 pub enum JobState {
     /// Waiting to be claimed once `available_at` has come. In: run creation, a failed or expired attempt with
-    /// attempts left ([`JobStore::job_fail`], [`JobStore::job_rescue_expired`]). Out: [`JobStore::job_claim`],
+    /// attempts left ([`JobStore::job_fail`], [`JobStore::job_rescue_expired`]), a lease given back
+    /// ([`JobStore::job_release`]), a failed job retried ([`JobStore::run_retry`]). Out: [`JobStore::job_claim`],
     /// [`JobStore::run_cancel`].
     Queued,
     /// Leased to a worker until `lease_deadline`. In: [`JobStore::job_claim`]. Out: complete, fail, the
@@ -178,8 +183,8 @@ pub enum JobState {
     Leased,
     /// Final: the accepted completion's result is stored. In: [`JobStore::job_complete`].
     Done,
-    /// Final: the last attempt failed or expired, or a failure was not retryable; `last_error` says why.
-    /// In: [`JobStore::job_fail`], [`JobStore::job_rescue_expired`].
+    /// Final unless retried: the last attempt failed or expired, or a failure was not retryable; `last_error`
+    /// says why. In: [`JobStore::job_fail`], [`JobStore::job_rescue_expired`]. Out: [`JobStore::run_retry`].
     Failed,
     /// Final: its run was cancelled before it finished. In: [`JobStore::run_cancel`].
     Cancelled,
@@ -199,10 +204,12 @@ impl JobState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, sqlx::Type)]
 #[sqlx(type_name = "run_state", rename_all = "lowercase")]
 pub enum RunState {
-    /// Its jobs are being dispatched. In: [`JobStore::run_create`].
+    /// Its jobs are being dispatched. In: [`JobStore::run_create`]; a done run with failed jobs, by
+    /// [`JobStore::run_retry`].
     Running,
     /// Final: its baseline and every cell finished (and its export, when it has one). In:
-    /// [`JobStore::run_finish`].
+    /// [`JobStore::run_finish`]. Cells may have failed (every surface says so); [`JobStore::run_retry`] then
+    /// makes it running again.
     Done,
     /// Final: its baseline failed or scored 0, or its export failed; `error` says why. In:
     /// [`JobStore::run_finish`].
@@ -357,6 +364,13 @@ pub struct WorkerSummary {
     pub worker: Worker,
     /// (job, its run), by job id.
     pub leases: Vec<(JobId, RunId)>,
+}
+
+/// Writes failing in a row ([`JobStore::write_failure`]): the latest error, and when the first failed.
+#[derive(Clone, Debug)]
+pub struct WriteFailure {
+    pub error: String,
+    pub since: std::time::Instant,
 }
 
 /// One lease of a job: the fence that heartbeat, complete and fail must name.
@@ -567,6 +581,29 @@ pub enum FailOutcome {
     NotFound,
 }
 
+/// [`JobStore::job_release`]'s parameters.
+#[derive(Clone, Debug)]
+pub struct JobReleaseParams {
+    pub now: OffsetDateTime,
+    pub lease: Lease,
+    /// Why the worker gave the job back (a full disk, out of memory, a device error): kept as the job's
+    /// `last_error`.
+    pub error: String,
+}
+
+/// What [`JobStore::job_release`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReleaseOutcome {
+    /// The job is queued again, claimable at once, its attempt not spent.
+    Released,
+    /// The lease is not current (superseded, expired and taken back, already completed or failed).
+    Stale,
+    /// The job's run was cancelled.
+    Cancelled,
+    /// No job has this id.
+    NotFound,
+}
+
 /// [`JobStore::job_heartbeat`]'s parameters.
 #[derive(Clone, Debug)]
 pub struct JobHeartbeatParams {
@@ -766,6 +803,25 @@ pub enum RunCancelOutcome {
     NotFound,
 }
 
+/// [`JobStore::run_retry`]'s parameters.
+#[derive(Clone, Debug)]
+pub struct RunRetryParams {
+    pub now: OffsetDateTime,
+    pub run_id: RunId,
+}
+
+/// What [`JobStore::run_retry`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunRetryOutcome {
+    /// `requeued` failed jobs are queued again with fresh attempts; `reopened` when the run had ended done
+    /// (with those failures) and is running again.
+    Requeued { requeued: u64, reopened: bool },
+    /// The run failed or was cancelled: nothing changed.
+    NotRetryable(RunState),
+    /// No run has this id.
+    NotFound,
+}
+
 /// [`JobStore::run_finish`]'s parameters.
 #[derive(Clone, Debug)]
 pub struct RunFinishParams {
@@ -927,6 +983,12 @@ pub trait JobStore: Clone + Send + Sync + 'static {
     /// Every job of a run, by id.
     fn job_list_by_run(&self, run_id: RunId) -> impl Future<Output = Result<Vec<Job>>> + Send;
 
+    /// Gives a current lease back without spending its attempt: the worker failed for a reason of its own (a
+    /// full disk, out of memory, a device error), not the job's. The job is queued again, claimable at once by
+    /// any worker, with the attempt the claim counted taken back and the lease epoch kept (the releasing
+    /// worker's later calls are stale). See [`ReleaseOutcome`].
+    fn job_release(&self, params: JobReleaseParams) -> impl Future<Output = Result<ReleaseOutcome>> + Send;
+
     /// Takes back up to `limit` leases whose deadline is at or before `now` (oldest first): queued again after a
     /// backoff, or failed when that was the run's last attempt. Concurrent rescuers skip each other's rows.
     fn job_rescue_expired(
@@ -951,6 +1013,13 @@ pub trait JobStore: Clone + Send + Sync + 'static {
 
     /// Answers once the database has answered a trivial query (`/healthz`); the backend's error otherwise.
     fn ping(&self) -> impl Future<Output = Result<()>> + Send;
+
+    /// Since when, and why, the store's writes fail while its reads still answer (a full disk under the
+    /// SQLite file); `None` while writes commit. The Postgres store keeps no such state: a server that cannot
+    /// write fails each call, which its caller sees.
+    fn write_failure(&self) -> Option<WriteFailure> {
+        None
+    }
 
     /// Cancels a running run: its queued and leased jobs become cancelled in the same statement, so none is
     /// handed out afterwards. See [`RunCancelOutcome`].
@@ -993,6 +1062,11 @@ pub trait JobStore: Clone + Send + Sync + 'static {
     /// cells and probes stay. A leased export ([`RunPlanOutcome::ExportLeased`]), or a cancelled or failed run
     /// ([`RunPlanOutcome::NotPlannable`]), leaves everything as it is.
     fn run_replan(&self, params: RunReplanParams) -> impl Future<Output = Result<RunPlanOutcome>> + Send;
+
+    /// Puts a running or done run's failed jobs back in the queue, claimable at `now` with fresh attempts
+    /// (attempt 0, their last error kept until the next attempt ends), and makes a done run that had any running
+    /// again until it ends anew. A failed or cancelled run is left as it is. See [`RunRetryOutcome`].
+    fn run_retry(&self, params: RunRetryParams) -> impl Future<Output = Result<RunRetryOutcome>> + Send;
 
     /// The worker with this id, if any.
     fn worker_get(&self, id: WorkerId) -> impl Future<Output = Result<Option<Worker>>> + Send;

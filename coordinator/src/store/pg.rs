@@ -435,6 +435,32 @@ impl JobStore for PgStore {
         rows.iter().map(|row| job_from_row(OP, row)).collect()
     }
 
+    async fn job_release(&self, params: super::JobReleaseParams) -> Result<super::ReleaseOutcome> {
+        const OP: &str = "job_release";
+        let row = sqlx::query(sql(OP))
+            .bind(params.now)
+            .bind(params.lease.job_id.0)
+            .bind(params.lease.epoch)
+            .bind(&params.error)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        let Some(row) = row else {
+            return Ok(super::ReleaseOutcome::NotFound);
+        };
+        let get = |e| backend(OP)(e);
+        if row.try_get::<i64, _>("released").map_err(get)? == 1 {
+            return Ok(super::ReleaseOutcome::Released);
+        }
+        let prior: JobState = row.try_get("prior_state").map_err(get)?;
+        let epoch: i64 = row.try_get("lease_epoch").map_err(get)?;
+        Ok(if prior == JobState::Cancelled && epoch == params.lease.epoch {
+            super::ReleaseOutcome::Cancelled
+        } else {
+            super::ReleaseOutcome::Stale
+        })
+    }
+
     async fn job_rescue_expired(&self, params: JobRescueExpiredParams) -> Result<Vec<RescuedJob>> {
         const OP: &str = "job_rescue_expired";
         let rows = sqlx::query(sql(OP))
@@ -725,7 +751,7 @@ mod tests {
     use super::*;
 
     /// Every query the store runs, by name.
-    const USED: [&str; 24] = [
+    const USED: [&str; 26] = [
         "artifact_get",
         "artifact_insert",
         "job_analyze",
@@ -736,6 +762,7 @@ mod tests {
         "job_heartbeat",
         "job_list_by_run",
         "job_probe_add",
+        "job_release",
         "job_rescue_expired",
         "job_skip",
         "ping",
@@ -746,6 +773,7 @@ mod tests {
         "run_list",
         "run_plan",
         "run_replan",
+        "run_retry",
         "worker_first_unknown",
         "worker_get",
         "worker_list",

@@ -39,9 +39,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Connection, Row, Sqlite, Transaction};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -52,7 +53,7 @@ use super::{
     JobKind, JobProbeAddParams, JobRescueExpiredParams, JobSkipParams, JobState, JobStore, Lease, RescueOutcome,
     RescuedJob, Result, Run, RunCancelOutcome, RunCancelParams, RunCreateParams, RunFinishParams, RunId,
     RunPlanOutcome, RunPlanParams, RunReplanParams, RunState, RunSummary, StoreError, Worker, WorkerId,
-    WorkerRegisterParams, WorkerSummary,
+    WorkerRegisterParams, WorkerSummary, WriteFailure,
 };
 
 /// Every migration in `migrations/sqlite/`, embedded at compile time; [`SqliteStore::open`] applies them.
@@ -109,6 +110,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Read-only statements.
     reader: SqlitePool,
+    /// Whether the last write transaction committed: see [`WriteHealth`].
+    health: Arc<WriteHealth>,
 }
 
 impl SqliteStore {
@@ -128,6 +131,25 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            // A failed COMMIT (a full disk: SQLITE_FULL) may roll the transaction back inside SQLite, so the
+            // rollback that follows fails and sqlx counts the connection as still in a transaction: every later
+            // BEGIN on it would fail ("begin_with at non-zero transaction depth") and the store would never
+            // write again. Such a connection is closed instead of reused; the pool opens a fresh one.
+            .before_acquire(|connection, _| {
+                Box::pin(async move {
+                    if transaction_depth(connection) == 0 {
+                        return Ok(true);
+                    }
+                    // A rollback queued by a dropped transaction may still be on its way: once a ping has
+                    // gone through the connection's queue after it, the depth is settled.
+                    connection.ping().await?;
+                    let depth = transaction_depth(connection);
+                    if depth != 0 {
+                        tracing::warn!(depth, "closing the job store's write connection left inside a transaction");
+                    }
+                    Ok(depth == 0)
+                })
+            })
             .connect_with(
                 options
                     .clone()
@@ -154,7 +176,12 @@ impl SqliteStore {
             op: "open",
             source: Box::new(source),
         })?;
-        Ok(Self { turn, writer, reader })
+        Ok(Self {
+            turn,
+            writer,
+            reader,
+            health: Arc::default(),
+        })
     }
 
     /// Closes both pools, waiting for the statements in flight.
@@ -166,11 +193,116 @@ impl SqliteStore {
     /// A write transaction of the operation `op` with this process's write turn on the file: the file's write
     /// lock is held from here to the commit (or the rollback when the transaction is dropped), the turn until
     /// the guard is dropped. Callers keep both to the end of the operation.
-    async fn write(&self, op: &'static str) -> Result<(OwnedMutexGuard<()>, Transaction<'static, Sqlite>)> {
+    async fn write(&self, op: &'static str) -> Result<(OwnedMutexGuard<()>, WriteTx)> {
         let turn = Arc::clone(&self.turn).lock_owned().await;
-        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(backend(op))?;
-        Ok((turn, tx))
+        let begun = match self.writer.begin_with("BEGIN IMMEDIATE").await {
+            Ok(mut tx) => total_changes(&mut tx).await.map(|changes_at_begin| (tx, changes_at_begin)),
+            Err(error) => Err(error),
+        };
+        match begun {
+            Ok((tx, changes_at_begin)) => Ok((
+                turn,
+                WriteTx {
+                    tx,
+                    changes_at_begin,
+                    health: Arc::clone(&self.health),
+                },
+            )),
+            Err(error) => {
+                self.health.failed(&error);
+                Err(backend(op)(error))
+            }
+        }
     }
+}
+
+/// A write transaction of [`SqliteStore::write`]: the statements run on it as on the connection it derefs to,
+/// and [`WriteTx::commit`] tells the store's [`WriteHealth`] how the commit went. Dropped uncommitted, it rolls
+/// back (an early answer such as "no such run" changes nothing and says nothing of the disk).
+struct WriteTx {
+    tx: Transaction<'static, Sqlite>,
+    /// The connection's `total_changes()` after BEGIN: a commit that changed no row writes nothing to the
+    /// file, so it succeeds on a full disk too and must not count as a write that held.
+    changes_at_begin: i64,
+    health: Arc<WriteHealth>,
+}
+
+impl WriteTx {
+    async fn commit(mut self) -> std::result::Result<(), sqlx::Error> {
+        let wrote = match total_changes(&mut self.tx).await {
+            Ok(changes) => changes != self.changes_at_begin,
+            Err(error) => {
+                self.health.failed(&error);
+                return Err(error);
+            }
+        };
+        match self.tx.commit().await {
+            Ok(()) => {
+                if wrote {
+                    self.health.succeeded();
+                }
+                Ok(())
+            }
+            Err(error) => {
+                self.health.failed(&error);
+                Err(error)
+            }
+        }
+    }
+}
+
+/// SQLite's count of rows changed on `connection` since it opened.
+async fn total_changes(connection: &mut SqliteConnection) -> std::result::Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT total_changes()").fetch_one(connection).await
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
+}
+
+/// Whether the file takes writes: the first failure of a run of failed commits (or BEGINs), with the latest
+/// error, until a commit succeeds. A full disk fails every commit that needs a new page, so this is how the
+/// store says it cannot write (`/healthz`, `coordinator run`) while reads go on answering.
+#[derive(Debug, Default)]
+struct WriteHealth(std::sync::Mutex<Option<WriteFailure>>);
+
+impl WriteHealth {
+    fn failed(&self, error: &sqlx::Error) {
+        let mut failure = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let since = failure.as_ref().map_or_else(std::time::Instant::now, |f| f.since);
+        if failure.is_none() {
+            tracing::error!(%error, "the job store cannot write");
+        }
+        *failure = Some(WriteFailure {
+            error: error.to_string(),
+            since,
+        });
+    }
+
+    fn succeeded(&self) {
+        let mut failure = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(failed) = failure.take() {
+            tracing::info!(failed_for = ?failed.since.elapsed(), "the job store writes again");
+        }
+    }
+
+    fn current(&self) -> Option<WriteFailure> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+}
+
+/// How many transactions sqlx counts open on `connection`.
+fn transaction_depth(connection: &SqliteConnection) -> usize {
+    <<Sqlite as sqlx::Database>::TransactionManager as sqlx::TransactionManager>::get_transaction_depth(connection)
 }
 
 /// Wraps a database error as [`StoreError::Backend`] of the operation `op`.
@@ -317,10 +449,10 @@ struct Fence {
 
 impl Fence {
     /// Reads the fence of job `id` inside the transaction `tx`; `None` when there is no such job.
-    async fn read(tx: &mut Transaction<'static, Sqlite>, op: &'static str, id: JobId) -> Result<Option<Self>> {
+    async fn read(tx: &mut SqliteConnection, op: &'static str, id: JobId) -> Result<Option<Self>> {
         let row = sqlx::query(sql("job_fence"))
             .bind(id.0)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(backend(op))?;
         row.map(|row| {
@@ -360,7 +492,7 @@ impl EndAttempt<'_> {
     /// Applies it inside `tx`; answers where the job went.
     async fn apply(
         &self,
-        tx: &mut Transaction<'static, Sqlite>,
+        tx: &mut SqliteConnection,
         op: &'static str,
         now: OffsetDateTime,
         backoff: Backoff,
@@ -381,7 +513,7 @@ impl EndAttempt<'_> {
             .bind(available_at)
             .bind(finished_at)
             .bind(self.error)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await
             .map_err(backend(op))?;
         if ended.rows_affected() != 1 {
@@ -612,6 +744,32 @@ impl JobStore for SqliteStore {
         rows.iter().map(|row| job_from_row(OP, row)).collect()
     }
 
+    async fn job_release(&self, params: super::JobReleaseParams) -> Result<super::ReleaseOutcome> {
+        const OP: &str = "job_release";
+        let lease = params.lease;
+        let (_turn, mut tx) = self.write(OP).await?;
+        let Some(fence) = Fence::read(&mut tx, OP, lease.job_id).await? else {
+            return Ok(super::ReleaseOutcome::NotFound);
+        };
+        if !fence.is_current(lease) {
+            return Ok(if fence.cancelled_under(lease) {
+                super::ReleaseOutcome::Cancelled
+            } else {
+                super::ReleaseOutcome::Stale
+            });
+        }
+        sqlx::query(sql(OP))
+            .bind(lease.job_id.0)
+            .bind(lease.epoch)
+            .bind(micros(params.now))
+            .bind(&params.error)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend(OP))?;
+        tx.commit().await.map_err(backend(OP))?;
+        Ok(super::ReleaseOutcome::Released)
+    }
+
     async fn job_rescue_expired(&self, params: JobRescueExpiredParams) -> Result<Vec<RescuedJob>> {
         const OP: &str = "job_rescue_expired";
         let (_turn, mut tx) = self.write(OP).await?;
@@ -701,6 +859,10 @@ impl JobStore for SqliteStore {
         const OP: &str = "ping";
         sqlx::query(sql(OP)).execute(&self.reader).await.map_err(backend(OP))?;
         Ok(())
+    }
+
+    fn write_failure(&self) -> Option<WriteFailure> {
+        self.health.current()
     }
 
     async fn run_cancel(&self, params: RunCancelParams) -> Result<RunCancelOutcome> {
@@ -949,6 +1111,38 @@ impl JobStore for SqliteStore {
         Ok(RunPlanOutcome::Planned)
     }
 
+    async fn run_retry(&self, params: super::RunRetryParams) -> Result<super::RunRetryOutcome> {
+        const OP: &str = "run_retry";
+        let (_turn, mut tx) = self.write(OP).await?;
+        let prior: Option<RunState> = sqlx::query_scalar(sql("run_state"))
+            .bind(params.run_id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend(OP))?;
+        match prior {
+            None => return Ok(super::RunRetryOutcome::NotFound),
+            Some(RunState::Running | RunState::Done) => {}
+            Some(state) => return Ok(super::RunRetryOutcome::NotRetryable(state)),
+        }
+        let requeued = sqlx::query(sql("job_requeue_failed"))
+            .bind(params.run_id.0)
+            .bind(micros(params.now))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend(OP))?
+            .rows_affected();
+        let reopened = requeued > 0
+            && sqlx::query(sql("run_reopen"))
+                .bind(params.run_id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend(OP))?
+                .rows_affected()
+                == 1;
+        tx.commit().await.map_err(backend(OP))?;
+        Ok(super::RunRetryOutcome::Requeued { requeued, reopened })
+    }
+
     async fn worker_get(&self, id: WorkerId) -> Result<Option<Worker>> {
         const OP: &str = "worker_get";
         let row = sqlx::query(sql(OP))
@@ -1005,7 +1199,7 @@ impl JobStore for SqliteStore {
 /// The job each entry of `params.workers` gets inside `tx`, by [`JobClaimParams::affinity`]'s three passes
 /// (the Postgres store's `job_claim` does the same in one statement): `None` for an entry left without one.
 async fn assign_claims(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut SqliteConnection,
     op: &'static str,
     params: &JobClaimParams,
 ) -> Result<Vec<Option<i64>>> {
@@ -1030,7 +1224,7 @@ async fn assign_claims(
             .bind(run)
             .bind(group)
             .bind(count(n))
-            .fetch_all(&mut **tx)
+            .fetch_all(&mut *tx)
             .await
             .map_err(backend(op))?;
         group_jobs.insert((run, group), ids.into());
@@ -1058,7 +1252,7 @@ async fn assign_claims(
             .bind(now)
             .bind(run)
             .bind(count(n))
-            .fetch_all(&mut **tx)
+            .fetch_all(&mut *tx)
             .await
             .map_err(backend(op))?;
         run_jobs.insert(run, ids.into());
@@ -1078,7 +1272,7 @@ async fn assign_claims(
     let mut rest: VecDeque<i64> = sqlx::query_scalar(sql("job_claimable"))
         .bind(now)
         .bind(count(assigned.len()))
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *tx)
         .await
         .map_err(backend(op))?
         .into();
@@ -1096,7 +1290,7 @@ async fn assign_claims(
 /// Ends the running run `run` in `state` inside `tx`, with its queued and leased jobs: cancelled with a
 /// cancelled run, skipped otherwise. Answers false (nothing changed) when the run was not running.
 async fn end_run(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut SqliteConnection,
     op: &'static str,
     run: RunId,
     now: OffsetDateTime,
@@ -1108,7 +1302,7 @@ async fn end_run(
         .bind(micros(now))
         .bind(state)
         .bind(error)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await
         .map_err(backend(op))?;
     if ended.rows_affected() == 0 {
@@ -1123,7 +1317,7 @@ async fn end_run(
         .bind(run.0)
         .bind(micros(now))
         .bind(jobs_end)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await
         .map_err(backend(op))?;
     Ok(true)
@@ -1134,7 +1328,7 @@ mod tests {
     use super::*;
 
     /// Every query the store runs, by name.
-    const USED: [&str; 35] = [
+    const USED: [&str; 38] = [
         "artifact_get",
         "artifact_insert",
         "job_accept",
@@ -1154,6 +1348,8 @@ mod tests {
         "job_lease",
         "job_list_by_run",
         "job_probe_add",
+        "job_release",
+        "job_requeue_failed",
         "job_reset_export",
         "job_skip",
         "ping",
@@ -1161,6 +1357,7 @@ mod tests {
         "run_get",
         "run_insert",
         "run_list",
+        "run_reopen",
         "run_replan",
         "run_set_plan",
         "run_state",

@@ -441,6 +441,7 @@ async fn waiting_polls_are_woken_by_a_new_run_and_by_a_passing_backoff(pool: PgP
         lease_epoch: job.lease_epoch,
         error: format!("out of memory (retryable: {retryable})"),
         retryable,
+        local: false,
     };
     worker.fail_job(fail(&first, true)).await.unwrap();
     let second = poll(&mut worker, worker_id, 30_000)

@@ -1829,6 +1829,222 @@ pub mod worker_list {
     }
 }
 
+pub mod job_release {
+    use super::*;
+    use sensgrid_coordinator::store::{JobReleaseParams, ReleaseOutcome};
+
+    async fn release<S: JobStore>(store: &S, now: OffsetDateTime, lease: Lease, error: &str) -> ReleaseOutcome {
+        let params = JobReleaseParams {
+            now,
+            lease,
+            error: error.into(),
+        };
+        store.job_release(params).await.unwrap()
+    }
+
+    /// A lease given back (a worker's disk full) queues the job again at once with its attempt taken back and
+    /// its epoch kept: any number of hand-backs spend none of the run's attempts, the releasing worker's lease is
+    /// stale afterwards, and the next claim is attempt 1.
+    pub async fn hands_back_without_spending_the_attempt<S: JobStore>(t: Bundle<S>) {
+        create_run(&t, &[("a", 0.5)], false, 2).await;
+        let now = t.clock.now();
+        let full = register(&t.store, now, "full").await;
+        let healthy = register(&t.store, now, "healthy").await;
+        let error = "worker 1 (full): cache/models: No space left on device (os error 28)";
+        let mut last = None;
+        for _ in 0..5 {
+            let claimed = claim_one(&t.store, now, full)
+                .await
+                .expect("the baseline, back in the queue");
+            assert_eq!((claimed.kind, claimed.attempt), (JobKind::Baseline, 1));
+            assert_eq!(
+                release(&t.store, now, claimed.lease, error).await,
+                ReleaseOutcome::Released
+            );
+            last = Some(claimed.lease);
+        }
+        let last = last.unwrap();
+        let stored = job(&t.store, last.job_id).await;
+        assert_eq!(
+            (
+                stored.state,
+                stored.attempt,
+                stored.lease_epoch,
+                stored.lease_owner,
+                stored.lease_deadline,
+                stored.available_at,
+                stored.last_error.as_deref()
+            ),
+            (JobState::Queued, 0, 5, None, None, now, Some(error))
+        );
+        assert_eq!(
+            release(&t.store, now, last, error).await,
+            ReleaseOutcome::Stale,
+            "released already"
+        );
+        assert_eq!(heartbeat(&t.store, now, last).await, HeartbeatOutcome::Lost);
+
+        let taken = claim_one(&t.store, now, healthy).await.expect("claimable at once");
+        assert_eq!(
+            (taken.lease.job_id, taken.attempt, taken.lease.epoch),
+            (last.job_id, 1, 6)
+        );
+        assert_eq!(
+            fail(&t.store, now, taken.lease, "diverged", true).await,
+            FailOutcome::Retrying {
+                attempt: 1,
+                available_at: now + BACKOFF.delay(1)
+            },
+            "the hand-backs spent none of the 2 attempts"
+        );
+    }
+
+    /// A released lease of a cancelled run answers cancelled; an unknown job, not found.
+    pub async fn refuses_a_cancelled_run_and_an_unknown_job<S: JobStore>(t: Bundle<S>) {
+        let run = create_run(&t, &[], false, 3).await;
+        let now = t.clock.now();
+        let w = register(&t.store, now, "w").await;
+        let lease = claim_one(&t.store, now, w).await.unwrap().lease;
+        t.store.run_cancel(RunCancelParams { now, run_id: run }).await.unwrap();
+        assert_eq!(release(&t.store, now, lease, "full").await, ReleaseOutcome::Cancelled);
+        assert_eq!(job(&t.store, lease.job_id).await.state, JobState::Cancelled);
+        let unknown = Lease {
+            job_id: JobId(lease.job_id.0 + 1000),
+            epoch: 1,
+        };
+        assert_eq!(release(&t.store, now, unknown, "full").await, ReleaseOutcome::NotFound);
+    }
+}
+
+pub mod run_retry {
+    use super::*;
+    use sensgrid_coordinator::store::{RunRetryOutcome, RunRetryParams};
+
+    async fn retry<S: JobStore>(store: &S, now: OffsetDateTime, run_id: RunId) -> RunRetryOutcome {
+        store.run_retry(RunRetryParams { now, run_id }).await.unwrap()
+    }
+
+    /// A run that ended done with a failed cell runs again: the cell is queued with a fresh attempt, claimable
+    /// at once, its last error kept; once it is done the run can finish again. Retrying with nothing failed
+    /// changes nothing, and a done run without failures stays done.
+    pub async fn requeues_failed_jobs_and_reopens_a_done_run<S: JobStore>(t: Bundle<S>) {
+        let run = create_run(&t, &[("a", 0.5), ("b", 0.5)], false, 1).await;
+        let now = t.clock.now();
+        let w = register(&t.store, now, "w").await;
+        let baseline = claim_one(&t.store, now, w).await.unwrap();
+        complete(&t.store, now, &[(baseline.lease, metrics(0.0))]).await;
+        let a = claim_one(&t.store, now, w).await.unwrap();
+        let error = "cache/bundles: No space left on device (os error 28)";
+        assert_eq!(
+            fail(&t.store, now, a.lease, error, true).await,
+            FailOutcome::Failed { attempt: 1 }
+        );
+        let b = claim_one(&t.store, now, w).await.unwrap();
+        complete(&t.store, now, &[(b.lease, metrics(0.1))]).await;
+        let done = RunFinishParams {
+            now,
+            run_id: run,
+            state: RunState::Done,
+            error: None,
+        };
+        assert!(t.store.run_finish(done.clone()).await.unwrap());
+
+        let later = now + Duration::from_secs(60);
+        assert_eq!(
+            retry(&t.store, later, run).await,
+            RunRetryOutcome::Requeued {
+                requeued: 1,
+                reopened: true
+            }
+        );
+        let stored = t.store.run_get(run).await.unwrap().unwrap();
+        assert_eq!((stored.state, stored.finished_at), (RunState::Running, None));
+        let cell = job(&t.store, a.lease.job_id).await;
+        assert_eq!(
+            (
+                cell.state,
+                cell.attempt,
+                cell.available_at,
+                cell.finished_at,
+                cell.last_error.as_deref()
+            ),
+            (JobState::Queued, 0, later, None, Some(error))
+        );
+        let again = claim_one(&t.store, later, w)
+            .await
+            .expect("the failed cell, queued again");
+        assert_eq!((again.lease.job_id, again.attempt), (a.lease.job_id, 1));
+        assert_eq!(
+            retry(&t.store, later, run).await,
+            RunRetryOutcome::Requeued {
+                requeued: 0,
+                reopened: false
+            },
+            "a leased cell is not failed"
+        );
+        complete(&t.store, later, &[(again.lease, metrics(0.2))]).await;
+        assert!(
+            t.store
+                .run_finish(RunFinishParams { now: later, ..done })
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            retry(&t.store, later, run).await,
+            RunRetryOutcome::Requeued {
+                requeued: 0,
+                reopened: false
+            }
+        );
+        assert_eq!(t.store.run_get(run).await.unwrap().unwrap().state, RunState::Done);
+    }
+
+    /// A failed or cancelled run is never reopened and its failed jobs stay failed; an unknown run is not found.
+    pub async fn leaves_failed_and_cancelled_runs_as_they_are<S: JobStore>(t: Bundle<S>) {
+        let now = t.clock.now();
+        let w = register(&t.store, now, "w").await;
+        let failed_run = create_run(&t, &[("a", 0.5)], false, 1).await;
+        let baseline = claim_one(&t.store, now, w).await.unwrap();
+        fail(&t.store, now, baseline.lease, "bad model", false).await;
+        let failed = RunFinishParams {
+            now,
+            run_id: failed_run,
+            state: RunState::Failed,
+            error: Some("the baseline failed: bad model".into()),
+        };
+        assert!(t.store.run_finish(failed).await.unwrap());
+        assert_eq!(
+            retry(&t.store, now, failed_run).await,
+            RunRetryOutcome::NotRetryable(RunState::Failed)
+        );
+        assert_eq!(job(&t.store, baseline.lease.job_id).await.state, JobState::Failed);
+
+        let cancelled_run = create_run(&t, &[("a", 0.5)], false, 1).await;
+        let baseline = claim_one(&t.store, now, w).await.unwrap();
+        fail(&t.store, now, baseline.lease, "out of memory", true).await;
+        t.store
+            .run_cancel(RunCancelParams {
+                now,
+                run_id: cancelled_run,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            retry(&t.store, now, cancelled_run).await,
+            RunRetryOutcome::NotRetryable(RunState::Cancelled)
+        );
+        assert_eq!(job(&t.store, baseline.lease.job_id).await.state, JobState::Failed);
+        assert_eq!(
+            t.store.run_get(cancelled_run).await.unwrap().unwrap().state,
+            RunState::Cancelled
+        );
+        assert_eq!(
+            retry(&t.store, now, RunId(cancelled_run.0 + 1000)).await,
+            RunRetryOutcome::NotFound
+        );
+    }
+}
+
 /// Runs each listed case against Postgres: its own database (`#[sqlx::test]`, migrated), two single-connection
 /// pools onto it (the store and its peer), and a manual clock.
 macro_rules! pg_conformance {
@@ -1937,6 +2153,10 @@ macro_rules! conformance_cases {
                 retries_with_backoff_then_fails_with_the_last_error,
             }
             job_heartbeat { extends_a_current_lease }
+            job_release {
+                hands_back_without_spending_the_attempt,
+                refuses_a_cancelled_run_and_an_unknown_job,
+            }
             job_rescue_expired {
                 fails_the_last_attempt_and_respects_the_limit,
                 reclaims_after_the_lease_with_the_next_attempt,
@@ -1957,6 +2177,10 @@ macro_rules! conformance_cases {
                 stores_the_plan_and_queues_one_export,
             }
             run_replan { reopens_a_finished_run_without_its_plan_and_export }
+            run_retry {
+                leaves_failed_and_cancelled_runs_as_they_are,
+                requeues_failed_jobs_and_reopens_a_done_run,
+            }
             worker_list { lists_leases_and_records_who_completed }
             worker_register { gives_each_worker_an_id }
         }

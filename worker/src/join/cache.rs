@@ -25,11 +25,11 @@ pub enum FetchError {
     /// The coordinator did not answer or refused: see the status for whether to retry.
     #[error("downloading artifact {digest}: {}: {}", .status.code(), .status.message())]
     Rpc { digest: String, status: Status },
-    /// The artifact is not one a job can use (a malformed digest, an unknown one, a bundle that does not
-    /// unpack): the job's inputs are wrong, and retrying will not help.
+    /// The artifact is not one a job can use (a malformed digest, an unknown one, a bundle that is not a
+    /// bundle): the job's inputs are wrong, and retrying will not help.
     #[error("{0}")]
     Input(String),
-    /// Writing to the cache failed, or the bytes arrived damaged.
+    /// Writing to the cache failed (unpacking included), or the bytes arrived damaged.
     #[error("{0}")]
     Local(String),
 }
@@ -89,17 +89,23 @@ impl ArtifactCache {
             .join(format!("{digest}-{}.d", std::process::id()));
         let unpack = {
             let (download, unpacked) = (download.clone(), unpacked.clone());
+            let digest = digest.to_owned();
             tokio::task::spawn_blocking(move || {
                 let _ = std::fs::remove_dir_all(&unpacked);
-                let file = std::fs::File::open(&download).map_err(|e| format!("{}: {e}", download.display()))?;
-                bundle::unpack(std::io::BufReader::new(file), &unpacked).map_err(|e| e.to_string())
+                let file = std::fs::File::open(&download)
+                    .map_err(|e| FetchError::Local(format!("{}: {e}", download.display())))?;
+                bundle::unpack(std::io::BufReader::new(file), &unpacked).map_err(|error| match error {
+                    // Writing the files failed (a full cache, say): this worker's trouble, not the bundle's.
+                    bundle::BundleError::Io { .. } => FetchError::Local(format!("artifact {digest}: {error}")),
+                    _ => FetchError::Input(format!("artifact {digest}: {error}")),
+                })
             })
         };
         let unpacked_result = unpack.await.map_err(|e| FetchError::Local(e.to_string()))?;
         let _ = std::fs::remove_file(&download);
-        if let Err(reason) = unpacked_result {
+        if let Err(error) = unpacked_result {
             let _ = std::fs::remove_dir_all(&unpacked);
-            return Err(FetchError::Input(format!("artifact {digest}: {reason}")));
+            return Err(error);
         }
         if let Err(error) = std::fs::rename(&unpacked, &path) {
             // Another worker sharing this cache unpacked the same bundle first: its copy is as good.

@@ -12,9 +12,18 @@
 //!   its first sweep.
 //! - **The lease is lost** (the run cancelled, or the job expired and went to another worker): the heartbeat
 //!   answers `keep_going = false` and the evaluation stops after its batch; nothing is reported.
+//! - **A local fault** (its disk or cache full, out of memory, a device error; see [`local_cause`]): the job is
+//!   not at fault, so it is handed back (`FailJob` with `local`) without spending an attempt and another worker
+//!   takes it at once, while this one waits before its next poll, longer after each local fault in a row (2 s
+//!   doubling to [`MAX_LOCAL_BACKOFF`]), until a job goes through: a worker whose disk is full does not burn a
+//!   run's attempts, and picks up again by itself once space is freed. A job it has handed back
+//!   [`MAX_HAND_BACKS`] times spends its attempts again, so one whose failure only looks local still ends.
 //! - **Interrupts** (Ctrl-C, SIGTERM): the first one finishes and reports the current job, then leaves; a
 //!   second one stops it and hands it back (`FailJob`, retryable) so another worker takes it now rather than
-//!   after the lease.
+//!   after the lease. Both are bounded in time, as `docker stop` and Kubernetes expect of a process they
+//!   signal: a report or upload still undelivered [`REPORT_GRACE`] after the first interrupt is given up, and
+//!   [`HAND_BACK_GRACE`] after the second the worker leaves by that signal whatever it waits on (a coordinator
+//!   that stopped answering mid-call). The lease then expires and the job runs elsewhere.
 //!
 //! It logs through `tracing` (the binary's `--log-format` and `--log-level`). Everything a job does happens in a
 //! `job` span carrying `run_id`, `job_id`, `epoch`, `worker_id`, `kind`, and for cells `group` and `ratio`, so
@@ -48,6 +57,18 @@ const POLL_WAIT: Duration = Duration::from_secs(30);
 /// The first wait before retrying a call the coordinator did not answer; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// The wait before the next poll after a job handed back for a local fault; it doubles with each local fault
+/// in a row up to [`MAX_LOCAL_BACKOFF`].
+const FIRST_LOCAL_BACKOFF: Duration = Duration::from_secs(2);
+const MAX_LOCAL_BACKOFF: Duration = Duration::from_secs(60);
+/// How often a worker hands the same job back for a local fault without spending an attempt; after that, the
+/// job's attempts count (one a minute at most, given the backoff), so a job whose failure only looks local
+/// (a device error it causes itself) still ends.
+const MAX_HAND_BACKS: u32 = 5;
+/// How long after the first interrupt a finished job's report (or upload) is still retried.
+const REPORT_GRACE: Duration = Duration::from_secs(10);
+/// How long after the second interrupt the worker waits for the hand-back before it leaves regardless.
+const HAND_BACK_GRACE: Duration = Duration::from_secs(5);
 
 /// How to join a coordinator.
 pub struct Options {
@@ -107,6 +128,8 @@ async fn join(options: Options) -> Result<()> {
         interrupts,
         worker_id: 0,
         heartbeat: Duration::from_secs(5),
+        local_faults: 0,
+        handed_back: std::collections::HashMap::new(),
     };
     if !worker.register().await? {
         return Ok(());
@@ -125,6 +148,10 @@ struct Worker {
     interrupts: Interrupts,
     worker_id: i64,
     heartbeat: Duration,
+    /// Jobs that failed for a local fault in a row (see [`local_cause`]); 0 once a job ends otherwise.
+    local_faults: u32,
+    /// How often each job failed here for a local fault (see [`MAX_HAND_BACKS`]).
+    handed_back: std::collections::HashMap<i64, u32>,
 }
 
 impl Worker {
@@ -177,6 +204,9 @@ impl Worker {
                     backoff = Backoff::default();
                     if let Some(job) = answer.into_inner().job {
                         self.run_job(job).await?;
+                        if self.local_faults > 0 && !self.wait_after_local_fault().await {
+                            break;
+                        }
                     }
                 }
                 // The coordinator's database no longer knows this worker (it was recreated): register anew.
@@ -200,6 +230,23 @@ impl Worker {
         }
         tracing::info!(worker_id = self.worker_id, "interrupted: leaving");
         Ok(())
+    }
+
+    /// Sleeps before the next poll after a job handed back for a local fault, so that healthy workers take the
+    /// queue meanwhile. False when interrupted first.
+    async fn wait_after_local_fault(&self) -> bool {
+        let exponent = self.local_faults.saturating_sub(1).min(16);
+        let wait = (FIRST_LOCAL_BACKOFF * 2u32.pow(exponent)).min(MAX_LOCAL_BACKOFF);
+        tracing::warn!(
+            worker_id = self.worker_id,
+            local_faults = self.local_faults,
+            wait = ?wait,
+            "waiting before the next job: this worker's last jobs failed for a reason of its own"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(wait) => true,
+            () = self.interrupts.reached(1) => false,
+        }
     }
 
     /// Runs one job in its span (see the module's docs).
@@ -246,6 +293,7 @@ impl Worker {
                 lease_epoch,
                 error,
                 retryable,
+                local: false,
             })
         };
         let outcome = match outcome {
@@ -270,9 +318,38 @@ impl Worker {
                 tracing::info!("stopped: the lease was lost or the run cancelled");
                 return Ok(());
             }
+            Err(JobError::Input(error) | JobError::Runtime(error)) if local_cause(&error).is_some() => {
+                self.local_faults += 1;
+                let handed_back = self.handed_back.entry(job_id).or_default();
+                *handed_back += 1;
+                let error = format!("worker {} ({}): {error:#}", self.worker_id, self.name);
+                if *handed_back <= MAX_HAND_BACKS {
+                    tracing::warn!(
+                        cause = local_cause_text(&error).unwrap_or("local"),
+                        %error,
+                        local_faults = self.local_faults,
+                        "handing the job back: it failed for a reason of this worker's own"
+                    );
+                    Report::Fail(FailJobRequest {
+                        job_id,
+                        lease_epoch,
+                        error,
+                        retryable: true,
+                        local: true,
+                    })
+                } else {
+                    // Handed back that often, the cause may be the job's after all (a bundle larger than any
+                    // disk): its attempts count from now on, so it ends rather than circling forever.
+                    tracing::warn!(%error, handed_back = *handed_back, "failed again for a local reason; counting the attempt");
+                    fail(error, true)
+                }
+            }
             Err(JobError::Input(error)) => fail(format!("{error:#}"), false),
             Err(JobError::Runtime(error)) => fail(format!("{error:#}"), true),
         };
+        if !self.handed_back.contains_key(&job_id) {
+            self.local_faults = 0;
+        }
         let reported = self.report(report).await;
         heartbeat.abort();
         reported
@@ -362,10 +439,21 @@ impl Worker {
     async fn report(&mut self, report: Report) -> Result<()> {
         let job_id = report.job_id();
         let mut backoff = Backoff::default();
+        let give_up = self.interrupts.nth(2);
         loop {
-            let answer = match &report {
-                Report::Complete(request) => self.client.complete_job(request.clone()).await.map(drop),
-                Report::Fail(request) => self.client.fail_job(request.clone()).await.map(drop),
+            let call = async {
+                match &report {
+                    Report::Complete(request) => self.client.complete_job(request.clone()).await.map(drop),
+                    Report::Fail(request) => self.client.fail_job(request.clone()).await.map(drop),
+                }
+            };
+            // A coordinator that accepted the connection and stopped answering would hold the call forever.
+            let answer = tokio::select! {
+                answer = call => answer,
+                () = give_up.given_up() => {
+                    tracing::warn!("report not delivered: interrupted first");
+                    return Ok(());
+                }
             };
             match answer {
                 Ok(()) => {
@@ -390,10 +478,7 @@ impl Worker {
                 }
                 Err(status) if transient(&status) => {
                     // A second interrupt gives up: the lease expires and the job is run again elsewhere.
-                    if !backoff
-                        .wait("reporting", &describe(&status), &self.interrupts.nth(2))
-                        .await
-                    {
+                    if !backoff.wait("reporting", &describe(&status), &give_up).await {
                         tracing::warn!("report not delivered: interrupted first");
                         return Ok(());
                     }
@@ -410,6 +495,48 @@ impl Worker {
 enum Artifact {
     Model,
     Bundle,
+}
+
+/// Why `error` is this worker's fault rather than the job's, if it is: its disk (or cache) full or read-only, out
+/// of memory, an I/O or device error. Such a job is handed back without spending an attempt, and never counted
+/// as bad input. Looks at the I/O errors in the chain, then at the message, since the cache and libtorch pass
+/// their causes on as text.
+fn local_cause(error: &anyhow::Error) -> Option<&'static str> {
+    local_io_cause(error).or_else(|| local_cause_text(&format!("{error:#}")))
+}
+
+/// [`local_cause`] from the I/O errors in `error`'s chain.
+fn local_io_cause(error: &anyhow::Error) -> Option<&'static str> {
+    for cause in error.chain() {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            match io.raw_os_error() {
+                Some(libc::ENOSPC | libc::EDQUOT) => return Some("disk full"),
+                Some(libc::ENOMEM) => return Some("out of memory"),
+                Some(libc::EIO | libc::EROFS) => return Some("disk error"),
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+/// [`local_cause`] from an error's message.
+fn local_cause_text(message: &str) -> Option<&'static str> {
+    let message = message.to_lowercase();
+    const CAUSES: [(&str, &str); 8] = [
+        ("no space left on device", "disk full"),
+        ("disk quota exceeded", "disk full"),
+        ("cannot allocate memory", "out of memory"),
+        ("out of memory", "out of memory"),
+        ("input/output error", "disk error"),
+        ("read-only file system", "disk error"),
+        ("cuda error", "device error"),
+        ("cudnn_status", "device error"),
+    ];
+    CAUSES
+        .iter()
+        .find(|(text, _)| message.contains(text))
+        .map(|(_, cause)| *cause)
 }
 
 enum Report {
@@ -512,18 +639,21 @@ impl Backoff {
         tracing::warn!(error = %why, retry_in = ?self.next, "{what} failed; retrying");
         let slept = tokio::select! {
             () = tokio::time::sleep(self.next) => true,
-            () = interrupts.reached(interrupts.threshold) => false,
+            () = interrupts.given_up() => false,
         };
         self.next = (self.next * 2).min(MAX_BACKOFF);
         slept
     }
 }
 
-/// Counts Ctrl-C and SIGTERM. `threshold` is the count [`Backoff::wait`] gives up at.
+/// Counts Ctrl-C and SIGTERM. `threshold` is the count [`Backoff::wait`] gives up at (see
+/// [`Interrupts::given_up`]).
 #[derive(Clone)]
 struct Interrupts {
     count: watch::Receiver<u32>,
     threshold: u32,
+    /// When the first interrupt came.
+    first_at: Arc<std::sync::OnceLock<tokio::time::Instant>>,
 }
 
 impl Interrupts {
@@ -532,32 +662,63 @@ impl Interrupts {
         let mut interrupt = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
         let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
         let (tx, count) = watch::channel(0);
+        let first_at = Arc::new(std::sync::OnceLock::new());
+        let first = Arc::clone(&first_at);
         tokio::spawn(async move {
             loop {
-                tokio::select! {
-                    _ = interrupt.recv() => {}
-                    _ = terminate.recv() => {}
-                }
+                let signal = tokio::select! {
+                    _ = interrupt.recv() => libc::SIGINT,
+                    _ = terminate.recv() => libc::SIGTERM,
+                };
                 tx.send_modify(|n| *n += 1);
-                if *tx.borrow() == 1 {
+                let count = *tx.borrow();
+                if count == 1 {
+                    let _ = first.set(tokio::time::Instant::now());
                     tracing::info!("interrupted: finishing the current job (interrupt again to hand it back now)");
-                } else {
-                    tracing::warn!("interrupted again: handing the current job back");
+                } else if count == 2 {
+                    tracing::warn!(within = ?HAND_BACK_GRACE, "interrupted again: handing the current job back");
+                    tokio::spawn(async move {
+                        tokio::time::sleep(HAND_BACK_GRACE).await;
+                        tracing::warn!("the hand-back did not finish in time: leaving; the lease will expire");
+                        sensgrid_coordinator::process::end_by_signal(signal);
+                    });
                 }
             }
         });
-        Ok(Interrupts { count, threshold: 1 })
+        Ok(Interrupts {
+            count,
+            threshold: 1,
+            first_at,
+        })
     }
 
     fn count(&self) -> u32 {
         *self.count.borrow()
     }
 
-    /// The same interrupts, with backoff giving up only at the `n`th.
+    /// The same interrupts, with backoff giving up only at the `n`th (or [`REPORT_GRACE`] after the first).
     fn nth(&self, n: u32) -> Interrupts {
         Interrupts {
             count: self.count.clone(),
             threshold: n,
+            first_at: Arc::clone(&self.first_at),
+        }
+    }
+
+    /// Returns at the `threshold`th interrupt; with a threshold over 1, also [`REPORT_GRACE`] after the first,
+    /// so that no wait the first interrupt lets go on outlasts it by more.
+    async fn given_up(&self) {
+        if self.threshold <= 1 {
+            return self.reached(self.threshold).await;
+        }
+        let grace = async {
+            self.reached(1).await;
+            let first = self.first_at.get().copied().unwrap_or_else(tokio::time::Instant::now);
+            tokio::time::sleep_until(first + REPORT_GRACE).await;
+        };
+        tokio::select! {
+            () = self.reached(self.threshold) => {}
+            () = grace => {}
         }
     }
 
@@ -566,6 +727,36 @@ impl Interrupts {
         let mut count = self.count.clone();
         if count.wait_for(|c| *c >= n).await.is_err() {
             std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_no_memory_or_a_device_error_is_the_workers_fault_and_bad_input_is_not() {
+        let full = anyhow::Error::new(std::io::Error::from_raw_os_error(libc::ENOSPC)).context("cache/models");
+        assert_eq!(local_cause(&full), Some("disk full"));
+        // The cache passes its causes on as text.
+        let unpacked =
+            anyhow!("artifact ab12: cache/downloads/x.d/images/1.png: No space left on device (os error 28)");
+        assert_eq!(local_cause(&unpacked), Some("disk full"));
+        assert_eq!(
+            local_cause(&anyhow!("CUDA out of memory. Tried to allocate 2.00 GiB")),
+            Some("out of memory")
+        );
+        assert_eq!(
+            local_cause(&anyhow!("CUDA error: an illegal memory access")),
+            Some("device error")
+        );
+        for input in [
+            "eval bundle: not a tar archive (unexpected EOF)",
+            "node 'p2o.LSTM.0' (LSTM): unsupported op",
+            "artifact ab12: the coordinator has no such artifact",
+        ] {
+            assert_eq!(local_cause(&anyhow!(input)), None, "{input}");
         }
     }
 }

@@ -346,3 +346,26 @@ WITH added AS (
     RETURNING id
 )
 SELECT count(*) AS added FROM added;
+
+-- name: job_release
+-- $1 now, $2 job id, $3 lease epoch, $4 error.
+-- A worker gives a current lease back for a reason of its own (a full disk, out of memory): queued again,
+-- claimable at $1, the attempt its claim counted taken back; the epoch stays, so the releasing worker's later
+-- calls are stale. One row unless the job does not exist: its state and epoch before (locked, latest), and
+-- whether it was released.
+WITH target AS MATERIALIZED (
+    SELECT j.id, j.state, j.lease_epoch
+    FROM job j
+    WHERE j.id = $2
+    FOR UPDATE
+),
+released AS (
+    UPDATE job j
+    SET state = 'queued', attempt = greatest(j.attempt - 1, 0), available_at = $1, lease_owner = NULL,
+        lease_deadline = NULL, last_error = $4
+    FROM target t
+    WHERE j.id = t.id AND j.lease_epoch = $3 AND j.state = 'leased'
+    RETURNING j.id
+)
+SELECT t.state AS prior_state, t.lease_epoch, (SELECT count(*) FROM released) AS released
+FROM target t;

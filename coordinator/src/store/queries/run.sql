@@ -210,3 +210,41 @@ replanned AS (
 )
 SELECT (SELECT state FROM target) AS prior_state, (SELECT state FROM export) AS export_state,
        (SELECT count(*) FROM replanned) AS planned;
+
+-- name: run_retry
+-- $1 run id, $2 now.
+-- Queues a running or done run's failed jobs again with fresh attempts (attempt 0, claimable at $2, their last
+-- error kept), and makes a done run that had any running again. A failed or cancelled run is left as it is.
+-- The run is locked first, then its failed jobs in id order. One row unless the run does not exist: its state
+-- before, how many jobs were queued again, and whether the run was reopened.
+WITH target AS MATERIALIZED (
+    SELECT r.id, r.state
+    FROM run r
+    WHERE r.id = $1
+    FOR UPDATE
+),
+failed AS MATERIALIZED (
+    SELECT j.id
+    FROM job j
+    WHERE j.run_id = (SELECT id FROM target WHERE state IN ('running', 'done')) AND j.state = 'failed'
+    ORDER BY j.id
+    FOR UPDATE
+),
+requeued AS (
+    UPDATE job j
+    SET state = 'queued', attempt = 0, available_at = $2, finished_at = NULL, lease_owner = NULL,
+        lease_deadline = NULL
+    FROM failed f
+    WHERE j.id = f.id AND j.state = 'failed'
+    RETURNING j.id
+),
+reopened AS (
+    UPDATE run r
+    SET state = 'running', finished_at = NULL
+    FROM target t
+    WHERE r.id = t.id AND t.state = 'done' AND EXISTS (SELECT 1 FROM failed)
+    RETURNING r.id
+)
+SELECT t.state AS prior_state, (SELECT count(*) FROM requeued) AS requeued,
+       (SELECT count(*) FROM reopened) AS reopened
+FROM target t;

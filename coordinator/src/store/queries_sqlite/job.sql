@@ -159,3 +159,21 @@ WHERE run_id = $2 AND kind = 'cell' AND group_key = $3 AND ratio > $4 AND state 
 INSERT INTO job (run_id, kind, probe_step, plan, available_at, created_at)
 VALUES ($1, 'probe', $3, $4, $2, $2)
 ON CONFLICT (run_id, probe_step) WHERE kind = 'probe' DO NOTHING;
+
+-- name: job_release
+-- $1 job id, $2 lease epoch, $3 now, $4 error.
+-- A worker gives a current lease back for a reason of its own (a full disk, out of memory): queued again,
+-- claimable at $3, the attempt its claim counted taken back; the epoch stays, so the releasing worker's later
+-- calls are stale.
+UPDATE job
+SET state = 'queued', attempt = max(attempt - 1, 0), available_at = $3, lease_owner = NULL,
+    lease_deadline = NULL, last_error = $4
+WHERE id = $1 AND lease_epoch = $2 AND state = 'leased';
+
+-- name: job_requeue_failed
+-- $1 run id, $2 now.
+-- A retried run's failed jobs, queued again with fresh attempts (their last error kept until the next ends).
+UPDATE job
+SET state = 'queued', attempt = 0, available_at = $2, finished_at = NULL, lease_owner = NULL,
+    lease_deadline = NULL
+WHERE run_id = $1 AND state = 'failed';

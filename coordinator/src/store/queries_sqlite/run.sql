@@ -67,3 +67,10 @@ SELECT state FROM job WHERE run_id = $1 AND kind = 'export';
 -- name: job_delete_export
 -- $1 run id
 DELETE FROM job WHERE run_id = $1 AND kind = 'export';
+
+-- name: run_reopen
+-- $1 run id.
+-- A done run whose failed jobs were queued again runs until it ends anew.
+UPDATE run
+SET state = 'running', finished_at = NULL
+WHERE id = $1 AND state = 'done';
