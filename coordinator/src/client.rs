@@ -38,12 +38,14 @@ use sensgrid_proto::v1::admin_service_client::AdminServiceClient;
 use sensgrid_proto::v1::worker_service_client::WorkerServiceClient;
 use sensgrid_proto::v1::{ArtifactChunk, DownloadArtifactRequest};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
+
+use crate::atomic_file::AtomicFile;
 
 /// The largest message either side decodes (4 MiB, tonic's default, stated here so both sides agree): an
 /// artifact chunk of [`CHUNK_BYTES`] fits with room to spare; anything bigger is refused with
@@ -373,69 +375,70 @@ fn first_chunk(digest: &str, size: u64, media_type: &str, data: Vec<u8>) -> Arti
     }
 }
 
-/// Downloads the artifact `digest` to `dest`: written to `dest` plus `.part`, checked against the digest and
-/// the announced size, then renamed, so `dest` never holds a partial or wrong artifact. Answers the size.
+/// Downloads the artifact `digest` to `dest` through an [`AtomicFile`] (see [`download_artifact_into`]), so
+/// `dest` never holds a partial or wrong artifact. Answers the size.
+///
+/// # Errors
+///
+/// As [`download_artifact_into`]; [`ClientError::Io`] when the file cannot be created or renamed.
+pub async fn download_artifact(client: &mut impl ArtifactCalls, digest: &str, dest: &Path) -> Result<u64, ClientError> {
+    let io = |source| ClientError::Io {
+        path: dest.to_owned(),
+        source,
+    };
+    let file = AtomicFile::create(dest).map_err(io)?;
+    let (file, size) = download_artifact_into(client, digest, file).await?;
+    file.commit_async().await.map_err(io)?;
+    Ok(size)
+}
+
+/// Downloads the artifact `digest` into `file`, checked against the digest and the announced size and synced
+/// to disk; its commit is the caller's (`results` commits it with the files it writes). Answers the file and
+/// the size.
 ///
 /// # Errors
 ///
 /// [`ClientError::Rpc`] when the coordinator refuses (`NOT_FOUND` for an unknown digest) or the stream breaks,
 /// [`ClientError::Artifact`] when the bytes do not match, [`ClientError::Io`] for local file errors.
-pub async fn download_artifact(client: &mut impl ArtifactCalls, digest: &str, dest: &Path) -> Result<u64, ClientError> {
+pub async fn download_artifact_into(
+    client: &mut impl ArtifactCalls,
+    digest: &str,
+    mut file: AtomicFile,
+) -> Result<(AtomicFile, u64), ClientError> {
     let rpc = |status| ClientError::Rpc {
         call: "DownloadArtifact",
         status,
     };
-    let mut part = dest.as_os_str().to_owned();
-    part.push(".part");
-    let part = PathBuf::from(part);
+    let dest = file.dest().to_owned();
     let io = |source| ClientError::Io {
-        path: part.clone(),
+        path: dest.clone(),
         source,
     };
     let mut stream = client.download(digest.to_owned()).await.map_err(rpc)?;
-    let mut file = tokio::fs::File::create(&part).await.map_err(io)?;
-    let written = async {
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        let mut announced = None;
-        while let Some(chunk) = stream.message().await.map_err(rpc)? {
-            announced.get_or_insert(chunk.size_bytes);
-            hasher.update(&chunk.data);
-            size += chunk.data.len() as u64;
-            file.write_all(&chunk.data).await.map_err(io)?;
-        }
-        file.flush().await.map_err(io)?;
-        let mismatch = |reason| ClientError::Artifact {
-            digest: digest.to_owned(),
-            reason,
-        };
-        let actual = format!("{:x}", hasher.finalize());
-        if actual != digest {
-            return Err(mismatch(format!("the downloaded bytes hash to {actual}")));
-        }
-        if announced != Some(size) {
-            return Err(mismatch(format!(
-                "{size} bytes downloaded, {} announced",
-                announced.map_or("none".into(), |a| a.to_string())
-            )));
-        }
-        Ok(size)
+    let mut hasher = Sha256::new();
+    let mut announced = None;
+    while let Some(chunk) = stream.message().await.map_err(rpc)? {
+        announced.get_or_insert(chunk.size_bytes);
+        hasher.update(&chunk.data);
+        file.write_async(chunk.data).await.map_err(io)?;
     }
-    .await;
-    match written {
-        Ok(size) => {
-            tokio::fs::rename(&part, dest).await.map_err(|source| ClientError::Io {
-                path: dest.to_owned(),
-                source,
-            })?;
-            Ok(size)
-        }
-        Err(error) => {
-            // The partial file is useless; failing to remove it changes nothing about the error to report.
-            let _ = tokio::fs::remove_file(&part).await;
-            Err(error)
-        }
+    let size = file.written();
+    let mismatch = |reason| ClientError::Artifact {
+        digest: digest.to_owned(),
+        reason,
+    };
+    let actual = format!("{:x}", hasher.finalize());
+    if actual != digest {
+        return Err(mismatch(format!("the downloaded bytes hash to {actual}")));
     }
+    if announced != Some(size) {
+        return Err(mismatch(format!(
+            "{size} bytes downloaded, {} announced",
+            announced.map_or("none".into(), |a| a.to_string())
+        )));
+    }
+    let file = file.sync_async().await.map_err(io)?;
+    Ok((file, size))
 }
 
 #[cfg(test)]

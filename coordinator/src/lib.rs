@@ -1,8 +1,11 @@
 //! The sensgrid coordinator: the job store in Postgres, the gRPC services that lease its jobs to workers, and
 //! the client that workers and admin tools talk to them with.
 //!
+//! - [`atomic_file`]: every file the coordinator writes (results, plots, artifacts) appears whole or not at
+//!   all, via a temporary file, fsync and rename.
 //! - [`client`]: connecting to a coordinator with a bearer token and optional TLS; artifact upload and
-//!   download. The only module without the `server` feature, so a worker links no database code.
+//!   download. With [`atomic_file`], all the crate is without the `server` feature, so a worker links no
+//!   database code.
 //! - [`logs`]: the `--log-format`/`--log-level` flags and the `tracing` subscriber of both binaries;
 //!   [`stdout`]: their stdout, which a reader may close early.
 //! - [`clock`]: where services get the time ([`clock::ManualClock`] in tests).
@@ -18,6 +21,7 @@
 //!   results` (sen.pickle, sensitivities.csv and .json, plan.json, prune_report.json); [`plots`]: the
 //!   plots written with them (sensitivity curves, the heatmap, the plan's channels).
 
+pub mod atomic_file;
 pub mod client;
 #[cfg(feature = "server")]
 pub mod clock;

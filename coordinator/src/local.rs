@@ -25,7 +25,7 @@ use sensgrid_coordinator::store::pg::PgStore;
 use sensgrid_coordinator::store::sqlite::SqliteStore;
 use sensgrid_coordinator::store::{Backoff, JobStore, RunId};
 use sensgrid_coordinator::submit::{self, Prepared};
-use sensgrid_coordinator::{MIGRATOR, client};
+use sensgrid_coordinator::{MIGRATOR, atomic_file, client};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
@@ -243,8 +243,7 @@ async fn follow(args: &RunArgs, address: &str, admin_token: &str, submission: Su
         }
         Submission::New(prepared) => {
             let id = commands::create_prepared_run(&mut admin, *prepared, None).await?;
-            std::fs::write(&run_file, serde_json::json!({"run_id": id}).to_string())
-                .with_context(|| format!("writing {}", run_file.display()))?;
+            atomic_file::write(&run_file, serde_json::json!({"run_id": id}).to_string().as_bytes())?;
             id
         }
     };

@@ -12,7 +12,8 @@
 //!
 //! [`Grid`] is the plain data they are drawn from. Text needs a TrueType font, found at run time by [`font`]
 //! (`SENSGRID_FONT`, else `fonts/DejaVuSans.ttf` of the repository, else Debian's DejaVu Sans): without one,
-//! [`write`] draws nothing and says which paths it tried.
+//! [`draw`] draws nothing and says which paths it tried. Plots are drawn in memory ([`draw`]) and then written
+//! through [`crate::atomic_file`], so a reader sees the old file or the new one.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -22,6 +23,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::atomic_file;
 
 pub mod tradeoff;
 
@@ -156,38 +159,105 @@ pub fn font_candidates() -> Vec<PathBuf> {
     paths
 }
 
-/// Draws every plot of `grid` into `out`: `sensitivity.png` and `.svg`, `heatmap.png`, and `pruned.png` when
-/// the grid has a plan. Answers the files written.
+/// A plot drawn in memory: its file name and its bytes. Plots are drawn whole before any file is touched, so
+/// that a plot that cannot be drawn leaves the folder as it was, and a plot that cannot be written is an I/O
+/// error like any other file's.
+#[derive(Clone, Debug)]
+pub struct Drawn {
+    pub name: &'static str,
+    pub bytes: Vec<u8>,
+}
+
+/// Draws every plot of `grid` in memory: `sensitivity.png` and `.svg`, `heatmap.png`, and `pruned.png` when
+/// the grid has a plan.
 ///
 /// # Errors
 ///
-/// No font (see [`font`]), or a file that cannot be drawn or written, naming it.
-pub fn write(grid: &Grid, out: &Path) -> Result<Vec<PathBuf>> {
+/// No font (see [`font`]), or a plot that cannot be drawn, naming it.
+pub fn draw(grid: &Grid) -> Result<Vec<Drawn>> {
     font()?;
-    let mut files = Vec::new();
-    let path = out.join("sensitivity.png");
-    sensitivity(BitMapBackend::new(&path, SENSITIVITY_SIZE).into_drawing_area(), grid)
-        .with_context(|| format!("drawing {}", path.display()))?;
-    files.push(path);
-    let path = out.join("sensitivity.svg");
-    sensitivity(SVGBackend::new(&path, SENSITIVITY_SIZE).into_drawing_area(), grid)
-        .with_context(|| format!("drawing {}", path.display()))?;
-    files.push(path);
-    let path = out.join("heatmap.png");
-    heatmap(BitMapBackend::new(&path, heatmap_size(grid)).into_drawing_area(), grid)
-        .with_context(|| format!("drawing {}", path.display()))?;
-    files.push(path);
+    let mut drawn = vec![
+        Drawn {
+            name: "sensitivity.png",
+            bytes: png_of(SENSITIVITY_SIZE, |root| sensitivity(root, grid)).context("drawing sensitivity.png")?,
+        },
+        Drawn {
+            name: "sensitivity.svg",
+            bytes: svg_of(SENSITIVITY_SIZE, |root| sensitivity(root, grid)).context("drawing sensitivity.svg")?,
+        },
+        Drawn {
+            name: "heatmap.png",
+            bytes: png_of(heatmap_size(grid), |root| heatmap(root, grid)).context("drawing heatmap.png")?,
+        },
+    ];
     if let Some(plan) = &grid.plan {
-        let path = out.join("pruned.png");
-        pruned(
-            BitMapBackend::new(&path, pruned_size(plan)).into_drawing_area(),
-            grid,
-            plan,
-        )
-        .with_context(|| format!("drawing {}", path.display()))?;
+        drawn.push(Drawn {
+            name: "pruned.png",
+            bytes: png_of(pruned_size(plan), |root| pruned(root, grid, plan)).context("drawing pruned.png")?,
+        });
+    }
+    Ok(drawn)
+}
+
+/// Draws every plot of `grid` (see [`draw`]) and writes each into `out` atomically (see
+/// [`crate::atomic_file`]). Answers the files written.
+///
+/// # Errors
+///
+/// As [`draw`], or a file that cannot be written, naming it.
+pub fn write(grid: &Grid, out: &Path) -> Result<Vec<PathBuf>> {
+    write_drawn(draw(grid)?, out)
+}
+
+/// Writes `drawn` into `out`, each file atomically; answers the files written.
+///
+/// # Errors
+///
+/// A file that cannot be written, naming it.
+pub fn write_drawn(drawn: Vec<Drawn>, out: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for plot in drawn {
+        let path = out.join(plot.name);
+        atomic_file::write(&path, &plot.bytes)?;
         files.push(path);
     }
     Ok(files)
+}
+
+/// A PNG of `size` pixels, as `draw` draws it on a bitmap in memory.
+///
+/// # Errors
+///
+/// `draw`'s error, or one of encoding the PNG.
+pub fn png_of(
+    size: (u32, u32),
+    draw: impl FnOnce(DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
+) -> Result<Vec<u8>> {
+    let (width, height) = size;
+    let mut rgb = vec![0u8; width as usize * height as usize * 3];
+    draw(BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area())?;
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().context("encoding the PNG")?;
+    writer.write_image_data(&rgb).context("encoding the PNG")?;
+    writer.finish().context("encoding the PNG")?;
+    Ok(bytes)
+}
+
+/// An SVG of `size`, as `draw` draws it.
+///
+/// # Errors
+///
+/// `draw`'s error.
+pub fn svg_of(
+    size: (u32, u32),
+    draw: impl FnOnce(DrawingArea<SVGBackend<'_>, Shift>) -> Result<()>,
+) -> Result<Vec<u8>> {
+    let mut text = String::new();
+    draw(SVGBackend::with_string(&mut text, size).into_drawing_area())?;
+    Ok(text.into_bytes())
 }
 
 fn font_of(size: u32) -> TextStyle<'static> {

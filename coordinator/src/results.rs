@@ -16,6 +16,10 @@
 //!   plan, FLOPs, params and latency, metric, loss, worker, and `chosen` for the one whose plan is the run's;
 //! - the plots of [`crate::plots`]: `sensitivity.png` and `.svg`, `heatmap.png`, after a plan `pruned.png`,
 //!   with done probes `tradeoff.png` and `.svg`.
+//!
+//! Every file is written whole or not at all (issue 26): all are written and synced under temporary names
+//! first ([`Staged`]), and renamed into place only once every one of them is, so a full disk leaves the earlier
+//! results as they were, never a 0-byte or truncated file, nor new files beside old ones.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -25,6 +29,7 @@ use sensgrid_model::prune::pruned_count;
 use sensgrid_proto::v1 as pb;
 use serde_json::{Map, Value, json};
 
+use crate::atomic_file::AtomicFile;
 use crate::spec::{GroupSpec, MeasuredSpec, PruneTarget, RunSpec};
 use crate::{planning, plots, sensitivity};
 
@@ -42,6 +47,38 @@ pub struct Written {
     pub files: Vec<PathBuf>,
     /// The export's pruned model digest, when the export is done: the caller downloads it to `pruned.onnx`.
     pub pruned_model: Option<String>,
+}
+
+/// The files of a run's results written and synced under temporary names, not yet in place: nothing in the
+/// folder has changed until [`Staged::commit`], and dropped before it they are removed. So a file that cannot
+/// be written (a full disk) leaves every earlier result as it was, never a mix of new and old files.
+pub struct Staged {
+    files: Vec<AtomicFile>,
+    /// The export's pruned model digest, when the export is done: the caller downloads it (staged too, with
+    /// [`Staged::add`]) to `pruned.onnx`.
+    pub pruned_model: Option<String>,
+}
+
+impl Staged {
+    /// Adds a file written elsewhere (the downloaded `pruned.onnx`), committed with the others.
+    pub fn add(&mut self, file: AtomicFile) {
+        self.files.push(file);
+    }
+
+    /// Renames every file into place; answers their paths.
+    ///
+    /// # Errors
+    ///
+    /// A file that cannot be renamed or synced, naming it.
+    pub fn commit(self) -> Result<Vec<PathBuf>> {
+        let mut paths = Vec::with_capacity(self.files.len());
+        for file in self.files {
+            let path = file.dest().to_owned();
+            file.commit()?;
+            paths.push(path);
+        }
+        Ok(paths)
+    }
 }
 
 impl<'a> RunResults<'a> {
@@ -94,50 +131,75 @@ impl<'a> RunResults<'a> {
         )
     }
 
-    /// Writes every file into `out` (created).
+    /// Writes every file into `out` (created): [`RunResults::stage`], then [`Staged::commit`].
     ///
     /// # Errors
     ///
     /// A file that cannot be written, naming it.
     pub fn write(&self, out: &Path) -> Result<Written> {
+        let staged = self.stage(out)?;
+        let pruned_model = staged.pruned_model.clone();
+        Ok(Written {
+            files: staged.commit()?,
+            pruned_model,
+        })
+    }
+
+    /// Writes every file into `out` (created) under temporary names, synced: see [`Staged`]. A plot that cannot
+    /// be drawn (no font) is left out with a warning, and loses no result; one that cannot be written is an
+    /// error like any other file.
+    ///
+    /// # Errors
+    ///
+    /// A file that cannot be written, naming it.
+    pub fn stage(&self, out: &Path) -> Result<Staged> {
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        let mut written = Written::default();
-        let mut put = |name: &str, bytes: Vec<u8>| -> Result<()> {
-            let path = out.join(name);
-            std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
-            written.files.push(path);
-            Ok(())
-        };
-        put("sen.pickle", self.sen_pickle()?)?;
-        put("sen_status.pickle", self.sen_status_pickle()?)?;
-        put("sensitivities.csv", self.csv()?)?;
-        put("sensitivities.json", pretty(&self.json())?)?;
+        let mut files: Vec<(&str, Vec<u8>)> = vec![
+            ("sen.pickle", self.sen_pickle()?),
+            ("sen_status.pickle", self.sen_status_pickle()?),
+            ("sensitivities.csv", self.csv()?),
+            ("sensitivities.json", pretty(&self.json())?),
+        ];
         let probes = self.probes();
         if !probes.is_empty() {
-            put("probes.csv", self.probes_csv(&probes)?)?;
-            put("probes.json", pretty(&self.probes_json(&probes))?)?;
+            files.push(("probes.csv", self.probes_csv(&probes)?));
+            files.push(("probes.json", pretty(&self.probes_json(&probes))?));
         }
         if !self.run.plan_json.is_empty() {
             let plan: Value = serde_json::from_str(&self.run.plan_json).context("the run's plan is not JSON")?;
-            put("plan.json", pretty(&plan)?)?;
+            files.push(("plan.json", pretty(&plan)?));
         }
         let export = self.jobs("export").find(|j| j.state == "done").and_then(Self::result);
+        let mut pruned_model = None;
         if let Some(export) = export {
-            put("prune_report.json", pretty(&self.prune_report(&export))?)?;
-            written.pruned_model = export.get("artifact_digest").and_then(Value::as_str).map(str::to_owned);
+            files.push(("prune_report.json", pretty(&self.prune_report(&export))?));
+            pruned_model = export.get("artifact_digest").and_then(Value::as_str).map(str::to_owned);
         }
-        // Last, and never an error: a missing font (or a plot that cannot be drawn) loses no result.
-        match plots::write(&self.plot_grid(), out) {
-            Ok(files) => written.files.extend(files),
-            Err(error) => tracing::warn!(error = format!("{error:#}"), "the plots are not written"),
-        }
+        let mut plots = match plots::draw(&self.plot_grid()) {
+            Ok(plots) => plots,
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), "the plots are not drawn");
+                Vec::new()
+            }
+        };
         if let Some(tradeoff) = self.tradeoff_from(&probes) {
-            match plots::tradeoff::write(&tradeoff, out) {
-                Ok(files) => written.files.extend(files),
-                Err(error) => tracing::warn!(error = format!("{error:#}"), "the trade-off plot is not written"),
+            match plots::tradeoff::render(&tradeoff) {
+                Ok(drawn) => plots.extend(drawn),
+                Err(error) => tracing::warn!(error = format!("{error:#}"), "the trade-off plot is not drawn"),
             }
         }
-        Ok(written)
+        files.extend(plots.into_iter().map(|plot| (plot.name, plot.bytes)));
+        let mut staged = Staged {
+            files: Vec::with_capacity(files.len()),
+            pruned_model,
+        };
+        for (name, bytes) in files {
+            let mut file = AtomicFile::create(out.join(name))?;
+            file.write_all(&bytes)?;
+            file.sync()?;
+            staged.add(file);
+        }
+        Ok(staged)
     }
 
     /// What the plots are drawn from: every group in model order, the skipped ones marked; each cell's

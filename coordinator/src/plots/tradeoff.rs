@@ -9,7 +9,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
-use super::{PALETTE, anchored, colored, font, font_of, loss_label, loss_label_exact};
+use super::{
+    Drawn, PALETTE, anchored, colored, font, font_of, loss_label, loss_label_exact, png_of, svg_of, write_drawn,
+};
 
 /// What the trade-off plot is drawn from.
 #[derive(Clone, Debug, PartialEq)]
@@ -72,20 +74,33 @@ pub const PROBE_COLOR: RGBColor = PALETTE[0];
 /// The ring around the chosen probe.
 pub const CHOSEN_COLOR: RGBColor = PALETTE[3];
 
-/// Draws `tradeoff.png` and `tradeoff.svg` into `out`; answers the files written.
+/// Draws `tradeoff.png` and `tradeoff.svg` in memory.
 ///
 /// # Errors
 ///
-/// No font (see [`font`]), or a file that cannot be drawn or written, naming it.
-pub fn write(tradeoff: &Tradeoff, out: &Path) -> Result<Vec<PathBuf>> {
+/// No font (see [`font`]), or a plot that cannot be drawn, naming it.
+pub fn render(tradeoff: &Tradeoff) -> Result<Vec<Drawn>> {
     font()?;
-    let png = out.join("tradeoff.png");
-    draw(BitMapBackend::new(&png, SIZE).into_drawing_area(), tradeoff)
-        .with_context(|| format!("drawing {}", png.display()))?;
-    let svg = out.join("tradeoff.svg");
-    draw(SVGBackend::new(&svg, SIZE).into_drawing_area(), tradeoff)
-        .with_context(|| format!("drawing {}", svg.display()))?;
-    Ok(vec![png, svg])
+    Ok(vec![
+        Drawn {
+            name: "tradeoff.png",
+            bytes: png_of(SIZE, |root| draw(root, tradeoff)).context("drawing tradeoff.png")?,
+        },
+        Drawn {
+            name: "tradeoff.svg",
+            bytes: svg_of(SIZE, |root| draw(root, tradeoff)).context("drawing tradeoff.svg")?,
+        },
+    ])
+}
+
+/// Draws `tradeoff.png` and `tradeoff.svg` (see [`render`]) and writes them into `out` atomically; answers the
+/// files written.
+///
+/// # Errors
+///
+/// As [`render`], or a file that cannot be written, naming it.
+pub fn write(tradeoff: &Tradeoff, out: &Path) -> Result<Vec<PathBuf>> {
+    write_drawn(render(tradeoff)?, out)
 }
 
 /// Draws the trade-off on `root` (any backend: the PNG and the SVG).

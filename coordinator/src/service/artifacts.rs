@@ -1,39 +1,47 @@
 //! Artifact files: content-addressed under `--artifact-dir`, one file per digest, named by it. Their metadata
 //! (size, media type) is in the store; the bytes never go through the database.
 //!
-//! An upload is written to a temporary file (`.upload-*`, removed on every failure path by a drop guard),
-//! checked against the digest and size its first chunk announced, synced, and only then renamed to its digest:
-//! a file named by a digest always holds exactly those bytes. The metadata is recorded after the rename, so a
-//! stored artifact always has its file.
+//! An upload is written through an [`AtomicFile`] (a temporary file, removed on every failure path), checked
+//! against the digest and size its first chunk announced, synced, read back from disk and checked again, and
+//! only then renamed to its digest: a file named by a digest holds exactly those bytes. The metadata is
+//! recorded after the rename, so a stored artifact always has its file, and a failed upload (a full disk
+//! included) leaves neither a file nor a row (issue 26).
+//!
+//! A file can still be damaged after it was stored (a disk error, a hand at work): [`ArtifactDir::is_intact`]
+//! checks it before `StatArtifact` answers that the digest is stored, so the client uploads it again and the
+//! upload repairs it, and a download refuses a file whose size is not its row's.
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use sensgrid_proto::v1::{ArtifactChunk, DownloadArtifactRequest, UploadArtifactResponse};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
+use crate::atomic_file::{self, AtomicFile};
 use crate::client::CHUNK_BYTES;
 use crate::clock::Clock;
-use crate::store::{ArtifactPutParams, JobStore};
+use crate::store::{Artifact, ArtifactPutParams, JobStore};
 
 /// The media type of an upload that names none.
 pub const DEFAULT_MEDIA_TYPE: &str = "application/octet-stream";
 
-/// Prefix of the temporary files of uploads in progress.
-const UPLOAD_PREFIX: &str = ".upload-";
+/// Prefix of the temporary files of uploads of earlier versions, removed at start like the current ones.
+const LEGACY_UPLOAD_PREFIX: &str = ".upload-";
+
+/// The largest file `StatArtifact` hashes to check it (up to a tenth of a second); a larger one has its size
+/// checked only.
+const HASH_ON_STAT_MAX_BYTES: u64 = 64 << 20;
 
 /// The artifact directory. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct ArtifactDir {
     root: Arc<PathBuf>,
-    /// Numbers temporary files, so concurrent uploads of one digest never share one.
-    next_upload: Arc<AtomicU64>,
 }
 
 /// What a download streams.
@@ -49,19 +57,63 @@ impl ArtifactDir {
         tokio::fs::create_dir_all(&root).await?;
         let mut entries = tokio::fs::read_dir(&root).await?;
         while let Some(entry) = entries.next_entry().await? {
-            if entry.file_name().to_string_lossy().starts_with(UPLOAD_PREFIX) {
+            let name = entry.file_name();
+            if atomic_file::is_temp(&name) || name.to_string_lossy().starts_with(LEGACY_UPLOAD_PREFIX) {
                 tokio::fs::remove_file(entry.path()).await?;
             }
         }
-        Ok(Self {
-            root: Arc::new(root),
-            next_upload: Arc::new(AtomicU64::new(0)),
-        })
+        Ok(Self { root: Arc::new(root) })
     }
 
     /// Where the artifact `digest` (checked by the caller) lives.
     pub fn path(&self, digest: &str) -> PathBuf {
         self.root.join(digest)
+    }
+
+    /// Whether the stored `artifact`'s file is whole: its size, and its digest when it is at most
+    /// [`HASH_ON_STAT_MAX_BYTES`]. A damaged one is logged and answered `false`, so that `StatArtifact` says
+    /// "not stored" and the client's upload replaces it (a full disk once stored truncated files that every
+    /// later submit then skipped, issue 26).
+    ///
+    /// # Errors
+    ///
+    /// `INTERNAL` when the file cannot be read.
+    pub async fn is_intact(&self, artifact: &Artifact) -> Result<bool, Status> {
+        let path = self.path(&artifact.digest);
+        let (size, digest) = (artifact.size_bytes, artifact.digest.clone());
+        let hash = (size <= HASH_ON_STAT_MAX_BYTES).then_some(digest);
+        let damage = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || damage(&path, size, hash.as_deref()))
+        }
+        .await
+        .map_err(|e| Status::internal(format!("checking {}: {e}", path.display())))?;
+        match damage.map_err(|e| internal_io("checking", &path, &e))? {
+            None => Ok(true),
+            Some(damage) => {
+                tracing::warn!(
+                    digest = artifact.digest,
+                    path = %path.display(),
+                    damage,
+                    "a stored artifact's file is damaged: answering it is not stored, so that it is uploaded again"
+                );
+                Ok(false)
+            }
+        }
+    }
+
+    /// The status of an upload of `digest` that could not be stored: `RESOURCE_EXHAUSTED` for a full disk,
+    /// else `INTERNAL`, naming the artifact dir.
+    fn storing_status(&self, digest: &str, error: io::Error) -> Status {
+        let message = format!(
+            "storing artifact {digest} in --artifact-dir {}: {error}; nothing is stored",
+            self.root.display()
+        );
+        tracing::error!(digest, error = %error, "an upload could not be stored");
+        match error.kind() {
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => Status::resource_exhausted(message),
+            _ => Status::internal(message),
+        }
     }
 
     /// `UploadArtifact` as both services answer it (workers upload pruned models, admin clients what they
@@ -99,8 +151,9 @@ impl ArtifactDir {
     ///
     /// `INVALID_ARGUMENT` for an empty stream, a malformed digest, a chunk over 1 MiB, or bytes that do not
     /// match the announced size or digest (nothing is stored); `ALREADY_EXISTS` when the digest is stored with
-    /// another size or media type; `INTERNAL` for local I/O errors; the stream's own error when the client
-    /// breaks it off.
+    /// another size or media type; `RESOURCE_EXHAUSTED` when the artifact dir's disk is full, `INTERNAL` for
+    /// other local I/O errors, and a file that does not read back as announced (each naming the artifact dir;
+    /// nothing is stored); the stream's own error when the client breaks it off.
     pub async fn upload<S: JobStore>(
         &self,
         store: &S,
@@ -120,8 +173,8 @@ impl ArtifactDir {
             first.media_type
         };
 
-        let number = self.next_upload.fetch_add(1, Ordering::Relaxed);
-        let mut temp = TempFile::create(self.root.join(format!("{UPLOAD_PREFIX}{digest}-{number}"))).await?;
+        let storing = |error| self.storing_status(&digest, error);
+        let mut temp = AtomicFile::create(self.path(&digest)).map_err(storing)?;
         let mut hasher = Sha256::new();
         let mut size = 0u64;
         let mut data = first.data;
@@ -140,7 +193,7 @@ impl ArtifactDir {
                 )));
             }
             hasher.update(&data);
-            temp.write(&data).await?;
+            temp.write_async(data).await.map_err(storing)?;
             match stream.message().await? {
                 Some(chunk) => data = chunk.data,
                 None => break,
@@ -158,7 +211,23 @@ impl ArtifactDir {
                 "upload of {digest}: the bytes hash to {actual}"
             )));
         }
-        temp.persist(&self.path(&digest)).await?;
+        // What gets the digest's name is what the disk holds, read back, not what was received.
+        let checked = {
+            let digest = digest.clone();
+            tokio::task::spawn_blocking(move || {
+                temp.sync()?;
+                if let Some(damage) = damage(temp.temp_path(), announced, Some(&digest))? {
+                    return Err(io::Error::other(format!(
+                        "{} read back: {damage}",
+                        temp.dest().display()
+                    )));
+                }
+                temp.commit()
+            })
+            .await
+            .map_err(|e| storing(io::Error::other(e)))?
+        };
+        checked.map_err(storing)?;
         let params = ArtifactPutParams {
             now: clock.now(),
             digest: digest.clone(),
@@ -175,7 +244,8 @@ impl ArtifactDir {
     /// # Errors
     ///
     /// `INVALID_ARGUMENT` for a malformed digest, `NOT_FOUND` for one that is not stored, `INTERNAL` when its
-    /// file cannot be opened; a read error mid-stream ends the stream with `INTERNAL`.
+    /// file cannot be opened, `DATA_LOSS` when its size is not the stored one; a read error mid-stream ends the
+    /// stream with `INTERNAL`.
     pub async fn download<S: JobStore>(&self, store: &S, digest: &str) -> Result<ChunkStream, Status> {
         convert::digest("digest", digest)?;
         let artifact = store
@@ -187,6 +257,19 @@ impl ArtifactDir {
         let mut file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| internal_io("opening", &path, &e))?;
+        let len = file
+            .metadata()
+            .await
+            .map_err(|e| internal_io("reading the size of", &path, &e))?
+            .len();
+        if len != artifact.size_bytes {
+            tracing::error!(digest, path = %path.display(), len, size_bytes = artifact.size_bytes, "a stored artifact's file is damaged");
+            return Err(Status::data_loss(format!(
+                "artifact {digest}: its file {} holds {len} of its {} bytes; uploading it again (submit) repairs it",
+                path.display(),
+                artifact.size_bytes
+            )));
+        }
         let (tx, rx) = mpsc::channel(2);
         tokio::spawn(async move {
             let mut first = Some(artifact);
@@ -222,54 +305,30 @@ impl ArtifactDir {
     }
 }
 
+/// Why the file at `path` is not the artifact of `size` bytes (and of `digest`, when given, which costs reading
+/// it): a missing file, another size, other bytes; `None` when it is.
+///
+/// # Errors
+///
+/// The I/O error of reading it.
+fn damage(path: &Path, size: u64, digest: Option<&str>) -> io::Result<Option<String>> {
+    let len = match std::fs::metadata(path) {
+        Ok(metadata) => metadata.len(),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Some("its file is missing".into())),
+        Err(error) => return Err(error),
+    };
+    if len != size {
+        return Ok(Some(format!("its file holds {len} of its {size} bytes")));
+    }
+    let Some(digest) = digest else {
+        return Ok(None);
+    };
+    let mut hasher = Sha256::new();
+    io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    let actual = format!("{:x}", hasher.finalize());
+    Ok((actual != digest).then(|| format!("its file hashes to {actual}")))
+}
+
 fn internal_io(what: &str, path: &Path, error: &std::io::Error) -> Status {
     Status::internal(format!("{what} {}: {error}", path.display()))
-}
-
-/// A file being written that is removed unless [`persist`](TempFile::persist)ed.
-struct TempFile {
-    path: PathBuf,
-    file: Option<tokio::fs::File>,
-}
-
-impl TempFile {
-    async fn create(path: PathBuf) -> Result<Self, Status> {
-        let file = tokio::fs::File::create(&path)
-            .await
-            .map_err(|e| internal_io("creating", &path, &e))?;
-        Ok(Self { path, file: Some(file) })
-    }
-
-    async fn write(&mut self, data: &[u8]) -> Result<(), Status> {
-        let Some(file) = self.file.as_mut() else {
-            return Err(Status::internal(format!("{} is already closed", self.path.display())));
-        };
-        file.write_all(data)
-            .await
-            .map_err(|e| internal_io("writing", &self.path, &e))
-    }
-
-    /// Syncs the file and renames it to `dest`.
-    async fn persist(mut self, dest: &Path) -> Result<(), Status> {
-        if let Some(file) = self.file.take() {
-            file.sync_all()
-                .await
-                .map_err(|e| internal_io("syncing", &self.path, &e))?;
-        }
-        tokio::fs::rename(&self.path, dest)
-            .await
-            .map_err(|e| internal_io("renaming to its digest", &self.path, &e))?;
-        self.path = PathBuf::new();
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.path.as_os_str().is_empty() {
-            // Drop cannot await; the file is small to unlink. A failure leaves a `.upload-` file that the next
-            // start removes.
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
 }

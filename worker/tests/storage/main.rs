@@ -6,5 +6,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod artifacts;
+mod results_files;
 mod tmpfs;
 mod two_coordinators;
