@@ -7,7 +7,7 @@
 //!   download. With [`atomic_file`], all the crate is without the `server` feature, so a worker links no
 //!   database code.
 //! - [`logs`]: the `--log-format`/`--log-level` flags and the `tracing` subscriber of both binaries;
-//!   [`stdout`]: their stdout, which a reader may close early.
+//!   [`stdout`]: their stdout, which a reader may close early; [`process`]: how they end when signalled.
 //! - [`clock`]: where services get the time ([`clock::ManualClock`] in tests).
 //! - [`store`]: every database operation, behind the [`store::JobStore`] trait; [`store::pg::PgStore`] holds
 //!   all the SQL.
@@ -31,6 +31,8 @@ pub mod logs;
 pub mod planning;
 #[cfg(feature = "server")]
 pub mod plots;
+#[cfg(feature = "logs")]
+pub mod process;
 #[cfg(feature = "server")]
 pub mod progress;
 #[cfg(feature = "server")]

@@ -8,8 +8,13 @@
 //! run's config, model and eval set are checked before anything starts, so a bad one is refused at once.
 //!
 //! The workers never outlive this process: each gets `PR_SET_PDEATHSIG` (SIGKILL when the coordinator dies,
-//! even by SIGKILL) and its own process group, which is killed on the way out. SIGINT and SIGTERM stop the
-//! workers and the coordinator, then end this process by the same signal ([`Interrupted`]).
+//! even by SIGKILL) and its own process group, which is killed on the way out. SIGINT, SIGTERM and SIGHUP (the
+//! terminal closed) stop the workers and the coordinator, then end this process by the same signal
+//! ([`Interrupted`]).
+//!
+//! A job store that cannot write (a full disk under `--out`) stops the run within seconds
+//! ([`STORE_FAILURE_GRACE`]) with the store's error, rather than leaving it waiting on workers whose every
+//! report fails: what was committed stays, and the same `--out` resumes once there is space.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -62,7 +67,7 @@ pub struct RunArgs {
 /// The file that names the run an `--out` folder holds.
 const RUN_FILE: &str = "run.json";
 
-/// `coordinator run` was stopped by SIGINT or SIGTERM: its workers and its coordinator are stopped, and
+/// `coordinator run` was stopped by SIGINT, SIGTERM or SIGHUP: its workers and its coordinator are stopped, and
 /// [`Interrupted::end_process`] ends the process by the same signal, as a shell and `make` expect of a command
 /// that was interrupted (a shell shows 130 or 143). The run is not over: the same `--out` resumes it.
 #[derive(Debug, thiserror::Error)]
@@ -74,14 +79,7 @@ pub struct Interrupted {
 impl Interrupted {
     /// Ends the process by the signal that interrupted it, with its default action.
     pub fn end_process(&self) -> ! {
-        // SAFETY: signal(2) and raise(3) with a valid signal number; restoring the default action first
-        // replaces tokio's handler, so the raise terminates the process.
-        unsafe {
-            libc::signal(self.signal, libc::SIG_DFL);
-            libc::raise(self.signal);
-        }
-        // Not reached: the default action of SIGINT and SIGTERM is to terminate.
-        std::process::exit(128 + self.signal)
+        sensgrid_coordinator::process::end_by_signal(self.signal)
     }
 }
 
@@ -89,14 +87,16 @@ fn signal_name(signal: libc::c_int) -> &'static str {
     match signal {
         libc::SIGINT => "SIGINT",
         libc::SIGTERM => "SIGTERM",
+        libc::SIGHUP => "SIGHUP",
         _ => "a signal",
     }
 }
 
-/// SIGINT and SIGTERM, caught from the start of `run` so that neither leaves the workers behind.
+/// SIGINT, SIGTERM and SIGHUP, caught from the start of `run` so that none leaves the workers behind.
 struct StopSignals {
     interrupt: Signal,
     terminate: Signal,
+    hangup: Signal,
 }
 
 impl StopSignals {
@@ -104,14 +104,16 @@ impl StopSignals {
         Ok(StopSignals {
             interrupt: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
             terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+            hangup: signal(SignalKind::hangup()).context("listening for SIGHUP")?,
         })
     }
 
-    /// The next SIGINT or SIGTERM.
+    /// The next SIGINT, SIGTERM or SIGHUP.
     async fn recv(&mut self) -> Interrupted {
         let signal = tokio::select! {
             _ = self.interrupt.recv() => libc::SIGINT,
             _ = self.terminate.recv() => libc::SIGTERM,
+            _ = self.hangup.recv() => libc::SIGHUP,
         };
         Interrupted { signal }
     }
@@ -128,14 +130,15 @@ pub async fn run(args: RunArgs) -> Result<()> {
                 .await
                 .with_context(|| format!("connecting to {url}"))?;
             MIGRATOR.run(&pool).await.context("applying migrations")?;
-            run_on(PgStore::new(pool), &args, &mut signals).await
+            run_on(PgStore::new(pool), "the job store (Postgres)", &args, &mut signals).await
         }
         None => {
             let file = args.out.join("sensgrid.db");
             let store = SqliteStore::open(&file)
                 .await
                 .with_context(|| format!("opening the job store {}", file.display()))?;
-            let outcome = run_on(store.clone(), &args, &mut signals).await;
+            let place = format!("the job store {}", file.display());
+            let outcome = run_on(store.clone(), &place, &args, &mut signals).await;
             store.close().await;
             outcome
         }
@@ -150,7 +153,7 @@ enum Submission {
     New(Box<Prepared>),
 }
 
-async fn run_on<S: JobStore>(store: S, args: &RunArgs, signals: &mut StopSignals) -> Result<()> {
+async fn run_on<S: JobStore>(store: S, place: &str, args: &RunArgs, signals: &mut StopSignals) -> Result<()> {
     let submission = tokio::select! {
         submission = submission(&store, args) => submission?,
         interrupted = signals.recv() => return Err(interrupted.into()),
@@ -203,11 +206,36 @@ async fn run_on<S: JobStore>(store: S, args: &RunArgs, signals: &mut StopSignals
     let outcome = tokio::select! {
         outcome = follow(args, &address, &admin_token, submission) => outcome,
         interrupted = signals.recv() => Err(interrupted.into()),
+        failure = cannot_write(&store, place) => Err(failure),
     };
     drop(workers);
     stop.cancel();
     server.await.context("the coordinator task")??;
     outcome
+}
+
+/// How long every write of the job store may fail before `run` stops: long enough for one failed commit to
+/// be followed by a good one, short enough that a full disk ends the run within seconds.
+const STORE_FAILURE_GRACE: Duration = Duration::from_secs(3);
+
+/// Returns once the store's writes have failed for [`STORE_FAILURE_GRACE`] in a row, with the error to end
+/// the run on (`place` names the store).
+async fn cannot_write<S: JobStore>(store: &S, place: &str) -> anyhow::Error {
+    let mut ticks = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        ticks.tick().await;
+        if let Some(failure) = store.write_failure() {
+            let failing = failure.since.elapsed();
+            if failing >= STORE_FAILURE_GRACE {
+                return anyhow::anyhow!(
+                    "{place} cannot be written ({}; every write for {:.0} s): workers stopped; what finished \
+                     is kept, and once there is space the same --out resumes the run",
+                    failure.error,
+                    failing.as_secs_f64()
+                );
+            }
+        }
+    }
 }
 
 /// The run `--out` names when the store holds it; otherwise the config's new run, prepared (reading the
@@ -239,6 +267,7 @@ async fn follow(args: &RunArgs, address: &str, admin_token: &str, submission: Su
     let run_id = match submission {
         Submission::Resumed(id) => {
             eprintln!("resuming run {id} ({})", run_file.display());
+            let _ = retry_failed; // MUTATION
             id
         }
         Submission::New(prepared) => {
@@ -275,6 +304,23 @@ async fn follow(args: &RunArgs, address: &str, admin_token: &str, submission: Su
         }
     }
     sensgrid_coordinator::stdout::write_stdout(&summary)
+}
+
+/// A resumed run's failed jobs, queued again with fresh attempts (and the run reopened if it had ended done with
+/// them), as `coordinator retry` does: resuming is asking for the rest of the run. A failed or cancelled run
+/// stays as it is, and the watch that follows reports it.
+async fn retry_failed(admin: &mut client::AdminClient, run_id: i64) -> Result<()> {
+    match admin.retry_run(sensgrid_proto::v1::RetryRunRequest { run_id }).await {
+        Ok(answer) => {
+            let requeued = answer.into_inner().requeued;
+            if requeued > 0 {
+                eprintln!("run {run_id}: {requeued} failed jobs queued again");
+            }
+            Ok(())
+        }
+        Err(status) if status.code() == tonic::Code::FailedPrecondition => Ok(()),
+        Err(status) => Err(anyhow::Error::new(status).context("RetryRun")),
+    }
 }
 
 /// What the export changed, from `prune_report.json`: the metric, FLOPs and latency before and after, one line

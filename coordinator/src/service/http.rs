@@ -115,12 +115,24 @@ async fn dashboard() -> Html<&'static str> {
     Html(include_str!("dashboard.html"))
 }
 
-/// 200 `ok` when the database answers a query; 503 with the store's error otherwise, so a probe takes a
-/// coordinator that lost its database out of service (its gRPC calls would fail anyway).
+/// 200 `ok` when the database answers a query and takes writes; 503 with the store's error otherwise, so a
+/// probe takes a coordinator that lost its database, or whose disk is full, out of service (its gRPC calls
+/// that change anything fail anyway).
 async fn healthz<S: JobStore>(State(shared): AppState<S>) -> (StatusCode, String) {
-    match shared.http.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ok".into()),
-        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("database: {error}")),
+    let store = &shared.http.store;
+    if let Err(error) = store.ping().await {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("database: {error}"));
+    }
+    match store.write_failure() {
+        None => (StatusCode::OK, "ok".into()),
+        Some(failure) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "database: writes failing for {:.1} s: {}",
+                failure.since.elapsed().as_secs_f64(),
+                failure.error
+            ),
+        ),
     }
 }
 

@@ -7,6 +7,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod artifacts;
+mod failed_cells;
 mod results_files;
+mod signals;
+mod store_full;
 mod tmpfs;
 mod two_coordinators;
