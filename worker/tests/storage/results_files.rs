@@ -63,8 +63,8 @@ fn results_on_a_full_disk_fail_naming_the_file_and_leave_the_earlier_results_who
     // 1. A full disk: no file fits.
     let filler = disk.fill(0);
     let refused = cluster.client(&results, CLIENT_TIMEOUT);
-    assert_refused(&refused, &[out.join("sen.pickle")]);
     assert_unchanged(&out, &before, "after results on a full disk");
+    assert_refused(&refused, &[out.join("sen.pickle")]);
 
     // 2. Room for the tables and reports, not for the plots: a plot that cannot be written fails like any file.
     std::fs::remove_file(&filler).unwrap();
@@ -86,8 +86,8 @@ fn results_on_a_full_disk_fail_naming_the_file_and_leave_the_earlier_results_who
     );
     let filler = disk.fill(room);
     let refused = cluster.client(&results, CLIENT_TIMEOUT);
-    assert_refused(&refused, &PLOTS.map(|name| out.join(name)));
     assert_unchanged(&out, &before, "after results with no room for the plots");
+    assert_refused(&refused, &PLOTS.map(|name| out.join(name)));
 
     // 3. With room: every file written, the new ones too, and whole.
     std::fs::remove_file(&filler).unwrap();
