@@ -465,6 +465,10 @@ impl Worker {
                             .unwrap_or_default(),
                             "completed"
                         ),
+                        Report::Fail(request) if request.local => tracing::warn!(
+                            error = %request.error,
+                            "handed back"
+                        ),
                         Report::Fail(request) => tracing::warn!(
                             retryable = request.retryable,
                             error = %request.error,

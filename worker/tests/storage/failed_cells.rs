@@ -3,12 +3,15 @@
 //!
 //! 1. A worker whose cache is on a tmpfs too small for the model hands each job back without spending an
 //!    attempt and waits, while a healthy worker does them: the run ends done, every job at its first attempt,
-//!    none failed. (Before: the full worker burnt the baseline's three attempts in seconds and the run failed.)
+//!    none failed. Once the tmpfs is enlarged, the same worker runs the next run by itself. (Before: the full
+//!    worker burnt the baseline's three attempts in seconds and the run failed.)
 //! 2. A run whose cells failed for good (a worker that reports its full disk as an ordinary failure, as one
 //!    from before the hand-back does) ends done with failed cells, and says so: `watch` exits 1 naming each
 //!    (group, ratio, error), `status` and the dashboard's API list them, `results` warns; `coordinator retry`
 //!    queues them again and a healthy worker finishes the run with every cell. (Before: `watch` exited 0 and
 //!    nothing could retry them.)
+//! 3. `coordinator run` on the same `--out` queues a run's failed cells again when it resumes. (Before: it said
+//!    "resuming" and left them failed.)
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -95,7 +98,20 @@ fn a_full_cache_worker_hands_its_jobs_back_without_spending_attempts_and_a_healt
         )),
         "healthy"
     );
-    assert!(cache.free() < FULL_CACHE_BYTES, "the tmpfs is mounted");
+
+    // Space given back, the same worker takes up work again by itself, no attempt lost on the way.
+    cluster.stop_worker("healthy");
+    cache.resize(256 * 1024 * 1024);
+    let next = cluster.submit(&config);
+    let watched = cluster.client(&["watch", &next.to_string()], RUN_TIMEOUT);
+    assert_eq!(watched.status.code(), Some(0), "watch: {}", watched.stderr);
+    assert_eq!(
+        database.psql(&format!(
+            "SELECT DISTINCT w.name || ' ' || j.attempt FROM job j JOIN worker w ON w.id = j.done_by \
+             WHERE j.run_id = {next}"
+        )),
+        "full 1"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,6 +291,65 @@ async fn failed_cells_are_named_on_every_surface_and_retry_runs_them_again() {
         refused.stderr
     );
     assert!(refused.stderr.contains("cancelled"), "{}", refused.stderr);
+}
+
+/// `coordinator run` on the same `--out` queues a finished run's failed cells again: the cells of a local run
+/// that ended done with failures (left so in its SQLite store, as a full cache left them before the hand-back)
+/// are computed on resuming, and the run ends with every cell.
+#[test]
+fn a_resumed_local_run_queues_its_failed_cells_again() {
+    let scratch = common::scratch("failed_cells_local");
+    let _tails = TailsOnPanic(scratch.clone());
+    let config = small_config(&scratch);
+    let out = scratch.join("out");
+    let run_local = |what: &str| {
+        let log = scratch.join(format!("run-{what}.log"));
+        let status = std::process::Command::new(common::coordinator_bin())
+            .args([
+                "run",
+                "-c",
+                path(&config),
+                "--out",
+                path(&out),
+                "--workers",
+                "1",
+                "--device",
+                "cpu",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .status()
+            .unwrap();
+        (status, std::fs::read_to_string(&log).unwrap())
+    };
+    let (status, log) = run_local("first");
+    assert!(status.success(), "coordinator run: {status}: {log}");
+
+    let db = out.join("sensgrid.db");
+    let sqlite = |sql: &str| common::succeed(std::process::Command::new("sqlite3").arg(&db).arg(sql));
+    let error = "worker 1 (local-1): cache/models: No space left on device (os error 28)";
+    sqlite(&format!(
+        "UPDATE job SET state = 'failed', result = NULL, done_by = NULL, attempt = 3, last_error = '{error}' \
+         WHERE kind = 'cell'"
+    ));
+    let cells: usize = sqlite("SELECT count(*) FROM job WHERE kind = 'cell'")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(cells > 0);
+
+    let (status, log) = run_local("resumed");
+    assert!(status.success(), "coordinator run, resumed: {status}: {log}");
+    assert!(log.contains(&format!("{cells} failed jobs queued again")), "{log}");
+    assert_eq!(
+        sqlite("SELECT state || ' ' || attempt FROM job WHERE kind = 'cell' GROUP BY state, attempt").trim(),
+        "done 1",
+        "{log}"
+    );
+    assert_eq!(sqlite("SELECT state FROM run").trim(), "done");
+    let csv = std::fs::read_to_string(out.join("sensitivities.csv")).unwrap();
+    assert_eq!(csv.lines().count(), cells + 1, "a line per cell: {csv}");
 }
 
 /// `GET path` on the coordinator's HTTP port: the JSON body.
