@@ -267,7 +267,7 @@ async fn follow(args: &RunArgs, address: &str, admin_token: &str, submission: Su
     let run_id = match submission {
         Submission::Resumed(id) => {
             eprintln!("resuming run {id} ({})", run_file.display());
-            let _ = retry_failed; // MUTATION
+            retry_failed(&mut admin, id).await?;
             id
         }
         Submission::New(prepared) => {
