@@ -177,24 +177,14 @@ pub struct Drawn {
 pub fn draw(grid: &Grid) -> Result<Vec<Drawn>> {
     font()?;
     let mut drawn = vec![
-        Drawn {
-            name: "sensitivity.png",
-            bytes: png_of(SENSITIVITY_SIZE, |root| sensitivity(root, grid)).context("drawing sensitivity.png")?,
-        },
-        Drawn {
-            name: "sensitivity.svg",
-            bytes: svg_of(SENSITIVITY_SIZE, |root| sensitivity(root, grid)).context("drawing sensitivity.svg")?,
-        },
-        Drawn {
-            name: "heatmap.png",
-            bytes: png_of(heatmap_size(grid), |root| heatmap(root, grid)).context("drawing heatmap.png")?,
-        },
+        Drawn::png("sensitivity.png", SENSITIVITY_SIZE, |root| sensitivity(root, grid))?,
+        Drawn::svg("sensitivity.svg", SENSITIVITY_SIZE, |root| sensitivity(root, grid))?,
+        Drawn::png("heatmap.png", heatmap_size(grid), |root| heatmap(root, grid))?,
     ];
     if let Some(plan) = &grid.plan {
-        drawn.push(Drawn {
-            name: "pruned.png",
-            bytes: png_of(pruned_size(plan), |root| pruned(root, grid, plan)).context("drawing pruned.png")?,
-        });
+        drawn.push(Drawn::png("pruned.png", pruned_size(plan), |root| {
+            pruned(root, grid, plan)
+        })?);
     }
     Ok(drawn)
 }
@@ -224,40 +214,52 @@ pub fn write_drawn(drawn: Vec<Drawn>, out: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// A PNG of `size` pixels, as `draw` draws it on a bitmap in memory.
-///
-/// # Errors
-///
-/// `draw`'s error, or one of encoding the PNG.
-pub fn png_of(
-    size: (u32, u32),
-    draw: impl FnOnce(DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
-) -> Result<Vec<u8>> {
-    let (width, height) = size;
-    let mut rgb = vec![0u8; width as usize * height as usize * 3];
-    draw(BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area())?;
-    let mut bytes = Vec::new();
-    let mut encoder = png::Encoder::new(&mut bytes, width, height);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header().context("encoding the PNG")?;
-    writer.write_image_data(&rgb).context("encoding the PNG")?;
-    writer.finish().context("encoding the PNG")?;
-    Ok(bytes)
-}
+impl Drawn {
+    /// `name`: a PNG of `size` pixels, as `draw` draws it on a bitmap in memory.
+    ///
+    /// # Errors
+    ///
+    /// `draw`'s error, or one of encoding the PNG, naming the file.
+    pub fn png(
+        name: &'static str,
+        size: (u32, u32),
+        draw: impl FnOnce(DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
+    ) -> Result<Drawn> {
+        let encoded = || -> Result<Vec<u8>> {
+            let (width, height) = size;
+            let mut rgb = vec![0u8; width as usize * height as usize * 3];
+            draw(BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area())?;
+            let mut bytes = Vec::new();
+            let mut encoder = png::Encoder::new(&mut bytes, width, height);
+            encoder.set_color(png::ColorType::Rgb);
+            encoder.set_depth(png::BitDepth::Eight);
+            let mut writer = encoder.write_header()?;
+            writer.write_image_data(&rgb)?;
+            writer.finish()?;
+            Ok(bytes)
+        };
+        let bytes = encoded().with_context(|| format!("drawing {name}"))?;
+        Ok(Drawn { name, bytes })
+    }
 
-/// An SVG of `size`, as `draw` draws it.
-///
-/// # Errors
-///
-/// `draw`'s error.
-pub fn svg_of(
-    size: (u32, u32),
-    draw: impl FnOnce(DrawingArea<SVGBackend<'_>, Shift>) -> Result<()>,
-) -> Result<Vec<u8>> {
-    let mut text = String::new();
-    draw(SVGBackend::with_string(&mut text, size).into_drawing_area())?;
-    Ok(text.into_bytes())
+    /// `name`: an SVG of `size`, as `draw` draws it.
+    ///
+    /// # Errors
+    ///
+    /// `draw`'s error, naming the file.
+    pub fn svg(
+        name: &'static str,
+        size: (u32, u32),
+        draw: impl FnOnce(DrawingArea<SVGBackend<'_>, Shift>) -> Result<()>,
+    ) -> Result<Drawn> {
+        let mut text = String::new();
+        draw(SVGBackend::with_string(&mut text, size).into_drawing_area())
+            .with_context(|| format!("drawing {name}"))?;
+        Ok(Drawn {
+            name,
+            bytes: text.into_bytes(),
+        })
+    }
 }
 
 fn font_of(size: u32) -> TextStyle<'static> {

@@ -4,14 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
-use super::{
-    Drawn, PALETTE, anchored, colored, font, font_of, loss_label, loss_label_exact, png_of, svg_of, write_drawn,
-};
+use super::{Drawn, PALETTE, anchored, colored, font, font_of, loss_label, loss_label_exact, write_drawn};
 
 /// What the trade-off plot is drawn from.
 #[derive(Clone, Debug, PartialEq)]
@@ -82,14 +80,8 @@ pub const CHOSEN_COLOR: RGBColor = PALETTE[3];
 pub fn render(tradeoff: &Tradeoff) -> Result<Vec<Drawn>> {
     font()?;
     Ok(vec![
-        Drawn {
-            name: "tradeoff.png",
-            bytes: png_of(SIZE, |root| draw(root, tradeoff)).context("drawing tradeoff.png")?,
-        },
-        Drawn {
-            name: "tradeoff.svg",
-            bytes: svg_of(SIZE, |root| draw(root, tradeoff)).context("drawing tradeoff.svg")?,
-        },
+        Drawn::png("tradeoff.png", SIZE, |root| draw(root, tradeoff))?,
+        Drawn::svg("tradeoff.svg", SIZE, |root| draw(root, tradeoff))?,
     ])
 }
 

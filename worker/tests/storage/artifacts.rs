@@ -11,23 +11,33 @@
 //! 3. The model's file truncated and one byte of the bundle's flipped (the same size): the next `submit`
 //!    uploads both again, and its run ends done on a worker that has neither cached.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sensgrid_coordinator::client::sha256_hex;
 
 use super::common::{self, CLIENT_TIMEOUT, Cluster, Database, RUN_TIMEOUT, TailsOnPanic, path, root};
 use super::tmpfs::Tmpfs;
 
-#[test]
-fn a_full_artifact_dir_fails_the_submit_leaving_nothing_and_a_damaged_held_artifact_is_uploaded_again() {
-    let scratch = common::scratch("storage_artifacts");
-    let _tails = TailsOnPanic(scratch.clone());
-    let model = root().join("models/ch_PP-OCRv3_det_infer.onnx");
+/// The model of [`one_cell_config`], under the repository root.
+pub const MODEL: &str = "models/ch_PP-OCRv3_det_infer.onnx";
+
+/// `scratch/det.yml`: [`MODEL`] on 4 synthetic images in `scratch/data`, one group at one ratio: a run of a
+/// baseline and one cell, seconds long.
+pub fn one_cell_config(scratch: &Path) -> PathBuf {
     let data = scratch.join("data");
     common::synth("det", "4", "7", &data);
     let config = scratch.join("det.yml");
     let sections = "Sensitivity:\n  ratios: [0.5]\n  skip: ['conv2d_transpose_*', 'conv2d_[1-9]*']\n";
-    std::fs::write(&config, common::det_config(&model, &data, sections)).unwrap();
+    std::fs::write(&config, common::det_config(&root().join(MODEL), &data, sections)).unwrap();
+    config
+}
+
+#[test]
+fn a_full_artifact_dir_fails_the_submit_leaving_nothing_and_a_damaged_held_artifact_is_uploaded_again() {
+    let scratch = common::scratch("storage_artifacts");
+    let _tails = TailsOnPanic(scratch.clone());
+    let model = root().join(MODEL);
+    let config = one_cell_config(&scratch);
     let submit = ["submit", "-c", path(&config)];
 
     // The model is uploaded first, in 1 MiB chunks: its first two fit, its last does not.

@@ -10,7 +10,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::common::{self, CLIENT_TIMEOUT, Cluster, Database, Output, TailsOnPanic, path, root};
+use super::artifacts::one_cell_config;
+use super::common::{self, CLIENT_TIMEOUT, Cluster, Database, Output, TailsOnPanic, path};
 use super::tmpfs::Tmpfs;
 
 /// tmpfs gives files whole pages.
@@ -23,12 +24,7 @@ const PLOTS: [&str; 4] = ["sensitivity.png", "sensitivity.svg", "heatmap.png", "
 fn results_on_a_full_disk_fail_naming_the_file_and_leave_the_earlier_results_whole() {
     let scratch = common::scratch("storage_results_files");
     let _tails = TailsOnPanic(scratch.clone());
-    let model = root().join("models/ch_PP-OCRv3_det_infer.onnx");
-    let data = scratch.join("data");
-    common::synth("det", "4", "7", &data);
-    let config = scratch.join("det.yml");
-    let sections = "Sensitivity:\n  ratios: [0.5]\n  skip: ['conv2d_transpose_*', 'conv2d_[1-9]*']\n";
-    std::fs::write(&config, common::det_config(&model, &data, sections)).unwrap();
+    let config = one_cell_config(&scratch);
 
     let database = Database::create("storage_results");
     let mut cluster = Cluster::new(&scratch, &database.url);
