@@ -332,3 +332,35 @@ fn damage(path: &Path, size: u64, digest: Option<&str>) -> io::Result<Option<Str
 fn internal_io(what: &str, path: &Path, error: &std::io::Error) -> Status {
     Status::internal(format!("{what} {}: {error}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn damage_names_a_missing_file_another_size_and_other_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("artifact");
+        let bytes = b"the stored bytes";
+        let digest = format!("{:x}", Sha256::digest(bytes));
+        let size = bytes.len() as u64;
+        assert_eq!(
+            damage(&path, size, Some(&digest)).unwrap().as_deref(),
+            Some("its file is missing")
+        );
+        std::fs::write(&path, bytes).unwrap();
+        assert_eq!(damage(&path, size, Some(&digest)).unwrap(), None);
+        std::fs::write(&path, &bytes[..4]).unwrap();
+        assert_eq!(
+            damage(&path, size, None).unwrap().as_deref(),
+            Some("its file holds 4 of its 16 bytes")
+        );
+        let mut flipped = bytes.to_vec();
+        flipped[0] ^= 0xff;
+        std::fs::write(&path, &flipped).unwrap();
+        // The size alone does not see it; the digest does.
+        assert_eq!(damage(&path, size, None).unwrap(), None);
+        let found = damage(&path, size, Some(&digest)).unwrap().unwrap();
+        assert!(found.starts_with("its file hashes to "), "{found}");
+    }
+}
