@@ -145,7 +145,10 @@ impl SqliteStore {
                     connection.ping().await?;
                     let depth = transaction_depth(connection);
                     if depth != 0 {
-                        tracing::warn!(depth, "closing the job store's write connection left inside a transaction");
+                        tracing::warn!(
+                            depth,
+                            "closing the job store's write connection left inside a transaction"
+                        );
                     }
                     Ok(depth == 0)
                 })
@@ -196,7 +199,9 @@ impl SqliteStore {
     async fn write(&self, op: &'static str) -> Result<(OwnedMutexGuard<()>, WriteTx)> {
         let turn = Arc::clone(&self.turn).lock_owned().await;
         let begun = match self.writer.begin_with("BEGIN IMMEDIATE").await {
-            Ok(mut tx) => total_changes(&mut tx).await.map(|changes_at_begin| (tx, changes_at_begin)),
+            Ok(mut tx) => total_changes(&mut tx)
+                .await
+                .map(|changes_at_begin| (tx, changes_at_begin)),
             Err(error) => Err(error),
         };
         match begun {

@@ -4,9 +4,9 @@
 //!
 //! A binary of its own, so cargo runs it apart from the other real-process tests.
 
+mod artifacts;
 #[path = "../common/mod.rs"]
 mod common;
-mod artifacts;
 mod failed_cells;
 mod results_files;
 mod signals;

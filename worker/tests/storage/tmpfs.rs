@@ -47,7 +47,13 @@ impl Tmpfs {
         // SAFETY: statvfs writes into the zeroed struct it is given; the path is a valid C string.
         let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
         let rc = unsafe { libc::statvfs(path.as_ptr(), &mut stat) };
-        assert_eq!(rc, 0, "statvfs {}: {}", self.dir.display(), std::io::Error::last_os_error());
+        assert_eq!(
+            rc,
+            0,
+            "statvfs {}: {}",
+            self.dir.display(),
+            std::io::Error::last_os_error()
+        );
         stat.f_bavail * stat.f_frsize
     }
 
@@ -56,7 +62,11 @@ impl Tmpfs {
     pub fn fill(&self, leave: u64) -> PathBuf {
         use std::io::Write;
         let path = self.dir.join("filler");
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
         let block = vec![0u8; 4096];
         while self.free() > leave {
             let want = (self.free() - leave).min(block.len() as u64) as usize;
