@@ -305,6 +305,15 @@ impl WriteHealth {
     }
 }
 
+/// The state of run `run` inside `tx`; `None` when there is no such run.
+async fn run_state(tx: &mut SqliteConnection, op: &'static str, run: RunId) -> Result<Option<RunState>> {
+    sqlx::query_scalar(sql("run_state"))
+        .bind(run.0)
+        .fetch_optional(tx)
+        .await
+        .map_err(backend(op))
+}
+
 /// How many transactions sqlx counts open on `connection`.
 fn transaction_depth(connection: &SqliteConnection) -> usize {
     <<Sqlite as sqlx::Database>::TransactionManager as sqlx::TransactionManager>::get_transaction_depth(connection)
@@ -873,11 +882,7 @@ impl JobStore for SqliteStore {
     async fn run_cancel(&self, params: RunCancelParams) -> Result<RunCancelOutcome> {
         const OP: &str = "run_cancel";
         let (_turn, mut tx) = self.write(OP).await?;
-        let prior: Option<RunState> = sqlx::query_scalar(sql("run_state"))
-            .bind(params.run_id.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend(OP))?;
+        let prior = run_state(&mut tx, OP, params.run_id).await?;
         match prior {
             None => return Ok(RunCancelOutcome::NotFound),
             Some(RunState::Running) => {}
@@ -1119,11 +1124,7 @@ impl JobStore for SqliteStore {
     async fn run_retry(&self, params: super::RunRetryParams) -> Result<super::RunRetryOutcome> {
         const OP: &str = "run_retry";
         let (_turn, mut tx) = self.write(OP).await?;
-        let prior: Option<RunState> = sqlx::query_scalar(sql("run_state"))
-            .bind(params.run_id.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend(OP))?;
+        let prior = run_state(&mut tx, OP, params.run_id).await?;
         match prior {
             None => return Ok(super::RunRetryOutcome::NotFound),
             Some(RunState::Running | RunState::Done) => {}
