@@ -86,12 +86,12 @@ pub enum ClientError {
         #[source]
         source: tonic::transport::Error,
     },
-    /// The coordinator answered a call with an error.
+    /// The coordinator answered a call with an error. The status is not the error's source: its Display
+    /// repeats the message this one already gives, which `{:#}` would print twice.
     #[error("{call}: {}: {}", .status.code(), .status.message())]
     Rpc {
         /// The call, e.g. `UploadArtifact`.
         call: &'static str,
-        #[source]
         status: Status,
     },
     /// Reading or writing a local file failed.
