@@ -66,8 +66,11 @@ pub fn infer(graph: &Graph, inputs: &[Vec<usize>]) -> Result<HashMap<String, Vec
                 known.tensors.insert(name.clone(), Tensor { dims, value: None });
             }
         }
-        if let Some(value) = value {
-            known.tensors.get_mut(&node.outputs[0]).expect("just inserted").value = Some(value);
+        // An unnamed output (ONNX's way to leave an optional output out) is read by no one: its value goes too.
+        if let Some(value) = value
+            && let Some(first) = node.outputs.first().and_then(|name| known.tensors.get_mut(name))
+        {
+            first.value = Some(value);
         }
     }
     Ok(known.tensors.into_iter().map(|(name, t)| (name, t.dims)).collect())
@@ -698,6 +701,15 @@ mod tests {
             .get(name)
             .unwrap_or_else(|| panic!("no shape for {name}"))
             .clone()
+    }
+
+    #[test]
+    fn a_known_value_on_an_unnamed_output_is_dropped_not_a_panic() {
+        // A Shape whose one output has an empty name: its value is known, and nothing can read it.
+        let g = graph(dynamic(4), vec![], vec![node("Shape", "s", &["x"], &[""], vec![])]);
+        let shapes = infer(&g, &[vec![1, 3, 8, 8]]).unwrap();
+        assert!(!shapes.contains_key(""), "{shapes:?}");
+        assert_eq!(shape_of(&shapes, "x"), [1, 3, 8, 8]);
     }
 
     #[test]

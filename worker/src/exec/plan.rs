@@ -148,7 +148,8 @@ impl Executor {
             constants.push(tensor);
         }
 
-        // The table has exactly the ops of `SUPPORTED_OPS` (a test checks it): every node has a kernel after this.
+        // The table has exactly the ops of `SUPPORTED_OPS` (a test checks it), so every node has a kernel after
+        // this; a table that fell behind is still an error naming the node, not a panic.
         sensgrid_model::ops::check_supported(graph)?;
         let table = registry::kernel_table();
 
@@ -158,13 +159,15 @@ impl Executor {
             slot_of.insert(&input.name, slot_of.len());
             inputs.push((input.name.clone(), slot_of.len() - 1));
         }
-        let source = |name: &str, slot_of: &HashMap<&str, usize>| -> Source {
+        let source = |name: &str, slot_of: &HashMap<&str, usize>| -> Result<Source> {
             if name.is_empty() {
-                Source::Absent
+                Ok(Source::Absent)
             } else if let Some(&slot) = slot_of.get(name) {
-                Source::Slot(slot)
+                Ok(Source::Slot(slot))
+            } else if let Some(&constant) = constant_index.get(name) {
+                Ok(Source::Constant(constant))
             } else {
-                Source::Constant(constant_index[name])
+                bail!("'{name}' is neither a graph input, a constant nor the output of an earlier node")
             }
         };
         let mut steps = Vec::with_capacity(graph.nodes.len());
@@ -174,8 +177,16 @@ impl Executor {
                 opset: graph.opset,
                 constants: &by_name,
             };
-            let kernel = (table[node.op_type.as_str()])(&ctx)?;
-            let step_inputs = node.inputs.iter().map(|name| source(name, &slot_of)).collect();
+            let build = table
+                .get(node.op_type.as_str())
+                .with_context(|| format!("node '{}' ({}): no kernel runs this op", node.name, node.op_type))?;
+            let kernel = build(&ctx)?;
+            let step_inputs = node
+                .inputs
+                .iter()
+                .map(|name| source(name, &slot_of))
+                .collect::<Result<_>>()
+                .with_context(|| format!("node '{}' ({})", node.name, node.op_type))?;
             let outputs = node
                 .outputs
                 .iter()
@@ -200,8 +211,8 @@ impl Executor {
         let outputs: Vec<(String, Source)> = graph
             .outputs
             .iter()
-            .map(|o| (o.name.clone(), source(&o.name, &slot_of)))
-            .collect();
+            .map(|o| Ok((o.name.clone(), source(&o.name, &slot_of).context("graph output")?)))
+            .collect::<Result<_>>()?;
         let mut steps = fuse(graph, &by_name, steps, &outputs, &constants)?;
 
         // A slot is freed after its last reader, unless it is a graph output.
@@ -774,6 +785,28 @@ pub(crate) mod tests {
         assert_eq!(
             check,
             "node 't2' (Relu), attribute 'fancy': is not supported (supported: none)"
+        );
+    }
+
+    #[test]
+    fn a_name_nothing_defines_is_an_error_naming_the_node_not_a_panic() {
+        let mut graph = skip_graph();
+        graph.nodes[2].inputs[1] = "nowhere".into();
+        let Err(refusal) = Executor::new(&graph, Device::Cpu) else {
+            panic!("a node reading an undefined name was accepted")
+        };
+        assert_eq!(
+            format!("{refusal:#}"),
+            "node 't3' (Mul): 'nowhere' is neither a graph input, a constant nor the output of an earlier node"
+        );
+        let mut graph = skip_graph();
+        graph.outputs[0].name = "missing".into();
+        let Err(refusal) = Executor::new(&graph, Device::Cpu) else {
+            panic!("an undefined graph output was accepted")
+        };
+        assert!(
+            format!("{refusal:#}").starts_with("graph output: 'missing'"),
+            "{refusal:#}"
         );
     }
 
