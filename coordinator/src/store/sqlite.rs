@@ -314,6 +314,17 @@ async fn run_state(tx: &mut SqliteConnection, op: &'static str, run: RunId) -> R
         .map_err(backend(op))
 }
 
+/// Run `run`'s queued and leased jobs inside `tx`.
+async fn unfinished_jobs(tx: &mut SqliteConnection, op: &'static str, run: RunId) -> Result<(u64, u64)> {
+    let counts = sqlx::query(sql("job_count_unfinished"))
+        .bind(run.0)
+        .fetch_one(tx)
+        .await
+        .map_err(backend(op))?;
+    let c = Columns { op, row: &counts };
+    Ok((c.number("queued")?, c.number("leased")?))
+}
+
 /// How many transactions sqlx counts open on `connection`.
 fn transaction_depth(connection: &SqliteConnection) -> usize {
     <<Sqlite as sqlx::Database>::TransactionManager as sqlx::TransactionManager>::get_transaction_depth(connection)
@@ -888,13 +899,7 @@ impl JobStore for SqliteStore {
             Some(RunState::Running) => {}
             Some(state) => return Ok(RunCancelOutcome::AlreadyFinal(state)),
         }
-        let counts = sqlx::query(sql("job_count_unfinished"))
-            .bind(params.run_id.0)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(backend(OP))?;
-        let c = Columns { op: OP, row: &counts };
-        let (queued, leased) = (c.number("queued")?, c.number("leased")?);
+        let (queued, leased) = unfinished_jobs(&mut tx, OP, params.run_id).await?;
         end_run(&mut tx, OP, params.run_id, params.now, RunState::Cancelled, None).await?;
         tx.commit().await.map_err(backend(OP))?;
         Ok(RunCancelOutcome::Cancelled { queued, leased })
@@ -967,13 +972,7 @@ impl JobStore for SqliteStore {
         if params.state == RunState::Done {
             // Done only while nothing of the run is left to run: the caller decided from jobs it read earlier,
             // and a job queued since (an export queued anew, a retried cell) is work a done run would drop.
-            let counts = sqlx::query(sql("job_count_unfinished"))
-                .bind(params.run_id.0)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(backend(OP))?;
-            let c = Columns { op: OP, row: &counts };
-            let (queued, leased): (u64, u64) = (c.number("queued")?, c.number("leased")?);
+            let (queued, leased) = unfinished_jobs(&mut tx, OP, params.run_id).await?;
             if queued + leased > 0 {
                 return Ok(false);
             }
