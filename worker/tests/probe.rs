@@ -7,8 +7,9 @@
 //! 2. Run B, the same config with A's cells imported (`--resume-from A`), has its coordinator killed with
 //!    SIGKILL once a probe is done and before any plan, and restarted: it ends done with the same plan as A.
 //! 3. Run C, A's cells imported again and `Prune.latency_reduction` as the target on one worker (one probe at a
-//!    time, so nothing else runs while a probe or the export times the model): its export job measures the
-//!    pruned model's latency at least that much below the original's.
+//!    time, so nothing else runs while a probe or the export times the model): the search chooses a probe that
+//!    measured at least that reduction, and the export records its own measurement (printed: a timing is not
+//!    asserted).
 //!
 //! A test binary of its own, so cargo runs it alone: it keeps both cores busy with two workers.
 
@@ -131,15 +132,34 @@ fn a_max_model_loss_run_exports_a_model_the_oracle_scores_within_it_and_survives
     let dir_c = scratch.join("run-c");
     cluster.results(run_c, &dir_c);
     let report_c = read_json(&dir_c.join("prune_report.json"));
-    // The export's own paired measurement: the median of its pruned/unpruned run pairs.
+    // The search chose a probe whose own measurement met the target (its margin is recorded, and the target
+    // is listed as held): that is the coordinator's decision on recorded numbers, so it is asserted. The
+    // export's re-measurement is a timing on a shared 2-core VM, so it is checked to exist and printed, not
+    // bounded: tests never assert on timings (the brief); a benchmark in bench/ is the place for that.
+    let target_c = &report_c["target"];
+    assert_eq!(target_c["kind"], "measured", "{report_c}");
+    assert_eq!(
+        target_c["latency_reduction_target"].as_f64(),
+        Some(LATENCY_REDUCTION),
+        "{report_c}"
+    );
+    let held: Vec<&str> = target_c["held"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        held.contains(&"latency_reduction"),
+        "run {run_c}'s chosen probe did not meet its target: {report_c}"
+    );
+    let margin = target_c["latency_margin"].as_f64().unwrap_or(f64::NAN);
+    assert!(margin >= 0.0, "run {run_c}'s latency margin is {margin}: {report_c}");
     let reduction = report_c["latency_reduction"]
         .as_f64()
         .unwrap_or_else(|| panic!("prune_report.json has no latency_reduction: {report_c}"));
+    assert!(reduction.is_finite() && reduction < 1.0, "{report_c}");
     eprintln!("probe: run {run_c}'s export measured a latency reduction of {reduction:.4}: {report_c}");
-    assert!(
-        reduction >= LATENCY_REDUCTION,
-        "run {run_c}'s export measured a latency reduction of {reduction}, short of {LATENCY_REDUCTION}"
-    );
 }
 
 fn read_json(file: &Path) -> Value {
