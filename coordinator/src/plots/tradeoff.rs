@@ -9,7 +9,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
-use super::{Drawn, PALETTE, anchored, colored, font, font_of, loss_label, loss_label_exact, write_drawn};
+use super::font::{anchored, colored, font, font_of};
+use super::labels::{loss_label, loss_label_exact};
+use super::sensitivity::PALETTE;
+use super::{Drawn, write_drawn};
 
 /// What the trade-off plot is drawn from.
 #[derive(Clone, Debug, PartialEq)]
