@@ -69,10 +69,10 @@ pub fn prepare(config_path: &Path, overrides: &[String], name: Option<&str>) -> 
         .with_context(|| format!("{}: counting FLOPs at {input_shape:?}", model.display()))?;
     let sensitivity = config.sensitivity();
     let skip_at = || {
-        config
-            .tree()
-            .lookup("Sensitivity.skip")
-            .map_or_else(|| config_path.display().to_string(), |node| node.origin.to_string())
+        sensitivity
+            .skip_at
+            .as_ref()
+            .map_or_else(|| config_path.display().to_string(), ToString::to_string)
     };
     for glob in &sensitivity.skip {
         if !analysis.groups.iter().any(|g| glob.matches(&g.key)) {
@@ -164,7 +164,7 @@ pub fn prepare(config_path: &Path, overrides: &[String], name: Option<&str>) -> 
         config_yaml: config.to_yaml(),
         model,
         bundle: bundle_bytes,
-        criterion: sensitivity.criterion.as_str(),
+        criterion: sensitivity.criterion.name(),
         spec,
         cells,
     })
@@ -225,10 +225,7 @@ fn check_output_fits(
         ),
     };
     if !fits {
-        let at = config
-            .tree()
-            .lookup("PostProcess.name")
-            .map_or_else(|| config.path().display().to_string(), |node| node.origin.to_string());
+        let at = config.post_process_at();
         bail!(
             "{at}: PostProcess.name {} reads a model output of {expected}, but output '{}' of {model} is {dims:?} \
              at input {input_shape:?}",

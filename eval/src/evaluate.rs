@@ -10,11 +10,10 @@ use std::path::PathBuf;
 
 use crate::batch::Batch;
 use crate::cls::{ClsError, ClsMetric, ClsPostProcess};
-use crate::config::schema::post_process as pp;
 use crate::config::schema::transform::RecLabelEncode;
 use crate::config::{Config, MetricKind, PostProcess, Transform};
 use crate::dataset::{Dataset, DatasetError, OpenOptions};
-use crate::det::{BoxType, DbPostProcess, DetError, DetMetric, ProbMap, ScoreMode, ShapeInfo};
+use crate::det::{DbPostProcess, DetError, DetMetric, ProbMap, ShapeInfo};
 use crate::metric_dict::MetricDict;
 use crate::rec::{CharacterDict, CtcLabelDecode, CtcLabelEncode, LabelTransform, RecError, RecMetric};
 use crate::transforms::Target;
@@ -137,7 +136,7 @@ impl Evaluator {
                     return Err(mismatch("DetMetric", "DetLabelEncode"));
                 }
                 Task::Det {
-                    post: db_post_process(args),
+                    post: args.clone(),
                     metric: DetMetric::new(),
                 }
             }
@@ -288,22 +287,4 @@ fn is_label_transform(t: &Transform) -> bool {
             | Transform::MultiLabelEncode(_)
             | Transform::ClsLabelEncode(_)
     )
-}
-
-fn db_post_process(args: &pp::DBPostProcess) -> DbPostProcess {
-    DbPostProcess {
-        thresh: args.thresh,
-        box_thresh: args.box_thresh,
-        max_candidates: args.max_candidates,
-        unclip_ratio: args.unclip_ratio,
-        use_dilation: args.use_dilation,
-        score_mode: match args.score_mode {
-            pp::ScoreMode::Fast => ScoreMode::Fast,
-            pp::ScoreMode::Slow => ScoreMode::Slow,
-        },
-        box_type: match args.box_type {
-            pp::BoxType::Quad => BoxType::Quad,
-            pp::BoxType::Poly => BoxType::Poly,
-        },
-    }
 }

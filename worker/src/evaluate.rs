@@ -16,11 +16,11 @@
 use std::sync::mpsc;
 
 use anyhow::{Context, Result, bail};
+use sensgrid_eval::Config;
 use sensgrid_eval::batch::{Batch, batches};
 use sensgrid_eval::dataset::Dataset;
 use sensgrid_eval::evaluate::{Evaluator, open_dataset, sensitivity_open_options};
 use sensgrid_eval::metric_dict::MetricDict;
-use sensgrid_eval::{Config, config};
 use sensgrid_model::analysis::groups::{self, Analysis};
 use sensgrid_model::ir::Graph;
 use sensgrid_model::onnx;
@@ -389,15 +389,6 @@ fn default_cache_bytes(device: Device) -> usize {
             tracing::warn!(%error, cache_mb = DEFAULT_CACHE_MB_CUDA, "cuda:{index}: free memory unknown; Sensitivity.cache_mb defaults to a fixed size");
             DEFAULT_CACHE_MB_CUDA << 20
         }
-    }
-}
-
-/// The criterion a config names, as the pruning code has it.
-pub fn criterion(of: config::Criterion) -> Criterion {
-    match of {
-        config::Criterion::L1Norm => Criterion::L1Norm,
-        config::Criterion::L1NormGroup => Criterion::L1NormGroup,
-        config::Criterion::Fpgm => Criterion::Fpgm,
     }
 }
 

@@ -31,12 +31,9 @@ pub use schema::dataset::EvalDataset;
 pub use schema::metric::{Metric, MetricKind};
 pub use schema::post_process::PostProcess;
 pub use schema::prune::{MeasuredTarget, Prune, PruneTarget};
-pub use schema::sensitivity::{Criterion, Precision, Sensitivity};
+pub use schema::sensitivity::{Precision, Sensitivity};
 pub use schema::transform::Transform;
 pub use tree::{Node, Origin, Value};
-
-use read::Section;
-use schema::{dataset, metric, post_process, prune, sensitivity};
 
 /// The largest config file sensgrid reads, 1 MiB, checked before reading it, and the longest `-o` override.
 /// PaddleOCR's configs take 2 to 10 KB; a config a hundred times that is not one, and must not travel to every
@@ -49,15 +46,7 @@ pub const MAX_CONFIG_BYTES: usize = 1 << 20;
 pub struct Config {
     path: PathBuf,
     tree: Node,
-    model_path: PathBuf,
-    character_dict_path: Option<PathBuf>,
-    use_space_char: bool,
-    sensitivity: Sensitivity,
-    prune: Option<Prune>,
-    post_process: PostProcess,
-    metric: Metric,
-    eval_dataset: EvalDataset,
-    eval_batch_size: Option<usize>,
+    views: schema::Views,
 }
 
 impl Config {
@@ -129,46 +118,9 @@ impl Config {
     /// Reads the typed views out of `tree`, whose top level is a map.
     fn check(path: &Path, tree: Node, whole: &Origin) -> Result<Self> {
         let root = tree.as_map().expect("checked by the caller");
-        let global_entry = root.entry("Global");
-        let global = Section::open(
-            "Global",
-            global_entry.map_or(whole, |e| &e.key_origin),
-            global_entry.map(|e| &e.value),
-        )?;
-        let global_map = global_entry.and_then(|e| e.value.as_map());
-        let model_path = global
-            .get("pretrained_model", |f| {
-                let path = f.path_buf()?;
-                if !path.extension().is_some_and(|ext| ext.eq_ignore_ascii_case("onnx")) {
-                    return Err(f.error(format!(
-                        "expected the path of an .onnx model, got {} (set it with -o Global.pretrained_model=PATH)",
-                        f.node.describe()
-                    )));
-                }
-                // PaddleOCR opens it relative to the current directory; fixing that now keeps the path right
-                // whoever uses it later.
-                std::path::absolute(&path).map_err(|reason| ConfigError::Io { path, reason })
-            })?
-            .ok_or_else(|| {
-                global.missing(
-                    "pretrained_model",
-                    "the .onnx model to analyse; set it with -o Global.pretrained_model=PATH",
-                )
-            })?;
-        let metric = metric::read(root.entry("Metric"), whole)?;
-        let post_process = post_process::read(root.entry("PostProcess"), whole, global_map)?;
-        check_pairing(root, &post_process, &metric)?;
         Ok(Self {
             path: path.to_owned(),
-            model_path,
-            character_dict_path: global.get("character_dict_path", |f| f.path_buf())?,
-            use_space_char: global.get("use_space_char", |f| f.bool())?.unwrap_or(false),
-            sensitivity: sensitivity::read(root.entry("Sensitivity"), whole, &metric)?,
-            prune: prune::read(root.entry("Prune"))?,
-            eval_dataset: dataset::read(root, whole, global_map)?,
-            eval_batch_size: dataset::batch_size(root)?,
-            post_process,
-            metric,
+            views: schema::read(root, whole)?,
             tree,
         })
     }
@@ -178,8 +130,8 @@ impl Config {
         &self.path
     }
 
-    /// The whole tree after overrides, with every key's and value's origin: the sections sensgrid does not
-    /// check (Architecture, Train, …) are read from here.
+    /// The whole tree after overrides, with every key's and value's origin, as [`Config::to_yaml`] writes it.
+    /// The keys sensgrid acts on are read through the typed views ([`schema`]), never from here.
     pub fn tree(&self) -> &Node {
         &self.tree
     }
@@ -209,71 +161,52 @@ impl Config {
 
     /// `Global.pretrained_model`: the ONNX model, made absolute against the current directory.
     pub fn model_path(&self) -> &Path {
-        &self.model_path
+        &self.views.global.model_path
     }
 
     /// `Global.character_dict_path`: the rec dictionary, one character per line.
     pub fn character_dict_path(&self) -> Option<&Path> {
-        self.character_dict_path.as_deref()
+        self.views.global.character_dict_path.as_deref()
     }
 
     /// `Global.use_space_char` (false when unset).
     pub fn use_space_char(&self) -> bool {
-        self.use_space_char
+        self.views.global.use_space_char
     }
 
     /// `Sensitivity`, with defaults for whatever it leaves out (all of it when the section is absent).
     pub fn sensitivity(&self) -> &Sensitivity {
-        &self.sensitivity
+        &self.views.sensitivity
     }
 
     /// `Prune`, when the config has it.
     pub fn prune(&self) -> Option<&Prune> {
-        self.prune.as_ref()
+        self.views.prune.as_ref()
     }
 
     /// `PostProcess`, with `Global`'s values merged in as PaddleOCR does.
     pub fn post_process(&self) -> &PostProcess {
-        &self.post_process
+        &self.views.post_process
+    }
+
+    /// Where `PostProcess.name` is set (its line, or the override), for errors about the post-process found
+    /// once the model is read.
+    pub fn post_process_at(&self) -> &Origin {
+        &self.views.post_process_at
     }
 
     /// `Metric`.
     pub fn metric(&self) -> &Metric {
-        &self.metric
+        &self.views.metric
     }
 
     /// `Eval.dataset`, its transforms with `Global`'s values merged in as PaddleOCR does.
     pub fn eval_dataset(&self) -> &EvalDataset {
-        &self.eval_dataset
+        &self.views.eval_dataset
     }
 
     /// `Eval.loader.batch_size_per_card`, at least 1, when the config sets it.
     pub fn eval_batch_size(&self) -> Option<usize> {
-        self.eval_batch_size
+        self.views.eval_batch_size
     }
-}
-
-/// Refuses a metric that cannot score the post-process's output (PaddleOCR would fail mid-eval).
-fn check_pairing(root: &tree::Map, post_process: &PostProcess, metric: &Metric) -> Result<()> {
-    let expected = match post_process {
-        PostProcess::DBPostProcess(_) => "DetMetric",
-        PostProcess::CTCLabelDecode(_) => "RecMetric",
-        PostProcess::ClsPostProcess(_) => "ClsMetric",
-    };
-    if metric.kind.name() == expected {
-        return Ok(());
-    }
-    let name = root
-        .get("Metric")
-        .and_then(|m| m.get("name"))
-        .expect("a read metric has a name");
-    Err(ConfigError::key(
-        &name.origin,
-        "Metric.name",
-        format!(
-            "{} cannot score the output of {} (expected {expected})",
-            metric.kind.name(),
-            post_process.name()
-        ),
-    ))
 }

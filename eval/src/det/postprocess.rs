@@ -44,16 +44,17 @@ pub enum BoxType {
     Poly,
 }
 
-/// `DBPostProcess` options; [`Default`] gives PaddleOCR's defaults.
+/// `DBPostProcess` options; [`Default`] gives the defaults of PaddleOCR's code (not of any one config), which
+/// are also what a config's `PostProcess` section falls back to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DbPostProcess {
     /// Probability above which a pixel is text (0.3).
     pub thresh: f64,
-    /// Mean probability under which a candidate box is dropped (0.7).
+    /// Mean probability under which a candidate box is dropped (0.7; configs often set 0.6).
     pub box_thresh: f64,
     /// How many contours are considered, in OpenCV's order (1000).
     pub max_candidates: usize,
-    /// How far boxes are grown: `area * ratio / perimeter` (2.0).
+    /// How far boxes are grown: `area * ratio / perimeter` (2.0; configs often set 1.5).
     pub unclip_ratio: f64,
     /// Dilate the binary map with a 2x2 kernel of ones first (false).
     pub use_dilation: bool,

@@ -23,8 +23,14 @@ pub enum Criterion {
 }
 
 impl Criterion {
+    /// Every criterion, in the order of [`NAMES`](Self::NAMES).
+    pub const ALL: [Self; 3] = [Self::L1Norm, Self::L1NormGroup, Self::Fpgm];
+
+    /// The criteria's names, the one spelling of them: configs (`Sensitivity.criterion`), the worker's
+    /// `--criterion` and the contract's `CreateRunRequest.criterion` all use these.
     pub const NAMES: [&'static str; 3] = ["l1_norm", "l1_norm_group", "fpgm"];
 
+    /// The name as configs, the command line and the contract write it.
     pub fn name(self) -> &'static str {
         match self {
             Self::L1Norm => Self::NAMES[0],
@@ -104,15 +110,12 @@ impl FromStr for Criterion {
     type Err = ModelError;
 
     fn from_str(text: &str) -> Result<Self> {
-        [Self::L1Norm, Self::L1NormGroup, Self::Fpgm]
-            .into_iter()
-            .find(|c| c.name() == text)
-            .ok_or_else(|| {
-                ModelError::Invalid(format!(
-                    "unknown criterion '{text}' (expected one of {})",
-                    Self::NAMES.join(", ")
-                ))
-            })
+        Self::ALL.into_iter().find(|c| c.name() == text).ok_or_else(|| {
+            ModelError::Invalid(format!(
+                "unknown criterion '{text}' (expected one of {})",
+                Self::NAMES.join(", ")
+            ))
+        })
     }
 }
 
@@ -165,8 +168,9 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for name in Criterion::NAMES {
-            assert_eq!(name.parse::<Criterion>().unwrap().to_string(), name);
+        for (criterion, name) in Criterion::ALL.into_iter().zip(Criterion::NAMES) {
+            assert_eq!(name.parse::<Criterion>().unwrap(), criterion);
+            assert_eq!(criterion.to_string(), name);
         }
         let err = "l2".parse::<Criterion>().unwrap_err().to_string();
         assert!(err.contains("'l2'") && err.contains("fpgm"), "{err}");

@@ -10,7 +10,7 @@ use sensgrid_eval::Config;
 use sensgrid_model::prune::Criterion;
 
 use super::{parse_criterion, write_stdout};
-use crate::evaluate::{self, Session};
+use crate::evaluate::Session;
 use crate::exec::parse_device;
 use crate::pruning;
 
@@ -44,9 +44,7 @@ pub fn run(args: &Args) -> Result<()> {
     let metrics = match &args.mask {
         Some(path) => {
             let plan = pruning::read_plan(path)?;
-            let criterion = args
-                .criterion
-                .unwrap_or_else(|| evaluate::criterion(session.config().sensitivity().criterion));
+            let criterion = args.criterion.unwrap_or(session.config().sensitivity().criterion);
             eprintln!("masking {} groups from {} ({criterion})", plan.len(), path.display());
             session.evaluate_masked(&plan, criterion, &mut no_progress)?
         }

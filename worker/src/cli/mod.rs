@@ -139,7 +139,7 @@ fn counting_shape(graph: &Graph, given: Option<&str>) -> Result<Option<Vec<usize
 #[derive(clap::Args)]
 pub struct PlanArgs {
     /// How channels are ranked within a group: l1_norm, l1_norm_group or fpgm.
-    #[arg(long, default_value = "l1_norm", value_parser = parse_criterion)]
+    #[arg(long, default_value_t = Criterion::default(), value_parser = parse_criterion)]
     criterion: Criterion,
 }
 

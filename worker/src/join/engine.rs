@@ -22,7 +22,7 @@ use sensgrid_model::prune::{Criterion, Plan, planner};
 use sensgrid_proto::v1::{Job, JobKind};
 use tch::{Device, Kind, Tensor};
 
-use crate::evaluate::{self, Progress, Session};
+use crate::evaluate::{Progress, Session};
 use crate::latency;
 
 /// Why a job did not produce metrics.
@@ -233,7 +233,7 @@ impl Engine {
         let device = self.device;
         let session = self.session(inputs).map_err(input)?;
         let criterion = match job.criterion.as_str() {
-            "" => evaluate::criterion(session.config().sensitivity().criterion),
+            "" => session.config().sensitivity().criterion,
             name => name.parse().map_err(|e: sensgrid_model::ModelError| input(e.into()))?,
         };
         let pruned = session
@@ -321,7 +321,7 @@ fn cell(session: &mut Session, job: &Job) -> anyhow::Result<(Plan, Criterion)> {
         anyhow::bail!("job {}: ratio {}: expected a share in (0, 1)", job.job_id, job.ratio);
     }
     let criterion = match job.criterion.as_str() {
-        "" => evaluate::criterion(session.config().sensitivity().criterion),
+        "" => session.config().sensitivity().criterion,
         name => name.parse()?,
     };
     // Checked here, before the evaluation, so that a bad key is reported as the job's input error.

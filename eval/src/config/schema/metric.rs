@@ -69,8 +69,8 @@ enum Name {
     Cls,
 }
 
-/// Reads `Metric` (required); `file` locates a missing section.
-pub(crate) fn read(entry: Option<&Entry>, file: &Origin) -> Result<Metric> {
+/// Reads `Metric` (required), and where its `name` is set; `file` locates a missing section.
+pub(crate) fn read(entry: Option<&Entry>, file: &Origin) -> Result<(Metric, Origin)> {
     let Some(entry) = entry else {
         return Err(ConfigError::key(file, "Metric", "missing section"));
     };
@@ -80,8 +80,8 @@ pub(crate) fn read(entry: Option<&Entry>, file: &Origin) -> Result<Metric> {
         ("RecMetric", Name::Rec),
         ("ClsMetric", Name::Cls),
     ];
-    let name = section
-        .get("name", |f| f.choice(&names))?
+    let (name, name_at) = section
+        .get("name", |f| Ok((f.choice(&names)?, f.node.origin.clone())))?
         .ok_or_else(|| section.missing("name", "one of DetMetric, RecMetric, ClsMetric"))?;
     let kind = match name {
         Name::Det => {
@@ -104,5 +104,5 @@ pub(crate) fn read(entry: Option<&Entry>, file: &Origin) -> Result<Metric> {
         .get("main_indicator", |f| f.choice(&key_choices(&kind)))?
         .unwrap_or(kind.default_indicator())
         .to_owned();
-    Ok(Metric { kind, main_indicator })
+    Ok((Metric { kind, main_indicator }, name_at))
 }

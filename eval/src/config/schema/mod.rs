@@ -1,8 +1,11 @@
-//! Typed views of the strict sections, one module each. Every key they do not know is an error; everything
-//! else in a config (Train, Loss, Optimizer, Architecture, most of Global, Eval.loader but its batch size) is
-//! kept in the tree and left alone. A top-level section that is not PaddleOCR's or sensgrid's is an error.
+//! Typed views of the strict sections, one module each, and of the keys of `Global` and `Eval.loader` sensgrid
+//! reads: every config key the code acts on is read here, by [`read`], and nowhere else. Every key the strict
+//! sections do not know is an error; everything else in a config (Train, Loss, Optimizer, Architecture, most of
+//! Global, Eval.loader but its batch size) is kept in the tree and left alone. A top-level section that is not
+//! PaddleOCR's or sensgrid's is an error.
 
 pub mod dataset;
+pub mod global;
 pub mod metric;
 pub mod post_process;
 pub mod prune;
@@ -11,7 +14,71 @@ pub mod transform;
 
 use crate::config::error::{ConfigError, Result};
 use crate::config::read::Field;
-use crate::config::tree::{Map, Value};
+use crate::config::tree::{Map, Origin, Value};
+
+use dataset::EvalDataset;
+use global::Global;
+use metric::Metric;
+use post_process::PostProcess;
+use prune::Prune;
+use sensitivity::Sensitivity;
+
+/// The typed views of a config, with defaults filled in.
+#[derive(Clone, Debug)]
+pub(crate) struct Views {
+    pub global: Global,
+    pub sensitivity: Sensitivity,
+    pub prune: Option<Prune>,
+    pub post_process: PostProcess,
+    /// Where `PostProcess.name` is set, for errors about the post-process found once the model is read.
+    pub post_process_at: Origin,
+    pub metric: Metric,
+    pub eval_dataset: EvalDataset,
+    /// `Eval.loader.batch_size_per_card`, when set.
+    pub eval_batch_size: Option<usize>,
+}
+
+/// Reads the typed views out of a config's top-level map; `whole` locates a missing section.
+pub(crate) fn read(root: &Map, whole: &Origin) -> Result<Views> {
+    let global_entry = root.entry("Global");
+    let global = global::read(global_entry, whole)?;
+    let global_map = global_entry.and_then(|e| e.value.as_map());
+    let (metric, metric_at) = metric::read(root.entry("Metric"), whole)?;
+    let (post_process, post_process_at) = post_process::read(root.entry("PostProcess"), whole, global_map)?;
+    check_pairing(&post_process, &metric, &metric_at)?;
+    Ok(Views {
+        global,
+        sensitivity: sensitivity::read(root.entry("Sensitivity"), whole, &metric)?,
+        prune: prune::read(root.entry("Prune"))?,
+        eval_dataset: dataset::read(root, whole, global_map)?,
+        eval_batch_size: dataset::batch_size(root)?,
+        post_process,
+        post_process_at,
+        metric,
+    })
+}
+
+/// Refuses a metric that cannot score the post-process's output (PaddleOCR would fail mid-eval), at the line
+/// of `Metric.name` (`metric_at`).
+fn check_pairing(post_process: &PostProcess, metric: &Metric, metric_at: &Origin) -> Result<()> {
+    let expected = match post_process {
+        PostProcess::DBPostProcess(_) => "DetMetric",
+        PostProcess::CTCLabelDecode(_) => "RecMetric",
+        PostProcess::ClsPostProcess(_) => "ClsMetric",
+    };
+    if metric.kind.name() == expected {
+        return Ok(());
+    }
+    Err(ConfigError::key(
+        metric_at,
+        "Metric.name",
+        format!(
+            "{} cannot score the output of {} (expected {expected})",
+            metric.kind.name(),
+            post_process.name()
+        ),
+    ))
+}
 
 /// The top-level sections of PaddleOCR's configs (`configs/{det,rec,cls}/**/*.yml`): the eight every config
 /// has, and `profiler_options`, which the PP-OCRv4 and v5 configs carry at the top level.

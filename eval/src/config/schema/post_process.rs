@@ -10,48 +10,16 @@ use std::path::PathBuf;
 use crate::config::error::{ConfigError, Result};
 use crate::config::read::Section;
 use crate::config::tree::{Entry, Map, Origin};
+use crate::det::{BoxType, DbPostProcess, ScoreMode};
 
 /// The `PostProcess` section.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PostProcess {
-    DBPostProcess(DBPostProcess),
+    /// Differentiable-binarization boxes from a det probability map (`db_postprocess.py`), with the det
+    /// code's defaults for what the section leaves out.
+    DBPostProcess(DbPostProcess),
     CTCLabelDecode(CTCLabelDecode),
     ClsPostProcess(ClsPostProcess),
-}
-
-/// Differentiable-binarization boxes from a det probability map (`db_postprocess.py`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct DBPostProcess {
-    /// Pixels above this probability are text (0.3).
-    pub thresh: f64,
-    /// Boxes whose mean probability is below this are dropped (0.7 in the code; configs often set 0.6).
-    pub box_thresh: f64,
-    /// At most this many contours are turned into boxes (1000).
-    pub max_candidates: usize,
-    /// How far a box is grown back out of the shrunk text region (2.0 in the code; configs often set 1.5).
-    pub unclip_ratio: f64,
-    /// Dilate the bitmap with a 2x2 kernel first (false).
-    pub use_dilation: bool,
-    pub score_mode: ScoreMode,
-    pub box_type: BoxType,
-}
-
-/// How a box's score is computed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ScoreMode {
-    /// `fast`: the mean over the box's bounding rectangle, masked by the box (the default).
-    Fast,
-    /// `slow`: the mean over the contour's polygon.
-    Slow,
-}
-
-/// The shape of the boxes returned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BoxType {
-    /// `quad`: the minimum-area rectangle of each region (the default).
-    Quad,
-    /// `poly`: the region's polygon.
-    Poly,
 }
 
 /// CTC greedy decoding of a rec model's output (`rec_postprocess.py`).
@@ -88,8 +56,9 @@ enum Name {
     Cls,
 }
 
-/// Reads `PostProcess` (required), with `Global`'s keys winning over the section's own.
-pub(crate) fn read(entry: Option<&Entry>, file: &Origin, global: Option<&Map>) -> Result<PostProcess> {
+/// Reads `PostProcess` (required), with `Global`'s keys winning over the section's own; with it, where its
+/// `name` is set.
+pub(crate) fn read(entry: Option<&Entry>, file: &Origin, global: Option<&Map>) -> Result<(PostProcess, Origin)> {
     let Some(entry) = entry else {
         return Err(ConfigError::key(file, "PostProcess", "missing section"));
     };
@@ -99,12 +68,12 @@ pub(crate) fn read(entry: Option<&Entry>, file: &Origin, global: Option<&Map>) -
         ("CTCLabelDecode", Name::Ctc),
         ("ClsPostProcess", Name::Cls),
     ];
-    let name = section
-        .get("name", |f| f.choice(&names))?
+    let (name, name_at) = section
+        .get("name", |f| Ok((f.choice(&names)?, f.node.origin.clone())))?
         .ok_or_else(|| section.missing("name", "one of DBPostProcess, CTCLabelDecode, ClsPostProcess"))?;
     // `name` is popped before Global is merged in, so it never comes from Global.
     let section = section.with_global(global);
-    Ok(match name {
+    let post_process = match name {
         Name::Db => {
             section.check_keys(&[
                 "name",
@@ -116,25 +85,32 @@ pub(crate) fn read(entry: Option<&Entry>, file: &Origin, global: Option<&Map>) -
                 "score_mode",
                 "box_type",
             ])?;
+            let defaults = DbPostProcess::default();
             let unit = |key: &str, default: f64| -> Result<f64> {
                 Ok(section.get(key, |f| f.number_in(0.0, 1.0, true))?.unwrap_or(default))
             };
-            PostProcess::DBPostProcess(DBPostProcess {
-                thresh: unit("thresh", 0.3)?,
-                box_thresh: unit("box_thresh", 0.7)?,
-                max_candidates: section.get("max_candidates", |f| f.positive_count())?.unwrap_or(1000),
-                unclip_ratio: section.get("unclip_ratio", |f| f.positive_number())?.unwrap_or(2.0),
-                use_dilation: section.get("use_dilation", |f| f.bool())?.unwrap_or(false),
+            PostProcess::DBPostProcess(DbPostProcess {
+                thresh: unit("thresh", defaults.thresh)?,
+                box_thresh: unit("box_thresh", defaults.box_thresh)?,
+                max_candidates: section
+                    .get("max_candidates", |f| f.positive_count())?
+                    .unwrap_or(defaults.max_candidates),
+                unclip_ratio: section
+                    .get("unclip_ratio", |f| f.positive_number())?
+                    .unwrap_or(defaults.unclip_ratio),
+                use_dilation: section
+                    .get("use_dilation", |f| f.bool())?
+                    .unwrap_or(defaults.use_dilation),
                 score_mode: section
                     .get("score_mode", |f| {
                         f.choice(&[("fast", ScoreMode::Fast), ("slow", ScoreMode::Slow)])
                     })?
-                    .unwrap_or(ScoreMode::Fast),
+                    .unwrap_or(defaults.score_mode),
                 box_type: section
                     .get("box_type", |f| {
                         f.choice(&[("quad", BoxType::Quad), ("poly", BoxType::Poly)])
                     })?
-                    .unwrap_or(BoxType::Quad),
+                    .unwrap_or(defaults.box_type),
             })
         }
         Name::Ctc => {
@@ -152,5 +128,6 @@ pub(crate) fn read(entry: Option<&Entry>, file: &Origin, global: Option<&Map>) -
                     .unwrap_or_else(|| vec!["0".into(), "180".into()]),
             })
         }
-    })
+    };
+    Ok((post_process, name_at))
 }

@@ -1,6 +1,8 @@
 //! `Sensitivity`: sensgrid's own section, how the sensitivity grid is run (PaddleSlim's `sensitivity()`
 //! arguments, plus what a cluster run needs). The whole section is optional; every key has a default.
 
+use sensgrid_model::prune::Criterion;
+
 use crate::config::error::Result;
 use crate::config::glob::Glob;
 use crate::config::read::{Field, Section};
@@ -13,10 +15,12 @@ use super::metric::{Metric, key_choices};
 pub struct Sensitivity {
     /// The pruning ratios tried on every group, each in (0, 1), strictly increasing.
     pub ratios: Vec<f64>,
-    /// How filters are ranked for removal.
+    /// How filters are ranked for removal (the pruning code's criterion; PaddleSlim's default `l1_norm`).
     pub criterion: Criterion,
     /// Groups whose key matches any of these patterns are not analysed.
     pub skip: Vec<Glob>,
+    /// Where `skip` is set (its line, or the override), for errors about it found once the groups are known.
+    pub skip_at: Option<Origin>,
     /// The key of the metric's result that the loss is computed on (default: `Metric.main_indicator`).
     pub metric: String,
     /// How many eval samples each job scores; 0 means the whole eval set. They are a fixed subset, chosen by
@@ -33,18 +37,6 @@ pub struct Sensitivity {
     pub cache_mb: Option<usize>,
 }
 
-/// How the filters of a channel group are ranked; the lowest ranked are removed first. The ranking itself is
-/// the pruning code's; the config only names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Criterion {
-    /// `l1_norm`: the L1 norm of each filter, PaddleSlim's default.
-    L1Norm,
-    /// `l1_norm_group`: the L1 norm taken over every tensor of the group together.
-    L1NormGroup,
-    /// `fpgm`: the distance of each filter to the filters' geometric median (PaddleSlim's `geometry_median`).
-    Fpgm,
-}
-
 /// The precision of evaluation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Precision {
@@ -59,17 +51,6 @@ impl Sensitivity {
     /// Whether the group with this key is left out of the analysis by `skip`.
     pub fn is_skipped(&self, group_key: &str) -> bool {
         self.skip.iter().any(|glob| glob.matches(group_key))
-    }
-}
-
-impl Criterion {
-    /// The name as written in configs.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Criterion::L1Norm => "l1_norm",
-            Criterion::L1NormGroup => "l1_norm_group",
-            Criterion::Fpgm => "fpgm",
-        }
     }
 }
 
@@ -105,24 +86,24 @@ pub(crate) fn read(entry: Option<&Entry>, file: &Origin, metric: &Metric) -> Res
             "cache_mb",
         ],
     )?;
-    let criteria = [
-        ("l1_norm", Criterion::L1Norm),
-        ("l1_norm_group", Criterion::L1NormGroup),
-        ("fpgm", Criterion::Fpgm),
-    ];
+    let criteria = Criterion::ALL.map(|c| (c.name(), c));
     let precisions = Precision::ALL.map(|p| (p.as_str(), p));
+    // Read in the order of the section's documentation, so that of several bad keys the first is reported.
+    let ratios = section
+        .get_with_null("ratios", ratios)?
+        .unwrap_or_else(|| Sensitivity::DEFAULT_RATIOS.to_vec());
+    let criterion = section.get("criterion", |f| f.choice(&criteria))?.unwrap_or_default();
+    let (skip, skip_at) = section
+        .get("skip", |f| {
+            let globs = f.list(|item| Glob::new(item.str()?).map_err(|message| item.error(message)))?;
+            Ok((globs, f.node.origin.clone()))
+        })?
+        .unzip();
     Ok(Sensitivity {
-        ratios: section
-            .get_with_null("ratios", ratios)?
-            .unwrap_or_else(|| Sensitivity::DEFAULT_RATIOS.to_vec()),
-        criterion: section
-            .get("criterion", |f| f.choice(&criteria))?
-            .unwrap_or(Criterion::L1Norm),
-        skip: section
-            .get("skip", |f| {
-                f.list(|item| Glob::new(item.str()?).map_err(|message| item.error(message)))
-            })?
-            .unwrap_or_default(),
+        ratios,
+        criterion,
+        skip: skip.unwrap_or_default(),
+        skip_at,
         metric: section
             .get("metric", |f| f.choice(&key_choices(&metric.kind)))?
             .map_or_else(|| metric.main_indicator.clone(), str::to_owned),

@@ -3,12 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use sensgrid_eval::config::schema::post_process::{BoxType, CTCLabelDecode, ClsPostProcess, DBPostProcess, ScoreMode};
+use sensgrid_eval::config::schema::post_process::{CTCLabelDecode, ClsPostProcess};
 use sensgrid_eval::config::schema::transform::{
     ChannelOrder, ClsLabelEncode, ClsResizeImg, DecodeImage, DetResize, DetResizeForTest, ImgMode, KeepKeys, LimitType,
     MultiLabelEncode, NormalizeImage, RecLabelEncode, RecResizeImg,
 };
-use sensgrid_eval::config::{Config, Criterion, MetricKind, PostProcess, Precision, Sensitivity, Transform, Value};
+use sensgrid_eval::config::{Config, MetricKind, PostProcess, Precision, Sensitivity, Transform, Value};
+use sensgrid_eval::det::{BoxType, DbPostProcess, ScoreMode};
+use sensgrid_model::prune::Criterion;
 
 use super::{DET_OVERRIDES, fixture, fixture_text, one_line, replace_once, write_config};
 
@@ -33,7 +35,7 @@ fn ch_det_mv3_db_loads_with_model_and_eval_set_overridden() {
     assert!(config.model_path().is_absolute());
     assert_eq!(
         config.post_process(),
-        &PostProcess::DBPostProcess(DBPostProcess {
+        &PostProcess::DBPostProcess(DbPostProcess {
             thresh: 0.3,
             box_thresh: 0.6,
             max_candidates: 1000,

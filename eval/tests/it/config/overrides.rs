@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use sensgrid_eval::config::schema::post_process::DBPostProcess;
 use sensgrid_eval::config::{Config, PostProcess};
+use sensgrid_eval::det::{BoxType, DbPostProcess, ScoreMode};
 
 use super::{DET_OVERRIDES, error, fixture, fixture_text, one_line};
 
@@ -12,7 +12,7 @@ fn det(overrides: &[&str]) -> Config {
     Config::load(fixture("ch_det_mv3_db_v2.0.yml"), overrides).unwrap()
 }
 
-fn db(config: &Config) -> &DBPostProcess {
+fn db(config: &Config) -> &DbPostProcess {
     match config.post_process() {
         PostProcess::DBPostProcess(db) => db,
         other => panic!("{other:?}"),
@@ -58,10 +58,7 @@ fn values_are_parsed_as_yaml() {
     let config = det(&overrides);
     let db = db(&config);
     assert_eq!((db.thresh, db.max_candidates, db.use_dilation), (0.25, 500, true));
-    assert_eq!(
-        db.score_mode,
-        sensgrid_eval::config::schema::post_process::ScoreMode::Slow
-    );
+    assert_eq!(db.score_mode, ScoreMode::Slow);
     let s = config.sensitivity();
     assert_eq!(s.ratios, [0.2, 0.4]);
     assert_eq!(s.early_stop_loss, None);
@@ -85,7 +82,7 @@ fn a_section_given_whole_merges_into_the_files() {
     let config = det(&[&DET_OVERRIDES[..], &["PostProcess={box_thresh: 0.4, box_type: poly}"]].concat());
     let db = db(&config);
     assert_eq!((db.thresh, db.box_thresh, db.unclip_ratio), (0.3, 0.4, 1.5));
-    assert_eq!(db.box_type, sensgrid_eval::config::schema::post_process::BoxType::Poly);
+    assert_eq!(db.box_type, BoxType::Poly);
 }
 
 #[test]
