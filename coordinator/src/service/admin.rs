@@ -93,7 +93,7 @@ impl<S: JobStore> AdminApi<S> {
             return Err(Status::failed_precondition(format!(
                 "run {run_id} still has unfinished jobs (job {}, {}): plan once its grid (and its probes) are done",
                 job.id,
-                convert::job_kind_name(job.kind)
+                job.kind.as_str()
             )));
         }
         if jobs
@@ -148,7 +148,7 @@ fn planned_or_status(run_id: RunId, outcome: RunPlanOutcome) -> Result<(), Statu
         RunPlanOutcome::AlreadyPlanned => Err(Status::failed_precondition(format!("run {run_id} is planned already"))),
         RunPlanOutcome::NotPlannable(state) => Err(Status::failed_precondition(format!(
             "run {run_id} is {}: only a running or done run is planned",
-            convert::run_state_name(state)
+            state.as_str()
         ))),
         RunPlanOutcome::NotFound => Err(Status::not_found(format!("run_id: run {run_id} does not exist"))),
     }
@@ -214,7 +214,7 @@ impl<S: JobStore> AdminService for AdminApi<S> {
             .map_err(convert::store_status)?;
         let mut counts = crate::store::JobCounts::default();
         for job in &jobs {
-            counts.add(job.state);
+            counts.add(job.state, 1);
         }
         let summary = convert::run_summary(&RunSummary {
             run: run.clone(),
@@ -222,7 +222,7 @@ impl<S: JobStore> AdminService for AdminApi<S> {
         });
         Ok(Response::new(pb::GetRunResponse {
             run_id: run.id.0,
-            state: convert::run_state_name(run.state).into(),
+            state: run.state.as_str().into(),
             jobs: jobs.iter().map(convert::job_status).collect(),
             summary: Some(summary),
             spec_json: run.spec.to_string(),
@@ -257,12 +257,12 @@ impl<S: JobStore> AdminService for AdminApi<S> {
             .map_err(convert::store_status)?;
         match outcome {
             RunCancelOutcome::Cancelled { queued, leased } => Ok(Response::new(pb::CancelRunResponse {
-                state: convert::run_state_name(RunState::Cancelled).into(),
+                state: RunState::Cancelled.as_str().into(),
                 queued_cancelled: queued,
                 leased_cancelled: leased,
             })),
             RunCancelOutcome::AlreadyFinal(state) => Ok(Response::new(pb::CancelRunResponse {
-                state: convert::run_state_name(state).into(),
+                state: state.as_str().into(),
                 queued_cancelled: 0,
                 leased_cancelled: 0,
             })),
@@ -291,13 +291,13 @@ impl<S: JobStore> AdminService for AdminApi<S> {
                 }
                 let state = self.run(run_id).await?.state;
                 Ok(Response::new(pb::RetryRunResponse {
-                    state: convert::run_state_name(state).into(),
+                    state: state.as_str().into(),
                     requeued,
                 }))
             }
             crate::store::RunRetryOutcome::NotRetryable(state) => Err(Status::failed_precondition(format!(
                 "run {run_id} is {}: only a running or done run's failed jobs are retried",
-                convert::run_state_name(state)
+                state.as_str()
             ))),
             crate::store::RunRetryOutcome::NotFound => {
                 Err(Status::not_found(format!("run_id: run {run_id} does not exist")))
@@ -341,7 +341,7 @@ impl<S: JobStore> AdminService for AdminApi<S> {
         if matches!(run.state, RunState::Cancelled | RunState::Failed) {
             return Err(Status::failed_precondition(format!(
                 "run {run_id} is {}: only a running or done run is planned",
-                convert::run_state_name(run.state)
+                run.state.as_str()
             )));
         }
         let jobs = self

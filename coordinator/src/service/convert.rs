@@ -12,10 +12,10 @@ use serde_json::{Map, Value};
 use tonic::Status;
 
 use crate::client::is_sha256_hex;
-use crate::store::{CellSpec, ClaimedJob, Job, JobId, JobKind, JobState, Lease, Run, RunState, RunSummary, StoreError};
+use crate::store::{CellSpec, ClaimedJob, Job, JobId, Lease, Run, RunState, RunSummary, StoreError};
 
-/// The criteria a worker knows (`worker prune --criterion`): the pruning code's names.
-pub const CRITERIA: [&str; 3] = sensgrid_model::prune::Criterion::NAMES;
+/// The criteria a worker knows (`worker prune --criterion`).
+pub const CRITERIA: [&str; 3] = ["l1_norm", "l1_norm_group", "fpgm"];
 
 /// The status of a store failure: a bad parameter is the caller's (`INVALID_ARGUMENT`), a missing artifact or
 /// worker `NOT_FOUND`, a conflicting artifact `ALREADY_EXISTS`; a database failure is `UNAVAILABLE`, so callers
@@ -158,7 +158,7 @@ pub fn job_message(claimed: &ClaimedJob, run: &Run, plan: Option<&Value>, lease:
         job_id: claimed.lease.job_id.0,
         lease_epoch: claimed.lease.epoch,
         run_id: claimed.run_id.0,
-        kind: job_kind(claimed.kind) as i32,
+        kind: claimed.kind as i32,
         group_key: claimed.group_key.clone().unwrap_or_default(),
         ratio: claimed.ratio.unwrap_or_default(),
         criterion: run.criterion.clone(),
@@ -199,7 +199,7 @@ pub fn run_summary(summary: &RunSummary) -> pb::RunSummary {
     let counts = summary.jobs;
     pb::RunSummary {
         run_id: run.id.0,
-        state: run_state_name(run.state).into(),
+        state: run.state.as_str().into(),
         name: run.spec.get("name").and_then(Value::as_str).unwrap_or_default().into(),
         created_at: timestamp(Some(run.created_at)),
         finished_at: timestamp(run.finished_at),
@@ -207,7 +207,7 @@ pub fn run_summary(summary: &RunSummary) -> pb::RunSummary {
         jobs: counts
             .by_state()
             .into_iter()
-            .map(|(state, n)| (state.to_owned(), n))
+            .map(|(state, n)| (state.as_str().to_owned(), n))
             .collect(),
     }
 }
@@ -218,28 +218,20 @@ pub fn run_summary(summary: &RunSummary) -> pb::RunSummary {
 ///
 /// `INVALID_ARGUMENT` naming `state` for a name that is not a run state.
 pub fn run_state_filter(name: &str) -> Result<Option<RunState>, Status> {
-    let states = [RunState::Running, RunState::Done, RunState::Failed, RunState::Cancelled];
     if name.is_empty() {
         return Ok(None);
     }
-    states
-        .into_iter()
-        .find(|&s| run_state_name(s) == name)
+    RunState::parse(name)
         .map(Some)
-        .ok_or_else(|| {
-            Status::invalid_argument(format!(
-                "state: expected one of running, done, failed, cancelled, got '{}'",
-                name.escape_debug()
-            ))
-        })
+        .map_err(|unknown| Status::invalid_argument(format!("state: {unknown}")))
 }
 
 /// A job's line in `GetRunResponse`.
 pub fn job_status(job: &Job) -> pb::JobStatus {
     pb::JobStatus {
         job_id: job.id.0,
-        kind: job_kind_name(job.kind).into(),
-        state: job_state_name(job.state).into(),
+        kind: job.kind.as_str().into(),
+        state: job.state.as_str().into(),
         group_key: job.group_key.clone().unwrap_or_default(),
         ratio: job.ratio.unwrap_or_default(),
         attempt: i32::try_from(job.attempt).unwrap_or(i32::MAX),
@@ -252,47 +244,6 @@ pub fn job_status(job: &Job) -> pb::JobStatus {
         finished_at: timestamp(job.finished_at),
         probe_step: job.probe_step.unwrap_or_default(),
         plan_json: job.plan.as_ref().map(Value::to_string).unwrap_or_default(),
-    }
-}
-
-fn job_kind(kind: JobKind) -> pb::JobKind {
-    match kind {
-        JobKind::Baseline => pb::JobKind::Baseline,
-        JobKind::Cell => pb::JobKind::Cell,
-        JobKind::Probe => pb::JobKind::Probe,
-        JobKind::Export => pb::JobKind::Export,
-    }
-}
-
-/// The kind as the schema spells it.
-pub fn job_kind_name(kind: JobKind) -> &'static str {
-    match kind {
-        JobKind::Baseline => "baseline",
-        JobKind::Cell => "cell",
-        JobKind::Probe => "probe",
-        JobKind::Export => "export",
-    }
-}
-
-/// The state as the schema spells it.
-pub fn job_state_name(state: JobState) -> &'static str {
-    match state {
-        JobState::Queued => "queued",
-        JobState::Leased => "leased",
-        JobState::Done => "done",
-        JobState::Failed => "failed",
-        JobState::Cancelled => "cancelled",
-        JobState::Skipped => "skipped",
-    }
-}
-
-/// The state as the schema spells it.
-pub fn run_state_name(state: RunState) -> &'static str {
-    match state {
-        RunState::Running => "running",
-        RunState::Done => "done",
-        RunState::Failed => "failed",
-        RunState::Cancelled => "cancelled",
     }
 }
 

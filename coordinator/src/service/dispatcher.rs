@@ -347,7 +347,7 @@ impl<S: JobStore> Dispatcher<S> {
                     job_id = job.lease.job_id.0,
                     worker_id = job.owner.0,
                     epoch = job.lease.epoch,
-                    kind = %convert::job_kind_name(job.kind),
+                    kind = %job.kind,
                     group = job.group_key.as_deref(),
                     ratio = job.ratio,
                     attempt = job.attempt,

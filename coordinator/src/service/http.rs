@@ -258,7 +258,7 @@ async fn workers<S: JobStore>(State(shared): AppState<S>) -> ApiResult {
                     json!({
                         "job_id": job.0,
                         "run_id": run.0,
-                        "kind": detail.map(|j| super::convert::job_kind_name(j.kind)),
+                        "kind": detail.map(|j| j.kind.as_str()),
                         "group_key": detail.and_then(|j| j.group_key.clone()),
                         "ratio": detail.and_then(|j| j.ratio),
                     })

@@ -156,7 +156,7 @@ impl Metrics {
             for (state, count) in summary.jobs.by_state() {
                 let labels = JobLabels {
                     run: summary.run.id.0,
-                    state,
+                    state: state.as_str(),
                 };
                 self.jobs.get_or_create(&labels).set(count as i64);
             }

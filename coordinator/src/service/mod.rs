@@ -15,6 +15,7 @@
 //! - [`http`]: the plain-HTTP listener (`/healthz`, `/metrics`, the dashboard and its JSON API), served with
 //!   the gRPC services when [`Listeners::http`] is set (`coordinator serve --http`).
 //! - [`metrics`]: the Prometheus metrics of `/metrics`.
+//! - [`recent_runs`]: the bounded per-run cache of the worker service's early stops.
 //!
 //! [`serve`] also answers the standard gRPC health service (`grpc.health.v1.Health`, no token): SERVING for
 //! "" and both services while it serves, NOT_SERVING once it is stopping.
@@ -32,6 +33,7 @@ pub mod dispatcher;
 pub mod http;
 pub mod metrics;
 pub mod pipeline;
+pub mod recent_runs;
 pub mod sweeper;
 pub mod worker;
 

@@ -174,7 +174,7 @@ impl<S: JobStore> Pipeline<S> {
                 Step::Probing(n) => tracing::info!(run_id = run.id.0, probes = n, "probes queued"),
                 Step::Finished(state, error) => tracing::info!(
                     run_id = run.id.0,
-                    state = %crate::service::convert::run_state_name(state),
+                    state = %state,
                     error = error.as_deref(),
                     "run ended"
                 ),
@@ -489,7 +489,7 @@ fn decide(run: &Run, jobs: &[Job]) -> Decision {
                 "probe {} (step {}) {}: {}",
                 probe.id,
                 probe.probe_step.unwrap_or_default(),
-                crate::service::convert::job_state_name(probe.state),
+                probe.state,
                 probe.last_error.as_deref().unwrap_or("no error recorded")
             )),
         );

@@ -23,7 +23,7 @@
 //! ([`pipeline::apply_early_stop`]): the worker's next poll would otherwise claim the group's next ratio, a
 //! cell the stop rules out, before the pipeline's round came to it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -38,15 +38,20 @@ use super::convert;
 use super::dispatcher::DispatcherHandle;
 use super::metrics::Metrics;
 use super::pipeline::{self, PipelineHandle};
+use super::recent_runs::RecentRuns;
 use crate::clock::Clock;
 use crate::spec::RunSpec;
 use crate::store::{
     CompleteOutcome, FailOutcome, HeartbeatOutcome, JobCompletion, JobFailParams, JobHeartbeatParams, JobId, JobKind,
-    JobStore, Run, RunId, StoreError, WorkerId, WorkerRegisterParams,
+    JobStore, Run, StoreError, WorkerId, WorkerRegisterParams,
 };
 
 /// The longest a poll waits, whatever `wait_ms` asks: a worker that asks for more simply polls again.
 pub const MAX_POLL_WAIT: Duration = Duration::from_secs(60);
+
+/// How many runs the early-stop cache holds: far more than run at once, so a run's completions find it there
+/// (one that went is read again, one query).
+const EARLY_STOP_RUNS_CACHED: usize = 64;
 
 /// The worker service.
 pub struct WorkerApi<S> {
@@ -61,9 +66,9 @@ pub struct WorkerApi<S> {
     /// Workers known to be registered. Workers are never removed, so once seen an id stays valid; a poll from
     /// an unknown id is refused here rather than failing a whole claim batch.
     registered: Mutex<HashSet<WorkerId>>,
-    /// Per run seen completing, the run when its spec has an early stop (None when it has none): a spec never
-    /// changes, and reading it again for every completion would cost a query each.
-    early_stop_runs: Mutex<HashMap<RunId, Option<Arc<Run>>>>,
+    /// Per run seen completing lately, the run when its spec has an early stop (None when it has none): a spec
+    /// never changes, and reading it again for every completion would cost a query each.
+    early_stop_runs: Mutex<RecentRuns<Option<Arc<Run>>>>,
 }
 
 impl<S: JobStore> WorkerApi<S> {
@@ -92,7 +97,7 @@ impl<S: JobStore> WorkerApi<S> {
             artifacts,
             metrics,
             registered: Mutex::new(HashSet::new()),
-            early_stop_runs: Mutex::new(HashMap::new()),
+            early_stop_runs: Mutex::new(RecentRuns::new(EARLY_STOP_RUNS_CACHED)),
         }
     }
 
@@ -104,7 +109,7 @@ impl<S: JobStore> WorkerApi<S> {
         if job.kind != JobKind::Cell {
             return Ok(());
         }
-        let known = self.early_stop_runs().get(&job.run_id).cloned();
+        let known = self.early_stop_runs().get(job.run_id);
         let run = match known {
             Some(run) => run,
             None => {
@@ -125,7 +130,7 @@ impl<S: JobStore> WorkerApi<S> {
         Ok(())
     }
 
-    fn early_stop_runs(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, Option<Arc<Run>>>> {
+    fn early_stop_runs(&self) -> std::sync::MutexGuard<'_, RecentRuns<Option<Arc<Run>>>> {
         // A map of runs cannot be left half-updated by a panic.
         self.early_stop_runs.lock().unwrap_or_else(PoisonError::into_inner)
     }

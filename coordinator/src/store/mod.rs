@@ -56,6 +56,7 @@ pub mod pg;
 mod query_files;
 /// The store on an embedded SQLite file: writes serialised, the same guarantees.
 pub mod sqlite;
+mod stored;
 
 use std::fmt;
 use std::future::Future;
@@ -153,70 +154,11 @@ id_type!(
     WorkerId
 );
 
-/// What a job computes (Postgres enum `job_kind`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, sqlx::Type)]
-#[sqlx(type_name = "job_kind", rename_all = "lowercase")]
-pub enum JobKind {
-    /// The unpruned model's metrics: the reference of every cell. Dispatched first.
-    Baseline,
-    /// One (group, ratio) of the grid: the model with that share of the group's channels masked.
-    Cell,
-    /// A candidate plan of a measured `Prune` target: the model pruned structurally by the job's own plan,
-    /// evaluated and timed, nothing uploaded. Queued by the pipeline once every cell is final.
-    Probe,
-    /// The structural prune by the plan, evaluated and uploaded. Dispatched last, once every other job of its
-    /// run is done or skipped.
-    Export,
-}
-
-/// Where a job is (Postgres enum `job_state`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, sqlx::Type)]
-#[sqlx(type_name = "job_state", rename_all = "lowercase")]
-pub enum JobState {
-    /// Waiting to be claimed once `available_at` has come. In: run creation, a failed or expired attempt with
-    /// attempts left ([`JobStore::job_fail`], [`JobStore::job_rescue_expired`]), a lease given back
-    /// ([`JobStore::job_release`]), a failed job retried ([`JobStore::run_retry`]). Out: [`JobStore::job_claim`],
-    /// [`JobStore::run_cancel`].
-    Queued,
-    /// Leased to a worker until `lease_deadline`. In: [`JobStore::job_claim`]. Out: complete, fail, the
-    /// rescuer, [`JobStore::run_cancel`]; [`JobStore::job_heartbeat`] moves the deadline.
-    Leased,
-    /// Final: the accepted completion's result is stored. In: [`JobStore::job_complete`].
-    Done,
-    /// Final unless retried: the last attempt failed or expired, or a failure was not retryable; `last_error`
-    /// says why. In: [`JobStore::job_fail`], [`JobStore::job_rescue_expired`]. Out: [`JobStore::run_retry`].
-    Failed,
-    /// Final: its run was cancelled before it finished. In: [`JobStore::run_cancel`].
-    Cancelled,
-    /// Final: no longer needed: its run failed before it ran ([`JobStore::run_finish`]), or an early stop
-    /// skipped it, `last_error` saying why ([`JobStore::job_skip`]).
-    Skipped,
-}
-
-impl JobState {
-    /// Whether the state is final (done, failed, cancelled, skipped).
-    pub fn is_final(self) -> bool {
-        !matches!(self, Self::Queued | Self::Leased)
-    }
-}
-
-/// Where a run is (Postgres enum `run_state`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, sqlx::Type)]
-#[sqlx(type_name = "run_state", rename_all = "lowercase")]
-pub enum RunState {
-    /// Its jobs are being dispatched. In: [`JobStore::run_create`]; a done run with failed jobs, by
-    /// [`JobStore::run_retry`].
-    Running,
-    /// Final: its baseline and every cell finished (and its export, when it has one). In:
-    /// [`JobStore::run_finish`]. Cells may have failed (every surface says so); [`JobStore::run_retry`] then
-    /// makes it running again.
-    Done,
-    /// Final: its baseline failed or scored 0, or its export failed; `error` says why. In:
-    /// [`JobStore::run_finish`].
-    Failed,
-    /// Final: cancelled by an operator. In: [`JobStore::run_cancel`].
-    Cancelled,
-}
+/// What a job computes, where a job is, where a run is: the contract's enums (their names and which job states
+/// are final are defined once, in [`sensgrid_proto::names`]). The columns hold their names: Postgres enum types
+/// `job_kind`, `job_state` and `run_state`, SQLite text (see [`stored`]). The operations below say which move a
+/// job or run into and out of each state.
+pub use sensgrid_proto::v1::{JobKind, JobState, RunState};
 
 /// A stored artifact's metadata (the bytes live outside the database).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -275,36 +217,34 @@ pub struct JobCounts {
 impl JobCounts {
     /// Every job counted.
     pub fn total(&self) -> u64 {
-        self.queued + self.leased + self.done + self.failed + self.cancelled + self.skipped
+        self.by_state().iter().map(|&(_, n)| n).sum()
     }
 
-    /// Each state's name (as the contract and `/metrics` spell it) with its count, every state listed.
-    pub fn by_state(&self) -> [(&'static str, u64); 6] {
+    /// Each state with its count, every state listed, in [`JobState::ALL`]'s order.
+    pub fn by_state(&self) -> [(JobState, u64); 6] {
         [
-            ("queued", self.queued),
-            ("leased", self.leased),
-            ("done", self.done),
-            ("failed", self.failed),
-            ("cancelled", self.cancelled),
-            ("skipped", self.skipped),
+            (JobState::Queued, self.queued),
+            (JobState::Leased, self.leased),
+            (JobState::Done, self.done),
+            (JobState::Failed, self.failed),
+            (JobState::Cancelled, self.cancelled),
+            (JobState::Skipped, self.skipped),
         ]
     }
 
-    /// Jobs in a final state.
-    pub fn finished(&self) -> u64 {
-        self.done + self.failed + self.cancelled + self.skipped
-    }
-
-    /// Adds one job in `state`.
-    pub fn add(&mut self, state: JobState) {
-        *match state {
+    /// Adds `n` jobs in `state`. No stored job is `Unspecified` (the store refuses to read one); it counts
+    /// nowhere.
+    pub fn add(&mut self, state: JobState, n: u64) {
+        let count = match state {
             JobState::Queued => &mut self.queued,
             JobState::Leased => &mut self.leased,
             JobState::Done => &mut self.done,
             JobState::Failed => &mut self.failed,
             JobState::Cancelled => &mut self.cancelled,
             JobState::Skipped => &mut self.skipped,
-        } += 1;
+            JobState::Unspecified => return,
+        };
+        *count += n;
     }
 }
 
@@ -891,10 +831,14 @@ impl RunPlanParams {
             PlanMode::Initial => match state {
                 RunState::Running if !planned => None,
                 RunState::Running | RunState::Done => Some(RunPlanOutcome::AlreadyPlanned),
-                RunState::Cancelled | RunState::Failed => Some(RunPlanOutcome::NotPlannable(state)),
+                RunState::Cancelled | RunState::Failed | RunState::Unspecified => {
+                    Some(RunPlanOutcome::NotPlannable(state))
+                }
             },
             PlanMode::Replace => match (state, self.export, export) {
-                (RunState::Cancelled | RunState::Failed, _, _) => Some(RunPlanOutcome::NotPlannable(state)),
+                (RunState::Cancelled | RunState::Failed | RunState::Unspecified, _, _) => {
+                    Some(RunPlanOutcome::NotPlannable(state))
+                }
                 (_, true, Some(JobState::Leased)) => Some(RunPlanOutcome::ExportLeased),
                 (_, false, Some(_)) => Some(RunPlanOutcome::Exported),
                 _ => None,

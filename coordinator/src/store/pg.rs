@@ -13,9 +13,10 @@ use sqlx::postgres::{PgPool, PgRow};
 use time::OffsetDateTime;
 
 use super::query_files::QueryFiles;
+use super::stored::Stored;
 use super::{
     Artifact, ArtifactPutOutcome, ArtifactPutParams, ClaimedJob, CompleteOutcome, FailOutcome, HeartbeatOutcome, Job,
-    JobClaimParams, JobCompleteParams, JobCounts, JobFailParams, JobHeartbeatParams, JobId, JobProbeAddParams,
+    JobClaimParams, JobCompleteParams, JobCounts, JobFailParams, JobHeartbeatParams, JobId, JobKind, JobProbeAddParams,
     JobRescueExpiredParams, JobSkipParams, JobState, JobStore, Lease, RescueOutcome, RescuedJob, Result, Run,
     RunCancelOutcome, RunCancelParams, RunCreateParams, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams,
     RunReplanParams, RunState, RunSummary, StoreError, Worker, WorkerId, WorkerRegisterParams, WorkerSummary,
@@ -82,10 +83,10 @@ fn job_from_row(op: &'static str, row: &PgRow) -> Result<Job> {
     Ok(Job {
         id: JobId(row.try_get("id").map_err(get)?),
         run_id: RunId(row.try_get("run_id").map_err(get)?),
-        kind: row.try_get("kind").map_err(get)?,
+        kind: row.try_get::<Stored<JobKind>, _>("kind").map_err(get)?.0,
         group_key: row.try_get("group_key").map_err(get)?,
         ratio: row.try_get("ratio").map_err(get)?,
-        state: row.try_get("state").map_err(get)?,
+        state: row.try_get::<Stored<JobState>, _>("state").map_err(get)?.0,
         attempt: convert(
             op,
             "job.attempt",
@@ -115,14 +116,21 @@ fn job_from_row(op: &'static str, row: &PgRow) -> Result<Job> {
 /// decided by ([`RunPlanParams::refusal`]).
 fn plan_outcome(op: &'static str, params: &RunPlanParams, row: &PgRow) -> Result<RunPlanOutcome> {
     let get = |e| backend(op)(e);
-    let Some(prior) = row.try_get::<Option<RunState>, _>("prior_state").map_err(get)? else {
+    let Some(prior) = row
+        .try_get::<Option<Stored<RunState>>, _>("prior_state")
+        .map_err(get)?
+        .map(|s| s.0)
+    else {
         return Ok(RunPlanOutcome::NotFound);
     };
     if row.try_get::<i64, _>("planned").map_err(get)? == 1 {
         return Ok(RunPlanOutcome::Planned);
     }
     let had_plan: bool = row.try_get("had_plan").map_err(get)?;
-    let export: Option<JobState> = row.try_get("export_state").map_err(get)?;
+    let export = row
+        .try_get::<Option<Stored<JobState>>, _>("export_state")
+        .map_err(get)?
+        .map(|s| s.0);
     Ok(params
         .refusal(prior, had_plan, export)
         .unwrap_or(RunPlanOutcome::NotPlannable(prior)))
@@ -132,10 +140,17 @@ fn plan_outcome(op: &'static str, params: &RunPlanParams, row: &PgRow) -> Result
 /// before, and how many runs it changed.
 fn replan_outcome(op: &'static str, row: &PgRow) -> Result<RunPlanOutcome> {
     let get = |e| backend(op)(e);
-    let Some(prior) = row.try_get::<Option<RunState>, _>("prior_state").map_err(get)? else {
+    let Some(prior) = row
+        .try_get::<Option<Stored<RunState>>, _>("prior_state")
+        .map_err(get)?
+        .map(|s| s.0)
+    else {
         return Ok(RunPlanOutcome::NotFound);
     };
-    let export: Option<JobState> = row.try_get("export_state").map_err(get)?;
+    let export = row
+        .try_get::<Option<Stored<JobState>>, _>("export_state")
+        .map_err(get)?
+        .map(|s| s.0);
     Ok(if row.try_get::<i64, _>("planned").map_err(get)? == 1 {
         RunPlanOutcome::Planned
     } else if export == Some(JobState::Leased) && matches!(prior, RunState::Running | RunState::Done) {
@@ -149,7 +164,7 @@ fn run_from_row(op: &'static str, row: &PgRow) -> Result<Run> {
     let get = |e| backend(op)(e);
     Ok(Run {
         id: RunId(row.try_get("id").map_err(get)?),
-        state: row.try_get("state").map_err(get)?,
+        state: row.try_get::<Stored<RunState>, _>("state").map_err(get)?.0,
         config_yaml: row.try_get("config_yaml").map_err(get)?,
         model_digest: row.try_get("model_digest").map_err(get)?,
         dataset_digest: row.try_get("dataset_digest").map_err(get)?,
@@ -288,7 +303,7 @@ impl JobStore for PgStore {
                         epoch: row.try_get("lease_epoch").map_err(get)?,
                     },
                     run_id: RunId(row.try_get("run_id").map_err(get)?),
-                    kind: row.try_get("kind").map_err(get)?,
+                    kind: row.try_get::<Stored<JobKind>, _>("kind").map_err(get)?.0,
                     group_key: row.try_get("group_key").map_err(get)?,
                     ratio: row.try_get("ratio").map_err(get)?,
                     attempt: convert(
@@ -358,9 +373,13 @@ impl JobStore for PgStore {
             return Ok(FailOutcome::NotFound);
         };
         let get = |e| backend(OP)(e);
-        let prior: JobState = row.try_get("prior_state").map_err(get)?;
+        let prior = row.try_get::<Stored<JobState>, _>("prior_state").map_err(get)?.0;
         let epoch: i64 = row.try_get("lease_epoch").map_err(get)?;
-        let Some(state) = row.try_get::<Option<JobState>, _>("state").map_err(get)? else {
+        let Some(state) = row
+            .try_get::<Option<Stored<JobState>>, _>("state")
+            .map_err(get)?
+            .map(|s| s.0)
+        else {
             return Ok(if prior == JobState::Cancelled && epoch == params.lease.epoch {
                 FailOutcome::Cancelled
             } else {
@@ -416,7 +435,7 @@ impl JobStore for PgStore {
         {
             return Ok(HeartbeatOutcome::Extended { deadline });
         }
-        let state: JobState = row.try_get("state").map_err(get)?;
+        let state = row.try_get::<Stored<JobState>, _>("state").map_err(get)?.0;
         let epoch: i64 = row.try_get("lease_epoch").map_err(get)?;
         Ok(if state == JobState::Cancelled && epoch == params.lease.epoch {
             HeartbeatOutcome::Cancelled
@@ -452,7 +471,7 @@ impl JobStore for PgStore {
         if row.try_get::<i64, _>("released").map_err(get)? == 1 {
             return Ok(super::ReleaseOutcome::Released);
         }
-        let prior: JobState = row.try_get("prior_state").map_err(get)?;
+        let prior = row.try_get::<Stored<JobState>, _>("prior_state").map_err(get)?.0;
         let epoch: i64 = row.try_get("lease_epoch").map_err(get)?;
         Ok(if prior == JobState::Cancelled && epoch == params.lease.epoch {
             super::ReleaseOutcome::Cancelled
@@ -475,7 +494,7 @@ impl JobStore for PgStore {
             .iter()
             .map(|row| {
                 let get = |e| backend(OP)(e);
-                let state: JobState = row.try_get("state").map_err(get)?;
+                let state = row.try_get::<Stored<JobState>, _>("state").map_err(get)?.0;
                 let outcome = match state {
                     JobState::Queued => RescueOutcome::Requeued {
                         available_at: row.try_get("available_at").map_err(get)?,
@@ -550,13 +569,20 @@ impl JobStore for PgStore {
             .await
             .map_err(backend(OP))?;
         let get = |e| backend(OP)(e);
-        let Some(prior) = row.try_get::<Option<RunState>, _>("prior_state").map_err(get)? else {
+        let Some(prior) = row
+            .try_get::<Option<Stored<RunState>>, _>("prior_state")
+            .map_err(get)?
+            .map(|s| s.0)
+        else {
             return Ok(RunCancelOutcome::NotFound);
         };
         if row.try_get::<i64, _>("run_cancelled").map_err(get)? == 1 {
+            let count = |state: JobState| -> Result<u64> {
+                convert(OP, state.as_str(), row.try_get(state.as_str()).map_err(get)?)
+            };
             return Ok(RunCancelOutcome::Cancelled {
-                queued: convert(OP, "queued", row.try_get("queued").map_err(get)?)?,
-                leased: convert(OP, "leased", row.try_get("leased").map_err(get)?)?,
+                queued: count(JobState::Queued)?,
+                leased: count(JobState::Leased)?,
             });
         }
         if prior != RunState::Running {
@@ -626,7 +652,7 @@ impl JobStore for PgStore {
         let moved: i64 = sqlx::query_scalar(sql(OP))
             .bind(params.run_id.0)
             .bind(params.now)
-            .bind(params.state)
+            .bind(Stored(params.state))
             .bind(&params.error)
             .fetch_one(&self.pool)
             .await
@@ -637,24 +663,20 @@ impl JobStore for PgStore {
     async fn run_list(&self, state: Option<RunState>) -> Result<Vec<RunSummary>> {
         const OP: &str = "run_list";
         let rows = sqlx::query(sql(OP))
-            .bind(state)
+            .bind(state.map(Stored))
             .fetch_all(&self.pool)
             .await
             .map_err(backend(OP))?;
         rows.iter()
             .map(|row| {
-                let count =
-                    |state: &str| -> Result<u64> { convert(OP, state, row.try_get(state).map_err(backend(OP))?) };
+                let mut jobs = JobCounts::default();
+                for &state in JobState::ALL {
+                    let column = state.as_str();
+                    jobs.add(state, convert(OP, column, row.try_get(column).map_err(backend(OP))?)?);
+                }
                 Ok(RunSummary {
                     run: run_from_row(OP, row)?,
-                    jobs: JobCounts {
-                        queued: count("queued")?,
-                        leased: count("leased")?,
-                        done: count("done")?,
-                        failed: count("failed")?,
-                        cancelled: count("cancelled")?,
-                        skipped: count("skipped")?,
-                    },
+                    jobs,
                 })
             })
             .collect()
@@ -697,7 +719,7 @@ impl JobStore for PgStore {
             return Ok(super::RunRetryOutcome::NotFound);
         };
         let get = |e| backend(OP)(e);
-        let prior: RunState = row.try_get("prior_state").map_err(get)?;
+        let prior = row.try_get::<Stored<RunState>, _>("prior_state").map_err(get)?.0;
         if !matches!(prior, RunState::Running | RunState::Done) {
             return Ok(super::RunRetryOutcome::NotRetryable(prior));
         }
@@ -783,6 +805,11 @@ mod tests {
     #[test]
     fn every_query_is_named_once_and_used() {
         QUERIES.check_used(&USED);
+    }
+
+    #[test]
+    fn queries_spell_states_and_kinds_as_the_enums_do() {
+        QUERIES.check_state_names();
     }
 
     #[test]

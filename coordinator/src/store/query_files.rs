@@ -4,6 +4,9 @@
 
 use std::collections::HashMap;
 
+#[cfg(test)]
+use super::{JobKind, JobState, RunState};
+
 /// A store's query files (`(file name, text)`), parsed once.
 pub(crate) struct QueryFiles {
     /// Where the files live, for messages (`store/queries`).
@@ -71,7 +74,64 @@ impl QueryFiles {
             }
         }
     }
+
+    /// Checks the names the queries' code compares a state or kind column with (`state = 'leased'`,
+    /// `kind <> 'export'`) against the enums', and each list of states (`state IN ('queued', 'leased')`): a
+    /// list of job states is the unfinished ones (those [`JobState::is_final`] says are not final), or one of
+    /// the other lists above; so a state added to the enum or renamed there fails here until the SQL follows.
+    #[cfg(test)]
+    pub(crate) fn check_state_names(&self) {
+        let unfinished: Vec<JobState> = JobState::ALL.iter().copied().filter(|s| !s.is_final()).collect();
+        for (name, sql) in &self.queries {
+            let code: Vec<&str> = sql.lines().map(|line| line.split("--").next().unwrap_or("")).collect();
+            let code = code.join("\n");
+            for (at, _) in code.match_indices("IN ('") {
+                let list = &code[at + "IN (".len()..];
+                let list = &list[..list.find(')').unwrap_or(list.len())];
+                let labels: Vec<&str> = list.split(',').map(|label| label.trim().trim_matches('\'')).collect();
+                let jobs: Option<Vec<JobState>> = labels.iter().map(|l| JobState::parse(l).ok()).collect();
+                let runs: Option<Vec<RunState>> = labels.iter().map(|l| RunState::parse(l).ok()).collect();
+                let known = jobs.is_some_and(|jobs| jobs == unfinished || jobs == EXPORT_WAITS_FOR)
+                    || runs.is_some_and(|runs| runs == REOPENABLE_RUN);
+                assert!(
+                    known,
+                    "{}: query '{name}' lists ({list}), neither the unfinished job states ({}) nor a list named in \
+                     query_files.rs",
+                    self.dir,
+                    unfinished.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                );
+            }
+            for column in ["state", "kind"] {
+                for compare in [" = '", " <> '"] {
+                    let pattern = format!("{column}{compare}");
+                    for (at, _) in code.match_indices(&pattern) {
+                        let label = &code[at + pattern.len()..];
+                        let label = &label[..label.find('\'').unwrap_or(label.len())];
+                        let known = match column {
+                            "state" => JobState::parse(label).is_ok() || RunState::parse(label).is_ok(),
+                            _ => JobKind::parse(label).is_ok(),
+                        };
+                        assert!(
+                            known,
+                            "{}: query '{name}' compares {column} with '{label}', no such name",
+                            self.dir
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
+
+/// The lists of states the queries spell out besides the unfinished job states (`state IN ('queued', 'leased')`,
+/// which [`QueryFiles::check_state_names`] derives from [`JobState::is_final`]): the states a run's other jobs
+/// must be in before its export is claimed (ended, and not failed or cancelled).
+#[cfg(test)]
+const EXPORT_WAITS_FOR: [JobState; 2] = [JobState::Done, JobState::Skipped];
+
+/// The run states in which a run can still be planned, replanned or retried.
+#[cfg(test)]
+const REOPENABLE_RUN: [RunState; 2] = [RunState::Running, RunState::Done];
 
 /// Splits a query file into `(name, sql)` pairs at each `-- name: <name>` line; the SQL runs to the next such
 /// line, without its trailing `;` and blank lines. Text before the first name line is the file's comment.

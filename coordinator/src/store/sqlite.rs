@@ -47,6 +47,7 @@ use time::OffsetDateTime;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::query_files::QueryFiles;
+use super::stored::{Stored, StoredEnum};
 use super::{
     Artifact, ArtifactPutOutcome, ArtifactPutParams, Backoff, ClaimAffinity, ClaimedJob, CompleteOutcome, FailOutcome,
     HeartbeatOutcome, Job, JobClaimParams, JobCompleteParams, JobCounts, JobFailParams, JobHeartbeatParams, JobId,
@@ -307,11 +308,36 @@ impl WriteHealth {
 
 /// The state of run `run` inside `tx`; `None` when there is no such run.
 async fn run_state(tx: &mut SqliteConnection, op: &'static str, run: RunId) -> Result<Option<RunState>> {
-    sqlx::query_scalar(sql("run_state"))
+    let state: Option<Stored<RunState>> = sqlx::query_scalar(sql("run_state"))
         .bind(run.0)
         .fetch_optional(tx)
         .await
-        .map_err(backend(op))
+        .map_err(backend(op))?;
+    Ok(state.map(|s| s.0))
+}
+
+/// The state and plan of run `run` inside `tx`; `None` when there is no such run.
+async fn run_state_plan(
+    tx: &mut SqliteConnection,
+    op: &'static str,
+    run: RunId,
+) -> Result<Option<(RunState, Option<Value>)>> {
+    let row: Option<(Stored<RunState>, Option<Value>)> = sqlx::query_as(sql("run_state_plan"))
+        .bind(run.0)
+        .fetch_optional(tx)
+        .await
+        .map_err(backend(op))?;
+    Ok(row.map(|(state, plan)| (state.0, plan)))
+}
+
+/// The state of run `run`'s export job inside `tx`; `None` when it has none.
+async fn export_state(tx: &mut SqliteConnection, op: &'static str, run: RunId) -> Result<Option<JobState>> {
+    let state: Option<Stored<JobState>> = sqlx::query_scalar(sql("job_export_state"))
+        .bind(run.0)
+        .fetch_optional(tx)
+        .await
+        .map_err(backend(op))?;
+    Ok(state.map(|s| s.0))
 }
 
 /// Run `run`'s queued and leased jobs inside `tx`.
@@ -322,7 +348,10 @@ async fn unfinished_jobs(tx: &mut SqliteConnection, op: &'static str, run: RunId
         .await
         .map_err(backend(op))?;
     let c = Columns { op, row: &counts };
-    Ok((c.number("queued")?, c.number("leased")?))
+    Ok((
+        c.number(JobState::Queued.as_str())?,
+        c.number(JobState::Leased.as_str())?,
+    ))
 }
 
 /// How many transactions sqlx counts open on `connection`.
@@ -395,6 +424,10 @@ impl Columns<'_> {
     fn number<T: TryFrom<i64>>(&self, column: &str) -> Result<T> {
         convert(self.op, column, self.get(column)?)
     }
+
+    fn stored<T: StoredEnum>(&self, column: &str) -> Result<T> {
+        Ok(self.get::<Stored<T>>(column)?.0)
+    }
 }
 
 fn job_from_row(op: &'static str, row: &SqliteRow) -> Result<Job> {
@@ -402,10 +435,10 @@ fn job_from_row(op: &'static str, row: &SqliteRow) -> Result<Job> {
     Ok(Job {
         id: JobId(c.get("id")?),
         run_id: RunId(c.get("run_id")?),
-        kind: c.get("kind")?,
+        kind: c.stored("kind")?,
         group_key: c.get("group_key")?,
         ratio: c.get("ratio")?,
-        state: c.get("state")?,
+        state: c.stored("state")?,
         attempt: c.number("attempt")?,
         lease_epoch: c.get("lease_epoch")?,
         lease_owner: c.get::<Option<i64>>("lease_owner")?.map(WorkerId),
@@ -429,7 +462,7 @@ fn run_from_row(op: &'static str, row: &SqliteRow) -> Result<Run> {
     let c = Columns { op, row };
     Ok(Run {
         id: RunId(c.get("id")?),
-        state: c.get("state")?,
+        state: c.stored("state")?,
         config_yaml: c.get("config_yaml")?,
         model_digest: c.get("model_digest")?,
         dataset_digest: c.get("dataset_digest")?,
@@ -483,7 +516,7 @@ impl Fence {
         row.map(|row| {
             let c = Columns { op, row: &row };
             Ok(Self {
-                state: c.get("state")?,
+                state: c.stored("state")?,
                 epoch: c.get("lease_epoch")?,
                 attempt: c.number("attempt")?,
                 max_attempts: c.number("max_attempts")?,
@@ -534,7 +567,7 @@ impl EndAttempt<'_> {
         let ended = sqlx::query(sql("job_end_attempt"))
             .bind(self.job.0)
             .bind(self.epoch)
-            .bind(state)
+            .bind(Stored(state))
             .bind(available_at)
             .bind(finished_at)
             .bind(self.error)
@@ -637,7 +670,7 @@ impl JobStore for SqliteStore {
                     epoch: c.get("lease_epoch")?,
                 },
                 run_id: RunId(c.get("run_id")?),
-                kind: c.get("kind")?,
+                kind: c.stored("kind")?,
                 group_key: c.get("group_key")?,
                 ratio: c.get("ratio")?,
                 attempt: c.number("attempt")?,
@@ -856,11 +889,7 @@ impl JobStore for SqliteStore {
         const OP: &str = "job_probe_add";
         let steps = params.validate()?;
         let (_turn, mut tx) = self.write(OP).await?;
-        let run: Option<(RunState, Option<Value>)> = sqlx::query_as(sql("run_state_plan"))
-            .bind(params.run_id.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend(OP))?;
+        let run = run_state_plan(&mut tx, OP, params.run_id).await?;
         if !matches!(run, Some((RunState::Running, None))) {
             return Ok(0);
         }
@@ -952,7 +981,7 @@ impl JobStore for SqliteStore {
         for (kind, group_key, ratio, result) in baseline.into_iter().chain(cells).chain(export) {
             sqlx::query(sql("job_insert"))
                 .bind(id)
-                .bind(kind)
+                .bind(Stored(kind))
                 .bind(group_key)
                 .bind(ratio)
                 .bind(result)
@@ -1003,23 +1032,20 @@ impl JobStore for SqliteStore {
     async fn run_list(&self, state: Option<RunState>) -> Result<Vec<RunSummary>> {
         const OP: &str = "run_list";
         let rows = sqlx::query(sql(OP))
-            .bind(state)
+            .bind(state.map(Stored))
             .fetch_all(&self.reader)
             .await
             .map_err(backend(OP))?;
         rows.iter()
             .map(|row| {
                 let c = Columns { op: OP, row };
+                let mut jobs = JobCounts::default();
+                for &state in JobState::ALL {
+                    jobs.add(state, c.number(state.as_str())?);
+                }
                 Ok(RunSummary {
                     run: run_from_row(OP, row)?,
-                    jobs: JobCounts {
-                        queued: c.number("queued")?,
-                        leased: c.number("leased")?,
-                        done: c.number("done")?,
-                        failed: c.number("failed")?,
-                        cancelled: c.number("cancelled")?,
-                        skipped: c.number("skipped")?,
-                    },
+                    jobs,
                 })
             })
             .collect()
@@ -1028,19 +1054,11 @@ impl JobStore for SqliteStore {
     async fn run_plan(&self, params: RunPlanParams) -> Result<RunPlanOutcome> {
         const OP: &str = "run_plan";
         let (_turn, mut tx) = self.write(OP).await?;
-        let run: Option<(RunState, Option<Value>)> = sqlx::query_as(sql("run_state_plan"))
-            .bind(params.run_id.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend(OP))?;
+        let run = run_state_plan(&mut tx, OP, params.run_id).await?;
         let Some((prior, plan)) = run else {
             return Ok(RunPlanOutcome::NotFound);
         };
-        let export: Option<JobState> = sqlx::query_scalar(sql("job_export_state"))
-            .bind(params.run_id.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend(OP))?;
+        let export = export_state(&mut tx, OP, params.run_id).await?;
         if let Some(refused) = params.refusal(prior, plan.is_some(), export) {
             return Ok(refused);
         }
@@ -1068,7 +1086,7 @@ impl JobStore for SqliteStore {
             (true, None) => {
                 sqlx::query(sql("job_insert"))
                     .bind(params.run_id.0)
-                    .bind(JobKind::Export)
+                    .bind(Stored(JobKind::Export))
                     .bind(None::<&str>)
                     .bind(None::<f64>)
                     .bind(None::<&Value>)
@@ -1085,11 +1103,7 @@ impl JobStore for SqliteStore {
     async fn run_replan(&self, params: RunReplanParams) -> Result<RunPlanOutcome> {
         const OP: &str = "run_replan";
         let (_turn, mut tx) = self.write(OP).await?;
-        let run: Option<(RunState, Option<Value>)> = sqlx::query_as(sql("run_state_plan"))
-            .bind(params.run_id.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend(OP))?;
+        let run = run_state_plan(&mut tx, OP, params.run_id).await?;
         let prior = match run {
             None => return Ok(RunPlanOutcome::NotFound),
             Some((state, _)) => state,
@@ -1097,11 +1111,7 @@ impl JobStore for SqliteStore {
         if !matches!(prior, RunState::Running | RunState::Done) {
             return Ok(RunPlanOutcome::NotPlannable(prior));
         }
-        let export: Option<JobState> = sqlx::query_scalar(sql("job_export_state"))
-            .bind(params.run_id.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend(OP))?;
+        let export = export_state(&mut tx, OP, params.run_id).await?;
         if export == Some(JobState::Leased) {
             return Ok(RunPlanOutcome::ExportLeased);
         }
@@ -1305,7 +1315,7 @@ async fn end_run(
     let ended = sqlx::query(sql("run_end"))
         .bind(run.0)
         .bind(micros(now))
-        .bind(state)
+        .bind(Stored(state))
         .bind(error)
         .execute(&mut *tx)
         .await
@@ -1321,7 +1331,7 @@ async fn end_run(
     sqlx::query(sql("job_end_unfinished"))
         .bind(run.0)
         .bind(micros(now))
-        .bind(jobs_end)
+        .bind(Stored(jobs_end))
         .execute(&mut *tx)
         .await
         .map_err(backend(op))?;
@@ -1377,6 +1387,11 @@ mod tests {
     #[test]
     fn every_query_is_named_once_and_used() {
         QUERIES.check_used(&USED);
+    }
+
+    #[test]
+    fn queries_spell_states_and_kinds_as_the_enums_do() {
+        QUERIES.check_state_names();
     }
 
     #[test]

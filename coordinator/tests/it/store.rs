@@ -2218,3 +2218,77 @@ async fn pg_run_create_keeps_the_claim_an_ordered_index_walk(pool: sqlx::PgPool)
     assert!(plan.contains("Index Scan using job_queued"), "{plan}");
     assert!(!plan.contains("Sort"), "{plan}");
 }
+
+/// The names quoted in `text` (`'done'`), in order.
+fn quoted(text: &str) -> Vec<&str> {
+    text.split('\'').skip(1).step_by(2).collect()
+}
+
+/// The job states [`JobState::is_final`] calls final, by name.
+fn final_job_states() -> Vec<&'static str> {
+    JobState::ALL
+        .iter()
+        .filter(|s| s.is_final())
+        .map(|s| s.as_str())
+        .collect()
+}
+
+/// Postgres only: its enum types hold the contract's names, in its order (a claim's `ORDER BY kind` is dispatch
+/// order), and the rule that a job has `finished_at` exactly when it is final lists the final states.
+#[sqlx::test(migrator = "sensgrid_coordinator::MIGRATOR")]
+async fn pg_schema_spells_states_and_kinds_as_the_contract(pool: sqlx::PgPool) {
+    for (pg_type, names) in [
+        ("job_kind", JobKind::NAMES),
+        ("job_state", JobState::NAMES),
+        ("run_state", RunState::NAMES),
+    ] {
+        let labels: Vec<String> = sqlx::query_scalar(&format!("SELECT unnest(enum_range(NULL::{pg_type}))::text"))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(labels, names, "{pg_type}");
+    }
+    let rule: String = sqlx::query_scalar(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'job_finished_iff_final'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(quoted(&rule), final_job_states(), "{rule}");
+}
+
+/// SQLite only: the CHECKs on the job and run columns list the contract's names, and the rule that a job has
+/// `finished_at` exactly when it is final lists the final states.
+#[tokio::test]
+async fn sqlite_schema_spells_states_and_kinds_as_the_contract() {
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let path = dir.path().join("store.sqlite");
+    SqliteStore::open(&path).await.expect("opening the store").close().await;
+    let connect = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
+    let pool = sqlx::SqlitePool::connect_with(connect).await.unwrap();
+    let table = |name: &'static str| {
+        sqlx::query_scalar::<_, String>("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = $1")
+            .bind(name)
+            .fetch_one(&pool)
+    };
+    // The names listed in the first `(...)` after `marker`.
+    fn listed<'t>(sql: &'t str, marker: &str) -> Vec<&'t str> {
+        let start = sql.find(marker).unwrap_or_else(|| panic!("no '{marker}' in {sql}")) + marker.len();
+        let end = start + sql[start..].find(')').unwrap();
+        let mut names = quoted(&sql[start..end]);
+        names.sort_unstable();
+        names
+    }
+    let sorted = |names: &[&'static str]| {
+        let mut names = names.to_vec();
+        names.sort_unstable();
+        names
+    };
+    let job = table("job").await.unwrap();
+    let run = table("run").await.unwrap();
+    assert_eq!(listed(&job, "kind IN ("), sorted(JobKind::NAMES));
+    assert_eq!(listed(&job, "CHECK (state IN ("), sorted(JobState::NAMES));
+    assert_eq!(listed(&run, "CHECK (state IN ("), sorted(RunState::NAMES));
+    assert_eq!(listed(&job, "job_finished_iff_final"), sorted(&final_job_states()));
+    pool.close().await;
+}
