@@ -154,7 +154,7 @@ impl Engine {
     /// [`JobError`]: bad inputs, a failed evaluation, or a stop.
     pub fn run(&mut self, inputs: &Inputs, state: &Arc<JobState>) -> Result<Outcome, JobError> {
         let job = &inputs.job;
-        let kind = JobKind::try_from(job.kind).unwrap_or(JobKind::Unspecified);
+        let kind = job.kind();
         let started = Instant::now();
         let mut progress = |p: Progress| {
             state.report(p);
@@ -198,7 +198,7 @@ impl Engine {
                 return Err(JobError::Input(anyhow!(
                     "job {}: kind {} is not a job this worker runs",
                     job.job_id,
-                    kind.as_str_name()
+                    kind
                 )));
             }
         };

@@ -251,14 +251,14 @@ impl Worker {
 
     /// Runs one job in its span (see the module's docs).
     async fn run_job(&mut self, job: Job) -> Result<()> {
-        let kind = JobKind::try_from(job.kind).unwrap_or(JobKind::Unspecified);
+        let kind = job.kind();
         let span = tracing::info_span!(
             "job",
             run_id = job.run_id,
             job_id = job.job_id,
             epoch = job.lease_epoch,
             worker_id = self.worker_id,
-            kind = %kind.as_str_name().trim_start_matches("JOB_KIND_").to_lowercase(),
+            kind = %kind,
             group = tracing::field::Empty,
             ratio = tracing::field::Empty,
         );
