@@ -13,7 +13,7 @@ use sqlx::postgres::{PgPool, PgRow};
 use time::OffsetDateTime;
 
 use super::query_files::QueryFiles;
-use super::stored::Stored;
+use super::stored::{Stored, StoredEnum};
 use super::{
     Artifact, ArtifactPutOutcome, ArtifactPutParams, ClaimedJob, CompleteOutcome, FailOutcome, HeartbeatOutcome, Job,
     JobClaimParams, JobCompleteParams, JobCounts, JobFailParams, JobHeartbeatParams, JobId, JobKind, JobProbeAddParams,
@@ -78,15 +78,26 @@ fn convert<T: TryFrom<i64>>(op: &'static str, what: &str, value: i64) -> Result<
     })
 }
 
+/// The contract enum in `column` of `row` (see [`Stored`]).
+fn enum_column<T: StoredEnum>(row: &PgRow, column: &str) -> sqlx::Result<T> {
+    row.try_get::<Stored<T>, _>(column).map(|stored| stored.0)
+}
+
+/// The contract enum in `column` of `row`, `None` for NULL.
+fn enum_column_opt<T: StoredEnum>(row: &PgRow, column: &str) -> sqlx::Result<Option<T>> {
+    row.try_get::<Option<Stored<T>>, _>(column)
+        .map(|stored| stored.map(|stored| stored.0))
+}
+
 fn job_from_row(op: &'static str, row: &PgRow) -> Result<Job> {
     let get = |e| backend(op)(e);
     Ok(Job {
         id: JobId(row.try_get("id").map_err(get)?),
         run_id: RunId(row.try_get("run_id").map_err(get)?),
-        kind: row.try_get::<Stored<JobKind>, _>("kind").map_err(get)?.0,
+        kind: enum_column::<JobKind>(row, "kind").map_err(get)?,
         group_key: row.try_get("group_key").map_err(get)?,
         ratio: row.try_get("ratio").map_err(get)?,
-        state: row.try_get::<Stored<JobState>, _>("state").map_err(get)?.0,
+        state: enum_column::<JobState>(row, "state").map_err(get)?,
         attempt: convert(
             op,
             "job.attempt",
@@ -116,21 +127,14 @@ fn job_from_row(op: &'static str, row: &PgRow) -> Result<Job> {
 /// decided by ([`RunPlanParams::refusal`]).
 fn plan_outcome(op: &'static str, params: &RunPlanParams, row: &PgRow) -> Result<RunPlanOutcome> {
     let get = |e| backend(op)(e);
-    let Some(prior) = row
-        .try_get::<Option<Stored<RunState>>, _>("prior_state")
-        .map_err(get)?
-        .map(|s| s.0)
-    else {
+    let Some(prior) = enum_column_opt::<RunState>(row, "prior_state").map_err(get)? else {
         return Ok(RunPlanOutcome::NotFound);
     };
     if row.try_get::<i64, _>("planned").map_err(get)? == 1 {
         return Ok(RunPlanOutcome::Planned);
     }
     let had_plan: bool = row.try_get("had_plan").map_err(get)?;
-    let export = row
-        .try_get::<Option<Stored<JobState>>, _>("export_state")
-        .map_err(get)?
-        .map(|s| s.0);
+    let export = enum_column_opt::<JobState>(row, "export_state").map_err(get)?;
     Ok(params
         .refusal(prior, had_plan, export)
         .unwrap_or(RunPlanOutcome::NotPlannable(prior)))
@@ -140,17 +144,10 @@ fn plan_outcome(op: &'static str, params: &RunPlanParams, row: &PgRow) -> Result
 /// before, and how many runs it changed.
 fn replan_outcome(op: &'static str, row: &PgRow) -> Result<RunPlanOutcome> {
     let get = |e| backend(op)(e);
-    let Some(prior) = row
-        .try_get::<Option<Stored<RunState>>, _>("prior_state")
-        .map_err(get)?
-        .map(|s| s.0)
-    else {
+    let Some(prior) = enum_column_opt::<RunState>(row, "prior_state").map_err(get)? else {
         return Ok(RunPlanOutcome::NotFound);
     };
-    let export = row
-        .try_get::<Option<Stored<JobState>>, _>("export_state")
-        .map_err(get)?
-        .map(|s| s.0);
+    let export = enum_column_opt::<JobState>(row, "export_state").map_err(get)?;
     Ok(if row.try_get::<i64, _>("planned").map_err(get)? == 1 {
         RunPlanOutcome::Planned
     } else if export == Some(JobState::Leased) && matches!(prior, RunState::Running | RunState::Done) {
@@ -164,7 +161,7 @@ fn run_from_row(op: &'static str, row: &PgRow) -> Result<Run> {
     let get = |e| backend(op)(e);
     Ok(Run {
         id: RunId(row.try_get("id").map_err(get)?),
-        state: row.try_get::<Stored<RunState>, _>("state").map_err(get)?.0,
+        state: enum_column::<RunState>(row, "state").map_err(get)?,
         config_yaml: row.try_get("config_yaml").map_err(get)?,
         model_digest: row.try_get("model_digest").map_err(get)?,
         dataset_digest: row.try_get("dataset_digest").map_err(get)?,
@@ -303,7 +300,7 @@ impl JobStore for PgStore {
                         epoch: row.try_get("lease_epoch").map_err(get)?,
                     },
                     run_id: RunId(row.try_get("run_id").map_err(get)?),
-                    kind: row.try_get::<Stored<JobKind>, _>("kind").map_err(get)?.0,
+                    kind: enum_column::<JobKind>(row, "kind").map_err(get)?,
                     group_key: row.try_get("group_key").map_err(get)?,
                     ratio: row.try_get("ratio").map_err(get)?,
                     attempt: convert(
@@ -373,13 +370,9 @@ impl JobStore for PgStore {
             return Ok(FailOutcome::NotFound);
         };
         let get = |e| backend(OP)(e);
-        let prior = row.try_get::<Stored<JobState>, _>("prior_state").map_err(get)?.0;
+        let prior = enum_column::<JobState>(&row, "prior_state").map_err(get)?;
         let epoch: i64 = row.try_get("lease_epoch").map_err(get)?;
-        let Some(state) = row
-            .try_get::<Option<Stored<JobState>>, _>("state")
-            .map_err(get)?
-            .map(|s| s.0)
-        else {
+        let Some(state) = enum_column_opt::<JobState>(&row, "state").map_err(get)? else {
             return Ok(if prior == JobState::Cancelled && epoch == params.lease.epoch {
                 FailOutcome::Cancelled
             } else {
@@ -435,7 +428,7 @@ impl JobStore for PgStore {
         {
             return Ok(HeartbeatOutcome::Extended { deadline });
         }
-        let state = row.try_get::<Stored<JobState>, _>("state").map_err(get)?.0;
+        let state = enum_column::<JobState>(&row, "state").map_err(get)?;
         let epoch: i64 = row.try_get("lease_epoch").map_err(get)?;
         Ok(if state == JobState::Cancelled && epoch == params.lease.epoch {
             HeartbeatOutcome::Cancelled
@@ -471,7 +464,7 @@ impl JobStore for PgStore {
         if row.try_get::<i64, _>("released").map_err(get)? == 1 {
             return Ok(super::ReleaseOutcome::Released);
         }
-        let prior = row.try_get::<Stored<JobState>, _>("prior_state").map_err(get)?.0;
+        let prior = enum_column::<JobState>(&row, "prior_state").map_err(get)?;
         let epoch: i64 = row.try_get("lease_epoch").map_err(get)?;
         Ok(if prior == JobState::Cancelled && epoch == params.lease.epoch {
             super::ReleaseOutcome::Cancelled
@@ -494,7 +487,7 @@ impl JobStore for PgStore {
             .iter()
             .map(|row| {
                 let get = |e| backend(OP)(e);
-                let state = row.try_get::<Stored<JobState>, _>("state").map_err(get)?.0;
+                let state = enum_column::<JobState>(row, "state").map_err(get)?;
                 let outcome = match state {
                     JobState::Queued => RescueOutcome::Requeued {
                         available_at: row.try_get("available_at").map_err(get)?,
@@ -569,11 +562,7 @@ impl JobStore for PgStore {
             .await
             .map_err(backend(OP))?;
         let get = |e| backend(OP)(e);
-        let Some(prior) = row
-            .try_get::<Option<Stored<RunState>>, _>("prior_state")
-            .map_err(get)?
-            .map(|s| s.0)
-        else {
+        let Some(prior) = enum_column_opt::<RunState>(&row, "prior_state").map_err(get)? else {
             return Ok(RunCancelOutcome::NotFound);
         };
         if row.try_get::<i64, _>("run_cancelled").map_err(get)? == 1 {
@@ -719,7 +708,7 @@ impl JobStore for PgStore {
             return Ok(super::RunRetryOutcome::NotFound);
         };
         let get = |e| backend(OP)(e);
-        let prior = row.try_get::<Stored<RunState>, _>("prior_state").map_err(get)?.0;
+        let prior = enum_column::<RunState>(&row, "prior_state").map_err(get)?;
         if !matches!(prior, RunState::Running | RunState::Done) {
             return Ok(super::RunRetryOutcome::NotRetryable(prior));
         }
