@@ -139,7 +139,7 @@ pub fn prepare(config_path: &Path, overrides: &[String], name: Option<&str>) -> 
         metric: sensitivity.metric.clone(),
         ratios: sensitivity.ratios.clone(),
         input_shape,
-        params: count::params(&graph),
+        params: count::params(&graph)?,
         flops,
         groups: analysed,
         skipped,
@@ -280,10 +280,10 @@ pub fn input_shape(config: &Config, graph: &Graph) -> Result<Vec<usize>> {
 
 /// The groups as a run's spec describes them: key, channels, params, FLOPs and the weighted ops they reach.
 pub fn group_specs(graph: &Graph, analysis: &Analysis) -> Vec<GroupSpec> {
-    let op_of: BTreeMap<&str, &str> = graph
+    let weights_of: BTreeMap<&str, ops::Weights> = graph
         .nodes
         .iter()
-        .map(|n| (n.name.as_str(), n.op_type.as_str()))
+        .filter_map(|n| Some((n.name.as_str(), ops::describe(n)?.weights)))
         .collect();
     analysis
         .groups
@@ -292,10 +292,7 @@ pub fn group_specs(graph: &Graph, analysis: &Analysis) -> Vec<GroupSpec> {
         .map(|(index, g)| {
             let mut convs: Vec<String> = Vec::new();
             for member in &g.members {
-                let weighted = matches!(
-                    op_of.get(member.node.as_str()),
-                    Some(&("Conv" | "ConvTranspose" | "Gemm" | "MatMul"))
-                );
+                let weighted = matches!(weights_of.get(member.node.as_str()), Some(ops::Weights::Filters { .. }));
                 if weighted && !convs.contains(&member.node) {
                     convs.push(member.node.clone());
                 }

@@ -1,7 +1,7 @@
 //! Static shape inference: the shape of every non-constant tensor of a graph at given input shapes, without
 //! running it, so groups, params and FLOPs can be computed where there is no libtorch (the coordinator).
 //!
-//! Each op of [`ops::SUPPORTED_OPS`] has a rule that maps its input shapes (and the attributes, as the
+//! Each op of [`ops::OPS`] names its rule (`shape`), which maps its input shapes (and the attributes, as the
 //! worker's kernels read them) to its output shapes. Paddle's exports compute shapes at run time
 //! (Shape, then Gather, Slice, Cast, Unsqueeze, Concat and arithmetic, into Reshape, Resize, Expand or
 //! Tile), so the *values* of small tensors are propagated too: a Shape's output is known from its input's
@@ -13,7 +13,7 @@ use crate::error::{ModelError, Result};
 use crate::fold;
 use crate::ir::{Dim, Graph, Node, TensorData, ValueInfo};
 use crate::ops::window::{self, Window};
-use crate::ops::{self, shape};
+use crate::ops::{self, Fold, shape};
 
 /// Values are propagated for tensors of at most this many elements: shape arithmetic, not activations.
 const MAX_VALUE_LEN: usize = 1024;
@@ -49,8 +49,7 @@ pub fn infer(graph: &Graph, inputs: &[Vec<usize>]) -> Result<HashMap<String, Vec
         );
     }
     for node in &graph.nodes {
-        let rule = rule(&node.op_type).ok_or_else(|| node.error("no shape rule"))?;
-        let shapes = rule(&known, node)?;
+        let shapes = (ops::op_of(node)?.shape)(&known, node)?;
         if let Some((i, name)) = node
             .outputs
             .iter()
@@ -108,7 +107,7 @@ struct Tensor {
 }
 
 /// The tensors inferred so far.
-struct Known<'a> {
+pub(crate) struct Known<'a> {
     graph: &'a Graph,
     tensors: HashMap<String, Tensor>,
 }
@@ -181,7 +180,8 @@ impl Known<'_> {
         if dims.iter().product::<usize>() > MAX_VALUE_LEN {
             return Ok(None);
         }
-        if node.op_type == "Shape" {
+        let fold = ops::op_of(node)?.fold;
+        if let Fold::InputShape = fold {
             let input = self.dims(node, 0)?;
             let sizes: Vec<i64> = input[shape_range(node, input.len())?]
                 .iter()
@@ -202,10 +202,9 @@ impl Known<'_> {
         if !all_known {
             return Ok(None);
         }
-        let Some(mut outputs) = fold::evaluate(node, self.graph.opset, &values)? else {
+        let Some(value) = fold::evaluate(fold, node, self.graph.opset, &values)? else {
             return Ok(None);
         };
-        let value = outputs.swap_remove(0);
         if value.dims() != dims.as_slice() {
             return Err(node.error(format!(
                 "the shape rule gives {dims:?} but the values come out {:?}",
@@ -216,45 +215,14 @@ impl Known<'_> {
     }
 }
 
-/// The output shapes of one node.
-type Rule = fn(&Known, &Node) -> Result<Vec<Vec<usize>>>;
+/// The output shapes of one node: each op's entry in the op table names its rule ([`ops::Op`]).
+pub(crate) type Rule = fn(&Known, &Node) -> Result<Vec<Vec<usize>>>;
 
-/// The shape rule of each op of [`ops::SUPPORTED_OPS`].
-fn rule(op_type: &str) -> Option<Rule> {
-    Some(match op_type {
-        "BatchNormalization" | "Cast" | "Clip" | "Erf" | "HardSigmoid" | "HardSwish" | "Identity" | "LeakyRelu"
-        | "Relu" | "Sigmoid" | "Softmax" | "Sqrt" | "Tanh" => same_shape,
-        "Add" | "Div" | "Mul" | "Pow" | "Sub" => broadcast,
-        "AveragePool" | "MaxPool" => pool,
-        "Concat" => concat,
-        "Conv" => conv,
-        "ConvTranspose" => conv_transpose,
-        "Expand" => expand,
-        "Flatten" => flatten,
-        "Gather" => gather,
-        "Gemm" => gemm,
-        "GlobalAveragePool" => global_average_pool,
-        "LSTM" => lstm,
-        "MatMul" => matmul,
-        "ReduceMean" => reduce_mean,
-        "Reshape" => reshape,
-        "Resize" => resize,
-        "Shape" => shape_of,
-        "Slice" => slice,
-        "Split" => split,
-        "Squeeze" => squeeze,
-        "Tile" => tile,
-        "Transpose" => transpose,
-        "Unsqueeze" => unsqueeze,
-        _ => return None,
-    })
-}
-
-fn same_shape(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
+pub(crate) fn same_shape(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     Ok(vec![k.dims(node, 0)?.to_vec()])
 }
 
-fn broadcast(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
+pub(crate) fn broadcast(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     let out = shape::broadcast(k.dims(node, 0)?, k.dims(node, 1)?).map_err(|e| node.error(e))?;
     Ok(vec![out])
 }
@@ -268,7 +236,7 @@ fn image<'k>(k: &'k Known, node: &Node) -> Result<(&'k [usize], &'k [usize])> {
     Ok((x, &x[2..]))
 }
 
-fn pool(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
+pub(crate) fn pool(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     let (x, spatial) = image(k, node)?;
     let window = Window::read(node)?;
     let kernel = window
@@ -281,7 +249,7 @@ fn pool(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     Ok(vec![[&x[..2], &out[..]].concat()])
 }
 
-fn global_average_pool(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
+pub(crate) fn global_average_pool(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     let (x, spatial) = image(k, node)?;
     Ok(vec![[&x[..2], &vec![1; spatial.len()][..]].concat()])
 }
@@ -316,7 +284,7 @@ impl<'k> ConvOperands<'k> {
     }
 }
 
-fn conv(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
+pub(crate) fn conv(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     let ConvOperands { x, w, group } = ConvOperands::read(k, node)?;
     if x[1] != w[1] * group {
         return Err(node.error(format!(
@@ -333,7 +301,7 @@ fn conv(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     Ok(vec![[&[x[0], w[0]][..], &spatial].concat()])
 }
 
-fn conv_transpose(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
+pub(crate) fn conv_transpose(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     let ConvOperands { x, w, group } = ConvOperands::read(k, node)?;
     let kernel = &w[2..];
     if x[1] != w[0] {
@@ -365,7 +333,7 @@ fn conv_transpose(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     Ok(vec![[&[x[0], w[1] * group][..], &spatial].concat()])
 }
 
-fn gemm(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
+pub(crate) fn gemm(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     let (a, b) = (k.dims(node, 0)?, k.dims(node, 1)?);
     let [a0, a1] = a else {
         return Err(node.error(format!("A {a:?} is not a matrix")));
@@ -395,7 +363,7 @@ fn gemm(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
 }
 
 /// numpy's matmul: 1-D operands gain an axis that the result drops again, the batch axes broadcast.
-fn matmul(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
+pub(crate) fn matmul(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     let (a, b) = (k.dims(node, 0)?, k.dims(node, 1)?);
     if a.is_empty() || b.is_empty() {
         return Err(node.error("a scalar operand"));
@@ -417,7 +385,7 @@ fn matmul(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     Ok(vec![out])
 }
 
-fn reduce_mean(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
+pub(crate) fn reduce_mean(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     let x = k.dims(node, 0)?;
     // From opset 18 the axes are an optional input; the worker reads the input whenever it is there.
     let axes = match k.ints(node, 1)? {
@@ -447,32 +415,32 @@ fn reduce_mean(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     Ok(vec![out])
 }
 
-fn reshape(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
+pub(crate) fn reshape(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     let target = k.required_ints(node, 1)?;
     let allow_zero = node.attr_int("allowzero")?.unwrap_or(0) != 0;
     let out = shape::reshape(k.dims(node, 0)?, &target, allow_zero).map_err(|e| node.error(e))?;
     Ok(vec![out])
 }
 
-fn flatten(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
+pub(crate) fn flatten(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     let axis = node.attr_int("axis")?.unwrap_or(1);
     let out = shape::flatten(k.dims(node, 0)?, axis).map_err(|e| node.error(e))?;
     Ok(vec![out.to_vec()])
 }
 
-fn transpose(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
+pub(crate) fn transpose(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     let x = k.dims(node, 0)?;
     let perm = shape::transpose_perm(x.len(), node.attr_ints("perm")?).map_err(|e| node.error(e))?;
     Ok(vec![perm.iter().map(|&p| x[p]).collect()])
 }
 
-fn squeeze(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
+pub(crate) fn squeeze(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     let axes = k.ints_arg(node, "axes", 1, 13)?;
     let out = shape::squeeze(k.dims(node, 0)?, axes.as_deref()).map_err(|e| node.error(e))?;
     Ok(vec![out])
 }
 
-fn unsqueeze(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
+pub(crate) fn unsqueeze(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     let axes = k
         .ints_arg(node, "axes", 1, 13)?
         .ok_or_else(|| node.error("has no axes"))?;
@@ -480,7 +448,7 @@ fn unsqueeze(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     Ok(vec![out])
 }
 
-fn concat(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
+pub(crate) fn concat(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     let axis = node
         .attr_int("axis")?
         .ok_or_else(|| node.attr_error("axis", "is required"))?;
@@ -501,7 +469,7 @@ fn concat(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     Ok(vec![out])
 }
 
-fn split(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
+pub(crate) fn split(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     let x = k.dims(node, 0)?;
     let axis = shape::normalize_axis(node.attr_int("axis")?.unwrap_or(0), x.len()).map_err(|e| node.error(e))?;
     let (len, outputs) = (x[axis], node.outputs.len());
@@ -529,7 +497,7 @@ fn split(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
         .collect())
 }
 
-fn slice(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
+pub(crate) fn slice(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     let x = k.dims(node, 0)?;
     let [starts, ends, axes] = [("starts", 1), ("ends", 2), ("axes", 3)].map(|(name, i)| k.ints_arg(node, name, i, 10));
     let steps = if k.graph.opset >= 10 { k.ints(node, 4)? } else { None };
@@ -540,13 +508,13 @@ fn slice(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     Ok(vec![cuts.iter().map(|c| c.len).collect()])
 }
 
-fn gather(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
+pub(crate) fn gather(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     let (x, indices) = (k.dims(node, 0)?, k.dims(node, 1)?);
     let axis = shape::normalize_axis(node.attr_int("axis")?.unwrap_or(0), x.len()).map_err(|e| node.error(e))?;
     Ok(vec![[&x[..axis], indices, &x[axis + 1..]].concat()])
 }
 
-fn tile(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
+pub(crate) fn tile(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     let x = k.dims(node, 0)?;
     let repeats = k.required_ints(node, 1)?;
     if repeats.len() != x.len() || repeats.iter().any(|&r| r < 0) {
@@ -555,7 +523,7 @@ fn tile(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     Ok(vec![x.iter().zip(&repeats).map(|(&d, &r)| d * r as usize).collect()])
 }
 
-fn expand(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
+pub(crate) fn expand(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     let target = k.required_ints(node, 1)?;
     let target: Vec<usize> = target
         .iter()
@@ -574,13 +542,13 @@ fn shape_range(node: &Node, rank: usize) -> Result<std::ops::Range<usize>> {
     Ok(start..end.max(start))
 }
 
-fn shape_of(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
+pub(crate) fn shape_of(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     let rank = k.dims(node, 0)?.len();
     Ok(vec![vec![shape_range(node, rank)?.len()]])
 }
 
 /// Output sizes from `scales` (each size floored) or `sizes`, whichever is given and not empty.
-fn resize(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
+pub(crate) fn resize(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     let x = k.dims(node, 0)?;
     // Resize-10 takes its scales as input 1; from opset 11 the inputs are X, roi, scales, sizes.
     let (scales_input, sizes_input) = if k.graph.opset < 11 { (1, None) } else { (2, Some(3)) };
@@ -617,7 +585,7 @@ fn resize(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
 }
 
 /// Y, Y_h and Y_c of an LSTM over X of [seq, batch, input] (layout 0) or [batch, seq, input] (layout 1).
-fn lstm(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
+pub(crate) fn lstm(k: &Known, node: &Node) -> Result<Vec<Vec<usize>>> {
     let x = k.dims(node, 0)?;
     let [a, b, _] = x else {
         return Err(node.error(format!("X {x:?} is not [seq, batch, input]")));
@@ -710,16 +678,6 @@ mod tests {
         let shapes = infer(&g, &[vec![1, 3, 8, 8]]).unwrap();
         assert!(!shapes.contains_key(""), "{shapes:?}");
         assert_eq!(shape_of(&shapes, "x"), [1, 3, 8, 8]);
-    }
-
-    #[test]
-    fn every_supported_op_has_a_rule() {
-        let missing: Vec<&str> = ops::SUPPORTED_OPS
-            .iter()
-            .copied()
-            .filter(|op| rule(op).is_none())
-            .collect();
-        assert!(missing.is_empty(), "no shape rule for {missing:?}");
     }
 
     #[test]

@@ -1,16 +1,22 @@
-//! ONNX operator semantics that do not depend on where tensors live: which ops sensgrid runs with which
-//! attributes ([`OPS`]), and how shape-changing ops map input shapes and values to outputs. The coordinator,
-//! constant folding, static shape inference and the worker's kernels all use them, so they cannot disagree.
+//! ONNX operator semantics that do not depend on where tensors live: one description per op ([`Op`], the
+//! table [`OPS`] in `table.rs`) holding every fact `model` knows about it (attributes, shape rule, channel
+//! rule, cost, folding, weights, fp16 exemptions), and how shape-changing ops map input shapes and values to
+//! outputs. The coordinator, constant folding, static shape inference, the channel groups, the counts,
+//! pruning and the worker's executor all read the entry, so they cannot disagree; nothing else decides by
+//! op type.
 
 pub mod lstm;
 pub mod resize;
 pub mod shape;
+mod table;
 pub mod window;
 
+use crate::analysis::shapes;
 use crate::error::{ModelError, Result};
-use crate::ir::{DataType, Graph, Node};
+use crate::ir::{DataType, Graph, Node, TensorData};
 use lstm::LstmAttrs;
 use resize::ResizeAttrs;
+pub use table::OPS;
 use window::Window;
 
 /// The attributes an op may carry; the executor reads these and refuses any other.
@@ -37,8 +43,10 @@ impl Attributes {
     }
 }
 
-/// What sensgrid knows about one op of the default ONNX domain: the start of one description per op, which
-/// the coordinator, shape inference and the executor all read.
+/// Everything `model` knows about one op of the default ONNX domain, read by the coordinator, shape
+/// inference, the channel groups, the counts, constant folding, pruning and the executor. Every field is
+/// required, so a new op states each fact; where an op has none of something, its entry says so by name
+/// ([`Cost::Uncounted`], [`Fold::Never`], [`Weights::None`], [`Channels::Opaque`]).
 pub struct Op {
     /// As ONNX spells it.
     pub op_type: &'static str,
@@ -47,157 +55,111 @@ pub struct Op {
     /// node and the graph's opset. Where a kernel parses values, it calls the same function this one does
     /// ([`ResizeAttrs::read`], [`LstmAttrs::read`], [`Window::read`], ...), so there is one rule.
     check: fn(&Node, i64) -> Result<()>,
+    /// Its output shapes from its input shapes (and the values of small inputs): `analysis::shapes`.
+    pub(crate) shape: shapes::Rule,
+    /// How its output channels follow from its inputs': the rule of the channel-group walk.
+    pub channels: Channels,
+    /// Its multiply-accumulates.
+    pub cost: Cost,
+    /// Whether its values are computed before running.
+    pub fold: Fold,
+    /// Which of its inputs hold weights.
+    pub weights: Weights,
+    /// The inputs whose float32 constants stay float32 when the model runs in fp16.
+    pub fp32_inputs: &'static [usize],
 }
 
-/// An op whose attributes, `attributes` at every opset, the executor takes at any value.
-const fn op(op_type: &'static str, attributes: &'static [&'static str]) -> Op {
-    Op {
-        op_type,
-        attributes: Attributes::Always(attributes),
-        check: any_values,
-    }
+/// How an op maps the channels of its inputs to those of its outputs, which `analysis::groups` walks.
+/// A channel that reaches an op without a mapping cannot be pruned ([`Channels::Opaque`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channels {
+    /// Conv, or ConvTranspose (`transposed`: its weight holds input channels on axis 0, output channels on
+    /// axis 1): its filters create new channels, except a depthwise conv's, which pass its input's on; its
+    /// weight's input axis is coupled to the channels it reads. Structural pruning keeps a depthwise conv's
+    /// group count equal to its channel count.
+    Conv { transposed: bool },
+    /// Gemm with a constant B: a dense layer over axis 1.
+    Gemm,
+    /// MatMul with a constant 2-D right operand: a dense layer over the last axis.
+    MatMul,
+    /// Normalizes each channel of axis 1 with per-channel constants on the inputs `parameters`.
+    Norm { parameters: &'static [usize] },
+    /// One data input (input 0) whose channels pass through unchanged: element-wise and per-channel
+    /// spatial ops. Its other inputs are parameters that treat every channel alike.
+    PassThrough,
+    /// Element-wise over broadcast operands: the channels of its operands are coupled.
+    Broadcast,
+    /// Joins its inputs along its axis.
+    Concat,
+    /// Splits its input into parts along its axis.
+    Split,
+    /// Takes a range of some axes.
+    Slice,
+    /// Permutes the axes.
+    Transpose,
+    /// Reshapes, passing the channel axis on where it stays whole. Where `target` is `Some(i)`, input `i`
+    /// holds a target shape whose entry for the channel axis structural pruning rewrites.
+    Reshape { target: Option<usize> },
+    /// Reduces some axes: blocks the channels reduced over.
+    Reduce,
+    /// Normalizes along its axis (Softmax): blocks the channels normalized over.
+    NormalizeAlongAxis,
+    /// Reads only its input's shape, never its values: channels end here.
+    ShapeOnly,
+    /// No declared channel mapping: channels that reach it cannot be pruned.
+    Opaque,
 }
 
-/// An op with `attributes` at every opset, whose values `check` refuses or not.
-const fn checked(
-    op_type: &'static str,
-    attributes: &'static [&'static str],
-    check: fn(&Node, i64) -> Result<()>,
-) -> Op {
-    Op {
-        op_type,
-        attributes: Attributes::Always(attributes),
-        check,
-    }
+/// The multiply-accumulates of one node of a graph, given the shape of every tensor it reads or writes.
+pub type MacsRule = fn(&Graph, &Node, &dyn Fn(&str) -> Option<Vec<usize>>) -> Result<u64>;
+
+/// What an op costs, by PaddleSlim's conventions (`analysis::count::CONVENTIONS`).
+#[derive(Clone, Copy)]
+pub enum Cost {
+    /// Counted by its formula (in `analysis::count`).
+    Macs(MacsRule),
+    /// Not counted: element-wise ops, pooling, resizing, data movement and LSTM, as PaddleSlim counts.
+    Uncounted,
 }
 
-/// An op whose attributes, `before` below opset `since` and `from` after, the executor takes at any value.
-const fn since(
-    op_type: &'static str,
-    since: i64,
-    before: &'static [&'static str],
-    from: &'static [&'static str],
-) -> Op {
-    Op {
-        op_type,
-        attributes: Attributes::Since { since, before, from },
-        check: any_values,
-    }
+/// The output of one node from the values of its inputs: the node, the graph's opset, input 0, and every
+/// input (`inputs[i]` None where input `i` is absent). None when the values are not computed here (an
+/// element type not handled).
+pub type Evaluate = fn(&Node, i64, &TensorData, &[Option<&TensorData>]) -> Result<Option<TensorData>>;
+
+/// Whether an op's values are computed before running (`fold`).
+#[derive(Clone, Copy)]
+pub enum Fold {
+    /// Moves or converts values: folded at load when every input is constant, so the weights Paddle builds
+    /// through Reshape, Concat and Slice are plain constants; evaluated on known values by shape inference.
+    AtLoad(Evaluate),
+    /// Evaluated on known values by shape inference (Paddle's run-time shape arithmetic), but left in the
+    /// graph at load, where it runs in the worker.
+    ValuesOnly(Evaluate),
+    /// Its value is its input's shape, known to shape inference whenever that shape is.
+    InputShape,
+    /// Never evaluated before running.
+    Never,
 }
 
-/// Every op the worker's executor runs, sorted by op type. The executor's kernel table has exactly these keys
-/// (a worker test checks it); `Constant` is absent because loading turns `Constant` nodes into constants of
-/// the IR.
-pub const OPS: &[Op] = &[
-    op("Add", &[]),
-    checked(
-        "AveragePool",
-        &[
-            "auto_pad",
-            "ceil_mode",
-            "count_include_pad",
-            "kernel_shape",
-            "pads",
-            "strides",
-        ],
-        check_pool,
-    ),
-    checked(
-        "BatchNormalization",
-        &["epsilon", "momentum", "spatial", "training_mode"],
-        check_batch_norm,
-    ),
-    checked("Cast", &["saturate", "to"], |node, _| cast_target(node).map(drop)),
-    // Before opset 11 the bounds are attributes; from 11 on they are optional inputs.
-    since("Clip", 11, &["max", "min"], &[]),
-    checked("Concat", &["axis"], |node, _| required_int(node, "axis").map(drop)),
-    checked(
-        "Conv",
-        &["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"],
-        check_conv,
-    ),
-    checked(
-        "ConvTranspose",
-        &[
-            "auto_pad",
-            "dilations",
-            "group",
-            "kernel_shape",
-            "output_padding",
-            "pads",
-            "strides",
-        ],
-        check_conv_transpose,
-    ),
-    op("Div", &[]),
-    op("Erf", &[]),
-    op("Expand", &[]),
-    op("Flatten", &["axis"]),
-    op("Gather", &["axis"]),
-    op("Gemm", &["alpha", "beta", "transA", "transB"]),
-    op("GlobalAveragePool", &[]),
-    op("HardSigmoid", &["alpha", "beta"]),
-    op("HardSwish", &[]),
-    op("Identity", &[]),
-    checked(
-        "LSTM",
-        &["activations", "direction", "hidden_size", "input_forget", "layout"],
-        |node, _| LstmAttrs::read(node).map(drop),
-    ),
-    op("LeakyRelu", &["alpha"]),
-    op("MatMul", &[]),
-    checked(
-        "MaxPool",
-        &[
-            "auto_pad",
-            "ceil_mode",
-            "dilations",
-            "kernel_shape",
-            "pads",
-            "storage_order",
-            "strides",
-        ],
-        check_max_pool,
-    ),
-    op("Mul", &[]),
-    op("Pow", &[]),
-    // From opset 18 the axes are an optional input.
-    since(
-        "ReduceMean",
-        18,
-        &["axes", "keepdims"],
-        &["keepdims", "noop_with_empty_axes"],
-    ),
-    op("Relu", &[]),
-    op("Reshape", &["allowzero"]),
-    checked(
-        "Resize",
-        // cubic_coeff_a and extrapolation_value only matter to modes refused by the check: accepted, unused.
-        &[
-            "antialias",
-            "coordinate_transformation_mode",
-            "cubic_coeff_a",
-            "exclude_outside",
-            "extrapolation_value",
-            "keep_aspect_ratio_policy",
-            "mode",
-            "nearest_mode",
-        ],
-        |node, opset| ResizeAttrs::read(node, opset).map(drop),
-    ),
-    op("Shape", &["end", "start"]),
-    op("Sigmoid", &[]),
-    since("Slice", 10, &["axes", "ends", "starts"], &[]),
-    op("Softmax", &["axis"]),
-    since("Split", 13, &["axis", "split"], &["axis", "num_outputs"]),
-    op("Sqrt", &[]),
-    since("Squeeze", 13, &["axes"], &[]),
-    op("Sub", &[]),
-    op("Tanh", &[]),
-    op("Tile", &[]),
-    op("Transpose", &["perm"]),
-    since("Unsqueeze", 13, &["axes"], &[]),
-];
+/// Which inputs of an op hold weights: what the parameter count, the groups' costs, the run spec and the
+/// pruning criteria read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weights {
+    /// No input holds weights counted as parameters.
+    None,
+    /// A weighted op (Conv, ConvTranspose, Gemm, MatMul): the constant on input `filters` maps input
+    /// channels to output channels; the constants on `params` are its parameters.
+    Filters { filters: usize, params: &'static [usize] },
+    /// A normalization: the constants on `params` are its parameters, of which those on `statistics` are
+    /// running statistics, not learned weights.
+    Norm {
+        params: &'static [usize],
+        statistics: &'static [usize],
+    },
+    /// A constant operand added to a conv's output is that conv's bias: Paddle exports conv biases so.
+    ConvBias,
+}
 
 /// The op types of [`OPS`], in the same order.
 pub const SUPPORTED_OPS: &[&str] = &{
@@ -232,6 +194,15 @@ pub fn describe(node: &Node) -> Option<&'static Op> {
     OPS.binary_search_by(|op| op.op_type.cmp(&node.op_type))
         .ok()
         .map(|i| &OPS[i])
+}
+
+/// The description of `node`'s op, for every analysis that meets a node: an op outside the table is an
+/// error there, never a default.
+///
+/// # Errors
+/// An op outside [`OPS`], naming the node and its op.
+pub fn op_of(node: &Node) -> Result<&'static Op> {
+    describe(node).ok_or_else(|| node.error("unsupported op: it has no entry in the op table"))
 }
 
 /// Whether sensgrid runs `node`'s op.

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use crate::analysis::groups::{Group, Member};
 use crate::error::{ModelError, Result};
 use crate::ir::{Graph, TensorData};
+use crate::ops::{self, Weights};
 
 /// How channels are ranked; the lowest are pruned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -125,13 +126,15 @@ pub fn pruned_count(channels: usize, ratio: f64) -> usize {
     ((channels as f64 * ratio).round_ties_even().max(0.0) as usize).min(channels.saturating_sub(1))
 }
 
-/// BatchNormalization's running mean (input 3) and variance (input 4).
+/// Whether `member` is a running statistic of a normalization (BatchNormalization's mean and variance), by
+/// its node's op-table entry.
 fn is_statistic(graph: &Graph, member: &Member) -> bool {
-    (member.input == 3 || member.input == 4)
-        && graph
-            .nodes
-            .iter()
-            .any(|n| n.name == member.node && n.op_type == "BatchNormalization")
+    graph
+        .nodes
+        .iter()
+        .filter(|n| n.name == member.node)
+        .filter_map(ops::describe)
+        .any(|op| matches!(op.weights, Weights::Norm { statistics, .. } if statistics.contains(&member.input)))
 }
 
 /// The values of `member` at each group channel (empty where the member does not hold the channel).

@@ -7,6 +7,7 @@ use super::Cut;
 use crate::analysis::groups::{Analysis, ShapeRewrite};
 use crate::error::Result;
 use crate::ir::{Attr, Graph, Node, TensorData};
+use crate::ops::{self, Channels};
 
 /// A pruned graph, and what it kept.
 pub struct Pruned {
@@ -85,7 +86,7 @@ pub fn prune(graph: &Graph, analysis: &Analysis, cut: &Cut) -> Result<Pruned> {
             }
         };
         let node = find(&out, name);
-        let split_by_attr = node.op_type == "Split" && node.input(1).is_none();
+        let split_by_attr = matches!(rewrite, ShapeRewrite::SplitSizes { .. }) && node.input(1).is_none();
         if split_by_attr {
             let sizes: Vec<i64> = values.iter().map(|(_, v)| *v).collect();
             let node = out.nodes.iter_mut().find(|n| n.name == name).expect("found above");
@@ -109,7 +110,7 @@ pub fn prune(graph: &Graph, analysis: &Analysis, cut: &Cut) -> Result<Pruned> {
 
     // Depthwise convs have one group per channel: their group count follows the channel count.
     for node in &mut out.nodes {
-        if node.op_type != "Conv" && node.op_type != "ConvTranspose" {
+        if !ops::describe(node).is_some_and(|op| matches!(op.channels, Channels::Conv { .. })) {
             continue;
         }
         let Some(weight) = node.input(1) else { continue };

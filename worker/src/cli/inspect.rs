@@ -61,7 +61,7 @@ pub fn run(args: &Args) -> Result<()> {
         let analysis = groups::analyse_at(&graph, std::slice::from_ref(&shape))?;
         return print_groups(&analysis, args.json);
     }
-    let params = count::params(&graph);
+    let params = count::params(&graph)?;
     let flops = match &shape {
         Some(shape) => Some(count::flops_at(&graph, std::slice::from_ref(shape))?),
         None => None,

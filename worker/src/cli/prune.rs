@@ -60,7 +60,7 @@ pub fn run(args: &Args) -> Result<()> {
         count::flops_at(&graph, inputs)?,
         count::flops_at(&pruned.graph, inputs).context("the pruned model")?,
     );
-    let params = (count::params(&graph), count::params(&pruned.graph));
+    let params = (count::params(&graph)?, count::params(&pruned.graph)?);
 
     onnx::write(&pruned.graph, &args.out)?;
     let kept: BTreeMap<&str, Vec<serde_json::Value>> = pruned

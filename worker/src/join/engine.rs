@@ -243,8 +243,14 @@ impl Engine {
         let before = session.graph();
         let dims = std::slice::from_ref(&shape);
         let mut report = HashMap::from([
-            ("params_before".to_owned(), count::params(before) as f64),
-            ("params_after".to_owned(), count::params(&pruned) as f64),
+            (
+                "params_before".to_owned(),
+                count::params(before).map_err(|e| input(e.into()))? as f64,
+            ),
+            (
+                "params_after".to_owned(),
+                count::params(&pruned).map_err(|e| input(e.into()))? as f64,
+            ),
             (
                 "flops_before".to_owned(),
                 count::flops_at(before, dims).map_err(|e| input(e.into()))? as f64,

@@ -11,7 +11,7 @@ use sensgrid_model::analysis::groups::{self, Analysis};
 use sensgrid_model::onnx;
 use serde_json::Value;
 
-use crate::oracle::{json, model, root};
+use crate::oracle::{json, model, oracle_key, root};
 
 const MODELS: [(&str, [i64; 4]); 5] = [
     ("ch_PP-OCRv3_det_infer.onnx", [1, 3, 320, 320]),
@@ -21,11 +21,13 @@ const MODELS: [(&str, [i64; 4]); 5] = [
     ("ch_ppocr_mobile_v2.0_cls_infer.onnx", [1, 3, 48, 192]),
 ];
 
-/// Torch-Pruning's groups for `file`, computed once per build directory.
+/// Torch-Pruning's groups for `file`, computed once per build directory and [`oracle_key`] (the script, its
+/// helpers, the pinned packages and the models).
 fn depgraph(file: &str, shape: [i64; 4]) -> Value {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("oracle")
-        .join("depgraph");
+        .join("depgraph")
+        .join(oracle_key("depgraph.py"));
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join(format!("{file}.json"));
     if !out.exists() {

@@ -1,11 +1,13 @@
 //! Reference data from onnxruntime (`scripts/oracle/`, run in the `.oracle` venv that `make setup` makes),
-//! generated once per build directory and read back by the parity tests.
+//! generated once per build directory and its inputs (keyed by their sha256) and read back by the parity
+//! tests.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use tch::{Kind, Tensor};
 
 /// The workspace root.
@@ -33,16 +35,21 @@ pub fn model(file: &str) -> String {
     root().join("models").join(file).display().to_string()
 }
 
-/// Runs `scripts/oracle/<script> --out <dir>` unless `<dir>` already holds its output, and returns `<dir>`.
-/// Cases already present are kept, so this costs nothing after the first run.
+/// Runs `scripts/oracle/<script> --out <dir>` unless `<dir>` holds what the same inputs made, and returns
+/// `<dir>`. The output is keyed by [`oracle_key`]: editing the script, the helpers it shares, the oracle's
+/// pinned packages or a model regenerates it from scratch, so no stale reference outlives its cause.
 pub fn generated(script: &str, dir_name: &str) -> PathBuf {
     static LOCK: Mutex<()> = Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("oracle").join(dir_name);
-    let done = dir.join(".complete");
-    if !done.exists() {
+    let marker = dir.join(".sha256");
+    let key = oracle_key(script);
+    if std::fs::read_to_string(&marker).ok().as_deref() != Some(key.as_str()) {
         let python = root().join(".oracle/bin/python");
         assert!(python.exists(), "{} is missing: run `make setup`", python.display());
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        }
         let status = Command::new(&python)
             .arg(root().join("scripts/oracle").join(script))
             .arg("--out")
@@ -51,9 +58,51 @@ pub fn generated(script: &str, dir_name: &str) -> PathBuf {
             .status()
             .expect("running the oracle");
         assert!(status.success(), "scripts/oracle/{script} failed");
-        std::fs::write(&done, "").unwrap();
+        std::fs::write(&marker, &key).unwrap();
     }
     dir
+}
+
+/// The sha256, in hex, of everything `scripts/oracle/<script>`'s output depends on: the script, the oracle's
+/// shared helpers (`oracle_common.py`), its pinned packages (`scripts/oracle-*requirements.txt`), and the
+/// models in `models/` that the reference scripts run.
+pub fn oracle_key(script: &str) -> String {
+    static MODELS: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
+    let models = MODELS.get_or_init(|| {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("models"))
+            .map(|entries| entries.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+            .into_iter()
+            .filter(|path| path.extension().is_some_and(|e| e == "onnx"))
+            .map(|path| {
+                let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                (
+                    path.file_name().unwrap().to_string_lossy().into_owned(),
+                    Sha256::digest(bytes).to_vec(),
+                )
+            })
+            .collect()
+    });
+    let mut hasher = Sha256::new();
+    for file in [
+        format!("scripts/oracle/{script}"),
+        "scripts/oracle/oracle_common.py".to_owned(),
+        "scripts/oracle-requirements.txt".to_owned(),
+        "scripts/oracle-torch-requirements.txt".to_owned(),
+    ] {
+        let path = root().join(&file);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // Each input is named and length-prefixed, so moving bytes between inputs changes the key.
+        hasher.update(format!("{file}\0{}\0", bytes.len()));
+        hasher.update(bytes);
+    }
+    for (name, digest) in models {
+        hasher.update(format!("models/{name}\0"));
+        hasher.update(digest);
+    }
+    format!("{:x}", hasher.finalize())
 }
 
 /// Reads a JSON file.

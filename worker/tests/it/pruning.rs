@@ -45,6 +45,7 @@ fn expected_counts(graph: &Graph, removed: &Removed, shapes: &HashMap<String, Ve
         (scaled / den) as u64
     };
     let params = count::param_tensors(graph)
+        .unwrap()
         .into_iter()
         .map(|t| scale(graph.constants[t].len() as u64, kept_fraction(t)))
         .sum();
@@ -148,7 +149,7 @@ pub fn check(case: &str, model: &Path, input_file: &Path) -> Analysis {
         let pruned_executor = Executor::new(&pruned.graph, Device::Cpu).unwrap();
         let pruned_shapes = pruning::record_shapes(&pruned.graph, &pruned_executor, &input).unwrap();
         let actual = (
-            count::params(&pruned.graph),
+            count::params(&pruned.graph).unwrap(),
             count::flops(&pruned.graph, &|n| pruned_shapes.get(n).cloned()).unwrap(),
         );
         let expected = expected_counts(&graph, &cut.removed(&analysis), &shapes);

@@ -1,145 +1,20 @@
-//! Channel dependency groups: the sets of channels that must be removed together.
-//!
-//! Every channel of every tensor that carries channels is a *slot*. Walking the nodes in order, each op
-//! either creates slots (the output channels of a Conv, ConvTranspose, Gemm or MatMul with a constant weight:
-//! a *source*), passes its input's slots on (activations, BatchNormalization, pooling, Resize, depthwise
-//! convs, ...), rearranges them (Concat, Split, Slice, Transpose, reshapes that keep the channel axis whole),
-//! or couples slots that must go together (the operands of Add and Mul, a depthwise conv's input and output,
-//! a weight's input axis and the tensor it reads). Coupled slots form a *channel*: one unit of removal.
-//! Channels created by the same source (or coupled to it) form a *group*: one unit of the sensitivity grid.
-//! A channel that meets an op without a declared channel mapping (Softmax over channels, LSTM, attention,
-//! reshapes that merge the channel axis, ...) or a graph output cannot be removed: its group is excluded,
-//! with the reason.
-//!
-//! Shapes come from static inference at given input shapes ([`analyse_at`], `analysis::shapes`), or from
-//! the caller ([`analyse`]'s `shape_of`).
+//! The channel rules: a walk over the nodes in order that applies each op's rule, as its op-table entry
+//! names it ([`Channels`]), to slots (one per channel of every tensor that carries channels): creating them
+//! (sources), passing them on, rearranging them, coupling them or blocking them. `assemble` reads the result.
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::analysis::{count, shapes};
-use crate::error::{ModelError, Result};
+use super::ShapeRewrite;
+use crate::error::Result;
 use crate::ir::{Graph, Node};
 use crate::ops::shape::{self, normalize_axis};
-
-/// One tensor axis that loses a group's channels when the group is pruned.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Member {
-    /// The constant (weight, bias, BatchNormalization parameter, per-channel constant).
-    pub tensor: String,
-    /// The node that reads it.
-    pub node: String,
-    /// Which input of that node it is.
-    pub input: usize,
-    pub axis: usize,
-    /// `index_map[g]`: the index along `axis` that holds group channel `g`, or None when this member
-    /// holds only some of the group's channels (after a Split or Slice).
-    pub index_map: Vec<Option<usize>>,
-}
-
-/// Channels removed together, named after the weight of its first conv.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Group {
-    /// The weight on the W input of the group's first conv (ONNX node order): the name sen.pickle and
-    /// plans use.
-    pub key: String,
-    /// The node of that conv.
-    pub key_node: String,
-    /// The axis of `key` that holds its output channels (0 for Conv, 1 for ConvTranspose, ...).
-    pub key_axis: usize,
-    pub channels: usize,
-    pub members: Vec<Member>,
-    /// Parameters (by [`count::CONVENTIONS`]) that pruning every channel of the group would remove.
-    pub params: u64,
-    /// Multiply-accumulates (by [`count::CONVENTIONS`]) that pruning every channel would remove.
-    pub flops: u64,
-}
-
-impl Group {
-    /// The member that holds the key conv's filters.
-    pub fn key_member(&self) -> &Member {
-        self.members
-            .iter()
-            .find(|m| m.tensor == self.key && m.axis == self.key_axis)
-            .expect("a group has its key conv among its members")
-    }
-}
-
-/// A conv whose output channels cannot be pruned, and why.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Excluded {
-    /// The conv's weight.
-    pub conv: String,
-    pub node: String,
-    pub reason: String,
-}
-
-/// Which group channel each channel of a non-constant tensor is; None for channels of no group.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChannelMap {
-    pub axis: usize,
-    /// Per index along `axis`: (index into [`Analysis::groups`], group channel).
-    pub channels: Vec<Option<(usize, usize)>>,
-}
-
-/// A node attribute or constant input that states a channel count, which structural pruning must rewrite.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ShapeRewrite {
-    /// Entry `position` of the constant on input `input` of `node` is the channel count of `tensor`: a
-    /// Reshape's target, or a piece of a target that a Concat builds from run-time dimensions and constants.
-    CountEntry {
-        node: String,
-        input: usize,
-        position: usize,
-        tensor: String,
-    },
-    /// A Split along the channel axis of its input, into parts of `sizes`.
-    SplitSizes { node: String, sizes: Vec<usize> },
-    /// A Slice of the channel axis: entry `position` of its starts and ends takes `len` channels from `start`.
-    SliceBounds {
-        node: String,
-        position: usize,
-        start: usize,
-        len: usize,
-    },
-}
-
-/// The groups of a graph.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Analysis {
-    /// In the node order of their key convs.
-    pub groups: Vec<Group>,
-    pub excluded: Vec<Excluded>,
-    /// Every non-constant tensor that carries channels of a group, by name.
-    pub tensors: BTreeMap<String, ChannelMap>,
-    /// Channel counts written into the graph, on paths that carry channels.
-    pub rewrites: Vec<ShapeRewrite>,
-}
-
-impl Analysis {
-    /// The group called `key`.
-    pub fn group(&self, key: &str) -> Option<(usize, &Group)> {
-        self.groups.iter().enumerate().find(|(_, g)| g.key == key)
-    }
-
-    /// The group called `key`, for a plan to prune.
-    ///
-    /// # Errors
-    /// A key that names no group: with the reason when its conv was excluded from pruning.
-    pub fn prunable_group(&self, key: &str) -> Result<(usize, &Group)> {
-        self.group(key).ok_or_else(|| {
-            ModelError::Invalid(match self.excluded.iter().find(|e| e.conv == key) {
-                Some(e) => format!("group '{key}' cannot be pruned: {}", e.reason),
-                None => format!("unknown group key '{key}': no conv of this model has that weight"),
-            })
-        })
-    }
-}
+use crate::ops::{self, Channels};
 
 /// Union-find over slots; each root carries why its channel cannot be pruned, if it cannot.
 #[derive(Default)]
-struct Slots {
+pub(super) struct Slots {
     parent: Vec<usize>,
-    blocked: Vec<Option<String>>,
+    pub(super) blocked: Vec<Option<String>>,
 }
 
 impl Slots {
@@ -150,7 +25,7 @@ impl Slots {
         (start..start + count).collect()
     }
 
-    fn root(&mut self, mut slot: usize) -> usize {
+    pub(super) fn root(&mut self, mut slot: usize) -> usize {
         while self.parent[slot] != slot {
             self.parent[slot] = self.parent[self.parent[slot]];
             slot = self.parent[slot];
@@ -178,86 +53,71 @@ impl Slots {
 
 /// The channels of one non-constant tensor: the slot of each index along `axis`.
 #[derive(Clone)]
-struct Carried {
-    axis: usize,
-    slots: Vec<usize>,
+pub(super) struct Carried {
+    pub(super) axis: usize,
+    pub(super) slots: Vec<usize>,
 }
 
 /// A constant axis whose indices are slots: a member candidate.
-struct ConstantAxis {
-    node: String,
-    input: usize,
-    slots: Vec<usize>,
+pub(super) struct ConstantAxis {
+    pub(super) node: String,
+    pub(super) input: usize,
+    pub(super) slots: Vec<usize>,
 }
 
 /// A conv (or Gemm, MatMul) whose output channels are new.
-struct Source {
-    weight: String,
-    node: String,
-    axis: usize,
-    slots: Vec<usize>,
+pub(super) struct Source {
+    pub(super) weight: String,
+    pub(super) node: String,
+    pub(super) axis: usize,
+    pub(super) slots: Vec<usize>,
 }
 
-/// Elementwise ops with one data input whose channels pass through unchanged.
-const PASS_THROUGH: &[&str] = &[
-    "Abs",
-    "Cast",
-    "Ceil",
-    "Celu",
-    "Clip",
-    "Dropout",
-    "Elu",
-    "Erf",
-    "Exp",
-    "Floor",
-    "Gelu",
-    "HardSigmoid",
-    "HardSwish",
-    "Identity",
-    "LeakyRelu",
-    "Log",
-    "Mish",
-    "Neg",
-    "Reciprocal",
-    "Relu",
-    "Round",
-    "Selu",
-    "Sigmoid",
-    "Sign",
-    "Softplus",
-    "Softsign",
-    "Sqrt",
-    "Tanh",
-    "ThresholdedRelu",
-    // Spatial ops that treat each channel on its own.
-    "AveragePool",
-    "GlobalAveragePool",
-    "GlobalLpPool",
-    "GlobalMaxPool",
-    "LpPool",
-    "MaxPool",
-    "Resize",
-    "Upsample",
-];
-
-/// Elementwise ops over broadcast operands.
-const BROADCAST: &[&str] = &["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "PRelu"];
-
-/// Ops that read only their input's shape, never its values.
-const SHAPE_ONLY: &[&str] = &["Shape", "Size"];
-
-struct Walk<'a> {
+/// The walk over a graph's nodes, and what it found.
+pub(super) struct Walk<'a> {
     graph: &'a Graph,
     producers: HashMap<&'a str, usize>,
     shape_of: &'a dyn Fn(&str) -> Option<Vec<usize>>,
-    slots: Slots,
-    carried: HashMap<String, Carried>,
-    constants: BTreeMap<(String, usize), ConstantAxis>,
-    sources: Vec<Source>,
-    rewrites: Vec<ShapeRewrite>,
+    pub(super) slots: Slots,
+    /// The channels of every non-constant tensor that carries some, by name.
+    pub(super) carried: HashMap<String, Carried>,
+    /// Every constant axis whose indices are slots, by (tensor, axis).
+    pub(super) constants: BTreeMap<(String, usize), ConstantAxis>,
+    /// In node order.
+    pub(super) sources: Vec<Source>,
+    pub(super) rewrites: Vec<ShapeRewrite>,
 }
 
 impl<'a> Walk<'a> {
+    /// Applies every node's channel rule in order, then blocks the channels that reach a graph output.
+    ///
+    /// # Errors
+    /// A node whose op is outside the op table, whose shapes `shape_of` does not know, or with a malformed
+    /// attribute, named.
+    pub(super) fn run(graph: &'a Graph, shape_of: &'a dyn Fn(&str) -> Option<Vec<usize>>) -> Result<Self> {
+        let mut walk = Walk {
+            graph,
+            producers: graph.producers(),
+            shape_of,
+            slots: Slots::default(),
+            carried: HashMap::new(),
+            constants: BTreeMap::new(),
+            sources: Vec::new(),
+            rewrites: Vec::new(),
+        };
+        for node in &graph.nodes {
+            walk.visit(node)?;
+        }
+        for output in &graph.outputs {
+            if let Some(c) = walk.carried.get(&output.name) {
+                let slots = c.slots.clone();
+                walk.slots
+                    .block(&slots, &format!("they reach the graph output '{}'", output.name));
+            }
+        }
+        Ok(walk)
+    }
+
     fn shape(&self, node: &Node, name: &str) -> Result<Vec<usize>> {
         if let Some(c) = self.graph.constants.get(name) {
             return Ok(c.dims().to_vec());
@@ -317,101 +177,103 @@ impl<'a> Walk<'a> {
     }
 
     fn visit(&mut self, node: &Node) -> Result<()> {
-        let op = node.op_type.as_str();
-        if !node.domain.is_empty() {
-            self.block_inputs(node, "has no declared channel mapping");
-            return Ok(());
-        }
-        match op {
-            "Conv" | "ConvTranspose" => self.conv(node),
-            "Gemm" => self.gemm(node),
-            "MatMul" => self.matmul(node),
-            "BatchNormalization" | "InstanceNormalization" => {
-                let Some(x) = self.carried(node, 0).filter(|c| c.axis == 1) else {
-                    self.block_inputs(node, "normalizes a tensor whose channels are not on axis 1");
-                    return Ok(());
-                };
-                let last = if op == "BatchNormalization" { 4 } else { 2 };
-                for input in 1..=last {
-                    if self.constant(node, input).is_some() {
-                        let slots = self.constant_slots(node, input, 0);
-                        self.couple(&x.slots, &slots);
-                    } else {
-                        self.block_inputs(node, "has a non-constant parameter");
-                        return Ok(());
-                    }
-                }
-                self.carry(node, 0, 1, x.slots);
+        match ops::op_of(node)?.channels {
+            Channels::Conv { transposed } => self.conv(node, transposed),
+            Channels::Gemm => self.gemm(node),
+            Channels::MatMul => self.matmul(node),
+            Channels::Norm { parameters } => {
+                self.norm(node, parameters);
                 Ok(())
             }
-            _ if PASS_THROUGH.contains(&op) => {
-                // Extra inputs (Clip's bounds, Resize's scales) must be constants that treat every channel
-                // alike; a channel-scaling Resize would mix them.
-                if node
-                    .inputs
-                    .iter()
-                    .skip(1)
-                    .any(|i| !i.is_empty() && self.carried.contains_key(i))
-                {
-                    self.block_inputs(node, "takes channels on a parameter input");
-                    return Ok(());
-                }
-                if let Some(x) = self.carried(node, 0) {
-                    let out = self.shape(node, &node.outputs[0])?;
-                    if out.get(x.axis) != Some(&x.slots.len()) {
-                        self.block_inputs(node, "changes the channel count");
-                        return Ok(());
-                    }
-                    self.carry(node, 0, x.axis, x.slots);
-                }
-                Ok(())
-            }
-            _ if BROADCAST.contains(&op) => self.broadcast(node),
-            "Concat" => self.concat(node),
-            "Split" => self.split(node),
-            "Slice" => self.slice(node),
-            "Transpose" => {
-                if let Some(x) = self.carried(node, 0) {
-                    let rank = self.shape(node, &node.inputs[0])?.len();
-                    let perm = shape::transpose_perm(rank, node.attr_ints("perm")?).map_err(|m| node.error(m))?;
-                    let axis = perm.iter().position(|&p| p == x.axis).expect("a permutation");
-                    self.carry(node, 0, axis, x.slots);
-                }
-                Ok(())
-            }
-            "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" => self.reshape(node),
-            "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL1" | "ReduceL2"
-            | "ReduceLogSumExp" | "ReduceSumSquare" => self.reduce(node),
-            "Softmax" | "LogSoftmax" | "Hardmax" => {
-                if let Some(x) = self.carried(node, 0) {
-                    let rank = self.shape(node, &node.inputs[0])?.len();
-                    let default = if self.graph.opset < 13 { 1 } else { -1 };
-                    let axis = normalize_axis(node.attr_int("axis")?.unwrap_or(default), rank)
-                        .map_err(|m| node.attr_error("axis", m))?;
-                    // Before opset 13 the op works on the input flattened to 2-D at `axis`.
-                    let mixes = if self.graph.opset < 13 {
-                        x.axis >= axis
-                    } else {
-                        x.axis == axis
-                    };
-                    if mixes {
-                        self.block_inputs(node, "normalizes over the channel axis");
-                    } else {
-                        self.carry(node, 0, x.axis, x.slots);
-                    }
-                }
-                Ok(())
-            }
-            _ if SHAPE_ONLY.contains(&op) => Ok(()),
-            _ => {
+            Channels::PassThrough => self.pass_through(node),
+            Channels::Broadcast => self.broadcast(node),
+            Channels::Concat => self.concat(node),
+            Channels::Split => self.split(node),
+            Channels::Slice => self.slice(node),
+            Channels::Transpose => self.transpose(node),
+            Channels::Reshape { target } => self.reshape(node, target),
+            Channels::Reduce => self.reduce(node),
+            Channels::NormalizeAlongAxis => self.normalize_along_axis(node),
+            Channels::ShapeOnly => Ok(()),
+            Channels::Opaque => {
                 self.block_inputs(node, "has no declared channel mapping");
                 Ok(())
             }
         }
     }
 
-    fn conv(&mut self, node: &Node) -> Result<()> {
-        let transposed = node.op_type == "ConvTranspose";
+    fn norm(&mut self, node: &Node, parameters: &[usize]) {
+        let Some(x) = self.carried(node, 0).filter(|c| c.axis == 1) else {
+            self.block_inputs(node, "normalizes a tensor whose channels are not on axis 1");
+            return;
+        };
+        for &input in parameters {
+            if self.constant(node, input).is_some() {
+                let slots = self.constant_slots(node, input, 0);
+                self.couple(&x.slots, &slots);
+            } else {
+                self.block_inputs(node, "has a non-constant parameter");
+                return;
+            }
+        }
+        self.carry(node, 0, 1, x.slots);
+    }
+
+    fn pass_through(&mut self, node: &Node) -> Result<()> {
+        // Extra inputs (Clip's bounds, Resize's scales) must be constants that treat every channel alike; a
+        // channel-scaling Resize would mix them.
+        if node
+            .inputs
+            .iter()
+            .skip(1)
+            .any(|i| !i.is_empty() && self.carried.contains_key(i))
+        {
+            self.block_inputs(node, "takes channels on a parameter input");
+            return Ok(());
+        }
+        if let Some(x) = self.carried(node, 0) {
+            let out = self.shape(node, &node.outputs[0])?;
+            if out.get(x.axis) != Some(&x.slots.len()) {
+                self.block_inputs(node, "changes the channel count");
+                return Ok(());
+            }
+            self.carry(node, 0, x.axis, x.slots);
+        }
+        Ok(())
+    }
+
+    fn transpose(&mut self, node: &Node) -> Result<()> {
+        if let Some(x) = self.carried(node, 0) {
+            let rank = self.shape(node, &node.inputs[0])?.len();
+            let perm = shape::transpose_perm(rank, node.attr_ints("perm")?).map_err(|m| node.error(m))?;
+            let axis = perm.iter().position(|&p| p == x.axis).expect("a permutation");
+            self.carry(node, 0, axis, x.slots);
+        }
+        Ok(())
+    }
+
+    fn normalize_along_axis(&mut self, node: &Node) -> Result<()> {
+        if let Some(x) = self.carried(node, 0) {
+            let rank = self.shape(node, &node.inputs[0])?.len();
+            let default = if self.graph.opset < 13 { 1 } else { -1 };
+            let axis = normalize_axis(node.attr_int("axis")?.unwrap_or(default), rank)
+                .map_err(|m| node.attr_error("axis", m))?;
+            // Before opset 13 the op works on the input flattened to 2-D at `axis`.
+            let mixes = if self.graph.opset < 13 {
+                x.axis >= axis
+            } else {
+                x.axis == axis
+            };
+            if mixes {
+                self.block_inputs(node, "normalizes over the channel axis");
+            } else {
+                self.carry(node, 0, x.axis, x.slots);
+            }
+        }
+        Ok(())
+    }
+
+    fn conv(&mut self, node: &Node, transposed: bool) -> Result<()> {
         if self.constant(node, 1).is_none() || node.input(2).is_some_and(|_| self.constant(node, 2).is_none()) {
             self.block_inputs(node, "has non-constant weights");
             return Ok(());
@@ -693,7 +555,7 @@ impl<'a> Walk<'a> {
         Ok(())
     }
 
-    fn reshape(&mut self, node: &Node) -> Result<()> {
+    fn reshape(&mut self, node: &Node, target: Option<usize>) -> Result<()> {
         let Some(x) = self.carried(node, 0) else { return Ok(()) };
         let input = self.shape(node, &node.inputs[0])?;
         let output = self.shape(node, &node.outputs[0])?;
@@ -701,10 +563,10 @@ impl<'a> Walk<'a> {
             self.block_inputs(node, "merges or splits the channel axis");
             return Ok(());
         };
-        if node.op_type == "Reshape" {
+        if let Some(target) = target {
             // A target entry may hold the count itself, or 0 (copy) or -1 (infer), which adapt; so does an
             // entry computed from run-time shapes (constant-only subgraphs are folded at load).
-            if let Some((holder, input, position)) = self.target_entry(node, axis)? {
+            if let Some((holder, input, position)) = self.target_entry(node, target, axis)? {
                 let constant = &self.graph.constants[&holder.inputs[input]];
                 if constant.to_i64s().and_then(|v| v.get(position).copied()) == Some(x.slots.len() as i64) {
                     self.rewrites.push(ShapeRewrite::CountEntry {
@@ -720,19 +582,20 @@ impl<'a> Walk<'a> {
         Ok(())
     }
 
-    /// Which constant entry gives entry `axis` of a Reshape's target: (node, input, position), where the
-    /// target is a constant or a Concat of pieces; None when that entry is computed at run time.
-    fn target_entry(&self, reshape: &'a Node, axis: usize) -> Result<Option<(&'a Node, usize, usize)>> {
-        let Some(target) = reshape.input(1) else {
+    /// Which constant entry gives entry `axis` of a reshape's target (its input `target`): (node, input,
+    /// position), where the target is a constant or a Concat of pieces; None when that entry is computed at
+    /// run time.
+    fn target_entry(&self, reshape: &'a Node, target: usize, axis: usize) -> Result<Option<(&'a Node, usize, usize)>> {
+        let Some(target_name) = reshape.input(target) else {
             return Ok(None);
         };
-        if self.graph.constants.contains_key(target) {
-            return Ok(Some((reshape, 1, axis)));
+        if self.graph.constants.contains_key(target_name) {
+            return Ok(Some((reshape, target, axis)));
         }
-        let Some(concat) = self.producers.get(target).map(|&i| &self.graph.nodes[i]) else {
+        let Some(concat) = self.producers.get(target_name).map(|&i| &self.graph.nodes[i]) else {
             return Ok(None);
         };
-        if concat.op_type != "Concat" {
+        if ops::describe(concat).map(|op| op.channels) != Some(Channels::Concat) {
             return Ok(None);
         }
         let mut offset = 0;
@@ -833,222 +696,4 @@ fn reshaped_axis(input: &[usize], axis: usize, output: &[usize]) -> Option<usize
         }
     }
     None
-}
-
-/// Finds the channel dependency groups of `graph` when its inputs have the shapes `inputs` (one per graph
-/// input), with every other shape inferred statically.
-///
-/// # Errors
-/// As [`shapes::infer`] and [`analyse`].
-pub fn analyse_at(graph: &Graph, inputs: &[Vec<usize>]) -> Result<Analysis> {
-    let shapes = shapes::infer(graph, inputs)?;
-    analyse(graph, &|name| shapes.get(name).cloned())
-}
-
-/// Finds the channel dependency groups of `graph`, given the shape of every non-constant tensor.
-///
-/// # Errors
-/// A node whose shapes `shape_of` does not know, or with a malformed attribute, named.
-pub fn analyse(graph: &Graph, shape_of: &dyn Fn(&str) -> Option<Vec<usize>>) -> Result<Analysis> {
-    let mut walk = Walk {
-        graph,
-        producers: graph.producers(),
-        shape_of,
-        slots: Slots::default(),
-        carried: HashMap::new(),
-        constants: BTreeMap::new(),
-        sources: Vec::new(),
-        rewrites: Vec::new(),
-    };
-    for node in &graph.nodes {
-        walk.visit(node)?;
-    }
-    for output in &graph.outputs {
-        if let Some(c) = walk.carried.get(&output.name) {
-            let slots = c.slots.clone();
-            walk.slots
-                .block(&slots, &format!("they reach the graph output '{}'", output.name));
-        }
-    }
-    assemble(graph, walk, shape_of)
-}
-
-/// Groups channels by source, checks each group, and lists its members.
-fn assemble(graph: &Graph, mut walk: Walk, shape_of: &dyn Fn(&str) -> Option<Vec<usize>>) -> Result<Analysis> {
-    // Sources that share a channel belong to one group.
-    let mut parent: Vec<usize> = (0..walk.sources.len()).collect();
-    fn find(parent: &mut [usize], mut s: usize) -> usize {
-        while parent[s] != s {
-            parent[s] = parent[parent[s]];
-            s = parent[s];
-        }
-        s
-    }
-    let mut owner: HashMap<usize, usize> = HashMap::new();
-    for (s, source) in walk.sources.iter().enumerate() {
-        for &slot in &source.slots {
-            let root = walk.slots.root(slot);
-            match owner.get(&root) {
-                Some(&o) => {
-                    let (a, b) = (find(&mut parent, o), find(&mut parent, s));
-                    parent[b.max(a)] = a.min(b);
-                }
-                None => {
-                    owner.insert(root, s);
-                }
-            }
-        }
-    }
-    // Sources are in node order, so each set's first member is its key conv.
-    let mut source_sets: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for s in 0..walk.sources.len() {
-        let root = find(&mut parent, s);
-        source_sets.entry(root).or_default().push(s);
-    }
-
-    let params = count::param_tensors(graph);
-    let mut groups = Vec::new();
-    let mut excluded = Vec::new();
-    // For each candidate set: its index in `groups`, and the group channel of each of its channels.
-    let mut channel_index: HashMap<usize, (usize, usize)> = HashMap::new();
-    for set in source_sets.values() {
-        let key = &walk.sources[set[0]];
-        let key_channels: Vec<usize> = key.slots.clone().into_iter().map(|s| walk.slots.root(s)).collect();
-        let mut all: Vec<usize> = set
-            .iter()
-            .flat_map(|&s| walk.sources[s].slots.clone())
-            .map(|s| walk.slots.root(s))
-            .collect();
-        all.sort_unstable();
-        all.dedup();
-        let mut distinct = key_channels.clone();
-        distinct.sort_unstable();
-        distinct.dedup();
-        let reason = if let Some(why) = all.iter().find_map(|&c| walk.slots.blocked[c].clone()) {
-            Some(why)
-        } else if distinct.len() != key_channels.len() || all.len() != key_channels.len() {
-            Some("its channels are coupled, through Concat, Split or Slice, to sets of other sizes".to_owned())
-        } else if key_channels.len() < 2 {
-            Some("it has a single channel".to_owned())
-        } else {
-            None
-        };
-        if let Some(reason) = reason {
-            for &s in set.iter() {
-                let source = &walk.sources[s];
-                excluded.push(Excluded {
-                    conv: source.weight.clone(),
-                    node: source.node.clone(),
-                    reason: reason.clone(),
-                });
-            }
-            continue;
-        }
-        let index = groups.len();
-        for (g, &c) in key_channels.iter().enumerate() {
-            channel_index.insert(c, (index, g));
-        }
-        groups.push(Group {
-            key: key.weight.clone(),
-            key_node: key.node.clone(),
-            key_axis: key.axis,
-            channels: key_channels.len(),
-            members: Vec::new(),
-            params: 0,
-            flops: 0,
-        });
-    }
-
-    // Members: every constant axis holding channels of a group.
-    let mut duplicated = vec![false; groups.len()];
-    for ((tensor, axis), constant) in &walk.constants {
-        let mut by_group: BTreeMap<usize, Vec<Option<usize>>> = BTreeMap::new();
-        for (k, &slot) in constant.slots.iter().enumerate() {
-            let root = walk.slots.root(slot);
-            if let Some(&(group, g)) = channel_index.get(&root) {
-                let map = by_group
-                    .entry(group)
-                    .or_insert_with(|| vec![None; groups[group].channels]);
-                if map[g].replace(k).is_some() {
-                    duplicated[group] = true;
-                }
-            }
-        }
-        for (group, index_map) in by_group {
-            groups[group].members.push(Member {
-                tensor: tensor.clone(),
-                node: constant.node.clone(),
-                input: constant.input,
-                axis: *axis,
-                index_map,
-            });
-        }
-    }
-    let by_name: HashMap<&str, &Node> = graph.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
-    for group in &mut groups {
-        group
-            .members
-            .sort_by_key(|m| (graph.nodes.iter().position(|n| n.name == m.node), m.input, m.axis));
-        for member in &group.members {
-            let data = &graph.constants[&member.tensor];
-            let covered = member.index_map.iter().flatten().count() as u64;
-            let len = data.dims()[member.axis] as u64;
-            if params.contains(member.tensor.as_str()) {
-                group.params += data.len() as u64 / len * covered;
-            }
-            let node = by_name[member.node.as_str()];
-            let is_weight = match node.op_type.as_str() {
-                "Conv" | "ConvTranspose" | "Gemm" | "MatMul" => member.input == 1,
-                _ => false,
-            };
-            if is_weight {
-                group.flops += count::node_flops(graph, node, shape_of)? / len * covered;
-            }
-        }
-    }
-    // A channel read twice by one member (Concat of a tensor with itself) cannot be cut consistently.
-    let mut kept_groups = Vec::new();
-    let mut renumber = vec![None; groups.len()];
-    for (i, group) in groups.into_iter().enumerate() {
-        if duplicated[i] {
-            excluded.push(Excluded {
-                conv: group.key.clone(),
-                node: group.key_node.clone(),
-                reason: "a member holds one of its channels twice".to_owned(),
-            });
-        } else {
-            renumber[i] = Some(kept_groups.len());
-            kept_groups.push(group);
-        }
-    }
-
-    let mut tensors = BTreeMap::new();
-    for (name, carried) in &walk.carried {
-        let channels: Vec<Option<(usize, usize)>> = carried
-            .slots
-            .iter()
-            .map(|&s| {
-                let root = walk.slots.root(s);
-                channel_index
-                    .get(&root)
-                    .and_then(|&(group, g)| renumber[group].map(|group| (group, g)))
-            })
-            .collect();
-        if channels.iter().any(Option::is_some) {
-            tensors.insert(
-                name.clone(),
-                ChannelMap {
-                    axis: carried.axis,
-                    channels,
-                },
-            );
-        }
-    }
-    excluded.sort_by_key(|e| graph.nodes.iter().position(|n| n.name == e.node));
-    Ok(Analysis {
-        groups: kept_groups,
-        excluded,
-        tensors,
-        rewrites: walk.rewrites,
-    })
 }
