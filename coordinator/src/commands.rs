@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use sensgrid_coordinator::atomic_file::AtomicFile;
-use sensgrid_coordinator::client::{self, AdminClient, Tls};
+use sensgrid_client::atomic_file::AtomicFile;
+use sensgrid_client::stdout::write_stdout;
+use sensgrid_client::{self as client, AdminClient, Tls};
 use sensgrid_coordinator::progress::Progress;
 use sensgrid_coordinator::results::RunResults;
 use sensgrid_coordinator::spec::RunSpec;
-use sensgrid_coordinator::stdout::write_stdout;
 use sensgrid_coordinator::submit::{self, Prepared};
 use sensgrid_proto::v1 as pb;
 use serde_json::json;

@@ -1,13 +1,9 @@
 //! The sensgrid coordinator: the job store in Postgres, the gRPC services that lease its jobs to workers, and
-//! the client that workers and admin tools talk to them with.
+//! what its admin commands compute from a run. The typed client, the log flags and the atomic files live in
+//! `sensgrid-client`, which the worker links instead of this crate.
 //!
-//! - [`atomic_file`]: every file the coordinator writes (results, plots, artifacts) appears whole or not at
-//!   all, via a temporary file, fsync and rename.
-//! - [`client`]: connecting to a coordinator with a bearer token and optional TLS; artifact upload and
-//!   download. With [`atomic_file`], all the crate is without the `server` feature, so a worker links no
-//!   database code.
-//! - [`logs`]: the `--log-format`/`--log-level` flags and the `tracing` subscriber of both binaries;
-//!   [`stdout`]: their stdout, which a reader may close early; [`process`]: how they end when signalled.
+//! - [`client`], [`atomic_file`]: `sensgrid_client` and its atomic files, under the names the services and the
+//!   store use for the contract's constants (token metadata, message and chunk sizes) and their written files.
 //! - [`clock`]: where services get the time ([`clock::ManualClock`] in tests).
 //! - [`store`]: every database operation, behind the [`store::JobStore`] trait; [`store::pg::PgStore`] holds
 //!   all the SQL.
@@ -21,35 +17,19 @@
 //!   results` (sen.pickle, sensitivities.csv and .json, plan.json, prune_report.json); [`plots`]: the
 //!   plots written with them (sensitivity curves, the heatmap, the plan's channels).
 
-pub mod atomic_file;
-pub mod client;
-#[cfg(feature = "server")]
+pub use sensgrid_client as client;
+pub use sensgrid_client::atomic_file;
+
 pub mod clock;
-#[cfg(feature = "logs")]
-pub mod logs;
-#[cfg(feature = "server")]
 pub mod planning;
-#[cfg(feature = "server")]
 pub mod plots;
-#[cfg(feature = "logs")]
-pub mod process;
-#[cfg(feature = "server")]
 pub mod progress;
-#[cfg(feature = "server")]
 pub mod results;
-#[cfg(feature = "server")]
 pub mod sensitivity;
-#[cfg(feature = "server")]
 pub mod service;
-#[cfg(feature = "server")]
 pub mod spec;
-#[cfg(feature = "logs")]
-pub mod stdout;
-#[cfg(feature = "server")]
 pub mod store;
-#[cfg(feature = "server")]
 pub mod submit;
 
 /// Every migration in `migrations/`, embedded at compile time and applied by the coordinator at start.
-#[cfg(feature = "server")]
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");

@@ -24,13 +24,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use sensgrid_client::{self as client, atomic_file};
+use sensgrid_coordinator::MIGRATOR;
 use sensgrid_coordinator::clock::SystemClock;
 use sensgrid_coordinator::service::{self, ServiceConfig};
 use sensgrid_coordinator::store::pg::PgStore;
 use sensgrid_coordinator::store::sqlite::SqliteStore;
 use sensgrid_coordinator::store::{Backoff, JobStore, RunId};
 use sensgrid_coordinator::submit::{self, Prepared};
-use sensgrid_coordinator::{MIGRATOR, atomic_file, client};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
@@ -79,7 +80,7 @@ pub struct Interrupted {
 impl Interrupted {
     /// Ends the process by the signal that interrupted it, with its default action.
     pub fn end_process(&self) -> ! {
-        sensgrid_coordinator::process::end_by_signal(self.signal)
+        sensgrid_client::process::end_by_signal(self.signal)
     }
 }
 
@@ -303,7 +304,7 @@ async fn follow(args: &RunArgs, address: &str, admin_token: &str, submission: Su
             summary.push('\n');
         }
     }
-    sensgrid_coordinator::stdout::write_stdout(&summary)
+    sensgrid_client::stdout::write_stdout(&summary)
 }
 
 /// A resumed run's failed jobs, queued again with fresh attempts (and the run reopened if it had ended done with

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use sensgrid_client::stdout::{StdoutClosed, write_stdout};
 use sensgrid_coordinator::MIGRATOR;
 use sensgrid_coordinator::clock::SystemClock;
 use sensgrid_coordinator::service::{self, ServiceConfig, TlsIdentity, parse_duration};
-use sensgrid_coordinator::stdout::{StdoutClosed, write_stdout};
 use sensgrid_coordinator::store::Backoff;
 use sensgrid_coordinator::store::pg::PgStore;
 use sqlx::PgPool;
@@ -28,7 +28,7 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
     #[command(flatten)]
-    logs: sensgrid_coordinator::logs::LogArgs,
+    logs: sensgrid_client::logs::LogArgs,
 }
 
 #[derive(Subcommand)]

@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use sensgrid_coordinator::logs::LogArgs;
+use sensgrid_client::logs::LogArgs;
 use sensgrid_worker::cli::{self, Command};
 
 /// Evaluates pruned variants of an ONNX model on libtorch for a sensgrid coordinator.
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.logs.init("info").and_then(|()| cli::run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) if err.is::<sensgrid_coordinator::stdout::StdoutClosed>() => ExitCode::SUCCESS,
+        Err(err) if err.is::<sensgrid_client::stdout::StdoutClosed>() => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(2)

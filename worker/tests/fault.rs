@@ -18,13 +18,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sensgrid_coordinator::client::{self, AdminClient};
+use sensgrid_client::{self as client, AdminClient};
 use sensgrid_eval::{Config, bundle};
 use sensgrid_model::prune::{Criterion, Plan};
 use sensgrid_proto::v1::{Cell, CreateRunRequest, GetRunRequest, GetRunResponse};
 use sensgrid_worker::evaluate::Session;
 
-use common::{Proc, free_port, succeed};
+use common::{Proc, coordinator_bin, free_port, succeed};
 
 const CLUSTER: &str = "fault";
 const CLUSTER_PORT: &str = "5433";
@@ -44,12 +44,7 @@ async fn a_killed_worker_a_restarted_coordinator_and_a_restarted_postgres_lose_n
     let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fault");
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).unwrap();
-    let coordinator_bin = Path::new(env!("CARGO_BIN_EXE_worker")).with_file_name("coordinator");
-    assert!(
-        coordinator_bin.is_file(),
-        "{} is missing: build it with cargo build --release -p sensgrid-coordinator",
-        coordinator_bin.display()
-    );
+    let coordinator_bin = coordinator_bin();
 
     // The set, the config and the reference metrics, before any process competes for the CPU.
     let data = scratch.join("data");

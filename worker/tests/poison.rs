@@ -18,7 +18,7 @@ mod common;
 use std::io::Read;
 use std::path::Path;
 
-use sensgrid_coordinator::client;
+use sensgrid_client as client;
 use sensgrid_eval::{Config, bundle};
 use sensgrid_model::analysis::groups;
 use sensgrid_model::onnx;

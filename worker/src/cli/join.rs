@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use sensgrid_coordinator::client::Tls;
+use sensgrid_client::Tls;
 
 use crate::exec::parse_device;
 use crate::join::{self, Options};

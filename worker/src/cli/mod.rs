@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use sensgrid_coordinator::stdout::write_stdout;
+use sensgrid_client::stdout::write_stdout;
 use sensgrid_eval::config::Precision;
 use sensgrid_model::ir::{Dim, Graph};
 use sensgrid_model::onnx;

@@ -15,7 +15,7 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use sensgrid_coordinator::client::{self, ClientError, WorkerClient};
+use sensgrid_client::{self as client, ClientError, WorkerClient};
 use sensgrid_eval::bundle;
 use tonic::Status;
 

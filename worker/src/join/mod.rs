@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use sensgrid_coordinator::client::{self, Tls, WorkerClient};
+use sensgrid_client::{self as client, Tls, WorkerClient};
 use sensgrid_proto::v1::{
     CompleteJobRequest, FailJobRequest, HeartbeatRequest, Job, JobKind, PollJobRequest, RegisterRequest,
 };
@@ -684,7 +684,7 @@ impl Interrupts {
                     tokio::spawn(async move {
                         tokio::time::sleep(HAND_BACK_GRACE).await;
                         tracing::warn!("the hand-back did not finish in time: leaving; the lease will expire");
-                        sensgrid_coordinator::process::end_by_signal(signal);
+                        sensgrid_client::process::end_by_signal(signal);
                     });
                 }
             }

@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -20,15 +21,64 @@ pub const RUN_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a client command other than `watch` may take (`submit` analyses the model and packs the set).
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// `target/release/coordinator`, next to the worker binary cargo built for the test; it must be there.
+/// `target/release/coordinator` (the profile's folder, next to the worker binary cargo built for the test),
+/// built first when it is missing or older than a source it was built from. The worker package does not
+/// depend on the coordinator's (a worker links no database code), so `cargo test -p sensgrid-worker` does not
+/// build it; `cargo test --workspace` does, and then it is left as it is.
 pub fn coordinator_bin() -> PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_worker")).with_file_name("coordinator");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it with cargo build --release -p sensgrid-coordinator",
-        bin.display()
-    );
-    bin
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let worker = Path::new(env!("CARGO_BIN_EXE_worker"));
+        let bin = worker.with_file_name("coordinator");
+        if !is_current(&bin) {
+            build_coordinator(worker, &bin);
+        }
+        bin
+    })
+    .clone()
+}
+
+/// Whether `bin` exists and is newer than every file of the dep-info cargo writes beside it (`bin.d`: the
+/// workspace's sources and the embedded migrations it was built from).
+fn is_current(bin: &Path) -> bool {
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let (Some(built), Ok(dep_info)) = (modified(bin), std::fs::read_to_string(bin.with_extension("d"))) else {
+        return false;
+    };
+    let Some((_, sources)) = dep_info.split_once(": ") else {
+        return false;
+    };
+    sources
+        .split_whitespace()
+        .all(|source| modified(Path::new(source)).is_some_and(|source| source <= built))
+}
+
+/// `cargo build -p sensgrid-coordinator --bin coordinator` in the profile `worker` was built in.
+fn build_coordinator(worker: &Path, bin: &Path) {
+    let profile = match worker.parent().and_then(Path::file_name).and_then(|name| name.to_str()) {
+        // The dev profile builds into `debug`; every other profile into a folder of its name.
+        Some("debug") => "dev",
+        Some(profile) => profile,
+        None => panic!("{}: not in a profile's folder", worker.display()),
+    };
+    let args = [
+        "build",
+        "--profile",
+        profile,
+        "-p",
+        "sensgrid-coordinator",
+        "--bin",
+        "coordinator",
+    ];
+    let command = format!("cargo {}", args.join(" "));
+    // `CARGO` is the cargo running this test: the same toolchain and target directory.
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(args)
+        .current_dir(root())
+        .status()
+        .unwrap_or_else(|error| panic!("running `{command}`: {error}"));
+    assert!(status.success(), "`{command}` failed ({status}); run it to see why");
+    assert!(bin.is_file(), "`{command}` left no {}", bin.display());
 }
 
 /// The repository root.

@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sensgrid_coordinator::client::sha256_hex;
+use sensgrid_client::sha256_hex;
 
 use super::common::{self, CLIENT_TIMEOUT, Cluster, Database, RUN_TIMEOUT, TailsOnPanic, path, root};
 use super::tmpfs::Tmpfs;

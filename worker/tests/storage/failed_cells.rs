@@ -17,7 +17,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use sensgrid_coordinator::client;
+use sensgrid_client as client;
 use sensgrid_proto::v1::{CompleteJobRequest, FailJobRequest, JobKind, PollJobRequest, RegisterRequest};
 use serde_json::Value;
 

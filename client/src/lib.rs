@@ -1,14 +1,21 @@
-//! The typed client of a coordinator, for workers, admin tools and the dispatch benchmark: a channel (plain or
-//! TLS with a given CA), the bearer token on every call, and the streaming artifact calls as plain functions.
+//! The typed client of a sensgrid coordinator, for workers, admin tools and the dispatch benchmark: a channel
+//! (plain or TLS with a given CA), the bearer token on every call, and the streaming artifact calls as plain
+//! functions. The worker and the coordinator are peers over the contract in `proto/`; this crate is what both
+//! link besides it, so a worker builds no database, plotting or server code.
 //!
-//! Only tonic, the generated contract, sha2 and tokio: nothing here touches the database, so this module is the
-//! whole crate without the `server` feature. Jobs are polled, heartbeated, completed and failed with the
-//! generated methods of [`WorkerClient`] (`poll_job`, `heartbeat`, `complete_job`, `fail_job`); see the
-//! contract in `proto/sensgrid/v1/worker.proto` for what each answers.
+//! Only tonic, the generated contract, sha2 and tokio for the calls. Jobs are polled, heartbeated, completed
+//! and failed with the generated methods of [`WorkerClient`] (`poll_job`, `heartbeat`, `complete_job`,
+//! `fail_job`); see the contract in `proto/sensgrid/v1/worker.proto` for what each answers.
+//!
+//! What both binaries share besides the client:
+//! - [`atomic_file`]: every file they write (results, plots, artifacts, a worker's cache) appears whole or not
+//!   at all, via a temporary file, fsync and rename.
+//! - [`logs`]: the `--log-format`/`--log-level` flags and the `tracing` subscriber; [`stdout`]: their stdout,
+//!   which a reader may close early; [`process`]: how they end when signalled.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! use sensgrid_coordinator::client::{self, Tls};
+//! use sensgrid_client::{self as client, Tls};
 //! use sensgrid_proto::v1::{CompleteJobRequest, HeartbeatRequest, PollJobRequest, RegisterRequest};
 //!
 //! let ca = std::fs::read("ca.pem")?;
@@ -31,6 +38,11 @@
 //! # Ok(())
 //! # }
 //! ```
+
+pub mod atomic_file;
+pub mod logs;
+pub mod process;
+pub mod stdout;
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,7 @@
 //! Where both binaries' log events go: the global `--log-format` and `--log-level` flags and the `tracing`
-//! subscriber they set up (feature `logs`, which the worker links with the client). The events themselves are
-//! emitted where things happen (the services, the store, `worker join`); command output (run ids, tables,
-//! metric dicts, progress, the final error line) is printed, not logged.
+//! subscriber they set up. The events themselves are emitted where things happen (the services, the store,
+//! `worker join`); command output (run ids, tables, metric dicts, progress, the final error line) is printed,
+//! not logged.
 
 use std::io::IsTerminal;
 
