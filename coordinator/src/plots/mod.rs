@@ -11,7 +11,7 @@
 //!   reduction, the chosen one ringed ([`tradeoff`], drawn from its own data by [`tradeoff::write`]).
 //!
 //! [`Grid`] is the plain data they are drawn from, one module per plot (`sensitivity`, `heatmap`, `pruned`,
-//! [`tradeoff`]) with what they share in `labels`. Text needs a TrueType font, found at run time by [`font`]
+//! [`tradeoff`]) with what they share in `labels`. Text needs a TrueType font, found at run time by [`font()`]
 //! (`SENSGRID_FONT`, else `fonts/DejaVuSans.ttf` of the repository, else Debian's DejaVu Sans; see `font.rs`):
 //! without one, [`draw`] draws nothing and says which paths it tried. Plots are drawn in memory ([`draw`]) and
 //! then written through [`crate::atomic_file`], so a reader sees the old file or the new one.
@@ -101,7 +101,7 @@ pub struct Drawn {
 ///
 /// # Errors
 ///
-/// No font (see [`font`]), or a plot that cannot be drawn, naming it.
+/// No font (see [`font()`]), or a plot that cannot be drawn, naming it.
 pub fn draw(grid: &Grid) -> Result<Vec<Drawn>> {
     font()?;
     let mut drawn = vec![
