@@ -82,7 +82,7 @@ pub(crate) fn read(entry: Option<&Entry>, file: &Origin) -> Result<(Metric, Orig
     ];
     let (name, name_at) = section
         .get("name", |f| Ok((f.choice(&names)?, f.node.origin.clone())))?
-        .ok_or_else(|| section.missing("name", "one of DetMetric, RecMetric, ClsMetric"))?;
+        .ok_or_else(|| section.missing("name", &format!("one of {}", names.map(|(name, _)| name).join(", "))))?;
     let kind = match name {
         Name::Det => {
             section.check_keys(&["name", "main_indicator"])?;

@@ -70,7 +70,7 @@ pub(crate) fn read(entry: Option<&Entry>, file: &Origin, global: Option<&Map>) -
     ];
     let (name, name_at) = section
         .get("name", |f| Ok((f.choice(&names)?, f.node.origin.clone())))?
-        .ok_or_else(|| section.missing("name", "one of DBPostProcess, CTCLabelDecode, ClsPostProcess"))?;
+        .ok_or_else(|| section.missing("name", &format!("one of {}", names.map(|(name, _)| name).join(", "))))?;
     // `name` is popped before Global is merged in, so it never comes from Global.
     let section = section.with_global(global);
     let post_process = match name {
