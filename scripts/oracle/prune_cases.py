@@ -3,7 +3,7 @@
 
     .oracle/bin/python scripts/oracle/prune_cases.py --out target/oracle/prune_cases [--case NAME ...]
 
-sensgrid finds channel dependency groups (model/src/analysis/groups.rs) and prunes them structurally
+sensgrid finds channel dependency groups (model/src/analysis/groups/) and prunes them structurally
 (model/src/prune/structural.rs). The five PP-OCR models never split or slice the channel axis, never run a
 depthwise ConvTranspose, a Gemm after Flatten or a MatMul over channels-last data, never use opset 11's Split
 attribute or opset 18's num_outputs, never build a Reshape target with Concat, and keep their weights in
@@ -21,7 +21,7 @@ For each case DIR gets:
                          optimizations disabled)
 and DIR/cases.json lists them:
     [{"name", "model", "input", "output" (file names relative to DIR), "opset",
-      "expect": {"prunable_min": how many groups at least should be prunable by the rules of groups.rs,
+      "expect": {"prunable_min": how many groups at least should be prunable by the channel rules (groups/rules.rs),
                  "prunable_keys": the weights that key those groups (their first source conv in node order),
                  "excluded_keys": source weights whose groups should be excluded,
                  "notes": what the case exercises}}]

@@ -410,6 +410,20 @@ mod tests {
     }
 
     #[test]
+    fn an_op_outside_the_table_is_an_error_in_every_analysis_not_a_default() {
+        use crate::analysis::{count, groups};
+        let mut nz = node("nz", "NonZero", "");
+        nz.inputs = vec!["x".into()];
+        nz.outputs = vec!["y".into()];
+        let graph = graph(vec![nz]);
+        let named = "node 'nz' (NonZero): unsupported op: it has no entry in the op table";
+        let no_shapes = |_: &str| Some(vec![1]);
+        assert_eq!(count::params(&graph).unwrap_err().to_string(), named);
+        assert_eq!(count::flops(&graph, &no_shapes).unwrap_err().to_string(), named);
+        assert_eq!(groups::analyse(&graph, &no_shapes).unwrap_err().to_string(), named);
+    }
+
+    #[test]
     fn ops_are_sorted_and_their_attributes_too() {
         for op in OPS {
             let Attributes::Since { before, from, .. } = op.attributes else {

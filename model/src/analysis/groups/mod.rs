@@ -153,7 +153,8 @@ pub fn analyse_at(graph: &Graph, inputs: &[Vec<usize>]) -> Result<Analysis> {
 /// Finds the channel dependency groups of `graph`, given the shape of every non-constant tensor.
 ///
 /// # Errors
-/// A node whose shapes `shape_of` does not know, or with a malformed attribute, named.
+/// A node whose op is outside the op table, whose shapes `shape_of` does not know, or with a malformed
+/// attribute, named.
 pub fn analyse(graph: &Graph, shape_of: &dyn Fn(&str) -> Option<Vec<usize>>) -> Result<Analysis> {
     let walk = rules::Walk::run(graph, shape_of)?;
     assemble::assemble(graph, walk, shape_of)
