@@ -14,8 +14,8 @@ use tonic::Status;
 use crate::client::is_sha256_hex;
 use crate::store::{CellSpec, ClaimedJob, Job, JobId, Lease, Run, RunState, RunSummary, StoreError};
 
-/// The criteria a worker knows (`worker prune --criterion`).
-pub const CRITERIA: [&str; 3] = ["l1_norm", "l1_norm_group", "fpgm"];
+/// The criteria a worker knows (`worker prune --criterion`): the pruning code's names.
+pub const CRITERIA: [&str; 3] = sensgrid_model::prune::Criterion::NAMES;
 
 /// The status of a store failure: a bad parameter is the caller's (`INVALID_ARGUMENT`), a missing artifact or
 /// worker `NOT_FOUND`, a conflicting artifact `ALREADY_EXISTS`; a database failure is `UNAVAILABLE`, so callers

@@ -126,6 +126,31 @@ fn ch_det_mv3_db_loads_with_model_and_eval_set_overridden() {
 }
 
 #[test]
+fn a_db_post_process_that_names_only_its_class_gets_the_det_codes_defaults() {
+    let text = replace_once(
+        &fixture_text("ch_det_mv3_db_v2.0.yml"),
+        "  thresh: 0.3\n  box_thresh: 0.6\n  max_candidates: 1000\n  unclip_ratio: 1.5\n",
+        "",
+    );
+    let config = Config::from_yaml(&text, "det.yml", &DET_OVERRIDES).unwrap();
+    assert_eq!(
+        config.post_process(),
+        &PostProcess::DBPostProcess(DbPostProcess::default())
+    );
+    // The values PaddleOCR's `DBPostProcess.__init__` defaults to.
+    let defaults = DbPostProcess::default();
+    assert_eq!(
+        (
+            defaults.thresh,
+            defaults.box_thresh,
+            defaults.max_candidates,
+            defaults.unclip_ratio
+        ),
+        (0.3, 0.7, 1000, 2.0)
+    );
+}
+
+#[test]
 fn ch_det_mv3_db_without_an_onnx_model_is_refused() {
     let path = fixture("ch_det_mv3_db_v2.0.yml");
     let e = one_line(Config::load(&path, &DET_OVERRIDES[1..]).unwrap_err());

@@ -160,3 +160,26 @@ fn a_missing_file_is_one_line() {
     let e = one_line(Config::load("/nonexistent/det.yml", &DET_OVERRIDES).unwrap_err());
     assert!(e.starts_with("/nonexistent/det.yml: "), "{e}");
 }
+
+#[test]
+fn the_views_keep_where_skip_and_the_post_process_name_are_set() {
+    let config = det(&DET_OVERRIDES);
+    assert_eq!(config.sensitivity().skip_at, None);
+    let name_line = 1 + fixture_text("ch_det_mv3_db_v2.0.yml")
+        .lines()
+        .position(|line| line == "  name: DBPostProcess")
+        .unwrap();
+    assert_eq!(
+        config.post_process_at().to_string(),
+        format!("{}:{name_line}", fixture("ch_det_mv3_db_v2.0.yml").display())
+    );
+
+    let skip = "Sensitivity.skip=['backbone.*']";
+    let name = "PostProcess.name=DBPostProcess";
+    let config = det(&[&DET_OVERRIDES[..], &[skip, name]].concat());
+    assert_eq!(
+        config.sensitivity().skip_at.as_ref().map(ToString::to_string),
+        Some(format!("-o {skip}"))
+    );
+    assert_eq!(config.post_process_at().to_string(), format!("-o {name}"));
+}
