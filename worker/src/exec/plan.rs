@@ -1,4 +1,5 @@
-//! The execution plan: slots for intermediate tensors, each freed after its last consumer.
+//! The execution plan: slots for intermediate tensors, each freed after its last consumer; the fusion pass
+//! that joins a Conv and the nodes after it into one step is `fusion`.
 //!
 //! A run can also be cut in two at a step ([`Executor::run_prefix`], [`Executor::run_from`]): the tensors alive
 //! there (the [`Boundary`]) are all the rest of the run needs, so a masked cell whose first masked constant is

@@ -11,13 +11,14 @@ use super::{Source, Step};
 use crate::exec::BuildCtx;
 use crate::exec::ops::{self, fused};
 
-/// The fusion pass (issue 16). A Conv with weights (and bias) from constants becomes one step together with
-/// the nodes that alone read its output, one after the other: first a BatchNormalization with constant
-/// parameters, folded into the convolution's weight and bias at each run; then any chain of activations
-/// (Relu, Sigmoid, HardSigmoid, HardSwish, or Paddle's HardSwish as Add 3, Clip 0 6, Mul, Div 6) and Adds of
-/// another tensor or a constant (Paddle's conv bias, a residual), each in place. `ops/fused.rs` says why that is exact enough. The fused step takes the place of its last node, where
-/// all its inputs exist, and reads every constant its nodes read, so `first_reader` still finds the first step
-/// a masked constant changes. Its `parts` keep the nodes' own steps for tapped runs.
+/// A Conv with weights (and bias) from constants becomes one step together with the nodes that alone read
+/// its output, one after the other: first a BatchNormalization with constant parameters, folded into the
+/// convolution's weight and bias at each run; then any chain of activations (Relu, Sigmoid, HardSigmoid,
+/// HardSwish, or Paddle's HardSwish as Add 3, Clip 0 6, Mul, Div 6) and Adds of another tensor or a constant
+/// (Paddle's conv bias, a residual), each in place. `ops/fused.rs` says why that is exact enough. The fused
+/// step takes the place of its last node, where all its inputs exist, and reads every constant its nodes
+/// read, so `first_reader` still finds the first step a masked constant changes. Its `parts` keep the nodes'
+/// own steps for tapped runs.
 pub(super) fn fuse(
     graph: &Graph,
     by_name: &HashMap<String, Tensor>,
