@@ -60,9 +60,10 @@ macro_rules! names {
             }
         }
 
+        /// The name, padded to a width when the format asks (`{:<10}` in a table).
         impl fmt::Display for $enum {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
+                f.pad(self.as_str())
             }
         }
 
@@ -128,6 +129,7 @@ mod tests {
             "expected one of running, done, failed, cancelled, got 'unspecified'"
         );
         assert!(JobKind::parse("Cell").is_err());
+        assert_eq!(format!("{:<10}|{}", RunState::Done, JobKind::Cell), "done      |cell");
     }
 
     #[test]
