@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use sensgrid_client::{self as client, atomic_file};
-use sensgrid_coordinator::MIGRATOR;
+use sensgrid_client::stdout::write_stdout;
+use sensgrid_client::{AdminClient, atomic_file};
 use sensgrid_coordinator::clock::SystemClock;
 use sensgrid_coordinator::service::{self, ServiceConfig};
 use sensgrid_coordinator::store::pg::PgStore;
@@ -35,7 +35,10 @@ use sensgrid_coordinator::submit::{self, Prepared};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use crate::commands;
+use super::migrate::migrated_pool;
+use super::results::write_results;
+use super::submit::create_prepared_run;
+use super::watch::watch_run;
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -125,12 +128,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     std::fs::create_dir_all(args.out.join("logs")).with_context(|| format!("creating {}", args.out.display()))?;
     match &args.database_url {
         Some(url) => {
-            let pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(8)
-                .connect(url)
-                .await
-                .with_context(|| format!("connecting to {url}"))?;
-            MIGRATOR.run(&pool).await.context("applying migrations")?;
+            let pool = migrated_pool(url, 8).await?;
             run_on(PgStore::new(pool), "the job store (Postgres)", &args, &mut signals).await
         }
         None => {
@@ -262,8 +260,8 @@ async fn submission<S: JobStore>(store: &S, args: &RunArgs) -> Result<Submission
 
 /// Creates the run (or takes the one this `--out` holds), follows it to its end and writes its results.
 async fn follow(args: &RunArgs, address: &str, admin_token: &str, submission: Submission) -> Result<()> {
-    let channel = client::connect(address, None).await?;
-    let mut admin = client::admin_client(channel, admin_token)?;
+    let channel = sensgrid_client::connect(address, None).await?;
+    let mut admin = sensgrid_client::admin_client(channel, admin_token)?;
     let run_file = args.out.join(RUN_FILE);
     let run_id = match submission {
         Submission::Resumed(id) => {
@@ -272,13 +270,13 @@ async fn follow(args: &RunArgs, address: &str, admin_token: &str, submission: Su
             id
         }
         Submission::New(prepared) => {
-            let id = commands::create_prepared_run(&mut admin, *prepared, None).await?;
+            let id = create_prepared_run(&mut admin, *prepared, None).await?;
             atomic_file::write(&run_file, serde_json::json!({"run_id": id}).to_string().as_bytes())?;
             id
         }
     };
-    let watched = commands::watch_run(&mut admin, run_id).await;
-    let files = commands::write_results(&mut admin, run_id, &args.out).await?;
+    let watched = watch_run(&mut admin, run_id).await;
+    let files = write_results(&mut admin, run_id, &args.out).await?;
     watched?;
     let mut summary = String::new();
     for name in [
@@ -304,13 +302,13 @@ async fn follow(args: &RunArgs, address: &str, admin_token: &str, submission: Su
             summary.push('\n');
         }
     }
-    sensgrid_client::stdout::write_stdout(&summary)
+    write_stdout(&summary)
 }
 
 /// A resumed run's failed jobs, queued again with fresh attempts (and the run reopened if it had ended done with
 /// them), as `coordinator retry` does: resuming is asking for the rest of the run. A failed or cancelled run
 /// stays as it is, and the watch that follows reports it.
-async fn retry_failed(admin: &mut client::AdminClient, run_id: i64) -> Result<()> {
+async fn retry_failed(admin: &mut AdminClient, run_id: i64) -> Result<()> {
     match admin.retry_run(sensgrid_proto::v1::RetryRunRequest { run_id }).await {
         Ok(answer) => {
             let requeued = answer.into_inner().requeued;
