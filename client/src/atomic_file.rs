@@ -6,7 +6,7 @@
 //! same filesystem, so the rename is atomic); [`AtomicFile::sync`] syncs it to disk and checks that the size
 //! on disk is what was written; [`AtomicFile::commit`] renames it over the destination and syncs the
 //! directory, so the new name survives a crash too. Dropped before its commit, the temporary file is removed:
-//! a failure leaves the destination as it was and nothing beside it. [`write`] does all of it for bytes in
+//! a failure leaves the destination as it was and nothing beside it. [`write()`] does all of it for bytes in
 //! memory.
 //!
 //! Every file the coordinator writes goes through here: `results`' tables, reports and plots, downloaded

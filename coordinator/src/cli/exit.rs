@@ -1,12 +1,10 @@
 //! How a command's outcome ends the process: the same for every command (README, "Exit codes").
 //!
-//! | code | when |
-//! | --- | --- |
-//! | 0 | done; also a command whose stdout reader left (`\| head -1`), ended quietly |
-//! | 1 | the run followed (`watch`, `submit --watch`, `run`) ended failed or cancelled, or done with failed |
-//! |   | cells ([`RunEnded`]) |
-//! | 2 | anything else refused or failed: bad flags (clap's own exit) or config, an unknown run, a |
-//! |   | coordinator that does not answer |
+//! - 0: done; also a command whose stdout reader left (`| head -1`), ended quietly.
+//! - 1: the run followed (`watch`, `submit --watch`, `run`) ended failed or cancelled, or done with failed
+//!   cells ([`RunEnded`]).
+//! - 2: anything else refused or failed: bad flags (clap's own exit) or config, an unknown run, a coordinator
+//!   that does not answer.
 //!
 //! An error is one line on stderr, its causes joined by ": ". `run` stopped by SIGINT, SIGTERM or SIGHUP ends
 //! by that signal instead ([`Interrupted`]).

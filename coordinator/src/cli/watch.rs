@@ -27,7 +27,8 @@ pub async fn run(args: WatchArgs) -> Result<()> {
 }
 
 /// A followed run ended failed or cancelled, or done with failed jobs: `watch`, `submit --watch` and `run` exit 1
-/// with it, where any other error (a bad flag, an unknown run, a coordinator that does not answer) exits 2.
+/// with it, where any other error (a bad flag, an unknown run, a coordinator that does not answer) exits 2
+/// ([`super::exit`]).
 #[derive(Debug)]
 pub struct RunEnded {
     pub run_id: i64,
