@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sensgrid_proto::v1 as pb;
+use sensgrid_proto::v1::{self as pb, JobKind, JobState, RunState};
 use serde_json::{Value, json};
 
 /// A job of the run that failed for good (attempts used up, or an error no attempt gets past), as every surface
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 #[derive(Clone, Debug, PartialEq)]
 pub struct FailedJob {
     pub job_id: i64,
-    pub kind: String,
+    pub kind: JobKind,
     /// Cells only.
     pub group_key: String,
     /// Cells only.
@@ -26,7 +26,7 @@ impl FailedJob {
     fn of(job: &pb::JobStatus) -> Self {
         Self {
             job_id: job.job_id,
-            kind: job.kind.clone(),
+            kind: job.kind(),
             group_key: job.group_key.clone(),
             ratio: job.ratio,
             attempt: job.attempt,
@@ -36,7 +36,7 @@ impl FailedJob {
 
     /// `cell <group> at <ratio>`, or the job's kind.
     pub fn label(&self) -> String {
-        if self.kind == "cell" {
+        if self.kind == JobKind::Cell {
             format!("cell {} at {}", self.group_key, self.ratio)
         } else {
             format!("{} (job {})", self.kind, self.job_id)
@@ -47,9 +47,9 @@ impl FailedJob {
     pub fn json(&self) -> Value {
         json!({
             "job_id": self.job_id,
-            "kind": self.kind,
-            "group_key": (self.kind == "cell").then_some(&self.group_key),
-            "ratio": (self.kind == "cell").then_some(self.ratio),
+            "kind": self.kind.as_str(),
+            "group_key": (self.kind == JobKind::Cell).then_some(&self.group_key),
+            "ratio": (self.kind == JobKind::Cell).then_some(self.ratio),
             "attempt": self.attempt,
             "error": self.error,
         })
@@ -71,12 +71,12 @@ impl std::fmt::Display for FailedJob {
 pub struct Progress {
     pub run_id: i64,
     pub name: String,
-    pub state: String,
+    pub state: RunState,
     pub cells_total: u64,
-    /// Cells in a final state (done, failed, cancelled, skipped).
+    /// Cells in a final state ([`JobState::is_final`]).
     pub cells_finished: u64,
-    /// Cells by state.
-    pub by_state: BTreeMap<String, u64>,
+    /// Cells by state, by the state's name.
+    pub by_state: BTreeMap<&'static str, u64>,
     /// Probe jobs queued so far (the search adds them round by round), and those in a final state.
     pub probes_total: u64,
     pub probes_finished: u64,
@@ -95,11 +95,10 @@ pub struct Progress {
 
 impl Progress {
     pub fn of(run: &pb::GetRunResponse) -> Self {
-        let cells: Vec<&pb::JobStatus> = run.jobs.iter().filter(|j| j.kind == "cell").collect();
-        let final_state = |s: &str| matches!(s, "done" | "failed" | "cancelled" | "skipped");
+        let cells: Vec<&pb::JobStatus> = run.jobs.iter().filter(|j| j.kind() == JobKind::Cell).collect();
         let mut by_state = BTreeMap::new();
         for job in &cells {
-            *by_state.entry(job.state.clone()).or_insert(0) += 1;
+            *by_state.entry(job.state().as_str()).or_insert(0) += 1;
         }
         let mut workers: Vec<i64> = run
             .jobs
@@ -114,24 +113,25 @@ impl Progress {
         let created = parse(&summary.created_at);
         let end = parse(&summary.finished_at).unwrap_or_else(time::OffsetDateTime::now_utc);
         let elapsed = created.map_or(Duration::ZERO, |c| (end - c).try_into().unwrap_or(Duration::ZERO));
-        let finished = cells.iter().filter(|j| final_state(&j.state)).count() as u64;
+        let finished = cells.iter().filter(|j| j.state().is_final()).count() as u64;
         // Cells computed in this run (not imported) set the pace.
         let computed = cells
             .iter()
-            .filter(|j| !j.leased_at.is_empty() && final_state(&j.state))
+            .filter(|j| !j.leased_at.is_empty() && j.state().is_final())
             .count() as u64;
-        let probes: Vec<&pb::JobStatus> = run.jobs.iter().filter(|j| j.kind == "probe").collect();
+        let probes: Vec<&pb::JobStatus> = run.jobs.iter().filter(|j| j.kind() == JobKind::Probe).collect();
         let remaining = cells.len() as u64 - finished;
-        let eta = (computed > 0 && run.state == "running").then(|| elapsed.mul_f64(remaining as f64 / computed as f64));
+        let eta = (computed > 0 && run.state() == RunState::Running)
+            .then(|| elapsed.mul_f64(remaining as f64 / computed as f64));
         Self {
             run_id: run.run_id,
             name: summary.name,
-            state: run.state.clone(),
+            state: run.state(),
             cells_total: cells.len() as u64,
             cells_finished: finished,
             by_state,
             probes_total: probes.len() as u64,
-            probes_finished: probes.iter().filter(|j| final_state(&j.state)).count() as u64,
+            probes_finished: probes.iter().filter(|j| j.state().is_final()).count() as u64,
             workers,
             elapsed,
             eta,
@@ -141,7 +141,7 @@ impl Progress {
             failed: run
                 .jobs
                 .iter()
-                .filter(|j| j.state == "failed")
+                .filter(|j| j.state() == JobState::Failed)
                 .map(FailedJob::of)
                 .collect(),
         }
@@ -149,12 +149,12 @@ impl Progress {
 
     /// The failed cells among [`Self::failed`].
     pub fn failed_cells(&self) -> usize {
-        self.failed.iter().filter(|j| j.kind == "cell").count()
+        self.failed.iter().filter(|j| j.kind == JobKind::Cell).count()
     }
 
     /// Whether the run ended done with failed jobs: its results miss them, so it did not end well.
     pub fn done_with_failures(&self) -> bool {
-        self.state == "done" && !self.failed.is_empty()
+        self.state == RunState::Done && !self.failed.is_empty()
     }
 
     /// `2 of 4 cells failed` (or `1 job failed` when no cell did), empty when none failed: what `watch`,
@@ -181,7 +181,7 @@ impl Progress {
         json!({
             "run_id": self.run_id,
             "name": self.name,
-            "state": self.state,
+            "state": self.state.as_str(),
             "cells_total": self.cells_total,
             "cells_finished": self.cells_finished,
             "by_state": self.by_state,

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use sensgrid_model::prune::pruned_count;
-use sensgrid_proto::v1 as pb;
+use sensgrid_proto::v1::{self as pb, JobKind, JobState};
 use serde_json::{Map, Value, json};
 
 use crate::atomic_file::AtomicFile;
@@ -99,14 +99,15 @@ impl<'a> RunResults<'a> {
         serde_json::from_str(&job.result_json).ok()
     }
 
-    fn jobs(&self, kind: &str) -> impl Iterator<Item = &pb::JobStatus> {
-        let kind = kind.to_owned();
-        self.run.jobs.iter().filter(move |j| j.kind == kind)
+    fn jobs(&self, kind: JobKind) -> impl Iterator<Item = &pb::JobStatus> {
+        self.run.jobs.iter().filter(move |j| j.kind() == kind)
     }
 
     /// The baseline's stored result, when it is done.
     pub fn baseline(&self) -> Option<Value> {
-        self.jobs("baseline").find(|j| j.state == "done").and_then(Self::result)
+        self.jobs(JobKind::Baseline)
+            .find(|j| j.state() == JobState::Done)
+            .and_then(Self::result)
     }
 
     /// The value of the run's metric in the baseline.
@@ -120,8 +121,8 @@ impl<'a> RunResults<'a> {
             return Default::default();
         };
         let results: Vec<(String, f64, Value)> = self
-            .jobs("cell")
-            .filter(|j| j.state == "done")
+            .jobs(JobKind::Cell)
+            .filter(|j| j.state() == JobState::Done)
             .filter_map(|j| Some((j.group_key.clone(), j.ratio, Self::result(j)?)))
             .collect();
         sensitivity::sensitivities(
@@ -169,7 +170,10 @@ impl<'a> RunResults<'a> {
             let plan: Value = serde_json::from_str(&self.run.plan_json).context("the run's plan is not JSON")?;
             files.push(("plan.json", pretty(&plan)?));
         }
-        let export = self.jobs("export").find(|j| j.state == "done").and_then(Self::result);
+        let export = self
+            .jobs(JobKind::Export)
+            .find(|j| j.state() == JobState::Done)
+            .and_then(Self::result);
         let mut pruned_model = None;
         if let Some(export) = export {
             files.push(("prune_report.json", pretty(&self.prune_report(&export))?));
@@ -213,7 +217,7 @@ impl<'a> RunResults<'a> {
             .map(|(g, skipped)| (g.key.clone(), g.channels, skipped))
             .collect();
         // A bare grid (a run submitted without analysis) has its ratios and groups only in its jobs.
-        for job in self.jobs("cell") {
+        for job in self.jobs(JobKind::Cell) {
             if !ratios.iter().any(|r| same_ratio(*r, job.ratio)) {
                 ratios.push(job.ratio);
             }
@@ -224,17 +228,17 @@ impl<'a> RunResults<'a> {
         ratios.sort_by(f64::total_cmp);
         let baseline = self.baseline_metric();
         let mut cells: HashMap<&str, Vec<plots::Cell>> = HashMap::new();
-        for job in self.jobs("cell") {
+        for job in self.jobs(JobKind::Cell) {
             let Some(col) = ratios.iter().position(|r| same_ratio(*r, job.ratio)) else {
                 continue;
             };
-            let cell = match job.state.as_str() {
-                "done" => Self::result(job)
+            let cell = match job.state() {
+                JobState::Done => Self::result(job)
                     .zip(baseline)
                     .and_then(|(r, b)| sensitivity::cell_loss(&r, b, &self.spec.metric))
                     .map_or(plots::Cell::Pending, plots::Cell::Done),
-                "skipped" => plots::Cell::Skipped,
-                "failed" | "cancelled" => plots::Cell::Failed,
+                JobState::Skipped => plots::Cell::Skipped,
+                JobState::Failed | JobState::Cancelled => plots::Cell::Failed,
                 _ => plots::Cell::Pending,
             };
             cells
@@ -339,7 +343,7 @@ impl<'a> RunResults<'a> {
                 pruned.map(|n| n.to_string()).unwrap_or_default(),
                 metric.map(|m| format!("{m:?}")).unwrap_or_default(),
                 loss.map(|l| format!("{l:?}")).unwrap_or_default(),
-                job.state.clone(),
+                job.state().as_str().to_owned(),
             ])?;
         }
         writer.into_inner().context("writing sensitivities.csv")
@@ -354,7 +358,7 @@ impl<'a> RunResults<'a> {
             .enumerate()
             .map(|(i, g)| (g.key.as_str(), i))
             .collect();
-        let mut cells: Vec<&pb::JobStatus> = self.jobs("cell").collect();
+        let mut cells: Vec<&pb::JobStatus> = self.jobs(JobKind::Cell).collect();
         cells.sort_by(|a, b| {
             let rank = |j: &pb::JobStatus| order.get(j.group_key.as_str()).copied().unwrap_or(usize::MAX);
             rank(a).cmp(&rank(b)).then(a.ratio.total_cmp(&b.ratio))
@@ -391,7 +395,7 @@ impl<'a> RunResults<'a> {
             cells_by_group.entry(job.group_key.as_str()).or_default().push(json!({
                 "ratio": job.ratio,
                 "channels_pruned": channels.map(|c| pruned_count(c, job.ratio)),
-                "state": job.state,
+                "state": job.state().as_str(),
                 "metrics": field("metrics"),
                 "loss": loss,
                 "imported": result.as_ref().is_some_and(|r| r.get("metrics").is_none()),
@@ -417,7 +421,7 @@ impl<'a> RunResults<'a> {
         json!({
             "run_id": self.run.run_id,
             "name": self.spec.name,
-            "state": self.run.state,
+            "state": self.run.state().as_str(),
             "error": (!summary.error.is_empty()).then_some(summary.error),
             "metric": self.spec.metric,
             "criterion": self.run.criterion,
@@ -477,7 +481,7 @@ impl<'a> RunResults<'a> {
         let metric = &self.spec.metric;
         let run_plan = plan_map(&self.run.plan_json);
         let mut probes: Vec<Probe> = self
-            .jobs("probe")
+            .jobs(JobKind::Probe)
             .map(|job| {
                 let result = Self::result(job);
                 let plan = plan_map(&job.plan_json);
@@ -499,7 +503,7 @@ impl<'a> RunResults<'a> {
                     ))
                 });
                 // Only a measured probe can have been chosen: a failed one may share the plan of its retry.
-                let chosen = job.state == "done"
+                let chosen = job.state() == JobState::Done
                     && run_plan
                         .as_ref()
                         .zip(plan.as_ref())
@@ -557,7 +561,7 @@ impl<'a> RunResults<'a> {
             };
             writer.write_record([
                 job.probe_step.to_string(),
-                job.state.clone(),
+                job.state().as_str().to_owned(),
                 count(probe.groups_cut().map(|n| n as u64)),
                 count(probe.count("flops_before")),
                 count(probe.count("flops_after")),
@@ -592,7 +596,7 @@ impl<'a> RunResults<'a> {
                 json!({
                     "step": job.probe_step,
                     "job_id": job.job_id,
-                    "state": job.state,
+                    "state": job.state().as_str(),
                     "chosen": probe.chosen,
                     "plan": probe.plan,
                     "groups_cut": probe.groups_cut(),
@@ -640,7 +644,7 @@ impl<'a> RunResults<'a> {
         };
         let points: Vec<Point> = probes
             .iter()
-            .filter(|p| p.job.state == "done")
+            .filter(|p| p.job.state() == JobState::Done)
             .filter_map(|p| {
                 Some(Point {
                     step: p.job.probe_step,
@@ -757,7 +761,7 @@ impl<'a> RunResults<'a> {
             "latency_reduction": latency,
             "latency_margin": latency_margin,
             "probe_step": chosen.map(|p| p.job.probe_step),
-            "probes": probes.iter().filter(|p| p.job.state == "done").count(),
+            "probes": probes.iter().filter(|p| p.job.state() == JobState::Done).count(),
         })
     }
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use sensgrid_client::{self as client, AdminClient};
 use sensgrid_eval::{Config, bundle};
 use sensgrid_model::prune::{Criterion, Plan};
-use sensgrid_proto::v1::{Cell, CreateRunRequest, GetRunRequest, GetRunResponse};
+use sensgrid_proto::v1::{Cell, CreateRunRequest, GetRunRequest, GetRunResponse, JobKind, JobState};
 use sensgrid_worker::evaluate::Session;
 
 use common::{Proc, coordinator_bin, free_port, succeed};
@@ -137,7 +137,7 @@ async fn a_killed_worker_a_restarted_coordinator_and_a_restarted_postgres_lose_n
     workers[0].wait().unwrap();
     eprintln!("fault test: killed w1 during job {killed_job} (epoch {killed_epoch})");
     wait_until(&mut admin, run_id, "the killed job to be completed elsewhere", |run| {
-        job_state(run, killed_job).filter(|state| state == "done")
+        job_state(run, killed_job).filter(|&state| state == JobState::Done)
     })
     .await;
     // Taken back from w1 and completed by w2 under a later lease.
@@ -197,7 +197,7 @@ async fn a_killed_worker_a_restarted_coordinator_and_a_restarted_postgres_lose_n
     }
     // The same metrics as without faults.
     for job in &run.jobs {
-        let key = (job.kind == "cell").then(|| (job.group_key.clone(), job.ratio.to_bits()));
+        let key = (job.kind() == JobKind::Cell).then(|| (job.group_key.clone(), job.ratio.to_bits()));
         let want = expected.get(&key).unwrap_or_else(|| panic!("unexpected job {job:?}"));
         let got: BTreeMap<String, f64> = job.metrics.clone().into_iter().collect();
         assert_eq!(
@@ -325,11 +325,11 @@ async fn wait_until<T>(
 }
 
 fn count_done(run: &GetRunResponse) -> usize {
-    run.jobs.iter().filter(|j| j.state == "done").count()
+    run.jobs.iter().filter(|j| j.state() == JobState::Done).count()
 }
 
-fn job_state(run: &GetRunResponse, job: i64) -> Option<String> {
-    run.jobs.iter().find(|j| j.job_id == job).map(|j| j.state.clone())
+fn job_state(run: &GetRunResponse, job: i64) -> Option<JobState> {
+    run.jobs.iter().find(|j| j.job_id == job).map(|j| j.state())
 }
 
 fn job_attempt(run: &GetRunResponse, job: i64) -> i32 {

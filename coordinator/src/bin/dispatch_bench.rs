@@ -236,7 +236,7 @@ async fn measure_all(args: &Args, endpoint: &str) -> anyhow::Result<Vec<Figures>
             .await
             .context("GetRun")?
             .into_inner();
-        let done = state.jobs.iter().filter(|j| j.state == "done").count();
+        let done = state.jobs.iter().filter(|j| j.state() == pb::JobState::Done).count();
         if done != args.jobs + 1 {
             bail!(
                 "run {run}: {done} of {} jobs done after the clients stopped",

@@ -24,6 +24,9 @@ pub async fn run(args: CancelArgs) -> Result<()> {
         .into_inner();
     write_stdout(&format!(
         "run {}: {} ({} queued and {} leased jobs cancelled)\n",
-        args.run, answer.state, answer.queued_cancelled, answer.leased_cancelled
+        args.run,
+        answer.state(),
+        answer.queued_cancelled,
+        answer.leased_cancelled
     ))
 }

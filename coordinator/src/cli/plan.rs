@@ -79,7 +79,7 @@ pub async fn run(args: PlanArgs) -> Result<()> {
             .into_inner()
             .jobs
             .iter()
-            .any(|job| job.kind == "export");
+            .any(|job| job.kind() == pb::JobKind::Export);
     let target = match (args.max_loss, args.flops_reduction) {
         (Some(loss), _) => pb::plan_run_request::Target::MaxLoss(loss),
         _ if measured => pb::plan_run_request::Target::Measured(pb::MeasuredTarget {

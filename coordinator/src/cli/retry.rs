@@ -24,6 +24,8 @@ pub async fn run(args: RetryArgs) -> Result<()> {
         .into_inner();
     write_stdout(&format!(
         "run {}: {} ({} failed jobs queued again)\n",
-        args.run, answer.state, answer.requeued
+        args.run,
+        answer.state(),
+        answer.requeued
     ))
 }

@@ -41,7 +41,7 @@ pub async fn run(args: StatusArgs) -> Result<()> {
             let runs: Vec<_> = runs
                 .iter()
                 .map(|r| {
-                    json!({"run_id": r.run_id, "name": r.name, "state": r.state, "jobs": r.jobs,
+                    json!({"run_id": r.run_id, "name": r.name, "state": r.state().as_str(), "jobs": r.jobs,
                     "created_at": r.created_at, "finished_at": r.finished_at, "error": r.error})
                 })
                 .collect();
@@ -55,9 +55,9 @@ pub async fn run(args: StatusArgs) -> Result<()> {
         )?;
         for r in runs {
             let total: u64 = r.jobs.values().sum();
-            let done = r.jobs.get("done").copied().unwrap_or(0);
+            let done = r.jobs.get(pb::JobState::Done.as_str()).copied().unwrap_or(0);
             // A done run's failed jobs are missing from its results: the error column says so.
-            let failed = r.jobs.get("failed").copied().unwrap_or(0);
+            let failed = r.jobs.get(pb::JobState::Failed.as_str()).copied().unwrap_or(0);
             let error = if r.error.is_empty() && failed > 0 {
                 format!("{failed} failed jobs (`coordinator retry {}`)", r.run_id)
             } else {
@@ -66,18 +66,24 @@ pub async fn run(args: StatusArgs) -> Result<()> {
             writeln!(
                 out,
                 "{:>5}  {:<24} {:<10} {:>5}/{:<5}  {:<25} {}",
-                r.run_id, r.name, r.state, done, total, r.created_at, error
+                r.run_id,
+                r.name,
+                r.state(),
+                done,
+                total,
+                r.created_at,
+                error
             )?;
         }
         return write_stdout(&out);
     };
     let run = admin.get_run(pb::GetRunRequest { run_id }).await?.into_inner();
     let p = Progress::of(&run);
-    let job_state = |kind: &str| {
+    let job_state = |kind: pb::JobKind| {
         run.jobs
             .iter()
-            .find(|j| j.kind == kind)
-            .map_or_else(|| "none".to_owned(), |j| j.state.clone())
+            .find(|j| j.kind() == kind)
+            .map_or("none", |j| j.state().as_str())
     };
     // A spec that does not read (an older client's, a bare test run) shows neither setting.
     let spec = serde_json::from_str::<serde_json::Value>(&run.spec_json)
@@ -87,16 +93,20 @@ pub async fn run(args: StatusArgs) -> Result<()> {
     let early_stopped = run
         .jobs
         .iter()
-        .filter(|j| j.kind == "cell" && j.state == "skipped" && j.last_error.starts_with("early stop"))
+        .filter(|j| {
+            j.kind() == pb::JobKind::Cell
+                && j.state() == pb::JobState::Skipped
+                && j.last_error.starts_with("early stop")
+        })
         .count();
     if args.json {
         writeln!(
             out,
             "{}",
             serde_json::to_string_pretty(&json!({
-                "run_id": run_id, "state": p.state, "error": p.error,
+                "run_id": run_id, "state": p.state.as_str(), "error": p.error,
                 "failed": p.failed.iter().map(|j| j.json()).collect::<Vec<_>>(),
-                "baseline": job_state("baseline"), "export": job_state("export"),
+                "baseline": job_state(pb::JobKind::Baseline), "export": job_state(pb::JobKind::Export),
                 "cells": {"total": p.cells_total, "finished": p.cells_finished, "by_state": p.by_state},
                 "probes": {"total": p.probes_total, "finished": p.probes_finished},
                 "eval_samples": spec.eval_samples,
@@ -120,8 +130,8 @@ pub async fn run(args: StatusArgs) -> Result<()> {
     writeln!(
         out,
         "  baseline: {}   export: {}",
-        job_state("baseline"),
-        job_state("export")
+        job_state(pb::JobKind::Baseline),
+        job_state(pb::JobKind::Export)
     )?;
     let states: Vec<String> = p.by_state.iter().map(|(s, n)| format!("{s} {n}")).collect();
     writeln!(

@@ -180,7 +180,7 @@ async fn known_cells(
     Ok(run
         .jobs
         .into_iter()
-        .filter(|j| j.kind == "cell" && j.state == "done")
+        .filter(|j| j.kind() == pb::JobKind::Cell && j.state() == pb::JobState::Done)
         .filter_map(|j| {
             Some((
                 (j.group_key, j.ratio.to_bits()),

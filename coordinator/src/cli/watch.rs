@@ -97,18 +97,18 @@ pub async fn watch_run(admin: &mut AdminClient, run_id: i64) -> Result<()> {
             eprintln!("{line}");
             last_key = key;
         }
-        if p.state != "running" {
+        if p.state != pb::RunState::Running {
             bar.finish();
             eprintln!("run {run_id} {} after {}", p.state, seconds(p.elapsed));
             if p.done_with_failures() {
                 return Err(failed_jobs_ended(&p).into());
             }
-            if p.state == "done" {
+            if p.state == pb::RunState::Done {
                 return Ok(());
             }
             return Err(RunEnded {
                 run_id,
-                state: p.state,
+                state: p.state.to_string(),
                 error: p.error,
             }
             .into());

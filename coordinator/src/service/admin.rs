@@ -222,7 +222,7 @@ impl<S: JobStore> AdminService for AdminApi<S> {
         });
         Ok(Response::new(pb::GetRunResponse {
             run_id: run.id.0,
-            state: run.state.as_str().into(),
+            state: run.state.into(),
             jobs: jobs.iter().map(convert::job_status).collect(),
             summary: Some(summary),
             spec_json: run.spec.to_string(),
@@ -235,7 +235,7 @@ impl<S: JobStore> AdminService for AdminApi<S> {
     }
 
     async fn list_runs(&self, request: Request<pb::ListRunsRequest>) -> Result<Response<pb::ListRunsResponse>, Status> {
-        let state = convert::run_state_filter(&request.into_inner().state)?;
+        let state = convert::run_state_filter(request.into_inner().state)?;
         let runs = self.store.run_list(state).await.map_err(convert::store_status)?;
         Ok(Response::new(pb::ListRunsResponse {
             runs: runs.iter().map(convert::run_summary).collect(),
@@ -257,12 +257,12 @@ impl<S: JobStore> AdminService for AdminApi<S> {
             .map_err(convert::store_status)?;
         match outcome {
             RunCancelOutcome::Cancelled { queued, leased } => Ok(Response::new(pb::CancelRunResponse {
-                state: RunState::Cancelled.as_str().into(),
+                state: RunState::Cancelled.into(),
                 queued_cancelled: queued,
                 leased_cancelled: leased,
             })),
             RunCancelOutcome::AlreadyFinal(state) => Ok(Response::new(pb::CancelRunResponse {
-                state: state.as_str().into(),
+                state: state.into(),
                 queued_cancelled: 0,
                 leased_cancelled: 0,
             })),
@@ -291,7 +291,7 @@ impl<S: JobStore> AdminService for AdminApi<S> {
                 }
                 let state = self.run(run_id).await?.state;
                 Ok(Response::new(pb::RetryRunResponse {
-                    state: state.as_str().into(),
+                    state: state.into(),
                     requeued,
                 }))
             }

@@ -199,7 +199,7 @@ pub fn run_summary(summary: &RunSummary) -> pb::RunSummary {
     let counts = summary.jobs;
     pb::RunSummary {
         run_id: run.id.0,
-        state: run.state.as_str().into(),
+        state: run.state.into(),
         name: run.spec.get("name").and_then(Value::as_str).unwrap_or_default().into(),
         created_at: timestamp(Some(run.created_at)),
         finished_at: timestamp(run.finished_at),
@@ -212,26 +212,28 @@ pub fn run_summary(summary: &RunSummary) -> pb::RunSummary {
     }
 }
 
-/// The run state a `ListRunsRequest` names; empty for all.
+/// The run state a `ListRunsRequest` names; unspecified for all.
 ///
 /// # Errors
 ///
-/// `INVALID_ARGUMENT` naming `state` for a name that is not a run state.
-pub fn run_state_filter(name: &str) -> Result<Option<RunState>, Status> {
-    if name.is_empty() {
-        return Ok(None);
+/// `INVALID_ARGUMENT` naming `state` for a number that is not a run state.
+pub fn run_state_filter(state: i32) -> Result<Option<RunState>, Status> {
+    match RunState::try_from(state) {
+        Ok(RunState::Unspecified) => Ok(None),
+        Ok(state) => Ok(Some(state)),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "state: expected a run state ({}), got {state}",
+            RunState::NAMES.join(", ")
+        ))),
     }
-    RunState::parse(name)
-        .map(Some)
-        .map_err(|unknown| Status::invalid_argument(format!("state: {unknown}")))
 }
 
 /// A job's line in `GetRunResponse`.
 pub fn job_status(job: &Job) -> pb::JobStatus {
     pb::JobStatus {
         job_id: job.id.0,
-        kind: job.kind.as_str().into(),
-        state: job.state.as_str().into(),
+        kind: job.kind.into(),
+        state: job.state.into(),
         group_key: job.group_key.clone().unwrap_or_default(),
         ratio: job.ratio.unwrap_or_default(),
         attempt: i32::try_from(job.attempt).unwrap_or(i32::MAX),

@@ -32,7 +32,7 @@ use super::metrics::Metrics;
 use crate::client::AUTHORIZATION;
 use crate::progress::Progress;
 use crate::results::RunResults;
-use crate::store::{JobStore, RunId};
+use crate::store::{JobKind, JobStore, RunId, RunState};
 
 /// The runs `GET /api/runs` answers at most (the newest).
 const LISTED_RUNS: usize = 50;
@@ -178,7 +178,7 @@ async fn runs<S: JobStore>(State(shared): AppState<S>) -> ApiResult {
             None => {
                 let run = get_run(admin, summary.run_id).await?;
                 let progress = Progress::of(&run).json();
-                if run.state != "running" {
+                if run.state() != RunState::Running {
                     let mut ended = shared.ended.lock().unwrap_or_else(PoisonError::into_inner);
                     ended.insert(summary.run_id, progress.clone());
                 }
@@ -206,10 +206,10 @@ async fn run<S: JobStore>(State(shared): AppState<S>, Path(run_id): Path<i64>) -
         .map(|j| {
             json!({
                 "job_id": j.job_id,
-                "kind": j.kind,
-                "state": j.state,
+                "kind": j.kind().as_str(),
+                "state": j.state().as_str(),
                 "group_key": (!j.group_key.is_empty()).then_some(&j.group_key),
-                "ratio": (j.kind == "cell").then_some(j.ratio),
+                "ratio": (j.kind() == JobKind::Cell).then_some(j.ratio),
                 "attempt": j.attempt,
                 "worker": (j.lease_owner != 0).then_some(j.lease_owner),
                 "error": (!j.last_error.is_empty()).then_some(&j.last_error),
@@ -294,7 +294,7 @@ async fn cancel<S: JobStore>(State(shared): AppState<S>, Path(run_id): Path<i64>
         .await?
         .into_inner();
     Ok(Json(json!({
-        "state": cancelled.state,
+        "state": cancelled.state().as_str(),
         "queued_cancelled": cancelled.queued_cancelled,
         "leased_cancelled": cancelled.leased_cancelled,
     })))

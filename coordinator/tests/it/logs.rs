@@ -78,10 +78,10 @@ async fn json_logs_are_one_object_per_line_with_run_job_and_worker_ids(
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let run = admin.get_run(pb::GetRunRequest { run_id }).await.unwrap().into_inner();
-        if run.state == "done" {
+        if run.state() == pb::RunState::Done {
             break;
         }
-        assert!(Instant::now() < deadline, "run {run_id} is still {}", run.state);
+        assert!(Instant::now() < deadline, "run {run_id} is still {}", run.state());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 

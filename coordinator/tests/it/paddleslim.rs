@@ -55,8 +55,8 @@ fn run(ratios: &[f64], plan: Option<&Value>) -> pb::GetRunResponse {
         .collect();
     let spec = json!({"name": "paddleslim", "metric": "hmean", "ratios": ratios, "groups": groups});
     let job = |kind: &str, key: &str, ratio: f64, result: Value| pb::JobStatus {
-        kind: kind.into(),
-        state: "done".into(),
+        kind: pb::JobKind::parse(kind).unwrap().into(),
+        state: pb::JobState::Done.into(),
         group_key: key.into(),
         ratio,
         result_json: result.to_string(),
@@ -72,7 +72,7 @@ fn run(ratios: &[f64], plan: Option<&Value>) -> pb::GetRunResponse {
     }
     pb::GetRunResponse {
         run_id: 1,
-        state: "done".into(),
+        state: pb::RunState::Done.into(),
         spec_json: spec.to_string(),
         plan_json: plan.map(Value::to_string).unwrap_or_default(),
         jobs,

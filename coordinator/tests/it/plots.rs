@@ -216,8 +216,8 @@ fn run_results_draw_their_grid_with_the_other_files() {
         "prune": {"target": {"max_loss": 0.05}, "export": false},
     });
     let job = |kind: &str, state: &str, key: &str, ratio: f64, result: serde_json::Value| pb::JobStatus {
-        kind: kind.into(),
-        state: state.into(),
+        kind: pb::JobKind::parse(kind).unwrap().into(),
+        state: pb::JobState::parse(state).unwrap().into(),
         group_key: key.into(),
         ratio,
         result_json: if result.is_null() {
@@ -229,7 +229,7 @@ fn run_results_draw_their_grid_with_the_other_files() {
     };
     let run = pb::GetRunResponse {
         run_id: 7,
-        state: "done".into(),
+        state: pb::RunState::Done.into(),
         spec_json: spec.to_string(),
         plan_json: json!({"a": 0.2, "b": 0.0}).to_string(),
         jobs: vec![
@@ -237,7 +237,7 @@ fn run_results_draw_their_grid_with_the_other_files() {
             job("cell", "done", "a", 0.1, json!({"metrics": {"hmean": 0.8}})),
             job("cell", "done", "a", 0.2, json!({"metrics": {"hmean": 0.6}})),
             job("cell", "failed", "b", 0.1, serde_json::Value::Null),
-            job("cell", "running", "b", 0.2, serde_json::Value::Null),
+            job("cell", "leased", "b", 0.2, serde_json::Value::Null),
         ],
         ..Default::default()
     };
@@ -317,8 +317,8 @@ fn probed_run() -> pb::GetRunResponse {
         });
         pb::JobStatus {
             job_id: 100 + i64::from(step),
-            kind: "probe".into(),
-            state: state.into(),
+            kind: pb::JobKind::Probe.into(),
+            state: pb::JobState::parse(state).unwrap().into(),
             probe_step: step,
             plan_json: plan.to_string(),
             result_json: if state == "done" {
@@ -336,8 +336,8 @@ fn probed_run() -> pb::GetRunResponse {
         }
     };
     let job = |kind: &str, key: &str, ratio: f64, result: serde_json::Value| pb::JobStatus {
-        kind: kind.into(),
-        state: "done".into(),
+        kind: pb::JobKind::parse(kind).unwrap().into(),
+        state: pb::JobState::Done.into(),
         group_key: key.into(),
         ratio,
         result_json: result.to_string(),
@@ -353,7 +353,7 @@ fn probed_run() -> pb::GetRunResponse {
     export["seconds"] = json!(5.0);
     pb::GetRunResponse {
         run_id: 21,
-        state: "done".into(),
+        state: pb::RunState::Done.into(),
         spec_json: spec.to_string(),
         // Listed in another order and rounded otherwise than the probe's: still the same plan.
         plan_json: json!({"c": 0.0, "b": 0.1 + 1e-15, "a": 0.2}).to_string(),

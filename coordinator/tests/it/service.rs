@@ -308,15 +308,15 @@ async fn full_cycle_register_create_poll_heartbeat_complete_get_run(pool: PgPool
     assert_eq!(poll(&mut worker, worker_id, 0).await, None, "the grid is done");
 
     let run = get_run(&server, run_id).await;
-    assert_eq!((run.run_id, run.state.as_str()), (run_id, "running"));
+    assert_eq!((run.run_id, run.state().as_str()), (run_id, "running"));
     let jobs: Vec<_> = run
         .jobs
         .iter()
         .map(|j| {
             let metrics: BTreeMap<_, _> = j.metrics.iter().map(|(k, v)| (k.clone(), *v)).collect();
             (
-                j.kind.as_str(),
-                j.state.as_str(),
+                j.kind().as_str(),
+                j.state().as_str(),
                 j.group_key.as_str(),
                 j.ratio,
                 j.attempt,
@@ -377,7 +377,7 @@ async fn silent_worker_loses_its_job_to_another_and_its_stale_epoch_is_refused(p
     complete(&mut b, &taken, &[("hmean", 0.9)]).await.unwrap();
     let run = get_run(&server, run_id).await;
     let job = &run.jobs[0];
-    assert_eq!((job.state.as_str(), job.attempt), ("done", 2));
+    assert_eq!((job.state().as_str(), job.attempt), ("done", 2));
     assert_eq!(job.metrics, HashMap::from([("hmean".to_string(), 0.9)]));
     server.stop().await;
 }
@@ -404,7 +404,7 @@ async fn a_completion_held_through_a_coordinator_downtime_longer_than_the_lease_
         .expect("the restarted coordinator accepts the completion of a lease it has not swept yet");
     let run = get_run(&restarted, run_id).await;
     let baseline = &run.jobs[0];
-    assert_eq!((baseline.state.as_str(), baseline.attempt), ("done", 1));
+    assert_eq!((baseline.state().as_str(), baseline.attempt), ("done", 1));
     assert_eq!(baseline.metrics, HashMap::from([("hmean".to_string(), 0.5)]));
     restarted.stop().await;
 }
@@ -455,7 +455,7 @@ async fn waiting_polls_are_woken_by_a_new_run_and_by_a_passing_backoff(pool: PgP
     let run = get_run(&server, run_id).await;
     let job = &run.jobs[0];
     assert_eq!(
-        (job.state.as_str(), job.attempt, job.last_error.as_str()),
+        (job.state().as_str(), job.attempt, job.last_error.as_str()),
         ("failed", 2, "out of memory (retryable: false)")
     );
     server.stop().await;
@@ -780,7 +780,11 @@ async fn concurrent_polls_from_many_clients_never_receive_the_same_job(pool: PgP
     assert_eq!(distinct.len(), handed.len(), "a job was handed out twice");
     assert_eq!(handed.len(), CELLS + 1, "every job was handed out");
     let run = get_run(&server, run_id).await;
-    assert!(run.jobs.iter().all(|j| j.state == "done" && j.attempt == 1));
+    assert!(
+        run.jobs
+            .iter()
+            .all(|j| j.state() == pb::JobState::Done && j.attempt == 1)
+    );
     server.stop().await;
 }
 
@@ -878,12 +882,12 @@ async fn the_dashboard_api_and_metrics_follow_a_run_and_cancelling_needs_the_adm
         assert_eq!(code, 401, "{body}");
         assert!(body.contains("admin token"), "{body}");
     }
-    assert_eq!(get_run(&server, run_id).await.state, "running");
+    assert_eq!(get_run(&server, run_id).await.state(), pb::RunState::Running);
     let admin = format!("Bearer {ADMIN_TOKEN}");
     let cancelled = json(request(server.http, "POST", &cancel, &[("Authorization", &admin)]).await);
     assert_eq!(cancelled["state"], "cancelled");
     assert_eq!(cancelled["leased_cancelled"], 1);
-    assert_eq!(get_run(&server, run_id).await.state, "cancelled");
+    assert_eq!(get_run(&server, run_id).await.state(), pb::RunState::Cancelled);
     let refused = complete(&mut worker, &leased, &[("hmean", 0.5)]).await;
     assert_eq!(refusal(refused).0, Code::Aborted);
     let (_, text) = get(server.http, "/metrics").await;
@@ -939,7 +943,7 @@ async fn early_stop_skips_a_groups_larger_ratios_and_the_results_mark_them(pool:
 
     // The stop is applied before the completion is answered: the worker that reported the loss cannot claim
     // a's next ratio with its next poll.
-    let skipped = |run: &pb::GetRunResponse| run.jobs.iter().filter(|j| j.state == "skipped").count();
+    let skipped = |run: &pb::GetRunResponse| run.jobs.iter().filter(|j| j.state() == pb::JobState::Skipped).count();
     assert_eq!(
         skipped(&get_run(&server, run_id).await),
         2,
@@ -963,19 +967,19 @@ async fn early_stop_skips_a_groups_larger_ratios_and_the_results_mark_them(pool:
 
     let run = loop {
         let run = get_run(&server, run_id).await;
-        if run.state != "running" {
+        if run.state() != pb::RunState::Running {
             break run;
         }
         assert!(std::time::Instant::now() < deadline, "run {run_id} never ended");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(run.state, "done");
+    assert_eq!(run.state(), pb::RunState::Done);
     let reason = "early stop: loss 0.7500 at ratio 0.1 exceeds early_stop_loss 0.5";
     let states: Vec<(String, f64, &str, &str)> = run
         .jobs
         .iter()
-        .filter(|j| j.kind == "cell")
-        .map(|j| (j.group_key.clone(), j.ratio, j.state.as_str(), j.last_error.as_str()))
+        .filter(|j| j.kind() == pb::JobKind::Cell)
+        .map(|j| (j.group_key.clone(), j.ratio, j.state().as_str(), j.last_error.as_str()))
         .collect();
     let expected: Vec<(String, f64, &str, &str)> = cells
         .iter()
