@@ -2,8 +2,6 @@
 //! what its admin commands compute from a run. The typed client, the log flags and the atomic files live in
 //! `sensgrid-client`, which the worker links instead of this crate.
 //!
-//! - [`client`], [`atomic_file`]: `sensgrid_client` and its atomic files, under the names the services and the
-//!   store use for the contract's constants (token metadata, message and chunk sizes) and their written files.
 //! - [`clock`]: where services get the time ([`clock::ManualClock`] in tests).
 //! - [`store`]: every database operation, behind the [`store::JobStore`] trait; [`store::pg::PgStore`] holds
 //!   all the SQL.
@@ -16,9 +14,6 @@
 //! - [`submit`]: the checks and the grid of `coordinator submit`; [`results`]: the files of `coordinator
 //!   results` (sen.pickle, sensitivities.csv and .json, plan.json, prune_report.json); [`plots`]: the
 //!   plots written with them (sensitivity curves, the heatmap, the plan's channels).
-
-pub use sensgrid_client as client;
-pub use sensgrid_client::atomic_file;
 
 pub mod clock;
 pub mod planning;

@@ -29,9 +29,9 @@ use sensgrid_model::prune::pruned_count;
 use sensgrid_proto::v1::{self as pb, JobKind, JobState};
 use serde_json::{Map, Value, json};
 
-use crate::atomic_file::AtomicFile;
 use crate::spec::{GroupSpec, MeasuredSpec, PruneTarget, RunSpec};
 use crate::{planning, plots, sensitivity};
+use sensgrid_client::atomic_file::AtomicFile;
 
 /// A run read for its results.
 pub struct RunResults<'a> {

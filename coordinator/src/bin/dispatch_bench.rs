@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use sensgrid_client::{self as client, WorkerClient};
 use sensgrid_coordinator::MIGRATOR;
-use sensgrid_coordinator::client::{self, WorkerClient};
 use sensgrid_coordinator::clock::SystemClock;
 use sensgrid_coordinator::service::{self, ServiceConfig};
 use sensgrid_coordinator::store::Backoff;

@@ -14,7 +14,7 @@
 //! [`tradeoff`]) with what they share in `labels`. Text needs a TrueType font, found at run time by [`font()`]
 //! (`SENSGRID_FONT`, else `fonts/DejaVuSans.ttf` of the repository, else Debian's DejaVu Sans; see `font.rs`):
 //! without one, [`draw`] draws nothing and says which paths it tried. Plots are drawn in memory ([`draw`]) and
-//! then written through [`crate::atomic_file`], so a reader sees the old file or the new one.
+//! then written through [`sensgrid_client::atomic_file`], so a reader sees the old file or the new one.
 
 use std::path::{Path, PathBuf};
 
@@ -22,7 +22,7 @@ use anyhow::{Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::atomic_file;
+use sensgrid_client::atomic_file;
 
 mod font;
 mod heatmap;
@@ -118,7 +118,7 @@ pub fn draw(grid: &Grid) -> Result<Vec<Drawn>> {
 }
 
 /// Draws every plot of `grid` (see [`draw`]) and writes each into `out` atomically (see
-/// [`crate::atomic_file`]). Answers the files written.
+/// [`sensgrid_client::atomic_file`]). Answers the files written.
 ///
 /// # Errors
 ///

@@ -23,10 +23,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
-use crate::atomic_file::{self, AtomicFile};
-use crate::client::CHUNK_BYTES;
 use crate::clock::Clock;
 use crate::store::{Artifact, ArtifactPutParams, JobStore};
+use sensgrid_client::CHUNK_BYTES;
+use sensgrid_client::atomic_file::{self, AtomicFile};
 
 /// The media type of an upload that names none.
 pub const DEFAULT_MEDIA_TYPE: &str = "application/octet-stream";

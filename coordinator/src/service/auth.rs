@@ -6,7 +6,7 @@ use subtle::ConstantTimeEq;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
-use crate::client::AUTHORIZATION;
+use sensgrid_client::AUTHORIZATION;
 
 /// Lets a call through only with the service's token.
 ///

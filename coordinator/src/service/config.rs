@@ -65,7 +65,7 @@ impl ServiceConfig {
     ///
     /// [`ConfigError`] for a zero duration, a heartbeat not shorter than the lease (the lease would lapse
     /// between heartbeats), zero attempts, a backoff cap below its base, a token that cannot travel as
-    /// metadata (see [`crate::client::Bearer`]), or one token for both services.
+    /// metadata (see [`sensgrid_client::Bearer`]), or one token for both services.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |flag, reason: String| Err(ConfigError { flag, reason });
         for (flag, value) in [
@@ -108,7 +108,7 @@ impl ServiceConfig {
             ("--worker-token", &self.worker_token),
             ("--admin-token", &self.admin_token),
         ] {
-            if crate::client::Bearer::new(token).is_err() {
+            if sensgrid_client::Bearer::new(token).is_err() {
                 return fail(flag, "expected visible ASCII characters without spaces".into());
             }
         }

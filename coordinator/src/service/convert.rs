@@ -11,8 +11,8 @@ use sensgrid_proto::v1 as pb;
 use serde_json::{Map, Value};
 use tonic::Status;
 
-use crate::client::is_sha256_hex;
 use crate::store::{CellSpec, ClaimedJob, Job, JobId, Lease, Run, RunState, RunSummary, StoreError};
+use sensgrid_client::is_sha256_hex;
 
 /// The criteria a worker knows (`worker prune --criterion`): the pruning code's names.
 pub const CRITERIA: [&str; 3] = sensgrid_model::prune::Criterion::NAMES;

@@ -29,10 +29,10 @@ use super::admin::AdminApi;
 use super::auth::TokenCheck;
 use super::config::ServiceConfig;
 use super::metrics::Metrics;
-use crate::client::AUTHORIZATION;
 use crate::progress::Progress;
 use crate::results::RunResults;
 use crate::store::{JobKind, JobStore, RunId, RunState};
+use sensgrid_client::AUTHORIZATION;
 
 /// The runs `GET /api/runs` answers at most (the newest).
 const LISTED_RUNS: usize = 50;

@@ -52,9 +52,9 @@ use tonic_health::ServingStatus;
 
 pub use config::{ConfigError, ServiceConfig, TlsIdentity, parse_duration};
 
-use crate::client::MAX_MESSAGE_BYTES;
 use crate::clock::Clock;
 use crate::store::JobStore;
+use sensgrid_client::MAX_MESSAGE_BYTES;
 
 /// What can stop [`serve`] from serving.
 #[derive(Debug, thiserror::Error)]

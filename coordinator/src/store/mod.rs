@@ -380,7 +380,7 @@ impl ArtifactPutParams {
     /// [`StoreError::InvalidInput`] for a digest that is not 64 lowercase hex digits or a size past `i64`.
     pub fn validate(&self) -> Result<i64> {
         const OP: &str = "artifact_put";
-        if !crate::client::is_sha256_hex(&self.digest) {
+        if !sensgrid_client::is_sha256_hex(&self.digest) {
             return Err(StoreError::InvalidInput {
                 op: OP,
                 field: "digest".into(),

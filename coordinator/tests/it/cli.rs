@@ -102,10 +102,8 @@ async fn serve_prints_the_bound_address_serves_and_stops_on_sigterm(
     let addr = listening_addr(&mut child).await;
     assert!(!addr.ends_with(":0"), "the real port is printed: {addr}");
 
-    let channel = sensgrid_coordinator::client::connect(&format!("http://{addr}"), None)
-        .await
-        .unwrap();
-    let mut worker = sensgrid_coordinator::client::worker_client(channel, "w").unwrap();
+    let channel = sensgrid_client::connect(&format!("http://{addr}"), None).await.unwrap();
+    let mut worker = sensgrid_client::worker_client(channel, "w").unwrap();
     let request = sensgrid_proto::v1::RegisterRequest {
         name: "cli".into(),
         device: "cpu".into(),
@@ -283,7 +281,7 @@ async fn watch_exits_2_for_an_unknown_run_and_1_for_a_cancelled_one_and_status_i
     _pool: sqlx::postgres::PgPoolOptions,
     connect: sqlx::postgres::PgConnectOptions,
 ) {
-    use sensgrid_coordinator::client;
+    use sensgrid_client as client;
     use sensgrid_proto::v1 as pb;
 
     let artifact_dir = tempfile::tempdir().unwrap();

@@ -66,9 +66,7 @@ async fn serve_answers_grpc_health_and_healthz(
     .await
     .unwrap();
 
-    let channel = sensgrid_coordinator::client::connect(&format!("http://{grpc}"), None)
-        .await
-        .unwrap();
+    let channel = sensgrid_client::connect(&format!("http://{grpc}"), None).await.unwrap();
     // No token: probes and balancers ask without one.
     let mut health = HealthClient::new(channel);
     for service in ["", "sensgrid.v1.WorkerService", "sensgrid.v1.AdminService"] {

@@ -1,11 +1,11 @@
 //! The binary's log output: the real `coordinator serve --log-format json` on this test's database, driven
-//! through `sensgrid_coordinator::client` as a worker would, writes nothing but JSON objects on stderr, and the
+//! through `sensgrid_client` as a worker would, writes nothing but JSON objects on stderr, and the
 //! leases it hands out and the run's end carry their run, job and worker ids as fields.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sensgrid_coordinator::client::{self, WorkerClient};
+use sensgrid_client::{self as client, WorkerClient};
 use sensgrid_proto::v1 as pb;
 use serde_json::Value;
 

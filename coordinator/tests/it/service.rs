@@ -1,5 +1,5 @@
 //! The gRPC services end to end: the real server on 127.0.0.1:0 in this process, on its own migrated database
-//! (`#[sqlx::test]`), driven through `sensgrid_coordinator::client` as a worker or admin tool would.
+//! (`#[sqlx::test]`), driven through `sensgrid_client` as a worker or admin tool would.
 //!
 //! Lease expiry needs real time here (the server runs on the system clock), so those cases use leases of
 //! hundreds of milliseconds and wait on a long poll, never on a sleep: the poll returns as soon as the job is
@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sensgrid_coordinator::client::{self, AdminClient, Tls, WorkerClient};
+use sensgrid_client::{self as client, AdminClient, Tls, WorkerClient};
 use sensgrid_coordinator::clock::SystemClock;
 use sensgrid_coordinator::service::{self, ServeError, ServiceConfig, TlsIdentity};
 use sensgrid_coordinator::store::pg::PgStore;
