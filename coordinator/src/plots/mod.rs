@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, VPos};
 
 use sensgrid_client::atomic_file;
 
@@ -188,4 +189,33 @@ impl Drawn {
             bytes: text.into_bytes(),
         })
     }
+}
+
+/// The grey note in the middle of a `size` plot that has nothing to draw yet ("no finished cell yet").
+fn draw_nothing_yet<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, size: (u32, u32), note: &str) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.draw(&Text::new(
+        note,
+        (size.0 as i32 / 2, size.1 as i32 / 2),
+        font::colored(font::anchored(20, HPos::Center, VPos::Center), RGBColor(120, 120, 120)),
+    ))?;
+    Ok(())
+}
+
+/// The legend of a chart's series, as every plot with one draws it: upper left, on a light box.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(chart: &mut ChartContext<'a, DB, CT>) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .margin(12)
+        .label_font(font::font_of(15))
+        .background_style(WHITE.mix(0.9))
+        .border_style(RGBColor(170, 170, 170))
+        .draw()?;
+    Ok(())
 }

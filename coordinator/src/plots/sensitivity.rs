@@ -5,11 +5,10 @@
 use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, VPos};
 
-use super::font::{anchored, colored, font_of};
+use super::font::font_of;
 use super::labels::{loss_label, loss_label_exact, ratio_label, short_key};
-use super::{Cell, Grid, Group};
+use super::{Cell, Grid, Group, draw_legend, draw_nothing_yet};
 
 /// How many of the most sensitive groups the sensitivity plot names in its legend.
 pub const TOP_GROUPS: usize = 6;
@@ -143,20 +142,9 @@ where
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 8, y), (x + 14, y), (x + 24, y)], style));
     }
     if curves.is_empty() {
-        root.draw(&Text::new(
-            "no finished cell yet",
-            (SENSITIVITY_SIZE.0 as i32 / 2, SENSITIVITY_SIZE.1 as i32 / 2),
-            colored(anchored(20, HPos::Center, VPos::Center), RGBColor(120, 120, 120)),
-        ))?;
+        draw_nothing_yet(&root, SENSITIVITY_SIZE, "no finished cell yet")?;
     } else {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .margin(12)
-            .label_font(font_of(15))
-            .background_style(WHITE.mix(0.9))
-            .border_style(RGBColor(170, 170, 170))
-            .draw()?;
+        draw_legend(&mut chart)?;
     }
     root.present()?;
     Ok(())

@@ -12,7 +12,7 @@ use plotters::style::text_anchor::{HPos, VPos};
 use super::font::{anchored, colored, font, font_of};
 use super::labels::{loss_label, loss_label_exact};
 use super::sensitivity::PALETTE;
-use super::{Drawn, write_drawn};
+use super::{Drawn, draw_legend, draw_nothing_yet, write_drawn};
 
 /// What the trade-off plot is drawn from.
 #[derive(Clone, Debug, PartialEq)]
@@ -213,20 +213,9 @@ where
     }
 
     if tradeoff.points.is_empty() {
-        root.draw(&Text::new(
-            "no finished probe yet",
-            (SIZE.0 as i32 / 2, SIZE.1 as i32 / 2),
-            colored(anchored(20, HPos::Center, VPos::Center), RGBColor(120, 120, 120)),
-        ))?;
+        draw_nothing_yet(&root, SIZE, "no finished probe yet")?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .margin(12)
-        .label_font(font_of(15))
-        .background_style(WHITE.mix(0.9))
-        .border_style(RGBColor(170, 170, 170))
-        .draw()?;
+    draw_legend(&mut chart)?;
     root.present()?;
     Ok(())
 }
