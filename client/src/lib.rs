@@ -24,7 +24,7 @@
 //! let mut worker = client::worker_client(channel, "worker-token")?;
 //! let register = RegisterRequest { name: "gpu-node-1".into(), device: "cuda:0".into() };
 //! let worker_id = worker.register(register).await?.into_inner().worker_id;
-//! let poll = PollJobRequest { worker_id, wait_ms: 30_000 };
+//! let poll = PollJobRequest { worker_id, wait_ms: 30_000, complete: None };
 //! if let Some(job) = worker.poll_job(poll).await?.into_inner().job {
 //!     client::download_artifact(&mut worker, &job.model_digest, "model.onnx".as_ref()).await?;
 //!     let beat = HeartbeatRequest { job_id: job.job_id, lease_epoch: job.lease_epoch, done: 0, total: 500 };

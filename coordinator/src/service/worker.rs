@@ -130,6 +130,38 @@ impl<S: JobStore> WorkerApi<S> {
         Ok(())
     }
 
+    /// Takes a finished job's report (`CompleteJob`, or one carried by a poll).
+    async fn complete(&self, request: pb::CompleteJobRequest) -> Result<(), Status> {
+        let lease = convert::lease(request.job_id, request.lease_epoch)?;
+        let result = convert::completion_result(&request)?;
+        let outcome = self.completer.complete(JobCompletion { lease, result }).await?;
+        let job = lease.job_id;
+        match outcome {
+            CompleteOutcome::Accepted => self.metrics.completion_accepted(request.seconds),
+            CompleteOutcome::Stale | CompleteOutcome::Cancelled => self.metrics.completion_rejected(),
+            // A retried call of one already counted; an unknown job is the caller's mistake.
+            CompleteOutcome::AlreadyAccepted | CompleteOutcome::NotFound => {}
+        }
+        match outcome {
+            CompleteOutcome::Accepted | CompleteOutcome::AlreadyAccepted => {
+                if let Err(error) = self.early_stop_after(job).await {
+                    // The result is stored; the pipeline's next round applies the stop instead.
+                    tracing::warn!(job_id = %job, %error, "applying the early stop after a completion failed");
+                }
+                self.pipeline.wake();
+                Ok(())
+            }
+            CompleteOutcome::Stale => Err(Status::failed_precondition(format!(
+                "job {job}: lease epoch {} is not current (superseded, expired or failed); the result is dropped",
+                lease.epoch
+            ))),
+            CompleteOutcome::Cancelled => Err(Status::aborted(format!(
+                "job {job}: its run was cancelled; the result is dropped"
+            ))),
+            CompleteOutcome::NotFound => Err(Status::not_found(format!("job_id: job {job} does not exist"))),
+        }
+    }
+
     fn early_stop_runs(&self) -> std::sync::MutexGuard<'_, RecentRuns<Option<Arc<Run>>>> {
         // A map of runs cannot be left half-updated by a panic.
         self.early_stop_runs.lock().unwrap_or_else(PoisonError::into_inner)
@@ -223,6 +255,9 @@ impl<S: JobStore> WorkerService for WorkerApi<S> {
         let worker = WorkerId(request.worker_id);
         self.check_registered(worker).await?;
         self.metrics.worker_called(worker);
+        if let Some(completion) = request.complete {
+            self.complete(completion).await?;
+        }
         let wait = Duration::from_millis(u64::from(request.wait_ms)).min(MAX_POLL_WAIT);
         let arrived = Instant::now();
         let job = self.dispatcher.poll(worker, wait).await?;
@@ -256,37 +291,9 @@ impl<S: JobStore> WorkerService for WorkerApi<S> {
         &self,
         request: Request<pb::CompleteJobRequest>,
     ) -> Result<Response<pb::CompleteJobResponse>, Status> {
-        let request = request.into_inner();
-        let lease = convert::lease(request.job_id, request.lease_epoch)?;
-        let result = convert::completion_result(&request)?;
-        let outcome = self.completer.complete(JobCompletion { lease, result }).await?;
-        let job = lease.job_id;
-        match outcome {
-            CompleteOutcome::Accepted => self.metrics.completion_accepted(request.seconds),
-            CompleteOutcome::Stale | CompleteOutcome::Cancelled => self.metrics.completion_rejected(),
-            // A retried call of one already counted; an unknown job is the caller's mistake.
-            CompleteOutcome::AlreadyAccepted | CompleteOutcome::NotFound => {}
-        }
-        match outcome {
-            CompleteOutcome::Accepted | CompleteOutcome::AlreadyAccepted => {
-                if let Err(error) = self.early_stop_after(job).await {
-                    // The result is stored; the pipeline's next round applies the stop instead.
-                    tracing::warn!(job_id = %job, %error, "applying the early stop after a completion failed");
-                }
-                self.pipeline.wake();
-                Ok(Response::new(pb::CompleteJobResponse {}))
-            }
-            CompleteOutcome::Stale => Err(Status::failed_precondition(format!(
-                "job {job}: lease epoch {} is not current (superseded, expired or failed); the result is dropped",
-                lease.epoch
-            ))),
-            CompleteOutcome::Cancelled => Err(Status::aborted(format!(
-                "job {job}: its run was cancelled; the result is dropped"
-            ))),
-            CompleteOutcome::NotFound => Err(Status::not_found(format!("job_id: job {job} does not exist"))),
-        }
+        self.complete(request.into_inner()).await?;
+        Ok(Response::new(pb::CompleteJobResponse {}))
     }
-
     async fn fail_job(&self, request: Request<pb::FailJobRequest>) -> Result<Response<pb::FailJobResponse>, Status> {
         let request = request.into_inner();
         let lease = convert::lease(request.job_id, request.lease_epoch)?;

@@ -155,6 +155,7 @@ async fn work_one(worker: &mut WorkerClient, worker_id: i64, hmean: f64) -> pb::
         .poll_job(pb::PollJobRequest {
             worker_id,
             wait_ms: 5_000,
+            complete: None,
         })
         .await
         .unwrap()

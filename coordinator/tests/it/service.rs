@@ -194,7 +194,11 @@ async fn register(worker: &mut WorkerClient, name: &str) -> i64 {
 }
 
 async fn poll(worker: &mut WorkerClient, worker_id: i64, wait_ms: u32) -> Option<pb::Job> {
-    let request = pb::PollJobRequest { worker_id, wait_ms };
+    let request = pb::PollJobRequest {
+        worker_id,
+        wait_ms,
+        complete: None,
+    };
     worker.poll_job(request).await.unwrap().into_inner().job
 }
 
@@ -644,6 +648,7 @@ async fn bad_requests_get_a_status_naming_the_field_and_the_server_keeps_serving
             .poll_job(pb::PollJobRequest {
                 worker_id: 999,
                 wait_ms: 0,
+                complete: None,
             })
             .await,
     );

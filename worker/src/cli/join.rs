@@ -36,6 +36,10 @@ pub struct Args {
     /// (the results are the same; benchmarks measure the difference).
     #[arg(long)]
     no_incremental: bool,
+    /// Jobs held leased beside the one computing, so the next starts the moment the current one ends and its
+    /// report travels with the next claim (0: claim only when idle).
+    #[arg(long, default_value_t = 1)]
+    prefetch: usize,
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -58,6 +62,7 @@ pub fn run(args: &Args) -> Result<()> {
         cache_dir,
         name: args.name.clone().unwrap_or_else(join::default_name),
         incremental: !args.no_incremental,
+        prefetch: args.prefetch,
     })
 }
 

@@ -82,6 +82,8 @@ pub struct Options {
     pub name: String,
     /// Whether cells reuse the activations upstream of their group (`--no-incremental` turns it off).
     pub incremental: bool,
+    /// Jobs held leased beside the one computing (`--prefetch`).
+    pub prefetch: usize,
 }
 
 /// Joins the coordinator and works until interrupted.
@@ -194,6 +196,7 @@ impl Worker {
             let request = PollJobRequest {
                 worker_id: self.worker_id,
                 wait_ms: POLL_WAIT.as_millis() as u32,
+                complete: None,
             };
             let answer = tokio::select! {
                 answer = self.client.poll_job(request) => answer,

@@ -152,6 +152,7 @@ async fn failed_cells_are_named_on_every_surface_and_retry_runs_them_again() {
             .poll_job(PollJobRequest {
                 worker_id,
                 wait_ms: 1000,
+                complete: None,
             })
             .await
             .unwrap()
