@@ -15,14 +15,14 @@ use tonic::Status;
 use super::convert;
 use super::dispatcher::DispatcherHandle;
 use crate::clock::Clock;
-use crate::store::{CompleteOutcome, JobCompleteParams, JobCompletion, JobStore};
+use crate::store::{CompleteOutcome, Completed, JobCompleteParams, JobCompletion, JobStore};
 
 /// The most completions one store call writes; the rest form the next batch.
 pub const MAX_COMPLETE_BATCH: usize = 1024;
 
 struct Pending {
     completion: JobCompletion,
-    reply: oneshot::Sender<Result<CompleteOutcome, Status>>,
+    reply: oneshot::Sender<Result<Completed, Status>>,
 }
 
 /// The handle the worker service holds. Cheap to clone.
@@ -32,13 +32,13 @@ pub struct CompleterHandle {
 }
 
 impl CompleterHandle {
-    /// Writes `completion` with whatever else is pending and answers its outcome.
+    /// Writes `completion` with whatever else is pending and answers its outcome and the job it named.
     ///
     /// # Errors
     ///
     /// `UNAVAILABLE` when the store failed or the coordinator is shutting down; the worker retries (a repeated
     /// completion is a no-op).
-    pub async fn complete(&self, completion: JobCompletion) -> Result<CompleteOutcome, Status> {
+    pub async fn complete(&self, completion: JobCompletion) -> Result<Completed, Status> {
         let (reply, answer) = oneshot::channel();
         let shutting_down = || Status::unavailable("the coordinator is shutting down");
         self.tx
@@ -104,13 +104,13 @@ impl<S: JobStore> Completer<S> {
             completions,
         };
         match self.store.job_complete(params).await {
-            Ok(outcomes) => {
+            Ok(answers) => {
                 // An accepted completion may be the last one an export waited for.
-                if outcomes.contains(&CompleteOutcome::Accepted) {
+                if answers.iter().any(|a| a.outcome == CompleteOutcome::Accepted) {
                     self.dispatcher.wake();
                 }
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    let _ = reply.send(Ok(answer));
                 }
             }
             Err(error) => {

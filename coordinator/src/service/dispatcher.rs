@@ -306,13 +306,18 @@ impl<S: JobStore> Dispatcher<S> {
             self.timers.push(Reverse(Instant::now() + self.config.recheck));
         }
         // Jobs come in the order of the entries they went to; with affinities those need not be the first
-        // ones, so each job goes to the longest waiting poll of its owner.
+        // ones, so each job goes to the longest waiting poll of its owner (looked up by owner: a batch holds up
+        // to MAX_CLAIM_BATCH polls, too many to search for each job).
+        let mut polls_of: HashMap<WorkerId, VecDeque<usize>> = HashMap::new();
+        for (index, waiter) in waiters.iter().enumerate() {
+            polls_of.entry(waiter.worker).or_default().push_back(index);
+        }
         let mut waiters: Vec<Option<Waiter>> = waiters.into_iter().map(Some).collect();
         for job in jobs {
-            let Some(waiter) = waiters
-                .iter_mut()
-                .find(|w| w.as_ref().is_some_and(|w| w.worker == job.owner))
-                .and_then(Option::take)
+            let Some(waiter) = polls_of
+                .get_mut(&job.owner)
+                .and_then(VecDeque::pop_front)
+                .and_then(|index| waiters[index].take())
             else {
                 tracing::error!(
                     job_id = job.lease.job_id.0,

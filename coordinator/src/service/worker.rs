@@ -42,8 +42,8 @@ use super::recent_runs::RecentRuns;
 use crate::clock::Clock;
 use crate::spec::RunSpec;
 use crate::store::{
-    CompleteOutcome, FailOutcome, HeartbeatOutcome, JobCompletion, JobFailParams, JobHeartbeatParams, JobId, JobKind,
-    JobStore, Run, StoreError, WorkerId, WorkerRegisterParams,
+    CompleteOutcome, FailOutcome, HeartbeatOutcome, JobCompletion, JobFailParams, JobHeartbeatParams, JobKind,
+    JobStore, NamedJob, Run, StoreError, WorkerId, WorkerRegisterParams,
 };
 
 /// The longest a poll waits, whatever `wait_ms` asks: a worker that asks for more simply polls again.
@@ -101,14 +101,13 @@ impl<S: JobStore> WorkerApi<S> {
         }
     }
 
-    /// Applies the early stop of `job`'s run, if it has one, now that `job` is done (see the module docs).
-    async fn early_stop_after(&self, job: JobId) -> Result<(), StoreError> {
-        let Some(job) = self.store.job_get(job).await? else {
+    /// Applies the early stop of the run of `job` (the job a completion named, as the store answered it), if
+    /// it has one, now that the job is done (see the module docs). A run without one costs no query once its
+    /// spec has been read: this runs for every completion.
+    async fn early_stop_after(&self, job: Option<NamedJob>) -> Result<(), StoreError> {
+        let Some(job) = job.filter(|job| job.kind == JobKind::Cell) else {
             return Ok(());
         };
-        if job.kind != JobKind::Cell {
-            return Ok(());
-        }
         let known = self.early_stop_runs().get(job.run_id);
         let run = match known {
             Some(run) => run,
@@ -134,7 +133,8 @@ impl<S: JobStore> WorkerApi<S> {
     async fn complete(&self, request: pb::CompleteJobRequest) -> Result<(), Status> {
         let lease = convert::lease(request.job_id, request.lease_epoch)?;
         let result = convert::completion_result(&request)?;
-        let outcome = self.completer.complete(JobCompletion { lease, result }).await?;
+        let completed = self.completer.complete(JobCompletion { lease, result }).await?;
+        let outcome = completed.outcome;
         let job = lease.job_id;
         match outcome {
             CompleteOutcome::Accepted => self.metrics.completion_accepted(request.seconds),
@@ -144,7 +144,7 @@ impl<S: JobStore> WorkerApi<S> {
         }
         match outcome {
             CompleteOutcome::Accepted | CompleteOutcome::AlreadyAccepted => {
-                if let Err(error) = self.early_stop_after(job).await {
+                if let Err(error) = self.early_stop_after(completed.job).await {
                     // The result is stored; the pipeline's next round applies the stop instead.
                     tracing::warn!(job_id = %job, %error, "applying the early stop after a completion failed");
                 }

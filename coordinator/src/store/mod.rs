@@ -477,6 +477,22 @@ pub struct JobCompleteParams {
     pub completions: Vec<JobCompletion>,
 }
 
+/// [`JobStore::job_complete`]'s answer to one completion: what it did, and the job the completion named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Completed {
+    pub outcome: CompleteOutcome,
+    /// `None` when no job has the completion's id ([`CompleteOutcome::NotFound`]).
+    pub job: Option<NamedJob>,
+}
+
+/// The run and kind of the job a completion named: what the caller acts on next (an early stop) without
+/// reading the job again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NamedJob {
+    pub run_id: RunId,
+    pub kind: JobKind,
+}
+
 /// What [`JobStore::job_complete`] did with one completion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CompleteOutcome {
@@ -909,9 +925,9 @@ pub trait JobStore: Clone + Send + Sync + 'static {
     /// [`StoreError::WorkerNotFound`] when a worker is not registered (nothing is claimed).
     fn job_claim(&self, params: JobClaimParams) -> impl Future<Output = Result<Vec<ClaimedJob>>> + Send;
 
-    /// Accepts a batch of completions in one statement, each fenced by its lease; answers one outcome per
+    /// Accepts a batch of completions in one statement, each fenced by its lease; answers one [`Completed`] per
     /// completion, in order. See [`CompleteOutcome`].
-    fn job_complete(&self, params: JobCompleteParams) -> impl Future<Output = Result<Vec<CompleteOutcome>>> + Send;
+    fn job_complete(&self, params: JobCompleteParams) -> impl Future<Output = Result<Vec<Completed>>> + Send;
 
     /// Records a failed attempt: queued again after a backoff, or failed when it was the last attempt or the
     /// error is not retryable. See [`FailOutcome`].

@@ -15,11 +15,12 @@ use time::OffsetDateTime;
 use super::query_files::QueryFiles;
 use super::stored::{Stored, StoredEnum};
 use super::{
-    Artifact, ArtifactPutOutcome, ArtifactPutParams, ClaimedJob, CompleteOutcome, FailOutcome, HeartbeatOutcome, Job,
-    JobClaimParams, JobCompleteParams, JobCounts, JobFailParams, JobHeartbeatParams, JobId, JobKind, JobProbeAddParams,
-    JobRescueExpiredParams, JobSkipParams, JobState, JobStore, Lease, RescueOutcome, RescuedJob, Result, Run,
-    RunCancelOutcome, RunCancelParams, RunCreateParams, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams,
-    RunReplanParams, RunState, RunSummary, StoreError, Worker, WorkerId, WorkerRegisterParams, WorkerSummary,
+    Artifact, ArtifactPutOutcome, ArtifactPutParams, ClaimedJob, CompleteOutcome, Completed, FailOutcome,
+    HeartbeatOutcome, Job, JobClaimParams, JobCompleteParams, JobCounts, JobFailParams, JobHeartbeatParams, JobId,
+    JobKind, JobProbeAddParams, JobRescueExpiredParams, JobSkipParams, JobState, JobStore, Lease, NamedJob,
+    RescueOutcome, RescuedJob, Result, Run, RunCancelOutcome, RunCancelParams, RunCreateParams, RunFinishParams, RunId,
+    RunPlanOutcome, RunPlanParams, RunReplanParams, RunState, RunSummary, StoreError, Worker, WorkerId,
+    WorkerRegisterParams, WorkerSummary,
 };
 
 /// The query files, by name.
@@ -315,7 +316,7 @@ impl JobStore for PgStore {
             .collect()
     }
 
-    async fn job_complete(&self, params: JobCompleteParams) -> Result<Vec<CompleteOutcome>> {
+    async fn job_complete(&self, params: JobCompleteParams) -> Result<Vec<Completed>> {
         const OP: &str = "job_complete";
         if params.completions.is_empty() {
             return Ok(Vec::new());
@@ -323,7 +324,7 @@ impl JobStore for PgStore {
         let ids: Vec<i64> = params.completions.iter().map(|c| c.lease.job_id.0).collect();
         let epochs: Vec<i64> = params.completions.iter().map(|c| c.lease.epoch).collect();
         let results: Vec<Value> = params.completions.into_iter().map(|c| c.result).collect();
-        let outcomes: Vec<String> = sqlx::query_scalar(sql(OP))
+        let rows = sqlx::query(sql(OP))
             .bind(params.now)
             .bind(&ids)
             .bind(&epochs)
@@ -331,24 +332,35 @@ impl JobStore for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(backend(OP))?;
-        if outcomes.len() != ids.len() {
+        if rows.len() != ids.len() {
             return Err(StoreError::Backend {
                 op: OP,
-                source: format!("{} outcomes for {} completions", outcomes.len(), ids.len()).into(),
+                source: format!("{} outcomes for {} completions", rows.len(), ids.len()).into(),
             });
         }
-        outcomes
-            .iter()
-            .map(|outcome| match outcome.as_str() {
-                "accepted" => Ok(CompleteOutcome::Accepted),
-                "already_accepted" => Ok(CompleteOutcome::AlreadyAccepted),
-                "stale" => Ok(CompleteOutcome::Stale),
-                "cancelled" => Ok(CompleteOutcome::Cancelled),
-                "not_found" => Ok(CompleteOutcome::NotFound),
-                other => Err(StoreError::Backend {
-                    op: OP,
-                    source: format!("unknown outcome '{other}'").into(),
-                }),
+        rows.iter()
+            .map(|row| {
+                let get = |e| backend(OP)(e);
+                let outcome = match row.try_get::<&str, _>("outcome").map_err(get)? {
+                    "accepted" => CompleteOutcome::Accepted,
+                    "already_accepted" => CompleteOutcome::AlreadyAccepted,
+                    "stale" => CompleteOutcome::Stale,
+                    "cancelled" => CompleteOutcome::Cancelled,
+                    "not_found" => CompleteOutcome::NotFound,
+                    other => {
+                        return Err(StoreError::Backend {
+                            op: OP,
+                            source: format!("unknown outcome '{other}'").into(),
+                        });
+                    }
+                };
+                let run_id: Option<i64> = row.try_get("run_id").map_err(get)?;
+                let kind = enum_column_opt::<JobKind>(row, "kind").map_err(get)?;
+                let job = run_id.zip(kind).map(|(run_id, kind)| NamedJob {
+                    run_id: RunId(run_id),
+                    kind,
+                });
+                Ok(Completed { outcome, job })
             })
             .collect()
     }

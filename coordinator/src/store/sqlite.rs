@@ -49,12 +49,12 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use super::query_files::QueryFiles;
 use super::stored::{Stored, StoredEnum};
 use super::{
-    Artifact, ArtifactPutOutcome, ArtifactPutParams, Backoff, ClaimAffinity, ClaimedJob, CompleteOutcome, FailOutcome,
-    HeartbeatOutcome, Job, JobClaimParams, JobCompleteParams, JobCounts, JobFailParams, JobHeartbeatParams, JobId,
-    JobKind, JobProbeAddParams, JobRescueExpiredParams, JobSkipParams, JobState, JobStore, Lease, RescueOutcome,
-    RescuedJob, Result, Run, RunCancelOutcome, RunCancelParams, RunCreateParams, RunFinishParams, RunId,
-    RunPlanOutcome, RunPlanParams, RunReplanParams, RunState, RunSummary, StoreError, Worker, WorkerId,
-    WorkerRegisterParams, WorkerSummary, WriteFailure,
+    Artifact, ArtifactPutOutcome, ArtifactPutParams, Backoff, ClaimAffinity, ClaimedJob, CompleteOutcome, Completed,
+    FailOutcome, HeartbeatOutcome, Job, JobClaimParams, JobCompleteParams, JobCounts, JobFailParams,
+    JobHeartbeatParams, JobId, JobKind, JobProbeAddParams, JobRescueExpiredParams, JobSkipParams, JobState, JobStore,
+    Lease, NamedJob, RescueOutcome, RescuedJob, Result, Run, RunCancelOutcome, RunCancelParams, RunCreateParams,
+    RunFinishParams, RunId, RunPlanOutcome, RunPlanParams, RunReplanParams, RunState, RunSummary, StoreError, Worker,
+    WorkerId, WorkerRegisterParams, WorkerSummary, WriteFailure,
 };
 
 /// Every migration in `migrations/sqlite/`, embedded at compile time; [`SqliteStore::open`] applies them.
@@ -499,6 +499,7 @@ fn artifact_from_row(op: &'static str, row: &SqliteRow) -> Result<Artifact> {
 
 /// A job's lease as `job_fence` reads it, with what its run allows.
 struct Fence {
+    job: NamedJob,
     state: JobState,
     epoch: i64,
     attempt: u32,
@@ -516,6 +517,10 @@ impl Fence {
         row.map(|row| {
             let c = Columns { op, row: &row };
             Ok(Self {
+                job: NamedJob {
+                    run_id: RunId(c.get("run_id")?),
+                    kind: c.stored("kind")?,
+                },
                 state: c.stored("state")?,
                 epoch: c.get("lease_epoch")?,
                 attempt: c.number("attempt")?,
@@ -682,13 +687,13 @@ impl JobStore for SqliteStore {
         Ok(claimed)
     }
 
-    async fn job_complete(&self, params: JobCompleteParams) -> Result<Vec<CompleteOutcome>> {
+    async fn job_complete(&self, params: JobCompleteParams) -> Result<Vec<Completed>> {
         const OP: &str = "job_complete";
         if params.completions.is_empty() {
             return Ok(Vec::new());
         }
         let (_turn, mut tx) = self.write(OP).await?;
-        let mut outcomes = Vec::with_capacity(params.completions.len());
+        let mut answers = Vec::with_capacity(params.completions.len());
         // In order: a lease repeated later in the batch finds its job done by the first, as a retry would.
         for completion in &params.completions {
             let lease = completion.lease;
@@ -700,21 +705,40 @@ impl JobStore for SqliteStore {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(backend(OP))?;
-            let outcome = if accepted.is_some() {
-                CompleteOutcome::Accepted
-            } else {
-                match Fence::read(&mut tx, OP, lease.job_id).await? {
-                    None => CompleteOutcome::NotFound,
-                    Some(fence) if fence.epoch != lease.epoch => CompleteOutcome::Stale,
-                    Some(fence) if fence.state == JobState::Done => CompleteOutcome::AlreadyAccepted,
-                    Some(fence) if fence.state == JobState::Cancelled => CompleteOutcome::Cancelled,
-                    Some(_) => CompleteOutcome::Stale,
+            let answer = match accepted {
+                Some(row) => {
+                    let c = Columns { op: OP, row: &row };
+                    Completed {
+                        outcome: CompleteOutcome::Accepted,
+                        job: Some(NamedJob {
+                            run_id: RunId(c.get("run_id")?),
+                            kind: c.stored("kind")?,
+                        }),
+                    }
                 }
+                None => match Fence::read(&mut tx, OP, lease.job_id).await? {
+                    None => Completed {
+                        outcome: CompleteOutcome::NotFound,
+                        job: None,
+                    },
+                    Some(fence) => Completed {
+                        outcome: if fence.epoch != lease.epoch {
+                            CompleteOutcome::Stale
+                        } else if fence.state == JobState::Done {
+                            CompleteOutcome::AlreadyAccepted
+                        } else if fence.state == JobState::Cancelled {
+                            CompleteOutcome::Cancelled
+                        } else {
+                            CompleteOutcome::Stale
+                        },
+                        job: Some(fence.job),
+                    },
+                },
             };
-            outcomes.push(outcome);
+            answers.push(answer);
         }
         tx.commit().await.map_err(backend(OP))?;
-        Ok(outcomes)
+        Ok(answers)
     }
 
     async fn job_fail(&self, params: JobFailParams) -> Result<FailOutcome> {

@@ -157,6 +157,9 @@ async fn complete<S: JobStore>(store: &S, now: OffsetDateTime, items: &[(Lease, 
         .job_complete(JobCompleteParams { now, completions })
         .await
         .unwrap()
+        .into_iter()
+        .map(|completed| completed.outcome)
+        .collect()
 }
 
 async fn heartbeat<S: JobStore>(store: &S, now: OffsetDateTime, lease: Lease) -> HeartbeatOutcome {

@@ -35,129 +35,126 @@ ANALYZE (SKIP_LOCKED) job;
 -- (job_kind's enum order), which is only claimable once every other job of its run is done or skipped.
 -- Assignment (JobClaimParams::affinity, the same in store::sqlite): entries with a group affinity take that
 -- group's cells by ratio, then entries with a run affinity take that run's jobs in dispatch order, then the
--- rest take what is left in dispatch order; each pass serves its entries in order. Each pass locks at most as
--- many rows as it has entries, so the last pass always finds enough that the earlier ones left.
-WITH waiting AS (
+-- rest take what is left in dispatch order; each pass serves its entries in order.
+-- Cost: each pass locks only as many rows as it has entries still unserved, passing over the rows an earlier
+-- pass took (this transaction's own locks, which SKIP LOCKED does not skip), so a claim locks at most one row
+-- per entry and a concurrent claim skips nothing this one leaves unused. Each pass pairs its entries with its
+-- jobs by position, zipping two arrays in order (unnest of several arrays), never by joining row numbers: a
+-- join on (key, row number) may be planned as a join on the key alone with the row numbers as a filter, which
+-- compares every entry with every job (a million pairs for a batch of 1,024 entries of one run, hundreds of
+-- milliseconds). The leases are written from one zipped array too, which the planner sizes as a few rows, so
+-- the update probes job's primary key per job instead of hashing every queued job.
+WITH waiting AS MATERIALIZED (
     SELECT w.owner, w.ord, w.run_id, w.group_key
     FROM unnest($2::bigint[], $4::bigint[], $5::text[]) WITH ORDINALITY AS w(owner, run_id, group_key, ord)
 ),
 group_want AS (
-    SELECT w.run_id, w.group_key, count(*) AS n
+    SELECT w.run_id, w.group_key, array_agg(w.ord ORDER BY w.ord) AS ords,
+           array_agg(w.owner ORDER BY w.ord) AS owners
     FROM waiting w
     WHERE w.run_id IS NOT NULL AND w.group_key IS NOT NULL
     GROUP BY w.run_id, w.group_key
 ),
-group_claimable AS MATERIALIZED (
-    SELECT c.id, c.run_id, c.group_key, c.ratio
+group_match AS MATERIALIZED (
+    SELECT m.ord, m.owner, m.id
     FROM group_want g
     CROSS JOIN LATERAL (
-        SELECT j.id, j.run_id, j.group_key, j.ratio
-        FROM job j
-        WHERE j.state = 'queued' AND j.available_at <= $1
-          AND j.run_id = g.run_id AND j.kind = 'cell' AND j.group_key = g.group_key
-        ORDER BY j.ratio, j.id
-        LIMIT g.n
-        FOR UPDATE SKIP LOCKED
+        SELECT array_agg(c.id ORDER BY c.ratio, c.id) AS ids
+        FROM (
+            SELECT j.id, j.ratio
+            FROM job j
+            WHERE j.state = 'queued' AND j.available_at <= $1
+              AND j.run_id = g.run_id AND j.kind = 'cell' AND j.group_key = g.group_key
+            ORDER BY j.ratio, j.id
+            LIMIT cardinality(g.ords)
+            FOR UPDATE SKIP LOCKED
+        ) c
     ) c
-),
-group_match AS (
-    SELECT w.ord, c.id
-    FROM (
-        SELECT w.ord, w.run_id, w.group_key,
-               row_number() OVER (PARTITION BY w.run_id, w.group_key ORDER BY w.ord) AS k
-        FROM waiting w
-        WHERE w.run_id IS NOT NULL AND w.group_key IS NOT NULL
-    ) w
-    JOIN (
-        SELECT c.id, c.run_id, c.group_key,
-               row_number() OVER (PARTITION BY c.run_id, c.group_key ORDER BY c.ratio, c.id) AS k
-        FROM group_claimable c
-    ) c ON c.run_id = w.run_id AND c.group_key = w.group_key AND c.k = w.k
+    CROSS JOIN LATERAL unnest(g.ords, g.owners, c.ids) AS m(ord, owner, id)
+    WHERE m.id IS NOT NULL
 ),
 run_want AS (
-    SELECT w.run_id, count(*) AS n
+    SELECT w.run_id, array_agg(w.ord ORDER BY w.ord) AS ords, array_agg(w.owner ORDER BY w.ord) AS owners
     FROM waiting w
-    WHERE w.run_id IS NOT NULL
+    WHERE w.run_id IS NOT NULL AND w.ord NOT IN (SELECT ord FROM group_match)
     GROUP BY w.run_id
 ),
-run_claimable AS MATERIALIZED (
-    SELECT c.id, c.run_id, c.kind, c.group_key, c.ratio
+run_match AS MATERIALIZED (
+    SELECT m.ord, m.owner, m.id
     FROM run_want r
     CROSS JOIN LATERAL (
-        SELECT j.id, j.run_id, j.kind, j.group_key, j.ratio
-        FROM job j
-        WHERE j.state = 'queued' AND j.available_at <= $1 AND j.run_id = r.run_id
-          AND (j.kind <> 'export' OR (
-              SELECT o.id FROM job o
-              WHERE o.run_id = j.run_id AND o.kind <> 'export' AND o.state NOT IN ('done', 'skipped')
-              LIMIT 1) IS NULL)
-        ORDER BY j.kind, j.group_key, j.ratio, j.id
-        LIMIT r.n
-        FOR UPDATE SKIP LOCKED
+        SELECT array_agg(c.id ORDER BY c.kind, c.group_key, c.ratio, c.id) AS ids
+        FROM (
+            SELECT j.id, j.kind, j.group_key, j.ratio
+            FROM job j
+            WHERE j.state = 'queued' AND j.available_at <= $1 AND j.run_id = r.run_id
+              AND j.id NOT IN (SELECT id FROM group_match)
+              AND (j.kind <> 'export' OR (
+                  SELECT o.id FROM job o
+                  WHERE o.run_id = j.run_id AND o.kind <> 'export' AND o.state NOT IN ('done', 'skipped')
+                  LIMIT 1) IS NULL)
+            ORDER BY j.kind, j.group_key, j.ratio, j.id
+            LIMIT cardinality(r.ords)
+            FOR UPDATE SKIP LOCKED
+        ) c
     ) c
-),
-run_match AS (
-    SELECT w.ord, c.id
-    FROM (
-        SELECT w.ord, w.run_id, row_number() OVER (PARTITION BY w.run_id ORDER BY w.ord) AS k
-        FROM waiting w
-        WHERE w.run_id IS NOT NULL AND w.ord NOT IN (SELECT ord FROM group_match)
-    ) w
-    JOIN (
-        SELECT c.id, c.run_id,
-               row_number() OVER (PARTITION BY c.run_id ORDER BY c.kind, c.group_key, c.ratio, c.id) AS k
-        FROM run_claimable c
-        WHERE c.id NOT IN (SELECT id FROM group_match)
-    ) c ON c.run_id = w.run_id AND c.k = w.k
-),
-claimable AS MATERIALIZED (
-    SELECT j.id, j.run_id, j.kind, j.group_key, j.ratio
-    FROM job j
-    WHERE j.state = 'queued'
-      AND j.available_at <= $1
-      -- A scalar subquery with LIMIT, not NOT EXISTS: the planner may not turn it into a hash over every
-      -- pending job; it stays one probe of job_run_pending per export reached.
-      AND (j.kind <> 'export' OR (
-          SELECT o.id FROM job o
-          WHERE o.run_id = j.run_id AND o.kind <> 'export' AND o.state NOT IN ('done', 'skipped')
-          LIMIT 1) IS NULL)
-    ORDER BY j.run_id, j.kind, j.group_key, j.ratio, j.id
-    LIMIT cardinality($2::bigint[])
-    FOR UPDATE SKIP LOCKED
+    CROSS JOIN LATERAL unnest(r.ords, r.owners, c.ids) AS m(ord, owner, id)
+    WHERE m.id IS NOT NULL AND m.ord IS NOT NULL
 ),
 preferred AS (
-    SELECT ord, id FROM group_match
+    SELECT ord, owner, id FROM group_match
     UNION ALL
-    SELECT ord, id FROM run_match
+    SELECT ord, owner, id FROM run_match
+),
+-- One row even when every entry is served: its empty array then limits the walk below to no rows.
+rest_want AS (
+    SELECT coalesce(array_agg(w.ord ORDER BY w.ord), '{}') AS ords, array_agg(w.owner ORDER BY w.ord) AS owners
+    FROM waiting w
+    WHERE w.ord NOT IN (SELECT ord FROM preferred)
 ),
 rest_match AS (
-    SELECT w.ord, c.id
-    FROM (
-        SELECT w.ord, row_number() OVER (ORDER BY w.ord) AS k
-        FROM waiting w
-        WHERE w.ord NOT IN (SELECT ord FROM preferred)
-    ) w
-    JOIN (
-        SELECT c.id, row_number() OVER (ORDER BY c.run_id, c.kind, c.group_key, c.ratio, c.id) AS k
-        FROM claimable c
-        WHERE c.id NOT IN (SELECT id FROM preferred)
-    ) c ON c.k = w.k
+    SELECT m.ord, m.owner, m.id
+    FROM rest_want r
+    CROSS JOIN LATERAL (
+        SELECT array_agg(c.id ORDER BY c.run_id, c.kind, c.group_key, c.ratio, c.id) AS ids
+        FROM (
+            SELECT j.id, j.run_id, j.kind, j.group_key, j.ratio
+            FROM job j
+            WHERE j.state = 'queued'
+              AND j.available_at <= $1
+              AND j.id NOT IN (SELECT id FROM preferred)
+              -- A scalar subquery with LIMIT, not NOT EXISTS: the planner may not turn it into a hash over
+              -- every pending job; it stays one probe of job_run_pending per export reached.
+              AND (j.kind <> 'export' OR (
+                  SELECT o.id FROM job o
+                  WHERE o.run_id = j.run_id AND o.kind <> 'export' AND o.state NOT IN ('done', 'skipped')
+                  LIMIT 1) IS NULL)
+            ORDER BY j.run_id, j.kind, j.group_key, j.ratio, j.id
+            LIMIT cardinality(r.ords)
+            FOR UPDATE SKIP LOCKED
+        ) c
+    ) c
+    CROSS JOIN LATERAL unnest(r.ords, r.owners, c.ids) AS m(ord, owner, id)
+    WHERE m.id IS NOT NULL AND m.ord IS NOT NULL
 ),
 matched AS (
-    SELECT ord, id FROM preferred
-    UNION ALL
-    SELECT ord, id FROM rest_match
+    SELECT array_agg(a.id) AS ids, array_agg(a.owner) AS owners, array_agg(a.ord) AS ords
+    FROM (
+        SELECT ord, owner, id FROM preferred
+        UNION ALL
+        SELECT ord, owner, id FROM rest_match
+    ) a
 ),
 claimed AS (
     UPDATE job j
     SET state = 'leased',
         attempt = j.attempt + 1,
         lease_epoch = j.lease_epoch + 1,
-        lease_owner = w.owner,
+        lease_owner = m.owner,
         lease_deadline = $3,
         leased_at = $1
-    FROM matched m
-    JOIN waiting w ON w.ord = m.ord
+    FROM matched a
+    CROSS JOIN LATERAL unnest(a.ids, a.owners, a.ords) AS m(id, owner, ord)
     WHERE j.id = m.id AND j.state = 'queued'
     RETURNING j.id, j.lease_epoch, j.run_id, j.kind, j.group_key, j.ratio, j.attempt, j.lease_owner,
               j.lease_deadline, m.ord
@@ -197,7 +194,8 @@ LEFT JOIN extended e ON true;
 -- name: job_complete
 -- $1 now, $2 job ids, $3 lease epochs, $4 results (jsonb[]): one element per completion.
 -- Accepts each completion whose lease is current, the first of a batch when one lease repeats. One row per
--- completion, in order: 'accepted', 'already_accepted', 'stale', 'cancelled' or 'not_found'.
+-- completion, in order: its outcome ('accepted', 'already_accepted', 'stale', 'cancelled' or 'not_found') and
+-- the named job's run and kind (NULL when not found), so the caller needs no read of the job after it.
 WITH item AS (
     SELECT i.job_id, i.lease_epoch, i.result, i.ord
     FROM unnest($2::bigint[], $3::bigint[], $4::jsonb[]) WITH ORDINALITY AS i(job_id, lease_epoch, result, ord)
@@ -205,7 +203,7 @@ WITH item AS (
 -- The named jobs, locked in id order; under the lock a row reads as its latest version, so a concurrent
 -- completion of the same lease is seen as done (already accepted), not as still leased.
 locked AS MATERIALIZED (
-    SELECT j.id, j.state, j.lease_epoch
+    SELECT j.id, j.state, j.lease_epoch, j.run_id, j.kind
     FROM job j
     WHERE j.id IN (SELECT job_id FROM item)
     ORDER BY j.id
@@ -233,7 +231,7 @@ SELECT CASE
     WHEN l.state = 'done' OR a.id IS NOT NULL THEN 'already_accepted'
     WHEN l.state = 'cancelled' THEN 'cancelled'
     ELSE 'stale'
-END AS outcome
+END AS outcome, l.run_id, l.kind
 FROM item i
 LEFT JOIN locked l ON l.id = i.job_id
 LEFT JOIN winner w ON w.job_id = i.job_id

@@ -80,8 +80,9 @@ RETURNING id, lease_epoch, run_id, kind, group_key, ratio, attempt, lease_owner,
 
 -- name: job_fence
 -- $1 job id
--- What a lease call is checked against, and what the job's run allows: its state, epoch and attempt.
-SELECT j.state, j.lease_epoch, j.attempt, r.max_attempts
+-- What a lease call is checked against, and what the job's run allows: its state, epoch and attempt (and which
+-- job it is: its run and kind).
+SELECT j.run_id, j.kind, j.state, j.lease_epoch, j.attempt, r.max_attempts
 FROM job j
 JOIN run r ON r.id = j.run_id
 WHERE j.id = $1;
@@ -94,12 +95,13 @@ WHERE id = $1 AND lease_epoch = $2 AND state = 'leased'
 RETURNING lease_deadline, lease_owner;
 
 -- name: job_accept
--- $1 job id, $2 lease epoch, $3 result, $4 now. A row back when the lease was current: the job is done.
+-- $1 job id, $2 lease epoch, $3 result, $4 now. A row back when the lease was current: the job is done (its
+-- run and kind).
 UPDATE job
 SET state = 'done', result = $3, finished_at = $4, done_by = lease_owner, lease_owner = NULL,
     lease_deadline = NULL
 WHERE id = $1 AND lease_epoch = $2 AND state = 'leased'
-RETURNING id;
+RETURNING run_id, kind;
 
 -- name: job_end_attempt
 -- $1 job id, $2 lease epoch, $3 'queued' (retry) or 'failed', $4 available_at (NULL: as it was),
