@@ -39,6 +39,9 @@ pub struct ArtifactCache {
     dir: PathBuf,
     /// `lock`, flocked exclusively: held open (and so locked) as long as the cache is.
     _lock: File,
+    /// Held while an artifact is looked up and fetched: the jobs a worker holds fetch theirs ahead, at the same
+    /// time, often the same digest, which must be downloaded once and never to the same temporary file twice.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 impl ArtifactCache {
@@ -55,6 +58,7 @@ impl ArtifactCache {
         Ok(ArtifactCache {
             dir: dir.to_owned(),
             _lock: lock,
+            fetching: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -64,6 +68,7 @@ impl ArtifactCache {
     /// [`FetchError`], naming the digest.
     pub async fn model(&self, client: &mut WorkerClient, digest: &str) -> Result<PathBuf, FetchError> {
         check_digest(digest)?;
+        let _fetching = self.fetching.lock().await;
         let path = self.dir.join("models").join(format!("{digest}.onnx"));
         if !path.is_file() {
             let download = self.download(client, digest).await?;
@@ -78,6 +83,7 @@ impl ArtifactCache {
     /// [`FetchError`], naming the digest.
     pub async fn bundle(&self, client: &mut WorkerClient, digest: &str) -> Result<PathBuf, FetchError> {
         check_digest(digest)?;
+        let _fetching = self.fetching.lock().await;
         let path = self.dir.join("bundles").join(digest);
         if path.is_dir() {
             return Ok(path);

@@ -3,49 +3,71 @@
 //! the pruned model), heartbeats with progress while it does, and reports the metric dict, until it is
 //! interrupted.
 //!
+//! **Pipelined leases**: beside the job it computes, the worker holds up to `--prefetch` more (default 1), leased
+//! and fenced like any other: each is heartbeaten from the moment it arrives and its artifacts are fetched
+//! ahead, so the next job starts the moment the current one ends. The evaluation runs on a blocking thread
+//! with the [`Engine`] moved in and out, and the finished job's report travels while the next one computes: a
+//! completion rides in the `PollJob` that refills the prefetch queue (one round trip for both), which then does
+//! not wait for a job, since its answer is the completion's; the worker logs `completed` when it comes. Failures,
+//! exports (after their upload) and completions with no refill to ride (`--prefetch 0`, interrupted, a poll
+//! already out) go by `FailJob` and `CompleteJob`. A refused completion answers its poll with the completion's
+//! error (the job unknown, the lease stale, the run cancelled), never "this worker is unknown".
+//!
 //! Faults it rides out:
 //! - **The coordinator is away** (restarting, unreachable, its database restarting): every call is retried
 //!   with exponential backoff (0.2 s doubling to 10 s) on `UNAVAILABLE`-like statuses. A job's evaluation goes
-//!   on meanwhile, and its completion is retried until it is answered: a completion repeated for the same
-//!   lease is a no-op on the coordinator, so a reply lost in the outage costs nothing. The job's heartbeat
-//!   goes on until then too, so the restarted coordinator sees the lease renewed within a heartbeat, before
-//!   its first sweep.
-//! - **The lease is lost** (the run cancelled, or the job expired and went to another worker): the heartbeat
-//!   answers `keep_going = false` and the evaluation stops after its batch; nothing is reported.
+//!   on meanwhile, and its completion is retried until it is answered (a poll that carried it and was not
+//!   answered passes it on to `CompleteJob`): a completion repeated for the same lease is a no-op on the
+//!   coordinator, so a reply lost in the outage costs nothing. The heartbeats of the jobs it holds go on until
+//!   their reports are delivered, so the restarted coordinator sees their leases renewed within a heartbeat,
+//!   before its first sweep.
+//! - **A lease is lost** (the run cancelled, or the job expired and went to another worker): the heartbeat
+//!   answers `keep_going = false`; the job computing stops after its batch, a prefetched one is dropped;
+//!   nothing is reported.
 //! - **A local fault** (its disk or cache full, out of memory, a device error; see [`local_cause`]): the job is
 //!   not at fault, so it is handed back (`FailJob` with `local`) without spending an attempt and another worker
 //!   takes it at once, while this one waits before its next poll, longer after each local fault in a row (2 s
 //!   doubling to [`MAX_LOCAL_BACKOFF`]), until a job goes through: a worker whose disk is full does not burn a
-//!   run's attempts, and picks up again by itself once space is freed. A job it has handed back
-//!   [`MAX_HAND_BACKS`] times spends its attempts again, so one whose failure only looks local still ends.
-//! - **Interrupts** (Ctrl-C, SIGTERM): the first one finishes and reports the current job, then leaves; a
-//!   second one stops it and hands it back (`FailJob`, retryable) so another worker takes it now rather than
-//!   after the lease. Both are bounded in time, as `docker stop` and Kubernetes expect of a process they
-//!   signal: a report or upload still undelivered [`REPORT_GRACE`] after the first interrupt is given up, and
-//!   [`HAND_BACK_GRACE`] after the second the worker leaves by that signal whatever it waits on (a coordinator
-//!   that stopped answering mid-call). The lease then expires and the job runs elsewhere.
+//!   run's attempts, and picks up again by itself once space is freed. It hands its prefetched jobs back the
+//!   same way and prefetches none until a job goes through, so no job waits on a worker that waits. A job it
+//!   has handed back [`MAX_HAND_BACKS`] times spends its attempts again, so one whose failure only looks local
+//!   still ends.
+//! - **Interrupts** (Ctrl-C, SIGTERM): the first one finishes and reports the current job, hands the prefetched
+//!   ones back at once (as for a local fault: no attempt spent) so another worker takes them now, then leaves;
+//!   a second one stops the current job and hands it back (`FailJob`, retryable) so another worker takes it now
+//!   rather than after the lease. Both are bounded in time, as `docker stop` and Kubernetes expect of a process
+//!   they signal: a report or upload still undelivered [`REPORT_GRACE`] after the first interrupt is given up,
+//!   and [`HAND_BACK_GRACE`] after the second the worker leaves by that signal whatever it waits on (a
+//!   coordinator that stopped answering mid-call). The lease then expires and the job runs elsewhere.
+//! - **Killed** (SIGKILL, the machine gone): the jobs it held, computing or prefetched, are taken back by the
+//!   coordinator when their leases expire, as any leased job is.
 //!
 //! It logs through `tracing` (the binary's `--log-format` and `--log-level`). Everything a job does happens in a
 //! `job` span carrying `run_id`, `job_id`, `epoch`, `worker_id`, `kind`, and for cells `group` and `ratio`, so
-//! its events need no ids of their own: `started`, then `completed` (with `metrics`, once the coordinator has
-//! taken the completion; the fault tests count them), `failed`, `stopped`, or a report refused or not delivered.
+//! its events need no ids of their own: `started` (when it starts computing), then `completed` (with
+//! `metrics`, once the coordinator has taken the completion; the fault tests count them), `failed`, `handed
+//! back`, `stopped`, or a report refused or not delivered.
 
 mod cache;
 mod engine;
 
-use std::path::PathBuf;
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use sensgrid_client::{self as client, Tls, WorkerClient};
 use sensgrid_proto::v1::{
-    CompleteJobRequest, FailJobRequest, HeartbeatRequest, Job, JobKind, PollJobRequest, RegisterRequest,
+    CompleteJobRequest, FailJobRequest, HeartbeatRequest, Job, JobKind, PollJobRequest, PollJobResponse,
+    RegisterRequest,
 };
 use tch::Device;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio::task::{JoinError, JoinHandle, JoinSet};
+use tokio::time::Instant;
 use tonic::{Code, Status};
-use tracing::Instrument;
+use tracing::{Instrument, Span};
 
 use cache::{ArtifactCache, FetchError};
 use engine::{Engine, Inputs, JobError, JobState, Outcome, Stop};
@@ -120,18 +142,31 @@ async fn join(options: Options) -> Result<()> {
             }
         }
     };
+    let (lost_leases, lost_lease) = mpsc::unbounded_channel();
     let mut worker = Worker {
         client: client::worker_client(channel, &options.token)?,
-        cache,
+        cache: Arc::new(cache),
         engine: Some(Engine::new(options.device, options.incremental)),
         device: options.device,
         incremental: options.incremental,
         name: options.name,
+        prefetch: options.prefetch,
         interrupts,
         worker_id: 0,
         heartbeat: Duration::from_secs(5),
         local_faults: 0,
-        handed_back: std::collections::HashMap::new(),
+        handed_back: HashMap::new(),
+        local_backoff_until: None,
+        prefetched: VecDeque::new(),
+        computing: None,
+        finished: None,
+        polling: None,
+        poll_backoff: Backoff::default(),
+        poll_after: None,
+        deliveries: JoinSet::new(),
+        lost_leases,
+        lost_lease,
+        shutting_down: false,
     };
     if !worker.register().await? {
         return Ok(());
@@ -141,19 +176,87 @@ async fn join(options: Options) -> Result<()> {
 
 struct Worker {
     client: WorkerClient,
-    cache: ArtifactCache,
+    cache: Arc<ArtifactCache>,
     /// `None` only while a job evaluates on the blocking thread.
     engine: Option<Engine>,
     device: Device,
     incremental: bool,
     name: String,
+    /// Jobs held leased beside the one computing, when nothing stands against it (see [`Worker::capacity`]).
+    prefetch: usize,
     interrupts: Interrupts,
     worker_id: i64,
     heartbeat: Duration,
     /// Jobs that failed for a local fault in a row (see [`local_cause`]); 0 once a job ends otherwise.
     local_faults: u32,
     /// How often each job failed here for a local fault (see [`MAX_HAND_BACKS`]).
-    handed_back: std::collections::HashMap<i64, u32>,
+    handed_back: HashMap<i64, u32>,
+    /// Until when the worker holds no job after a local fault.
+    local_backoff_until: Option<Instant>,
+    /// The jobs waiting their turn, oldest first.
+    prefetched: VecDeque<Prefetched>,
+    computing: Option<Computing>,
+    /// The job whose evaluation just ended, until [`Worker::poll_or_deliver`] sends its report on its way.
+    finished: Option<Finished>,
+    /// The poll in flight, if any (one at a time).
+    polling: Option<Polling>,
+    poll_backoff: Backoff,
+    /// When a poll the coordinator did not answer may be made again.
+    poll_after: Option<Instant>,
+    /// Reports on their way, each retried in a task of its own; an error is one no worker should go on after.
+    deliveries: JoinSet<Result<()>>,
+    /// Where heartbeats say a job's lease is lost, and where the worker hears it (to drop a prefetched job).
+    lost_leases: mpsc::UnboundedSender<i64>,
+    lost_lease: mpsc::UnboundedReceiver<i64>,
+    /// Set at the first interrupt: no more polls, the prefetched jobs handed back, the current one finished.
+    shutting_down: bool,
+}
+
+/// A job leased to this worker, from the poll that brought it until its report is delivered: its heartbeat
+/// renews the lease as long as this lives.
+struct Leased {
+    job: Job,
+    /// The job's span (see the module docs).
+    span: Span,
+    state: Arc<JobState>,
+    _heartbeat: AbortOnDrop,
+}
+
+/// A job waiting its turn, its artifacts fetched meanwhile.
+struct Prefetched {
+    leased: Leased,
+    inputs: JoinHandle<Result<Inputs, JobError>>,
+}
+
+/// The job the engine is on.
+struct Computing {
+    leased: Leased,
+    /// The evaluation: the engine back (none when it panicked) and how the job went.
+    task: JoinHandle<(Option<Engine>, Result<Outcome, JobError>)>,
+}
+
+/// A job whose evaluation ended, with its report.
+struct Finished {
+    leased: Leased,
+    report: Report,
+    /// An export's pruned model, uploaded before the report (whose digest it fills in).
+    artifact: Option<PathBuf>,
+}
+
+/// A `PollJob` in flight, with the completion it carries.
+struct Polling {
+    /// The answer; none when given up at an interrupt (see [`Worker::start_poll`]).
+    task: JoinHandle<Option<Result<PollJobResponse, Status>>>,
+    carried: Option<Finished>,
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Worker {
@@ -175,6 +278,7 @@ impl Worker {
                         name = %self.name,
                         device = %device_name(self.device),
                         heartbeat = ?self.heartbeat,
+                        prefetch = self.prefetch,
                         "registered"
                     );
                     return Ok(true);
@@ -189,94 +293,215 @@ impl Worker {
         }
     }
 
-    /// Polls and runs jobs until the first interrupt.
+    /// Polls and runs jobs until the first interrupt, then finishes the current job, hands the prefetched ones
+    /// back and leaves once every report is delivered (or given up).
     async fn work(&mut self) -> Result<()> {
-        let mut backoff = Backoff::default();
-        while self.interrupts.count() == 0 {
-            let request = PollJobRequest {
-                worker_id: self.worker_id,
-                wait_ms: POLL_WAIT.as_millis() as u32,
-                complete: None,
-            };
-            let answer = tokio::select! {
-                answer = self.client.poll_job(request) => answer,
-                () = self.interrupts.reached(1) => break,
-            };
-            match answer {
-                Ok(answer) => {
-                    backoff = Backoff::default();
-                    if let Some(job) = answer.into_inner().job {
-                        self.run_job(job).await?;
-                        if self.local_faults > 0 && !self.wait_after_local_fault().await {
-                            break;
-                        }
-                    }
+        loop {
+            self.hand_back_excess();
+            self.start_next();
+            self.poll_or_deliver();
+            if self.shutting_down && self.computing.is_none() && self.polling.is_none() && self.deliveries.is_empty() {
+                break;
+            }
+            let wake_at = self.poll_after.into_iter().chain(self.local_backoff_until).min();
+            tokio::select! {
+                joined = join_task(self.computing.as_mut().map(|c| &mut c.task)) => self.computed(joined),
+                joined = join_task(self.polling.as_mut().map(|p| &mut p.task)) => self.polled(joined).await?,
+                Some(delivered) = self.deliveries.join_next() => match delivered {
+                    Ok(delivered) => delivered?,
+                    Err(error) => tracing::error!(%error, "a report's task ended abnormally"),
+                },
+                Some(job_id) = self.lost_lease.recv() => self.drop_lost(job_id),
+                () = sleep_until_set(wake_at) => {
+                    let now = Instant::now();
+                    self.poll_after = self.poll_after.filter(|at| *at > now);
+                    self.local_backoff_until = self.local_backoff_until.filter(|at| *at > now);
                 }
-                // The coordinator's database no longer knows this worker (it was recreated): register anew.
-                Err(status) if status.code() == Code::NotFound => {
-                    tracing::warn!(
-                        worker_id = self.worker_id,
-                        error = %describe(&status),
-                        "the coordinator does not know this worker; registering again"
-                    );
-                    if !self.register().await? {
-                        break;
-                    }
-                }
-                Err(status) if transient(&status) => {
-                    if !backoff.wait("polling", &describe(&status), &self.interrupts).await {
-                        break;
-                    }
-                }
-                Err(status) => bail!("polling for a job: {}", describe(&status)),
+                () = self.interrupts.reached(1), if !self.shutting_down => self.shutting_down = true,
             }
         }
         tracing::info!(worker_id = self.worker_id, "interrupted: leaving");
         Ok(())
     }
 
-    /// Sleeps before the next poll after a job handed back for a local fault, so that healthy workers take the
-    /// queue meanwhile. False when interrupted first.
-    async fn wait_after_local_fault(&self) -> bool {
-        let exponent = self.local_faults.saturating_sub(1).min(16);
-        let wait = (FIRST_LOCAL_BACKOFF * 2u32.pow(exponent)).min(MAX_LOCAL_BACKOFF);
-        tracing::warn!(
-            worker_id = self.worker_id,
-            local_faults = self.local_faults,
-            wait = ?wait,
-            "waiting before the next job: this worker's last jobs failed for a reason of its own"
-        );
-        tokio::select! {
-            () = tokio::time::sleep(wait) => true,
-            () = self.interrupts.reached(1) => false,
+    /// How many jobs the worker may hold now, the computing one included: none once interrupted or while it
+    /// backs off after a local fault, one until a job goes through after that, else one and `--prefetch` more.
+    fn capacity(&self) -> usize {
+        if self.shutting_down || self.local_backoff_until.is_some() {
+            0
+        } else if self.local_faults > 0 {
+            1
+        } else {
+            1 + self.prefetch
         }
     }
 
-    /// Runs one job in its span (see the module's docs).
-    async fn run_job(&mut self, job: Job) -> Result<()> {
-        let kind = job.kind();
-        let span = tracing::info_span!(
-            "job",
-            run_id = job.run_id,
-            job_id = job.job_id,
-            epoch = job.lease_epoch,
-            worker_id = self.worker_id,
-            kind = %kind,
-            group = tracing::field::Empty,
-            ratio = tracing::field::Empty,
-        );
-        if kind == JobKind::Cell {
-            span.record("group", job.group_key.as_str());
-            span.record("ratio", job.ratio);
+    /// Hands back, without spending an attempt, the prefetched jobs the worker may no longer hold (see
+    /// [`Worker::capacity`]), so that another worker takes them now. The computing job is never one of them.
+    fn hand_back_excess(&mut self) {
+        let keep = self.capacity().saturating_sub(usize::from(self.computing.is_some()));
+        if self.prefetched.len() <= keep {
+            return;
         }
-        self.run_job_in_span(job).instrument(span).await
+        let error = if self.shutting_down {
+            "released: the worker was interrupted"
+        } else {
+            "released: the worker backs off after a fault of its own"
+        };
+        for Prefetched { leased, .. } in self.prefetched.split_off(keep) {
+            // Ends its artifacts' retries, should the coordinator be away.
+            leased.state.stop(Stop::Release);
+            let report = Report::Fail(FailJobRequest {
+                job_id: leased.job.job_id,
+                lease_epoch: leased.job.lease_epoch,
+                error: error.to_owned(),
+                retryable: true,
+                local: true,
+            });
+            self.deliver(Finished {
+                leased,
+                report,
+                artifact: None,
+            });
+        }
     }
 
-    /// Runs one job with a heartbeat beside it, then reports how it ended. The heartbeat goes on until the
-    /// report is delivered: an upload or a report that waits out a coordinator restart keeps its lease, so
-    /// the restarted coordinator (whose first sweep waits one lease) accepts it.
-    async fn run_job_in_span(&mut self, job: Job) -> Result<()> {
-        tracing::info!("started");
+    /// Starts the next prefetched job on the engine when it is free.
+    fn start_next(&mut self) {
+        if self.computing.is_some() {
+            return;
+        }
+        while let Some(Prefetched { leased, inputs }) = self.prefetched.pop_front() {
+            if leased.state.stop_reason().is_some() {
+                leased.span.in_scope(log_stopped);
+                continue;
+            }
+            let engine = self
+                .engine
+                .take()
+                .unwrap_or_else(|| Engine::new(self.device, self.incremental));
+            leased.span.in_scope(|| tracing::info!("started"));
+            let task = tokio::spawn(compute(engine, inputs, leased.state.clone()).instrument(leased.span.clone()));
+            self.computing = Some(Computing { leased, task });
+            return;
+        }
+    }
+
+    /// Polls when the worker holds fewer jobs than it may. The job that just finished (if any) has its report
+    /// sent on: a completion rides in that poll when it refills the prefetch queue, anything else goes by a
+    /// call of its own.
+    fn poll_or_deliver(&mut self) {
+        let held = self.prefetched.len() + usize::from(self.computing.is_some());
+        let capacity = self.capacity();
+        let poll = self.polling.is_none() && self.poll_after.is_none() && held < capacity;
+        let finished = self.finished.take();
+        let (carried, separate) = match finished {
+            Some(finished) if poll && capacity > 1 && finished.carriable() => (Some(finished), None),
+            other => (None, other),
+        };
+        if let Some(finished) = separate {
+            self.deliver(finished);
+        }
+        if poll {
+            self.start_poll(carried);
+        }
+    }
+
+    /// Sends a `PollJob`, carrying `carried`'s completion if any. A poll waiting for a job is given up at the
+    /// first interrupt (as before pipelining); one carrying a completion is a report, given up only when a
+    /// report is.
+    fn start_poll(&mut self, carried: Option<Finished>) {
+        let complete = carried.as_ref().and_then(|finished| match &finished.report {
+            Report::Complete(request) => Some(request.clone()),
+            Report::Fail(_) => None,
+        });
+        let (wait, give_up) = match complete {
+            // Its answer is the completion's, which should not wait for a queue that may stay empty: the next
+            // poll waits.
+            Some(_) => (Duration::ZERO, self.interrupts.nth(2)),
+            None => (POLL_WAIT, self.interrupts.clone()),
+        };
+        let request = PollJobRequest {
+            worker_id: self.worker_id,
+            wait_ms: wait.as_millis() as u32,
+            complete,
+        };
+        let mut client = self.client.clone();
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                answer = client.poll_job(request) => Some(answer.map(tonic::Response::into_inner)),
+                () = give_up.given_up() => None,
+            }
+        });
+        self.polling = Some(Polling { task, carried });
+    }
+
+    /// A poll's answer: the job it brings is held, the completion it carried logged as taken or refused.
+    async fn polled(&mut self, joined: Result<Option<Result<PollJobResponse, Status>>, JoinError>) -> Result<()> {
+        let Polling { carried, .. } = self.polling.take().expect("a poll was in flight");
+        let answer = match joined {
+            Ok(Some(answer)) => answer,
+            Ok(None) => {
+                if let Some(finished) = carried {
+                    finished.leased.span.in_scope(log_undelivered);
+                }
+                return Ok(());
+            }
+            Err(error) => {
+                tracing::error!(%error, "a poll's task ended abnormally");
+                if let Some(finished) = carried {
+                    self.deliver(finished);
+                }
+                return Ok(());
+            }
+        };
+        match (answer, carried) {
+            (Ok(answer), carried) => {
+                self.poll_backoff = Backoff::default();
+                if let Some(finished) = carried {
+                    finished.delivered();
+                }
+                if let Some(job) = answer.job {
+                    self.hold(job);
+                }
+            }
+            // The poll's error is its completion's: the claim was not made.
+            (Err(status), Some(finished)) => {
+                if forbidden(&status) {
+                    bail!("reporting job {}: {}", finished.leased.job.job_id, describe(&status));
+                }
+                if transient(&status) {
+                    // Delivered on its own, retried as any report; the poll waits out the backoff.
+                    self.deliver(finished);
+                    self.back_off_polling(&status);
+                } else {
+                    finished.refused(&status);
+                }
+            }
+            // The coordinator's database no longer knows this worker (it was recreated): register anew.
+            (Err(status), None) if status.code() == Code::NotFound => {
+                tracing::warn!(
+                    worker_id = self.worker_id,
+                    error = %describe(&status),
+                    "the coordinator does not know this worker; registering again"
+                );
+                self.register().await?;
+            }
+            (Err(status), None) if transient(&status) => self.back_off_polling(&status),
+            (Err(status), None) => bail!("polling for a job: {}", describe(&status)),
+        }
+        Ok(())
+    }
+
+    fn back_off_polling(&mut self, status: &Status) {
+        let delay = self.poll_backoff.delay("polling", &describe(status));
+        self.poll_after = Some(Instant::now() + delay);
+    }
+
+    /// Takes a job the coordinator leased to this worker: its heartbeat starts now, and its artifacts are
+    /// fetched while it waits its turn.
+    fn hold(&mut self, job: Job) {
+        let span = job_span(&job, self.worker_id);
         let state = Arc::new(JobState::default());
         let heartbeat = tokio::spawn(
             heartbeat(
@@ -285,11 +510,59 @@ impl Worker {
                 self.heartbeat,
                 state.clone(),
                 self.interrupts.clone(),
+                self.lost_leases.clone(),
             )
-            .in_current_span(),
+            .instrument(span.clone()),
         );
-        let outcome = self.execute(&job, &state).await;
-        let (job_id, lease_epoch) = (job.job_id, job.lease_epoch);
+        let inputs = tokio::spawn(
+            fetch_inputs(
+                self.client.clone(),
+                self.cache.clone(),
+                job.clone(),
+                state.clone(),
+                self.interrupts.nth(2),
+            )
+            .instrument(span.clone()),
+        );
+        span.in_scope(|| tracing::debug!(held = self.prefetched.len() + 1, "leased"));
+        self.prefetched.push_back(Prefetched {
+            leased: Leased {
+                job,
+                span,
+                state,
+                _heartbeat: AbortOnDrop(heartbeat),
+            },
+            inputs,
+        });
+    }
+
+    /// Drops a prefetched job whose heartbeat found its lease lost.
+    fn drop_lost(&mut self, job_id: i64) {
+        let lost = self.prefetched.iter().position(|prefetched| {
+            prefetched.leased.job.job_id == job_id && prefetched.leased.state.stop_reason() == Some(Stop::LeaseLost)
+        });
+        if let Some(at) = lost
+            && let Some(prefetched) = self.prefetched.remove(at)
+        {
+            prefetched.leased.span.in_scope(log_stopped);
+        }
+    }
+
+    /// Takes the engine back from an evaluation that ended and decides its job's report.
+    fn computed(&mut self, joined: Result<(Option<Engine>, Result<Outcome, JobError>), JoinError>) {
+        let Computing { leased, .. } = self.computing.take().expect("a job was computing");
+        let outcome = match joined {
+            Ok((engine, outcome)) => {
+                self.engine = engine;
+                outcome
+            }
+            Err(error) => Err(JobError::Runtime(anyhow!(
+                "the evaluation's task ended abnormally: {error}"
+            ))),
+        };
+        let span = leased.span.clone();
+        let _entered = span.enter();
+        let (job_id, lease_epoch) = (leased.job.job_id, leased.job.lease_epoch);
         let fail = |error: String, retryable: bool| {
             Report::Fail(FailJobRequest {
                 job_id,
@@ -299,34 +572,34 @@ impl Worker {
                 local: false,
             })
         };
-        let outcome = match outcome {
-            Ok(outcome) => self.upload_artifact(outcome).await,
-            Err(error) => Err(error),
-        };
+        let mut artifact = None;
         let report = match outcome {
-            Ok((outcome, artifact_digest)) => Report::Complete(CompleteJobRequest {
-                job_id,
-                lease_epoch,
-                metrics: outcome.metrics.into_map().into_iter().collect(),
-                artifact_digest,
-                seconds: outcome.seconds,
-                device: device_name(self.device),
-                report: outcome.report,
-            }),
-            Err(JobError::Stopped) if state.stop_reason() == Some(Stop::Release) => {
+            Ok(outcome) => {
+                artifact = outcome.artifact;
+                Report::Complete(CompleteJobRequest {
+                    job_id,
+                    lease_epoch,
+                    metrics: outcome.metrics.into_map().into_iter().collect(),
+                    // An export's, once uploaded.
+                    artifact_digest: String::new(),
+                    seconds: outcome.seconds,
+                    device: device_name(self.device),
+                    report: outcome.report,
+                })
+            }
+            Err(JobError::Stopped) if leased.state.stop_reason() == Some(Stop::Release) => {
                 fail("released: the worker was interrupted".into(), true)
             }
             Err(JobError::Stopped) => {
-                heartbeat.abort();
-                tracing::info!("stopped: the lease was lost or the run cancelled");
-                return Ok(());
+                log_stopped();
+                return;
             }
             Err(JobError::Input(error) | JobError::Runtime(error)) if local_cause(&error).is_some() => {
                 self.local_faults += 1;
                 let handed_back = self.handed_back.entry(job_id).or_default();
                 *handed_back += 1;
                 let error = format!("worker {} ({}): {error:#}", self.worker_id, self.name);
-                if *handed_back <= MAX_HAND_BACKS {
+                let report = if *handed_back <= MAX_HAND_BACKS {
                     tracing::warn!(
                         cause = local_cause_text(&error).unwrap_or("local"),
                         %error,
@@ -345,7 +618,9 @@ impl Worker {
                     // disk): its attempts count from now on, so it ends rather than circling forever.
                     tracing::warn!(%error, handed_back = *handed_back, "failed again for a local reason; counting the attempt");
                     fail(error, true)
-                }
+                };
+                self.back_off_after_local_fault();
+                report
             }
             Err(JobError::Input(error)) => fail(format!("{error:#}"), false),
             Err(JobError::Runtime(error)) => fail(format!("{error:#}"), true),
@@ -353,150 +628,287 @@ impl Worker {
         if !self.handed_back.contains_key(&job_id) {
             self.local_faults = 0;
         }
-        let reported = self.report(report).await;
-        heartbeat.abort();
-        reported
+        self.finished = Some(Finished {
+            leased,
+            report,
+            artifact,
+        });
     }
 
-    /// Uploads an export's pruned model (retrying while the coordinator is away) and answers its digest; other
-    /// jobs have none.
-    async fn upload_artifact(&mut self, outcome: Outcome) -> Result<(Outcome, String), JobError> {
-        let Some(path) = &outcome.artifact else {
-            return Ok((outcome, String::new()));
+    /// Holds no job for a while after a job handed back for a local fault, so that healthy workers take the
+    /// queue meanwhile.
+    fn back_off_after_local_fault(&mut self) {
+        let exponent = self.local_faults.saturating_sub(1).min(16);
+        let wait = (FIRST_LOCAL_BACKOFF * 2u32.pow(exponent)).min(MAX_LOCAL_BACKOFF);
+        tracing::warn!(
+            worker_id = self.worker_id,
+            local_faults = self.local_faults,
+            wait = ?wait,
+            "waiting before the next job: this worker's last jobs failed for a reason of its own"
+        );
+        self.local_backoff_until = Some(Instant::now() + wait);
+    }
+
+    /// Sends a report on its way in a task of its own (see [`deliver`]).
+    fn deliver(&mut self, finished: Finished) {
+        let span = finished.leased.span.clone();
+        self.deliveries
+            .spawn(deliver(self.client.clone(), self.interrupts.nth(2), finished).instrument(span));
+    }
+}
+
+/// The span of everything `job` does on this worker (see the module docs).
+fn job_span(job: &Job, worker_id: i64) -> Span {
+    let kind = job.kind();
+    let span = tracing::info_span!(
+        "job",
+        run_id = job.run_id,
+        job_id = job.job_id,
+        epoch = job.lease_epoch,
+        worker_id,
+        kind = %kind,
+        group = tracing::field::Empty,
+        ratio = tracing::field::Empty,
+    );
+    if kind == JobKind::Cell {
+        span.record("group", job.group_key.as_str());
+        span.record("ratio", job.ratio);
+    }
+    span
+}
+
+/// Waits for `task`, forever when there is none (a `select!` branch with nothing to wait for).
+async fn join_task<T>(task: Option<&mut JoinHandle<T>>) -> Result<T, JoinError> {
+    match task {
+        Some(task) => task.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps until `at`, forever when there is none.
+async fn sleep_until_set(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Evaluates a job on the blocking thread once its inputs are fetched. The engine comes back with the result,
+/// unless the evaluation panicked and took it down.
+async fn compute(
+    mut engine: Engine,
+    inputs: JoinHandle<Result<Inputs, JobError>>,
+    state: Arc<JobState>,
+) -> (Option<Engine>, Result<Outcome, JobError>) {
+    let inputs = match inputs.await {
+        Ok(Ok(inputs)) => inputs,
+        Ok(Err(error)) => return (Some(engine), Err(error)),
+        Err(error) => {
+            let error = anyhow!("fetching the artifacts ended abnormally: {error}");
+            return (Some(engine), Err(JobError::Runtime(error)));
+        }
+    };
+    let evaluated = tokio::task::spawn_blocking(move || {
+        let result = engine.run(&inputs, &state);
+        (engine, result)
+    })
+    .await;
+    match evaluated {
+        Ok((engine, result)) => (Some(engine), result),
+        // The engine went down with the panic; the next job loads a new one.
+        Err(panic) => (
+            None,
+            Err(JobError::Runtime(anyhow!("the evaluation panicked: {panic}"))),
+        ),
+    }
+}
+
+/// The job's artifacts in the cache: its inputs.
+async fn fetch_inputs(
+    mut client: WorkerClient,
+    cache: Arc<ArtifactCache>,
+    job: Job,
+    state: Arc<JobState>,
+    give_up: Interrupts,
+) -> Result<Inputs, JobError> {
+    let model = fetch(
+        &mut client,
+        &cache,
+        Artifact::Model,
+        &job.model_digest,
+        &state,
+        &give_up,
+    )
+    .await?;
+    let bundle = fetch(
+        &mut client,
+        &cache,
+        Artifact::Bundle,
+        &job.dataset_digest,
+        &state,
+        &give_up,
+    )
+    .await?;
+    Ok(Inputs { job, model, bundle })
+}
+
+/// One artifact in the cache, retrying while the coordinator is away and the job not stopped.
+async fn fetch(
+    client: &mut WorkerClient,
+    cache: &ArtifactCache,
+    artifact: Artifact,
+    digest: &str,
+    state: &JobState,
+    give_up: &Interrupts,
+) -> Result<PathBuf, JobError> {
+    let mut backoff = Backoff::default();
+    loop {
+        let fetched = match artifact {
+            Artifact::Model => cache.model(client, digest).await,
+            Artifact::Bundle => cache.bundle(client, digest).await,
         };
-        let mut backoff = Backoff::default();
-        loop {
-            match client::upload_artifact_file(&mut self.client, path, "application/onnx").await {
-                Ok(digest) => {
-                    tracing::info!(path = %path.display(), %digest, "uploaded the pruned model");
-                    return Ok((outcome, digest));
+        match fetched {
+            Ok(path) => return Ok(path),
+            Err(FetchError::Input(message)) => return Err(JobError::Input(anyhow!(message))),
+            Err(FetchError::Rpc { status, .. }) if transient(&status) => {
+                let waited = backoff.wait("downloading", &describe(&status), give_up).await;
+                if !waited || state.stop_reason().is_some() {
+                    return Err(JobError::Stopped);
                 }
-                Err(client::ClientError::Rpc { status, .. }) if transient(&status) => {
-                    if !backoff
-                        .wait("uploading", &describe(&status), &self.interrupts.nth(2))
-                        .await
-                    {
-                        return Err(JobError::Stopped);
-                    }
+            }
+            Err(error) => return Err(JobError::Runtime(error.into())),
+        }
+    }
+}
+
+/// Uploads an export's pruned model (retrying while the coordinator is away): its digest.
+async fn upload(client: &mut WorkerClient, path: &Path, give_up: &Interrupts) -> Result<String, JobError> {
+    let mut backoff = Backoff::default();
+    loop {
+        match client::upload_artifact_file(client, path, "application/onnx").await {
+            Ok(digest) => {
+                tracing::info!(path = %path.display(), %digest, "uploaded the pruned model");
+                return Ok(digest);
+            }
+            Err(client::ClientError::Rpc { status, .. }) if transient(&status) => {
+                if !backoff.wait("uploading", &describe(&status), give_up).await {
+                    return Err(JobError::Stopped);
                 }
-                Err(error) => return Err(JobError::Runtime(error.into())),
+            }
+            Err(error) => return Err(JobError::Runtime(error.into())),
+        }
+    }
+}
+
+/// Delivers a finished job's report, an export's pruned model uploaded first, retrying while the coordinator is
+/// away (a repeated delivery for the same lease is a no-op there). A refusal (stale lease, cancelled run) is
+/// logged: nothing is left to do. The job's heartbeat goes on until then, so that an upload or a report that
+/// waits out a coordinator restart keeps its lease (the restarted coordinator's first sweep waits one lease).
+///
+/// # Errors
+/// The coordinator refusing the worker's token.
+async fn deliver(mut client: WorkerClient, give_up: Interrupts, mut finished: Finished) -> Result<()> {
+    if let Some(path) = finished.artifact.take() {
+        match upload(&mut client, &path, &give_up).await {
+            Ok(digest) => {
+                if let Report::Complete(request) = &mut finished.report {
+                    request.artifact_digest = digest;
+                }
+            }
+            Err(JobError::Stopped) => {
+                log_undelivered();
+                return Ok(());
+            }
+            Err(JobError::Input(error) | JobError::Runtime(error)) => {
+                finished.report = Report::Fail(FailJobRequest {
+                    job_id: finished.leased.job.job_id,
+                    lease_epoch: finished.leased.job.lease_epoch,
+                    error: format!("{error:#}"),
+                    retryable: true,
+                    local: false,
+                });
             }
         }
     }
-
-    /// Fetches the job's artifacts and evaluates it on the blocking thread.
-    async fn execute(&mut self, job: &Job, state: &Arc<JobState>) -> Result<Outcome, JobError> {
-        let model = self.fetch(Artifact::Model, &job.model_digest, state).await?;
-        let bundle = self.fetch(Artifact::Bundle, &job.dataset_digest, state).await?;
-        let mut engine = self
-            .engine
-            .take()
-            .unwrap_or_else(|| Engine::new(self.device, self.incremental));
-        let inputs = Inputs {
-            job: job.clone(),
-            model,
-            bundle,
+    let mut backoff = Backoff::default();
+    loop {
+        let call = async {
+            match &finished.report {
+                Report::Complete(request) => client.complete_job(request.clone()).await.map(drop),
+                Report::Fail(request) => client.fail_job(request.clone()).await.map(drop),
+            }
         };
-        let state = state.clone();
-        let evaluated = tokio::task::spawn_blocking(move || {
-            let result = engine.run(&inputs, &state);
-            (engine, result)
-        })
-        .await;
-        match evaluated {
-            Ok((engine, result)) => {
-                self.engine = Some(engine);
-                result
+        // A coordinator that accepted the connection and stopped answering would hold the call forever.
+        let answer = tokio::select! {
+            answer = call => answer,
+            () = give_up.given_up() => {
+                log_undelivered();
+                return Ok(());
             }
-            // The engine went down with the panic; the next job loads a new one.
-            Err(panic) => Err(JobError::Runtime(anyhow!("the evaluation panicked: {panic}"))),
+        };
+        match answer {
+            Ok(()) => {
+                finished.delivered();
+                return Ok(());
+            }
+            Err(status) if forbidden(&status) => {
+                bail!("reporting job {}: {}", finished.leased.job.job_id, describe(&status))
+            }
+            Err(status) if transient(&status) => {
+                // A second interrupt gives up: the lease expires and the job is run again elsewhere.
+                if !backoff.wait("reporting", &describe(&status), &give_up).await {
+                    log_undelivered();
+                    return Ok(());
+                }
+            }
+            Err(status) => {
+                finished.refused(&status);
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl Finished {
+    /// Whether its report can ride in a poll: a completion with nothing to upload first.
+    fn carriable(&self) -> bool {
+        self.artifact.is_none() && matches!(self.report, Report::Complete(_))
+    }
+
+    /// Logs the report the coordinator took; the job's heartbeat ends here.
+    fn delivered(self) {
+        let _entered = self.leased.span.enter();
+        match &self.report {
+            Report::Complete(request) => tracing::info!(
+                metrics = %serde_json::to_string(
+                    &request.metrics.iter().collect::<std::collections::BTreeMap<_, _>>()
+                )
+                .unwrap_or_default(),
+                "completed"
+            ),
+            Report::Fail(request) if request.local => tracing::warn!(error = %request.error, "handed back"),
+            Report::Fail(request) => tracing::warn!(
+                retryable = request.retryable,
+                error = %request.error,
+                "failed"
+            ),
         }
     }
 
-    /// One artifact in the cache, retrying while the coordinator is away and the job not stopped.
-    async fn fetch(&mut self, artifact: Artifact, digest: &str, state: &JobState) -> Result<PathBuf, JobError> {
-        let mut backoff = Backoff::default();
-        loop {
-            let fetched = match artifact {
-                Artifact::Model => self.cache.model(&mut self.client, digest).await,
-                Artifact::Bundle => self.cache.bundle(&mut self.client, digest).await,
-            };
-            match fetched {
-                Ok(path) => return Ok(path),
-                Err(FetchError::Input(message)) => return Err(JobError::Input(anyhow!(message))),
-                Err(FetchError::Rpc { status, .. }) if transient(&status) => {
-                    let waited = backoff
-                        .wait("downloading", &describe(&status), &self.interrupts.nth(2))
-                        .await;
-                    if !waited || state.stop_reason().is_some() {
-                        return Err(JobError::Stopped);
-                    }
-                }
-                Err(error) => return Err(JobError::Runtime(error.into())),
-            }
-        }
+    /// Logs the report the coordinator refused for good (a stale lease, a cancelled run): nothing is left to do.
+    fn refused(self, status: &Status) {
+        self.leased
+            .span
+            .in_scope(|| tracing::warn!(error = %describe(status), "report refused"));
     }
+}
 
-    /// Delivers a completion or failure, retrying while the coordinator is away (a repeated delivery for the
-    /// same lease is a no-op there). A refusal (stale lease, cancelled run) is logged: nothing is left to do.
-    async fn report(&mut self, report: Report) -> Result<()> {
-        let job_id = report.job_id();
-        let mut backoff = Backoff::default();
-        let give_up = self.interrupts.nth(2);
-        loop {
-            let call = async {
-                match &report {
-                    Report::Complete(request) => self.client.complete_job(request.clone()).await.map(drop),
-                    Report::Fail(request) => self.client.fail_job(request.clone()).await.map(drop),
-                }
-            };
-            // A coordinator that accepted the connection and stopped answering would hold the call forever.
-            let answer = tokio::select! {
-                answer = call => answer,
-                () = give_up.given_up() => {
-                    tracing::warn!("report not delivered: interrupted first");
-                    return Ok(());
-                }
-            };
-            match answer {
-                Ok(()) => {
-                    match &report {
-                        Report::Complete(request) => tracing::info!(
-                            metrics = %serde_json::to_string(
-                                &request.metrics.iter().collect::<std::collections::BTreeMap<_, _>>()
-                            )
-                            .unwrap_or_default(),
-                            "completed"
-                        ),
-                        Report::Fail(request) if request.local => tracing::warn!(
-                            error = %request.error,
-                            "handed back"
-                        ),
-                        Report::Fail(request) => tracing::warn!(
-                            retryable = request.retryable,
-                            error = %request.error,
-                            "failed"
-                        ),
-                    }
-                    return Ok(());
-                }
-                Err(status) if matches!(status.code(), Code::Unauthenticated | Code::PermissionDenied) => {
-                    bail!("reporting job {job_id}: {}", describe(&status))
-                }
-                Err(status) if transient(&status) => {
-                    // A second interrupt gives up: the lease expires and the job is run again elsewhere.
-                    if !backoff.wait("reporting", &describe(&status), &give_up).await {
-                        tracing::warn!("report not delivered: interrupted first");
-                        return Ok(());
-                    }
-                }
-                Err(status) => {
-                    tracing::warn!(error = %describe(&status), "report refused");
-                    return Ok(());
-                }
-            }
-        }
-    }
+fn log_stopped() {
+    tracing::info!("stopped: the lease was lost or the run cancelled");
+}
+
+fn log_undelivered() {
+    tracing::warn!("report not delivered: interrupted first");
 }
 
 enum Artifact {
@@ -551,24 +963,17 @@ enum Report {
     Fail(FailJobRequest),
 }
 
-impl Report {
-    fn job_id(&self) -> i64 {
-        match self {
-            Report::Complete(r) => r.job_id,
-            Report::Fail(r) => r.job_id,
-        }
-    }
-}
-
 /// Heartbeats `lease` every `interval` with the job's progress until aborted. Stops the job when the
-/// coordinator says so or on a second interrupt; a heartbeat the coordinator does not answer is only
-/// logged, as the lease may well outlast a short outage.
+/// coordinator says so (and says so on `lost`, where the worker drops a job still waiting its turn) or on a
+/// second interrupt; a heartbeat the coordinator does not answer is only logged, as the lease may well outlast
+/// a short outage.
 async fn heartbeat(
     mut client: WorkerClient,
     (job_id, lease_epoch): (i64, i64),
     interval: Duration,
     state: Arc<JobState>,
     interrupts: Interrupts,
+    lost: mpsc::UnboundedSender<i64>,
 ) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -591,6 +996,8 @@ async fn heartbeat(
         match client.heartbeat(request).await {
             Ok(answer) if !answer.get_ref().keep_going => {
                 state.stop(Stop::LeaseLost);
+                // The worker is gone only when it is leaving: nobody is left to drop the job.
+                let _ = lost.send(job_id);
                 return;
             }
             Ok(_) => {}
@@ -610,6 +1017,11 @@ fn transient(status: &Status) -> bool {
             | Code::Cancelled
             | Code::ResourceExhausted
     )
+}
+
+/// Whether a status refuses the worker's token: nothing it sends will be taken.
+fn forbidden(status: &Status) -> bool {
+    matches!(status.code(), Code::Unauthenticated | Code::PermissionDenied)
 }
 
 fn describe(status: &Status) -> String {
@@ -642,14 +1054,20 @@ impl Default for Backoff {
 
 impl Backoff {
     /// Logs why, then sleeps the next delay. False when `interrupts` fire first.
-    async fn wait(&mut self, what: &str, why: &dyn std::fmt::Display, interrupts: &Interrupts) -> bool {
-        tracing::warn!(error = %why, retry_in = ?self.next, "{what} failed; retrying");
-        let slept = tokio::select! {
-            () = tokio::time::sleep(self.next) => true,
+    async fn wait(&mut self, what: &str, why: &(dyn std::fmt::Display + Sync), interrupts: &Interrupts) -> bool {
+        let delay = self.delay(what, why);
+        tokio::select! {
+            () = tokio::time::sleep(delay) => true,
             () = interrupts.given_up() => false,
-        };
+        }
+    }
+
+    /// Logs why, then answers the next delay.
+    fn delay(&mut self, what: &str, why: &dyn std::fmt::Display) -> Duration {
+        tracing::warn!(error = %why, retry_in = ?self.next, "{what} failed; retrying");
+        let delay = self.next;
         self.next = (self.next * 2).min(MAX_BACKOFF);
-        slept
+        delay
     }
 }
 
@@ -660,7 +1078,7 @@ struct Interrupts {
     count: watch::Receiver<u32>,
     threshold: u32,
     /// When the first interrupt came.
-    first_at: Arc<std::sync::OnceLock<tokio::time::Instant>>,
+    first_at: Arc<std::sync::OnceLock<Instant>>,
 }
 
 impl Interrupts {
@@ -680,7 +1098,7 @@ impl Interrupts {
                 tx.send_modify(|n| *n += 1);
                 let count = *tx.borrow();
                 if count == 1 {
-                    let _ = first.set(tokio::time::Instant::now());
+                    let _ = first.set(Instant::now());
                     tracing::info!("interrupted: finishing the current job (interrupt again to hand it back now)");
                 } else if count == 2 {
                     tracing::warn!(within = ?HAND_BACK_GRACE, "interrupted again: handing the current job back");
@@ -697,10 +1115,6 @@ impl Interrupts {
             threshold: 1,
             first_at,
         })
-    }
-
-    fn count(&self) -> u32 {
-        *self.count.borrow()
     }
 
     /// The same interrupts, with backoff giving up only at the `n`th (or [`REPORT_GRACE`] after the first).
@@ -720,7 +1134,7 @@ impl Interrupts {
         }
         let grace = async {
             self.reached(1).await;
-            let first = self.first_at.get().copied().unwrap_or_else(tokio::time::Instant::now);
+            let first = self.first_at.get().copied().unwrap_or_else(Instant::now);
             tokio::time::sleep_until(first + REPORT_GRACE).await;
         };
         tokio::select! {
