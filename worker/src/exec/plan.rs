@@ -321,6 +321,49 @@ impl Executor {
         self.take_outputs(&mut slots)
     }
 
+    /// Makes the named float32 constants trainable and returns them: what
+    /// [`run_differentiable`](Self::run_differentiable) computes from them is recorded by libtorch's autograd,
+    /// so a loss on its outputs gives them gradients. The returned tensors share the constants' storage: an
+    /// optimizer updating them in place (under `no_grad`) changes what every later run reads. Every other run
+    /// is under `no_grad`, so inference neither records nor slows down.
+    ///
+    /// # Errors
+    /// An unknown name, a constant that is not float32, or an executor that runs in fp16.
+    pub fn trainable(&self, names: &[&str]) -> Result<Vec<Tensor>> {
+        if self.half {
+            bail!("an fp16 executor cannot be trained: load the model in fp32");
+        }
+        names
+            .iter()
+            .map(|&name| {
+                let constant = self
+                    .constant(name)
+                    .with_context(|| format!("the model has no constant '{name}'"))?;
+                if constant.kind() != Kind::Float {
+                    bail!(
+                        "constant '{name}' is {:?}, not float32: it cannot be trained",
+                        constant.kind()
+                    );
+                }
+                Ok(constant.set_requires_grad(true))
+            })
+            .collect()
+    }
+
+    /// Runs the graph with autograd recording (unless the caller is under `no_grad`), for training the
+    /// constants made [`trainable`](Self::trainable). Fused steps run node by node, as in
+    /// [`run_tapped`](Self::run_tapped): their in-place activations and their BatchNormalization folded at
+    /// every run are for inference, while the nodes' own kernels write nothing in place. BatchNormalization
+    /// stays in inference mode (its running statistics are read, never updated).
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    pub fn run_differentiable(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        let mut slots = self.input_slots(inputs)?;
+        self.run_steps(&mut slots, 0, self.steps.len(), Some(&mut |_, tensor| tensor))?;
+        self.take_outputs(&mut slots)
+    }
+
     /// The number of steps (nodes) a run goes through.
     pub fn step_count(&self) -> usize {
         self.steps.len()
@@ -705,6 +748,29 @@ pub(crate) mod tests {
         // Channel 1 is now relu(beta) + c everywhere.
         let channel = masked[0].select(1, 1);
         assert!(channel.allclose(&channel.full_like(2.2), 1e-6, 1e-6, false));
+    }
+
+    #[test]
+    fn a_differentiable_run_gives_the_trainable_constants_gradients_and_inference_records_nothing() {
+        let executor = Executor::new(&conv_bn_graph(), Device::Cpu).unwrap();
+        let x = Tensor::randn([2, 2, 4, 4], (Kind::Float, Device::Cpu));
+        let fused = executor.run(std::slice::from_ref(&x)).unwrap();
+        let trained = executor.trainable(&["w", "scale"]).unwrap();
+        let recorded = executor.run_differentiable(std::slice::from_ref(&x)).unwrap();
+        assert!(recorded[0].allclose(&fused[0], 1e-5, 1e-6, false));
+        recorded[0].square().sum(Kind::Float).backward();
+        for (name, tensor) in ["w", "scale"].iter().zip(&trained) {
+            let grad = tensor.grad();
+            assert!(
+                grad.defined() && grad.abs().sum(Kind::Float).double_value(&[]) > 0.0,
+                "{name}"
+            );
+        }
+        // The running statistics stay constants; inference builds no graph.
+        assert!(!executor.constant("var").unwrap().requires_grad());
+        assert!(!executor.run(std::slice::from_ref(&x)).unwrap()[0].requires_grad());
+        let half = Executor::with_precision(&conv_bn_graph(), Device::Cpu, Precision::Fp16).unwrap();
+        assert!(half.trainable(&["w"]).is_err());
     }
 
     #[test]
