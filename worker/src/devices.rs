@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use tch::Device;
+
 /// The compute devices libtorch sees.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceReport {
@@ -19,6 +21,15 @@ impl DeviceReport {
             cuda_devices: tch::Cuda::device_count().max(0) as usize,
             cudnn: tch::Cuda::cudnn_is_available(),
         }
+    }
+
+    /// The devices `worker join --device all` runs a worker on: every CUDA device, each once, or the CPU alone
+    /// when there is none (a worker per CPU would only split the same cores).
+    pub fn join_all(&self) -> Vec<Device> {
+        if self.cuda_devices == 0 {
+            return vec![Device::Cpu];
+        }
+        (0..self.cuda_devices).map(Device::Cuda).collect()
     }
 }
 
@@ -86,6 +97,21 @@ pub fn cuda_memory(index: usize) -> anyhow::Result<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn join_all_is_each_gpu_once_or_the_cpu_alone() {
+        let report = |cuda_devices| DeviceReport {
+            cuda_devices,
+            cudnn: true,
+        };
+        assert_eq!(report(0).join_all(), [Device::Cpu]);
+        assert_eq!(report(1).join_all(), [Device::Cuda(0)]);
+        assert_eq!(
+            report(4).join_all(),
+            [0, 1, 2, 3].map(Device::Cuda),
+            "four GPUs, four workers, each on its own"
+        );
+    }
 
     #[test]
     fn cuda_memory_is_an_error_without_a_device_and_plausible_with_one() {

@@ -1,4 +1,5 @@
-//! Choosing the device: `auto`, `cpu`, `cuda` or `cuda:N`.
+//! Choosing the device: `auto`, `cpu`, `cuda` or `cuda:N`. (`worker join` also takes `all`, a worker per GPU:
+//! see `cli::join` and [`crate::devices::DeviceReport::join_all`].)
 
 use anyhow::{Result, bail};
 use tch::Device;
@@ -6,13 +7,16 @@ use tch::Device;
 /// Parses a device name. `auto` is the first GPU when libtorch sees one, else the CPU; `cuda` is `cuda:0`.
 ///
 /// # Errors
-/// An unknown name, or a CUDA device that libtorch does not see.
+/// An unknown name (`all` included: one device is asked for), or a CUDA device that libtorch does not see.
 pub fn parse_device(name: &str) -> Result<Device> {
     let cuda_count = || tch::Cuda::device_count().max(0) as usize;
     let index = match name {
         "cpu" => return Ok(Device::Cpu),
         "auto" => return Ok(if cuda_count() > 0 { Device::Cuda(0) } else { Device::Cpu }),
         "cuda" => 0,
+        "all" => {
+            bail!("device 'all': only `worker join` runs a worker per GPU; here, expected auto, cpu, cuda or cuda:N")
+        }
         other => match other.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
             Some(index) => index,
             None => bail!("device '{name}': expected auto, cpu, cuda or cuda:N"),
@@ -47,6 +51,12 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("expected auto, cpu, cuda or cuda:N")
+        );
+        assert!(
+            parse_device("all")
+                .unwrap_err()
+                .to_string()
+                .contains("only `worker join`")
         );
         assert!(parse_device("cuda:99").is_err());
         assert_eq!(parse_device(&device_name(auto)).unwrap(), auto);
