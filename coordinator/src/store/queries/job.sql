@@ -43,7 +43,8 @@ ANALYZE (SKIP_LOCKED) job;
 -- join on (key, row number) may be planned as a join on the key alone with the row numbers as a filter, which
 -- compares every entry with every job (a million pairs for a batch of 1,024 entries of one run, hundreds of
 -- milliseconds). The leases are written from one zipped array too, which the planner sizes as a few rows, so
--- the update probes job's primary key per job instead of hashing every queued job.
+-- the update probes job's primary key per job instead of hashing every queued job; it tests no state, as each
+-- row was locked as queued above (a test of state would let the planner walk job_queued instead).
 WITH waiting AS MATERIALIZED (
     SELECT w.owner, w.ord, w.run_id, w.group_key
     FROM unnest($2::bigint[], $4::bigint[], $5::text[]) WITH ORDINALITY AS w(owner, run_id, group_key, ord)
@@ -155,7 +156,7 @@ claimed AS (
         leased_at = $1
     FROM matched a
     CROSS JOIN LATERAL unnest(a.ids, a.owners, a.ords) AS m(id, owner, ord)
-    WHERE j.id = m.id AND j.state = 'queued'
+    WHERE j.id = m.id
     RETURNING j.id, j.lease_epoch, j.run_id, j.kind, j.group_key, j.ratio, j.attempt, j.lease_owner,
               j.lease_deadline, m.ord
 )
@@ -216,12 +217,16 @@ winner AS (
     WHERE l.state = 'leased' AND l.lease_epoch = i.lease_epoch
     ORDER BY i.job_id, i.ord
 ),
+-- A winner's row was read as leased under the lock this statement holds, so the update tests no state: with
+-- `state = 'leased'` the planner may walk job_lease_deadline (every leased job) and rescan winner for each
+-- row, as it did when the statistics from the run's creation said few jobs were leased: every completion of
+-- the batch against every lease. Without it, each winner is one primary-key probe.
 accepted AS (
     UPDATE job j
     SET state = 'done', result = w.result, finished_at = $1, done_by = j.lease_owner, lease_owner = NULL,
         lease_deadline = NULL
     FROM winner w
-    WHERE j.id = w.job_id AND j.lease_epoch = w.lease_epoch AND j.state = 'leased'
+    WHERE j.id = w.job_id AND j.lease_epoch = w.lease_epoch
     RETURNING j.id
 )
 SELECT CASE

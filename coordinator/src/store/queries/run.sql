@@ -42,18 +42,23 @@ WHERE id = $1;
 -- name: run_list
 -- $1 state (NULL for every run).
 -- Runs newest first, each with its jobs counted by state.
+-- The pipeline runs this several times a second while a run's jobs complete. Each run's jobs are counted on
+-- their own (one walk of job_run per run): grouping the join of runs and jobs instead sorted every job row
+-- with its run's columns (config, spec), tens of milliseconds for a run of 20,000 jobs.
 SELECT r.id, r.state, r.config_yaml, r.model_digest, r.dataset_digest, r.criterion, r.max_attempts, r.created_at,
-       r.finished_at, r.spec, r.error, r.plan,
-       count(j.id) FILTER (WHERE j.state = 'queued') AS queued,
-       count(j.id) FILTER (WHERE j.state = 'leased') AS leased,
-       count(j.id) FILTER (WHERE j.state = 'done') AS done,
-       count(j.id) FILTER (WHERE j.state = 'failed') AS failed,
-       count(j.id) FILTER (WHERE j.state = 'cancelled') AS cancelled,
-       count(j.id) FILTER (WHERE j.state = 'skipped') AS skipped
+       r.finished_at, r.spec, r.error, r.plan, c.queued, c.leased, c.done, c.failed, c.cancelled, c.skipped
 FROM run r
-LEFT JOIN job j ON j.run_id = r.id
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE j.state = 'queued') AS queued,
+           count(*) FILTER (WHERE j.state = 'leased') AS leased,
+           count(*) FILTER (WHERE j.state = 'done') AS done,
+           count(*) FILTER (WHERE j.state = 'failed') AS failed,
+           count(*) FILTER (WHERE j.state = 'cancelled') AS cancelled,
+           count(*) FILTER (WHERE j.state = 'skipped') AS skipped
+    FROM job j
+    WHERE j.run_id = r.id
+) c
 WHERE $1::run_state IS NULL OR r.state = $1::run_state
-GROUP BY r.id
 ORDER BY r.id DESC;
 
 -- name: run_finish
