@@ -326,3 +326,84 @@ fn deploy_commands_flags_and_env_are_accepted_by_the_binaries() {
         assert!(check_command(&coordinator, &words(bad)).is_err(), "{bad} passed");
     }
 }
+
+/// The YAML documents of `file` as JSON, read by the venv's PyYAML as `scripts/deploy_check.py` reads them.
+fn yaml_documents(file: &Path) -> Vec<Value> {
+    let output = run(Command::new(venv("python"))
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))",
+        ])
+        .arg(file));
+    assert!(output.status.success(), "{}", text(&output));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The value of `flag` in a command (`--flag VALUE` or `--flag=VALUE`).
+fn flag_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    args.iter().enumerate().find_map(|(at, arg)| {
+        if arg == flag {
+            args.get(at + 1).map(String::as_str)
+        } else {
+            arg.strip_prefix(flag)?.strip_prefix('=')
+        }
+    })
+}
+
+/// What keeps the GPUs from each getting a worker of its own: on one box, compose must give the worker service
+/// every GPU and run `join --device all` there (a worker per GPU in the container; with `count: 1` every
+/// replica got the first GPU); on Kubernetes, a worker pod asks for one GPU and runs one worker on it.
+fn gpu_layout_problems(compose: &Value, k8s_worker: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let service = &compose["services"]["worker"];
+    let command = strings(&service["command"]).unwrap_or_default();
+    if flag_value(&command, "--device") != Some("all") {
+        problems.push(format!("compose: the worker runs {command:?}, not join --device all"));
+    }
+    let reserved = &service["deploy"]["resources"]["reservations"]["devices"];
+    let every_gpu = serde_json::json!([{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]);
+    if *reserved != every_gpu {
+        problems.push(format!(
+            "compose: the worker reserves {reserved}, not every GPU: {every_gpu}"
+        ));
+    }
+    let container = &k8s_worker["spec"]["template"]["spec"]["containers"][0];
+    let args = strings(&container["args"]).unwrap_or_default();
+    if !matches!(flag_value(&args, "--device"), Some("auto" | "cuda" | "cuda:0")) {
+        problems.push(format!("k8s: the worker runs {args:?}, not one worker on its GPU"));
+    }
+    let gpus = &container["resources"]["limits"]["nvidia.com/gpu"];
+    if *gpus != 1 {
+        problems.push(format!("k8s: a worker pod asks for {gpus} GPUs, not 1"));
+    }
+    problems
+}
+
+#[test]
+fn deploy_compose_runs_a_worker_per_gpu_of_the_box_and_k8s_one_per_pod() {
+    let compose = yaml_documents(&root().join("docker-compose.yml")).remove(0);
+    let k8s_worker = yaml_documents(&root().join("deploy/k8s/worker.yaml")).remove(0);
+    assert_eq!(gpu_layout_problems(&compose, &k8s_worker), Vec::<String>::new());
+
+    // The layout this replaced, and its mirror image on Kubernetes, are refused.
+    let mut one_gpu = compose.clone();
+    let service = &mut one_gpu["services"]["worker"];
+    service["deploy"]["resources"]["reservations"]["devices"][0]["count"] = 1.into();
+    let device = service["command"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|arg| *arg == "all")
+        .unwrap();
+    *device = "auto".into();
+    let problems = gpu_layout_problems(&one_gpu, &k8s_worker);
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    let mut every_gpu_pod = k8s_worker.clone();
+    let container = &mut every_gpu_pod["spec"]["template"]["spec"]["containers"][0];
+    container["resources"]["limits"]["nvidia.com/gpu"] = 4.into();
+    let args = container["args"].as_array_mut().unwrap();
+    let device = args.iter().position(|arg| arg == "--device").unwrap() + 1;
+    args[device] = "all".into();
+    let problems = gpu_layout_problems(&compose, &every_gpu_pod);
+    assert_eq!(problems.len(), 2, "{problems:?}");
+}
