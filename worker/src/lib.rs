@@ -10,3 +10,4 @@ pub mod join;
 pub mod latency;
 pub mod malloc;
 pub mod pruning;
+pub mod recover;

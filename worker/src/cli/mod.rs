@@ -7,6 +7,7 @@ mod infer;
 mod inspect;
 mod join;
 mod prune;
+mod recover;
 mod synth;
 
 use std::path::{Path, PathBuf};
@@ -42,6 +43,8 @@ pub enum Command {
     /// Works for a coordinator: registers, then evaluates the baseline and cell jobs it hands out, until
     /// interrupted (Ctrl-C or SIGTERM once: finish the current job; twice: hand it back).
     Join(join::Args),
+    /// Fine-tunes a pruned model by distillation from the original and writes it as recovered.onnx.
+    Recover(recover::Args),
     /// Renders a synthetic det, rec or cls eval set in PaddleOCR's layout, the same for the same seed.
     Synth(synth::Args),
 }
@@ -61,6 +64,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Eval(args) => eval::run(&args),
         Command::EvalBench(args) => eval_bench::run(&args),
         Command::Join(args) => join::run(&args),
+        Command::Recover(args) => recover::run(&args),
     }
 }
 

@@ -11,6 +11,7 @@ mod parity;
 mod prune_cases;
 mod prune_cli;
 mod pruning;
+mod recover;
 mod roundtrip;
 mod shapes;
 mod tch_conv;

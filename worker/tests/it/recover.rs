@@ -1,0 +1,244 @@
+//! Issue 25's recovery by distillation: one step on a tiny model lowers the loss and changes only the student's
+//! weights, `recovered.onnx` computes in onnxruntime what the engine computes, and `worker recover` runs end to
+//! end on PP-OCRv3 det pruned by a plan, resuming from its checkpoint.
+
+use std::path::Path;
+use std::process::Command;
+
+use sensgrid_model::analysis::groups;
+use sensgrid_model::ir::{Graph, Node};
+use sensgrid_model::onnx;
+use sensgrid_model::prune::{Criterion, Cut, Plan, structural};
+use sensgrid_worker::exec::Executor;
+use sensgrid_worker::recover::Distillation;
+use sensgrid_worker::recover::train::{Trainer, distillation_loss, trainable_names};
+use tch::{Device, Kind, Tensor};
+
+use crate::oracle::{json, mismatch, model, npy, root, scratch, worker};
+
+/// The fixture CNN (Conv, BatchNormalization, a residual Add, Gemm) with `head` (Sigmoid: a det-like
+/// probability per output; Softmax: a class distribution) on its logits.
+fn with_head(graph: &Graph, head: &str) -> Graph {
+    let mut graph = graph.clone();
+    let logits = graph.outputs[0].name.clone();
+    let probabilities = format!("{logits}_{head}");
+    graph.nodes.push(Node {
+        name: probabilities.clone(),
+        op_type: head.to_owned(),
+        domain: String::new(),
+        inputs: vec![logits],
+        outputs: vec![probabilities.clone()],
+        attributes: Vec::new(),
+    });
+    graph.outputs[0].name = probabilities;
+    graph
+}
+
+/// The fixture with half of its first channel group removed.
+fn small_cnn_and_pruned() -> (Graph, Graph) {
+    let original = onnx::read(&root().join("worker/tests/fixtures/small_cnn/model.onnx")).unwrap();
+    let analysis = groups::analyse_at(&original, &[vec![1, 3, 32, 32]]).unwrap();
+    let plan: Plan = [(analysis.groups[0].key.clone(), 0.5)].into();
+    let cut = Cut::plan(&original, &analysis, &plan, Criterion::default()).unwrap();
+    let pruned = structural::prune(&original, &analysis, &cut).unwrap().graph;
+    (original, pruned)
+}
+
+fn constants(executor: &Executor, graph: &Graph) -> Vec<(String, Tensor)> {
+    graph
+        .constants
+        .keys()
+        .map(|name| (name.clone(), executor.constant(name).unwrap().detach().copy()))
+        .collect()
+}
+
+#[test]
+fn one_recover_step_lowers_the_loss_changes_only_the_student_and_exports_what_onnxruntime_runs() {
+    let (original, pruned) = small_cnn_and_pruned();
+    let dir = scratch("recover", "tiny");
+    let input = root().join("worker/tests/fixtures/small_cnn/input.npy");
+    tch::manual_seed(25);
+    let batch = Tensor::randn([4, 3, 32, 32], (Kind::Float, Device::Cpu));
+    for (head, distillation) in [
+        ("Sigmoid", Distillation::ProbabilityMap),
+        ("Softmax", Distillation::ClassDistribution),
+    ] {
+        let (teacher_graph, student_graph) = (with_head(&original, head), with_head(&pruned, head));
+        let teacher = Executor::new(&teacher_graph, Device::Cpu).unwrap();
+        let student = Executor::new(&student_graph, Device::Cpu).unwrap();
+        let teacher_before = constants(&teacher, &teacher_graph);
+        let student_before = constants(&student, &student_graph);
+
+        let mut trainer = Trainer::new(&student, &student_graph).unwrap();
+        let loss = |student: &Executor| {
+            tch::no_grad(|| {
+                distillation_loss(&teacher, student, distillation, &batch)
+                    .unwrap()
+                    .double_value(&[])
+            })
+        };
+        let before = loss(&student);
+        let stepped = trainer.step(&teacher, &student, distillation, &batch, 1e-3).unwrap();
+        assert!(
+            (stepped - before).abs() < 1e-6,
+            "{head}: step reported {stepped}, loss was {before}"
+        );
+        let after = loss(&student);
+        assert!(after < before, "{head}: loss {before} -> {after}");
+
+        // The teacher's weights are bit for bit as loaded; the student's trained ones moved, its running
+        // statistics (and anything else not trained) did not.
+        for (name, tensor) in &teacher_before {
+            assert!(
+                tensor.equal(teacher.constant(name).unwrap()),
+                "{head}: teacher's '{name}' changed"
+            );
+        }
+        let trained = trainable_names(&student_graph);
+        assert!(!trained.is_empty());
+        for (name, tensor) in &student_before {
+            let unchanged = tensor.equal(student.constant(name).unwrap());
+            assert_eq!(unchanged, !trained.contains(name), "{head}: student's '{name}'");
+        }
+
+        // recovered.onnx: the student's graph with the trained weights, in our engine and in onnxruntime.
+        let path = dir.join(format!("recovered_{head}.onnx"));
+        onnx::write(&trainer.export(&student_graph).unwrap(), &path).unwrap();
+        let x = npy(&input);
+        let trained_output = &student.run(std::slice::from_ref(&x)).unwrap()[0];
+        let reloaded = onnx::read(&path).unwrap();
+        assert_eq!(reloaded.inputs, student_graph.inputs);
+        assert_eq!(reloaded.outputs, student_graph.outputs);
+        let engine = &Executor::new(&reloaded, Device::Cpu)
+            .unwrap()
+            .run(std::slice::from_ref(&x))
+            .unwrap()[0];
+        assert!(
+            engine.equal(trained_output),
+            "{head}: the written weights differ from the trained ones"
+        );
+        let status = Command::new(root().join(".oracle/bin/python"))
+            .arg(root().join("scripts/oracle/run_models.py"))
+            .arg(&input)
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let ort = npy(&dir.join(format!("recovered_{head}.ort.npy")));
+        if let Some(problem) = mismatch(engine, &ort, 1e-4) {
+            panic!("{head}: recovered.onnx in the engine vs onnxruntime: {problem}");
+        }
+    }
+}
+
+/// `worker synth det` into `dir`.
+fn synth_det(dir: &Path, count: usize, seed: u64) {
+    let output = worker(&[
+        "synth",
+        "det",
+        "--out",
+        &dir.display().to_string(),
+        "--count",
+        &count.to_string(),
+        "--seed",
+        &seed.to_string(),
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn worker_recover_trains_pp_ocrv3_det_pruned_by_a_plan_and_resumes_from_its_checkpoint() {
+    let dir = scratch("recover", "v3det");
+    let (eval_set, train_set) = (dir.join("eval"), dir.join("train"));
+    synth_det(&eval_set, 1, 1);
+    synth_det(&train_set, 2, 2);
+    let teacher = model("ch_PP-OCRv3_det_infer.onnx");
+    let plan = dir.join("plan.json");
+    std::fs::write(
+        &plan,
+        r#"{"conv2d_4.w_0": 0.5, "conv2d_6.w_0": 0.5, "conv2d_12.w_0": 0.5}"#,
+    )
+    .unwrap();
+    let student = dir.join("pruned.onnx").display().to_string();
+    let output = worker(&[
+        "prune",
+        "--model",
+        &teacher,
+        "--plan",
+        &plan.display().to_string(),
+        "--out",
+        &student,
+        "--input-shape",
+        "1,3,320,320",
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    let out = dir.join("out");
+    let config = root().join("examples/configs/det_ppocrv3.yml").display().to_string();
+    let eval_labels = eval_set.join("label.txt").display().to_string();
+    let eval_dir = format!("Eval.dataset.data_dir={}", eval_set.display());
+    let eval_list = format!("Eval.dataset.label_file_list=[{eval_labels}]");
+    let recover = |steps: &str| {
+        let output = worker(&[
+            "recover",
+            "--teacher",
+            &teacher,
+            "--student",
+            &student,
+            "-c",
+            &config,
+            "-o",
+            &eval_dir,
+            &eval_list,
+            "--out",
+            &out.display().to_string(),
+            "--data-dir",
+            &train_set.display().to_string(),
+            "--label-file-list",
+            &train_set.join("label.txt").display().to_string(),
+            "--steps",
+            steps,
+            "--batch-size",
+            "2",
+            "--input-size",
+            "256",
+            "--learning-rate",
+            "1e-3",
+            "--eval-every",
+            "2",
+            "--checkpoint-every",
+            "1",
+            "--seed",
+            "7",
+            "--device",
+            "cpu",
+        ]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        json(&out.join("recover_report.json"))
+    };
+    let report = recover("2");
+    assert_eq!(report["metric"], "hmean");
+    assert_eq!(report["steps"], 2);
+    assert_eq!(report["device"], "cpu");
+    let history = report["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2);
+    assert!(history.iter().all(|h| h["loss"].as_f64().unwrap().is_finite()));
+    assert!(history[1]["metric"].is_f64(), "{report}");
+    for key in ["baseline", "pruned", "recovered"] {
+        assert!((0.0..=1.0).contains(&report[key].as_f64().unwrap()), "{key}: {report}");
+    }
+    assert!(report["recovered"].as_f64() >= report["pruned"].as_f64());
+    // The recovered model loads and keeps the pruned model's inputs and outputs.
+    let recovered = onnx::read(&out.join("recovered.onnx")).unwrap();
+    let pruned = onnx::read(Path::new(&student)).unwrap();
+    assert_eq!(
+        (&recovered.inputs, &recovered.outputs),
+        (&pruned.inputs, &pruned.outputs)
+    );
+
+    // A second run with the same options finds the finished checkpoint and trains no further.
+    let resumed = recover("2");
+    assert_eq!(resumed["resumed_at"], 2);
+    assert_eq!(resumed["history"].as_array().unwrap().len(), 0);
+    assert_eq!(resumed["recovered"], report["recovered"]);
+}
