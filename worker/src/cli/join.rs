@@ -72,7 +72,7 @@ const LISTEN_GRACE: Duration = Duration::from_secs(1);
 
 /// One worker of `--device all`: its device, and the label that sets it apart in its name, cache folder and
 /// logs (`cuda:N`, or `cpu-standin-N` for a stand-in).
-struct Seat {
+struct WorkerDevice {
     device: Device,
     label: String,
 }
@@ -103,26 +103,26 @@ pub fn run(args: &Args) -> Result<()> {
     if args.device != "all" {
         return join::run(options(parse_device(&args.device)?, cache_dir, name));
     }
-    let workers = seats_for_all(args.cpu_standins)
+    let workers = devices_for_all(args.cpu_standins)
         .into_iter()
-        .map(|seat| {
-            let folder = cache_dir.join(seat.label.replace(':', "-"));
-            let worker = options(seat.device, folder, format!("{name}/{}", seat.label));
-            (seat.label, worker)
+        .map(|worker_device| {
+            let folder = cache_dir.join(worker_device.label.replace(':', "-"));
+            let worker = options(worker_device.device, folder, format!("{name}/{}", worker_device.label));
+            (worker_device.label, worker)
         })
         .collect();
     run_each(workers)
 }
 
 /// The workers `--device all` runs: one per visible GPU, the CPU alone without one, or the stand-ins.
-fn seats_for_all(cpu_standins: Option<u16>) -> Vec<Seat> {
+fn devices_for_all(cpu_standins: Option<u16>) -> Vec<WorkerDevice> {
     if let Some(count) = cpu_standins {
         tracing::warn!(
             count,
             "--device all: CPU stand-ins instead of GPUs ({CPU_STANDINS_ENV}, for tests)"
         );
         return (0..count)
-            .map(|index| Seat {
+            .map(|index| WorkerDevice {
                 device: Device::Cpu,
                 label: format!("cpu-standin-{index}"),
             })
@@ -137,7 +137,7 @@ fn seats_for_all(cpu_standins: Option<u16>) -> Vec<Seat> {
     report
         .join_all()
         .into_iter()
-        .map(|device| Seat {
+        .map(|device| WorkerDevice {
             device,
             label: device_name(device),
         })
