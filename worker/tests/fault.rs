@@ -24,7 +24,7 @@ use sensgrid_model::prune::{Criterion, Plan};
 use sensgrid_proto::v1::{Cell, CreateRunRequest, GetRunRequest, GetRunResponse, JobKind, JobState};
 use sensgrid_worker::evaluate::Session;
 
-use common::{Proc, coordinator_bin, free_port, succeed};
+use common::{Log, Proc, coordinator_bin, free_port, succeed};
 
 const CLUSTER: &str = "fault";
 const CLUSTER_PORT: &str = "5433";
@@ -252,53 +252,6 @@ fn reference_metrics(config: Config) -> (Vec<(String, f64)>, Metrics) {
         expected.insert(Some((key.clone(), ratio.to_bits())), metrics.into_map());
     }
     (cells, expected)
-}
-
-/// What a worker's log says: `worker join --log-format json`, one event per line, each event of a job inside
-/// its `job` span (so the span's `job_id` and `epoch` say which lease it is about).
-struct Log {
-    text: String,
-}
-
-/// The messages that end a job's lease on the worker (see `sensgrid_worker::join`).
-const ENDS: [&str; 4] = ["completed", "failed", "stopped", "report"];
-
-impl Log {
-    fn read(scratch: &Path, name: &str) -> Log {
-        Log {
-            text: std::fs::read_to_string(scratch.join(format!("{name}.log"))).unwrap_or_default(),
-        }
-    }
-
-    /// The events of jobs: (job, epoch, message). A line still being written is not one yet.
-    fn events(&self) -> impl Iterator<Item = (i64, i64, String)> {
-        self.text.lines().filter_map(|line| {
-            let event: serde_json::Value = serde_json::from_str(line).ok()?;
-            let span = &event["span"];
-            let message = event["message"].as_str()?.to_owned();
-            Some((span["job_id"].as_i64()?, span["epoch"].as_i64()?, message))
-        })
-    }
-
-    /// The job the worker started last, when it has not ended it yet.
-    fn running(&self) -> Option<(i64, i64)> {
-        let (job, epoch, _) = self.events().filter(|(_, _, message)| message == "started").last()?;
-        let ended = self
-            .events()
-            .any(|(j, e, message)| (j, e) == (job, epoch) && ENDS.iter().any(|end| message.starts_with(end)));
-        (!ended).then_some((job, epoch))
-    }
-
-    /// For each job, the epochs under which the coordinator took a completion from this worker.
-    fn completions(&self) -> BTreeMap<i64, BTreeSet<i64>> {
-        let mut completions: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
-        for (job, epoch, message) in self.events() {
-            if message == "completed" {
-                completions.entry(job).or_default().insert(epoch);
-            }
-        }
-        completions
-    }
 }
 
 /// Polls `GetRun` until `check` answers something, for at most [`RUN_TIMEOUT`]. Calls the coordinator does

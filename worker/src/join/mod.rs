@@ -389,20 +389,22 @@ impl Worker {
 
     /// Polls when the worker holds fewer jobs than it may. The job that just finished (if any) has its report
     /// sent on: a completion rides in that poll when it refills the prefetch queue, anything else goes by a
-    /// call of its own.
+    /// call of its own. A poll that refills nothing (`--prefetch 0`, or after a local fault) waits for the
+    /// reports on their way, as before pipelining: a poll must not overtake a completion, whose early stop
+    /// may rule out the cell it would claim.
     fn poll_or_deliver(&mut self) {
         let held = self.prefetched.len() + usize::from(self.computing.is_some());
         let capacity = self.capacity();
-        let poll = self.polling.is_none() && self.poll_after.is_none() && held < capacity;
-        let finished = self.finished.take();
-        let (carried, separate) = match finished {
-            Some(finished) if poll && capacity > 1 && finished.carriable() => (Some(finished), None),
+        let refill = capacity > 1;
+        let may_poll = self.polling.is_none() && self.poll_after.is_none() && held < capacity;
+        let (carried, separate) = match self.finished.take() {
+            Some(finished) if may_poll && refill && finished.carriable() => (Some(finished), None),
             other => (None, other),
         };
         if let Some(finished) = separate {
             self.deliver(finished);
         }
-        if poll {
+        if may_poll && (refill || self.deliveries.is_empty()) {
             self.start_poll(carried);
         }
     }

@@ -5,6 +5,7 @@
 //! Each test binary compiles this module on its own and uses a part of it.
 #![allow(dead_code)]
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -185,11 +186,17 @@ impl Cluster {
     }
 
     pub fn start_worker(&mut self, name: &str) {
+        self.start_worker_with(name, &[]);
+    }
+
+    /// A worker with `args` after the cluster's own (`--prefetch 0`, `--log-format json`).
+    pub fn start_worker_with(&mut self, name: &str, args: &[&str]) {
         let log = File::create(self.scratch.join(format!("{name}.log"))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_worker"))
             .args(["join", "--coordinator", &self.url(), "--token", WORKER_TOKEN])
             .args(["--device", "cpu", "--name", name, "--cache-dir"])
             .arg(self.scratch.join(format!("cache-{name}")))
+            .args(args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -310,6 +317,53 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.workers.clear();
         self.coordinator = None;
+    }
+}
+
+/// What a worker's log says: `worker join --log-format json`, one event per line, each event of a job inside
+/// its `job` span (so the span's `job_id` and `epoch` say which lease it is about).
+pub struct Log {
+    text: String,
+}
+
+/// The messages that end a job's lease on the worker (see `sensgrid_worker::join`).
+const ENDS: [&str; 4] = ["completed", "failed", "stopped", "report"];
+
+impl Log {
+    pub fn read(scratch: &Path, name: &str) -> Log {
+        Log {
+            text: std::fs::read_to_string(scratch.join(format!("{name}.log"))).unwrap_or_default(),
+        }
+    }
+
+    /// The events of jobs: (job, epoch, message). A line still being written is not one yet.
+    pub fn events(&self) -> impl Iterator<Item = (i64, i64, String)> {
+        self.text.lines().filter_map(|line| {
+            let event: serde_json::Value = serde_json::from_str(line).ok()?;
+            let span = &event["span"];
+            let message = event["message"].as_str()?.to_owned();
+            Some((span["job_id"].as_i64()?, span["epoch"].as_i64()?, message))
+        })
+    }
+
+    /// The job the worker started last, when it has not ended it yet.
+    pub fn running(&self) -> Option<(i64, i64)> {
+        let (job, epoch, _) = self.events().filter(|(_, _, message)| message == "started").last()?;
+        let ended = self
+            .events()
+            .any(|(j, e, message)| (j, e) == (job, epoch) && ENDS.iter().any(|end| message.starts_with(end)));
+        (!ended).then_some((job, epoch))
+    }
+
+    /// For each job, the epochs under which the coordinator took a completion from this worker.
+    pub fn completions(&self) -> BTreeMap<i64, BTreeSet<i64>> {
+        let mut completions: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
+        for (job, epoch, message) in self.events() {
+            if message == "completed" {
+                completions.entry(job).or_default().insert(epoch);
+            }
+        }
+        completions
     }
 }
 

@@ -1,0 +1,225 @@
+//! Pipelined leases on real processes (issue 24): a real `coordinator serve` on a fresh database, real
+//! `worker join` processes with JSON logs, PP-OCRv3 det on four synthetic images.
+//!
+//! A worker with `--prefetch 1` is killed with SIGKILL while it holds two leases, the job it computes and the
+//! one it prefetched. A second worker joins and the run ends done with every cell, nothing lost: the two jobs
+//! come back when their leases expire (the cluster's 4 s lease) and the second worker does them. Nothing is
+//! computed twice: each job is completed once across both logs, and the only job started on both workers is
+//! the one the killed worker was computing. The same config run again by a worker with `--prefetch 0` gives the
+//! same results, job for job.
+//!
+//! A test binary of its own, so cargo runs it apart from the other real-process tests.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{Cluster, Database, Log, TailsOnPanic, root, wait_for};
+
+/// How long the killed worker may take to complete a job and hold two leases: loading the model, the baseline
+/// and a cell on two busy cores.
+const HOLD_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[test]
+fn a_worker_killed_holding_a_prefetched_job_loses_nothing_and_computes_nothing_twice() {
+    let scratch = common::scratch("prefetch_kill");
+    let _tails = TailsOnPanic(scratch.clone());
+    let data = scratch.join("data");
+    common::synth("det", "4", "11", &data);
+    // Two groups (conv2d_0 and conv2d_1) at three ratios: six cells, a fraction of a second each once the model is
+    // loaded.
+    let sections =
+        "Sensitivity:\n  ratios: [0.3, 0.5, 0.7]\n  skip: ['conv2d_transpose_*', 'conv2d_[2-9]*', 'conv2d_1[0-9]*']\n";
+    let model = root().join("models/ch_PP-OCRv3_det_infer.onnx");
+    let config = scratch.join("det.yml");
+    std::fs::write(&config, common::det_config(&model, &data, sections)).unwrap();
+
+    let database = Database::create("prefetch_kill");
+    let mut cluster = Cluster::new(&scratch, &database.url);
+    cluster.start_coordinator();
+    let run = cluster.submit(&config);
+    let json = ["--log-format", "json"];
+    cluster.start_worker_with("killed", &[&json[..], &["--prefetch", "1"]].concat());
+
+    // Frozen (SIGSTOP, it is the only worker) once it has completed a job and holds two leases, so that what
+    // the store and its log say is what it held and had done when killed.
+    let leased_to_killed = format!(
+        "SELECT string_agg(j.id || ':' || j.lease_epoch, ' ' ORDER BY j.id) FROM job j \
+         JOIN worker w ON w.id = j.lease_owner WHERE j.run_id = {run} AND j.state = 'leased' AND w.name = 'killed'"
+    );
+    let holds_two_after_a_completion = || {
+        let held = parse_leases(&database.psql(&leased_to_killed));
+        (held.len() == 2 && !completed(&Log::read(&scratch, "killed")).is_empty()).then_some(held)
+    };
+    let held: BTreeMap<i64, i64> = wait_for(HOLD_TIMEOUT, "the worker to hold two leases after a completion", || {
+        holds_two_after_a_completion()?;
+        cluster.signal_workers(libc::SIGSTOP);
+        // Lets a call already sent land on the coordinator.
+        std::thread::sleep(Duration::from_millis(500));
+        let held = holds_two_after_a_completion();
+        if held.is_none() {
+            cluster.signal_workers(libc::SIGCONT);
+        }
+        held
+    });
+    cluster.kill_worker("killed");
+    let killed = Log::read(&scratch, "killed");
+    let computing = killed.running().expect("the killed worker was computing a job");
+    assert!(
+        held.get(&computing.0) == Some(&computing.1),
+        "the job computing, {computing:?}, is not one of the two held: {held:?}"
+    );
+    let (prefetched, _) = held
+        .iter()
+        .find(|&(&job, _)| job != computing.0)
+        .expect("a prefetched job");
+    assert!(
+        !started(&killed).contains_key(prefetched),
+        "job {prefetched} was prefetched, not started"
+    );
+
+    cluster.start_worker_with("second", &[&json[..], &["--prefetch", "1"]].concat());
+    cluster.watch(run);
+    assert_eq!(
+        database.psql(&format!("SELECT state FROM run WHERE id = {run}")),
+        "done"
+    );
+    let cells: usize = database
+        .psql(&format!(
+            "SELECT count(*) FROM job WHERE run_id = {run} AND kind = 'cell'"
+        ))
+        .parse()
+        .unwrap();
+    assert!(cells >= 4, "{cells} cells: too few for the test to hold two");
+    assert_eq!(
+        database.psql(&format!(
+            "SELECT count(*) FROM job WHERE run_id = {run} AND state <> 'done'"
+        )),
+        "0",
+        "every job done: {}",
+        database.psql(&format!(
+            "SELECT kind, group_key, ratio, state, last_error FROM job WHERE run_id = {run}"
+        ))
+    );
+    // Both held jobs came back and went to the second worker, under a later lease.
+    for (job, epoch) in &held {
+        assert_eq!(
+            database.psql(&format!(
+                "SELECT w.name || ' ' || (j.lease_epoch > {epoch}) FROM job j JOIN worker w ON w.id = j.done_by \
+                 WHERE j.id = {job}"
+            )),
+            "second true",
+            "job {job}, held at epoch {epoch} when the worker was killed"
+        );
+    }
+    let results = scratch.join("results");
+    cluster.results(run, &results);
+    let csv = std::fs::read_to_string(results.join("sensitivities.csv")).unwrap();
+    assert_eq!(csv.lines().count(), cells + 1, "a line per cell: {csv}");
+
+    // Nothing computed twice: one completion per job across both logs, none of the killed worker's again, and
+    // only the job it was computing started on both.
+    let second = Log::read(&scratch, "second");
+    let jobs: Vec<i64> = database
+        .psql(&format!("SELECT id FROM job WHERE run_id = {run} ORDER BY id"))
+        .lines()
+        .map(|id| id.parse().unwrap())
+        .collect();
+    let (completed_killed, completed_second) = (completed(&killed), completed(&second));
+    for job in &jobs {
+        let times = completed_killed.get(job).unwrap_or(&0) + completed_second.get(job).unwrap_or(&0);
+        assert_eq!(
+            times, 1,
+            "job {job} completed {times} times: killed {completed_killed:?}, second {completed_second:?}"
+        );
+    }
+    let (started_killed, started_second) = (started(&killed), started(&second));
+    let started_on_both: Vec<&i64> = started_killed
+        .keys()
+        .filter(|job| started_second.contains_key(job))
+        .collect();
+    assert_eq!(
+        started_on_both,
+        [&computing.0],
+        "started on both workers: killed {started_killed:?}, second {started_second:?}"
+    );
+    assert!(
+        started_killed.values().chain(started_second.values()).all(|&n| n == 1),
+        "a job started twice on one worker: killed {started_killed:?}, second {started_second:?}"
+    );
+    // The second worker pipelined: a job started before the completion of the one before it was taken.
+    assert!(
+        pipelined(&second),
+        "the second worker never started a job before the previous one's completion"
+    );
+
+    // The same config without prefetching: the same results, job for job.
+    cluster.stop_worker("second");
+    cluster.start_worker_with("serial", &[&json[..], &["--prefetch", "0"]].concat());
+    let serial_run = cluster.submit(&config);
+    cluster.watch(serial_run);
+    let serial = Log::read(&scratch, "serial");
+    assert!(
+        !pipelined(&serial),
+        "--prefetch 0 started a job before the previous one was completed"
+    );
+    let results_of = |run: i64| {
+        database.psql(&format!(
+            "SELECT kind || ' ' || coalesce(group_key, '') || ' ' || coalesce(ratio::text, '') || ' ' || (result -> 'metrics') \
+             FROM job WHERE run_id = {run} ORDER BY kind, group_key, ratio"
+        ))
+    };
+    assert_eq!(
+        results_of(run),
+        results_of(serial_run),
+        "prefetch 1 (run {run}) and prefetch 0 (run {serial_run})"
+    );
+}
+
+/// `id:epoch id:epoch …` as a map.
+fn parse_leases(text: &str) -> BTreeMap<i64, i64> {
+    text.split_whitespace()
+        .map(|lease| {
+            let (job, epoch) = lease.split_once(':').unwrap();
+            (job.parse().unwrap(), epoch.parse().unwrap())
+        })
+        .collect()
+}
+
+/// How often each job has `message` in `log`.
+fn count(log: &Log, message: &str) -> BTreeMap<i64, usize> {
+    let mut counts = BTreeMap::new();
+    for (job, _, event) in log.events() {
+        if event == message {
+            *counts.entry(job).or_default() += 1;
+        }
+    }
+    counts
+}
+
+fn completed(log: &Log) -> BTreeMap<i64, usize> {
+    count(log, "completed")
+}
+
+fn started(log: &Log) -> BTreeMap<i64, usize> {
+    count(log, "started")
+}
+
+/// Whether the worker ever started a job before the coordinator had taken the previous job's completion.
+fn pipelined(log: &Log) -> bool {
+    let mut open = 0usize;
+    for (_, _, event) in log.events() {
+        match event.as_str() {
+            "started" => {
+                if open > 0 {
+                    return true;
+                }
+                open += 1;
+            }
+            "completed" => open = open.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
