@@ -343,6 +343,16 @@ pub async fn apply_early_stop<S: JobStore>(
     Ok(skipped)
 }
 
+/// The metric of the run's done baseline among `jobs`, that cells' losses are computed against; `None` before
+/// the baseline is done, or when its metric is missing or 0 (no loss can be computed).
+pub fn baseline_metric(spec: &RunSpec, jobs: &[Job]) -> Option<f64> {
+    jobs.iter()
+        .find(|j| j.kind == JobKind::Baseline && j.state == JobState::Done)
+        .and_then(|j| j.result.as_ref())
+        .and_then(|r| crate::sensitivity::metric(r, &spec.metric))
+        .filter(|b| *b != 0.0)
+}
+
 /// One group's early stop: its smallest ratio whose loss exceeds the threshold.
 #[derive(Clone, Debug, PartialEq)]
 struct EarlyStop {
@@ -369,12 +379,7 @@ fn early_stops(spec: &RunSpec, jobs: &[Job]) -> Vec<EarlyStop> {
     let Some(threshold) = spec.early_stop_loss else {
         return Vec::new();
     };
-    let baseline = jobs
-        .iter()
-        .find(|j| j.kind == JobKind::Baseline && j.state == JobState::Done)
-        .and_then(|j| j.result.as_ref())
-        .and_then(|r| crate::sensitivity::metric(r, &spec.metric));
-    let Some(baseline) = baseline.filter(|b| *b != 0.0) else {
+    let Some(baseline) = baseline_metric(spec, jobs) else {
         return Vec::new();
     };
     let mut stops: Vec<EarlyStop> = Vec::new();

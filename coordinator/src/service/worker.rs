@@ -66,9 +66,20 @@ pub struct WorkerApi<S> {
     /// Workers known to be registered. Workers are never removed, so once seen an id stays valid; a poll from
     /// an unknown id is refused here rather than failing a whole claim batch.
     registered: Mutex<HashSet<WorkerId>>,
-    /// Per run seen completing lately, the run when its spec has an early stop (None when it has none): a spec
-    /// never changes, and reading it again for every completion would cost a query each.
-    early_stop_runs: Mutex<RecentRuns<Option<Arc<Run>>>>,
+    /// Per run seen completing lately, what its early stop needs (None when its spec has none): a spec never
+    /// changes, and reading it again for every completion would cost a query each.
+    early_stop_runs: Mutex<RecentRuns<Option<EarlyStopRun>>>,
+}
+
+/// A run with an early stop, as the worker service checks it after each completion.
+#[derive(Clone, Debug)]
+struct EarlyStopRun {
+    run: Arc<Run>,
+    spec: Arc<RunSpec>,
+    /// The spec's `early_stop_loss`.
+    threshold: f64,
+    /// The baseline's metric, once read done: from then on a completion is checked by its own loss.
+    baseline: Option<f64>,
 }
 
 impl<S: JobStore> WorkerApi<S> {
@@ -102,30 +113,51 @@ impl<S: JobStore> WorkerApi<S> {
     }
 
     /// Applies the early stop of the run of `job` (the job a completion named, as the store answered it), if
-    /// it has one, now that the job is done (see the module docs). A run without one costs no query once its
-    /// spec has been read: this runs for every completion.
-    async fn early_stop_after(&self, job: Option<NamedJob>) -> Result<(), StoreError> {
+    /// it has one, now that the job is done with `result` (see the module docs). This runs for every
+    /// completion, so it reads the store only when the completion may stop a group: a run without an early
+    /// stop costs no query once its spec has been read, and in a run with one, once its baseline is known,
+    /// only a cell whose own loss exceeds the threshold has the run's cells read and the stops applied.
+    async fn early_stop_after(&self, job: Option<NamedJob>, result: &serde_json::Value) -> Result<(), StoreError> {
         let Some(job) = job.filter(|job| job.kind == JobKind::Cell) else {
             return Ok(());
         };
         let known = self.early_stop_runs().get(job.run_id);
-        let run = match known {
-            Some(run) => run,
+        let stop = match known {
+            Some(stop) => stop,
             None => {
                 let Some(run) = self.store.run_get(job.run_id).await? else {
                     return Ok(());
                 };
-                let has_early_stop = RunSpec::from_json(&run.spec).is_ok_and(|spec| spec.early_stop_loss.is_some());
-                let run = has_early_stop.then(|| Arc::new(run));
-                self.early_stop_runs().insert(job.run_id, run.clone());
-                run
+                let stop = RunSpec::from_json(&run.spec).ok().and_then(|spec| {
+                    let threshold = spec.early_stop_loss?;
+                    Some(EarlyStopRun {
+                        run: Arc::new(run),
+                        spec: Arc::new(spec),
+                        threshold,
+                        baseline: None,
+                    })
+                });
+                self.early_stop_runs().insert(job.run_id, stop.clone());
+                stop
             }
         };
-        let Some(run) = run else {
+        let Some(mut stop) = stop else {
             return Ok(());
         };
-        let jobs = self.store.job_list_by_run(run.id).await?;
-        pipeline::apply_early_stop(&self.store, self.clock.as_ref(), &run, &jobs).await?;
+        if let Some(baseline) = stop.baseline {
+            let loss = crate::sensitivity::cell_loss(result, baseline, &stop.spec.metric);
+            if !loss.is_some_and(|loss| loss > stop.threshold) {
+                return Ok(());
+            }
+        }
+        let jobs = self.store.job_list_by_run(job.run_id).await?;
+        if stop.baseline.is_none() {
+            stop.baseline = pipeline::baseline_metric(&stop.spec, &jobs);
+            if stop.baseline.is_some() {
+                self.early_stop_runs().insert(job.run_id, Some(stop.clone()));
+            }
+        }
+        pipeline::apply_early_stop(&self.store, self.clock.as_ref(), &stop.run, &jobs).await?;
         Ok(())
     }
 
@@ -133,7 +165,13 @@ impl<S: JobStore> WorkerApi<S> {
     async fn complete(&self, request: pb::CompleteJobRequest) -> Result<(), Status> {
         let lease = convert::lease(request.job_id, request.lease_epoch)?;
         let result = convert::completion_result(&request)?;
-        let completed = self.completer.complete(JobCompletion { lease, result }).await?;
+        let completed = self
+            .completer
+            .complete(JobCompletion {
+                lease,
+                result: result.clone(),
+            })
+            .await?;
         let outcome = completed.outcome;
         let job = lease.job_id;
         match outcome {
@@ -144,7 +182,7 @@ impl<S: JobStore> WorkerApi<S> {
         }
         match outcome {
             CompleteOutcome::Accepted | CompleteOutcome::AlreadyAccepted => {
-                if let Err(error) = self.early_stop_after(completed.job).await {
+                if let Err(error) = self.early_stop_after(completed.job, &result).await {
                     // The result is stored; the pipeline's next round applies the stop instead.
                     tracing::warn!(job_id = %job, %error, "applying the early stop after a completion failed");
                 }
@@ -162,7 +200,7 @@ impl<S: JobStore> WorkerApi<S> {
         }
     }
 
-    fn early_stop_runs(&self) -> std::sync::MutexGuard<'_, RecentRuns<Option<Arc<Run>>>> {
+    fn early_stop_runs(&self) -> std::sync::MutexGuard<'_, RecentRuns<Option<EarlyStopRun>>> {
         // A map of runs cannot be left half-updated by a panic.
         self.early_stop_runs.lock().unwrap_or_else(PoisonError::into_inner)
     }
