@@ -7,6 +7,9 @@
 //! measures at the client: the time from sending a poll to receiving its job (dispatch latency), and claims
 //! plus completions per second over the whole run. It prints one line per N, then one JSON object with the
 //! figures and `meets_target` as the last line. It fails only on a broken setup, never on a figure.
+//!
+//! The clients report each job with `CompleteJob` (the headline figures), or with `--report-through-poll` in
+//! their next `PollJob` (pipelined leases: one round trip per job, its latency then including the report).
 
 mod simulate;
 
@@ -73,6 +76,9 @@ struct Args {
     /// Connections in the coordinator's database pool.
     #[arg(long, default_value_t = 8)]
     pool: u32,
+    /// Report each job in the next poll (`PollJobRequest.complete`) instead of a `CompleteJob` call.
+    #[arg(long)]
+    report_through_poll: bool,
 }
 
 /// The figures of one client count.
@@ -153,6 +159,7 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
     let summary = json!({
         "bench": "dispatch",
         "pool": args.pool,
+        "reports": if args.report_through_poll { "poll" } else { "complete_job" },
         "results": results,
         "target": {"clients": TARGET_CLIENTS, "jobs_per_s": TARGET_JOBS_PER_S, "dispatch_p99_ms": TARGET_P99_MS},
         "meets_target": meets_target,
@@ -216,7 +223,7 @@ async fn measure_all(args: &Args, endpoint: &str) -> anyhow::Result<Vec<Figures>
     let mut figures = Vec::new();
     for &clients in &args.clients {
         let run = create_run(&mut admin, &model, &dataset, args.jobs).await?;
-        let f = measure(endpoint, clients, args.jobs + 1).await?;
+        let f = measure(endpoint, clients, args.jobs + 1, args.report_through_poll).await?;
         let state = admin
             .get_run(pb::GetRunRequest { run_id: run })
             .await
@@ -273,7 +280,7 @@ async fn create_run(admin: &mut client::AdminClient, model: &str, dataset: &str,
 }
 
 /// Runs `clients` workers until `total` jobs are done; answers the figures.
-async fn measure(endpoint: &str, clients: usize, total: usize) -> anyhow::Result<Figures> {
+async fn measure(endpoint: &str, clients: usize, total: usize, report_through_poll: bool) -> anyhow::Result<Figures> {
     let mut workers = Vec::with_capacity(clients);
     for i in 0..clients {
         let mut worker = client::worker_client(client::connect(endpoint, None).await?, WORKER_TOKEN)?;
@@ -293,7 +300,14 @@ async fn measure(endpoint: &str, clients: usize, total: usize) -> anyhow::Result
     let start = Instant::now();
     let tasks: Vec<_> = workers
         .into_iter()
-        .map(|(worker, id)| tokio::spawn(work(worker, id, total, completed.clone(), start)))
+        .map(|(worker, id)| {
+            let client = Client {
+                worker,
+                worker_id: id,
+                report_through_poll,
+            };
+            tokio::spawn(client.work(total, completed.clone(), start))
+        })
         .collect();
     let mut latencies = Vec::with_capacity(total);
     let mut last_completion = Duration::ZERO;
@@ -316,41 +330,63 @@ async fn measure(endpoint: &str, clients: usize, total: usize) -> anyhow::Result
     })
 }
 
-/// One simulated worker: polls, completes at once, until every job of the run is done. Answers its dispatch
-/// latencies and when its last completion returned (since `start`).
-async fn work(
-    mut worker: WorkerClient,
+/// One simulated worker.
+struct Client {
+    worker: WorkerClient,
     worker_id: i64,
-    total: usize,
-    completed: Arc<AtomicUsize>,
-    start: Instant,
-) -> anyhow::Result<(Vec<Duration>, Duration)> {
-    let mut latencies = Vec::new();
-    let mut finished = Duration::ZERO;
-    while completed.load(Ordering::Relaxed) < total {
-        let asked = Instant::now();
-        let polled = worker
-            .poll_job(pb::PollJobRequest {
-                worker_id,
-                wait_ms: 200,
-                complete: None,
-            })
-            .await
-            .context("PollJob")?
-            .into_inner();
-        let Some(job) = polled.job else {
-            continue;
-        };
-        latencies.push(asked.elapsed());
-        let request = pb::CompleteJobRequest {
-            job_id: job.job_id,
-            lease_epoch: job.lease_epoch,
-            metrics: [("hmean".to_string(), 0.5), ("num_samples".to_string(), 1.0)].into(),
-            ..Default::default()
-        };
-        worker.complete_job(request).await.context("CompleteJob")?;
-        completed.fetch_add(1, Ordering::Relaxed);
-        finished = start.elapsed();
+    /// Whether a job's report rides on the next poll rather than a `CompleteJob` call of its own.
+    report_through_poll: bool,
+}
+
+impl Client {
+    /// Polls and completes each job at once until every job of the run is done. Answers its dispatch latencies
+    /// and when its last completion returned (since `start`).
+    async fn work(
+        mut self,
+        total: usize,
+        completed: Arc<AtomicUsize>,
+        start: Instant,
+    ) -> anyhow::Result<(Vec<Duration>, Duration)> {
+        let mut latencies = Vec::new();
+        let mut finished = Duration::ZERO;
+        // The report of the last job, when it travels with the next poll.
+        let mut report = None;
+        while completed.load(Ordering::Relaxed) < total {
+            let asked = Instant::now();
+            let carried: Option<pb::CompleteJobRequest> = report.take();
+            let reported = carried.is_some();
+            let polled = self
+                .worker
+                .poll_job(pb::PollJobRequest {
+                    worker_id: self.worker_id,
+                    wait_ms: 200,
+                    complete: carried,
+                })
+                .await
+                .context("PollJob")?
+                .into_inner();
+            if reported {
+                completed.fetch_add(1, Ordering::Relaxed);
+                finished = start.elapsed();
+            }
+            let Some(job) = polled.job else {
+                continue;
+            };
+            latencies.push(asked.elapsed());
+            let request = pb::CompleteJobRequest {
+                job_id: job.job_id,
+                lease_epoch: job.lease_epoch,
+                metrics: [("hmean".to_string(), 0.5), ("num_samples".to_string(), 1.0)].into(),
+                ..Default::default()
+            };
+            if self.report_through_poll {
+                report = Some(request);
+                continue;
+            }
+            self.worker.complete_job(request).await.context("CompleteJob")?;
+            completed.fetch_add(1, Ordering::Relaxed);
+            finished = start.elapsed();
+        }
+        Ok((latencies, finished))
     }
-    Ok((latencies, finished))
 }
