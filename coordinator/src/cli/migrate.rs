@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use sensgrid_client::stdout::write_stdout;
 use sensgrid_coordinator::MIGRATOR;
+use sensgrid_coordinator::store::pg;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
@@ -28,7 +29,7 @@ pub async fn run(args: MigrateArgs) -> Result<()> {
 pub async fn migrated_pool(database_url: &str, max_connections: u32) -> Result<PgPool> {
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
-        .connect(database_url)
+        .connect_with(pg::connect_options(database_url).with_context(|| format!("--database-url '{database_url}'"))?)
         .await
         .with_context(|| format!("connecting to {database_url}"))?;
     MIGRATOR.run(&pool).await.context("applying migrations")?;

@@ -24,7 +24,7 @@ use sensgrid_coordinator::MIGRATOR;
 use sensgrid_coordinator::clock::SystemClock;
 use sensgrid_coordinator::service::{self, ServiceConfig};
 use sensgrid_coordinator::store::Backoff;
-use sensgrid_coordinator::store::pg::PgStore;
+use sensgrid_coordinator::store::pg::{self, PgStore};
 use sensgrid_proto::v1 as pb;
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
@@ -177,7 +177,7 @@ fn round(value: f64, decimals: i32) -> f64 {
 async fn bench(args: &Args, database_url: &str, artifact_dir: &std::path::Path) -> anyhow::Result<Vec<Figures>> {
     let pool = PgPoolOptions::new()
         .max_connections(args.pool)
-        .connect(database_url)
+        .connect_with(pg::connect_options(database_url).with_context(|| format!("database URL {database_url}"))?)
         .await
         .with_context(|| format!("connecting to {database_url}"))?;
     MIGRATOR.run(&pool).await.context("applying migrations")?;
