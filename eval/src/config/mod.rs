@@ -3,9 +3,9 @@
 //!
 //! A loaded [`Config`] keeps the whole tree with the origin of every key and value ([`tree`]), so every
 //! error, however late, says `file:line: key path: message` or names the override that set the value. The
-//! strict sections ([`schema`]: `Sensitivity`, `Prune`, `PostProcess`, `Metric`, `Eval.dataset`) refuse
-//! unknown and mistyped keys; everything else is kept and ignored. Typed reading is in `read.rs`, overrides in
-//! [`overrides`], the skip patterns in [`glob`].
+//! strict sections ([`schema`]: `Sensitivity`, `Prune`, `Recover`, `PostProcess`, `Metric`, `Eval.dataset`)
+//! refuse unknown and mistyped keys; everything else is kept and ignored. Typed reading is in `read.rs`,
+//! overrides in [`overrides`], the skip patterns in [`glob`].
 //!
 //! ```no_run
 //! # use sensgrid_eval::config::Config;
@@ -31,6 +31,7 @@ pub use schema::dataset::EvalDataset;
 pub use schema::metric::{Metric, MetricKind};
 pub use schema::post_process::PostProcess;
 pub use schema::prune::{MeasuredTarget, Prune, PruneTarget};
+pub use schema::recover::Recover;
 pub use schema::sensitivity::{Precision, Sensitivity};
 pub use schema::transform::Transform;
 pub use tree::{Node, Origin, Value};
@@ -182,6 +183,11 @@ impl Config {
     /// `Prune`, when the config has it.
     pub fn prune(&self) -> Option<&Prune> {
         self.views.prune.as_ref()
+    }
+
+    /// `Recover`, when the config has it.
+    pub fn recover(&self) -> Option<&Recover> {
+        self.views.recover.as_ref()
     }
 
     /// `PostProcess`, with `Global`'s values merged in as PaddleOCR does.

@@ -291,7 +291,7 @@ fn a_misspelt_section_is_refused_with_the_nearest_name() {
         error(&text, &DET_OVERRIDES),
         format!(
             "det.yml:{line}: unknown section 'Pruning' (expected one of Global, Architecture, Loss, Optimizer, \
-             PostProcess, Metric, Train, Eval, profiler_options, Sensitivity, Prune)"
+             PostProcess, Metric, Train, Eval, profiler_options, Sensitivity, Prune, Recover)"
         )
     );
     // The same rule for a section an override creates.

@@ -10,7 +10,7 @@ use sensgrid_eval::Config;
 
 use super::write_stdout;
 use crate::exec::parse_device;
-use crate::recover::{Distillation, Options, Recovery, TrainSet};
+use crate::recover::{Options, Recovery, TrainSet};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -20,8 +20,9 @@ pub struct Args {
     /// The pruned model to recover.
     #[arg(long)]
     student: PathBuf,
-    /// A PaddleOCR-style YAML config: its eval set scores the models, its `Train.dataset` (unless
-    /// --data-dir is given) holds the training images. `Global.pretrained_model` is ignored.
+    /// A PaddleOCR-style YAML config: its eval set scores the models, its `Recover` section sets the options
+    /// below, and `Recover.data_dir` or else its `Train.dataset` (unless --data-dir is given) holds the
+    /// training images. `Global.pretrained_model` is ignored.
     #[arg(long, short = 'c')]
     config: PathBuf,
     /// Overrides, as for `worker eval`.
@@ -30,31 +31,32 @@ pub struct Args {
     /// Where recovered.onnx, recover_report.json and the checkpoint go.
     #[arg(long)]
     out: PathBuf,
-    /// The training images' directory (instead of `Train.dataset.data_dir`); needs --label-file-list.
+    /// The training images' directory (instead of `Recover.data_dir` or `Train.dataset.data_dir`); needs
+    /// --label-file-list.
     #[arg(long, requires = "label_file_list")]
     data_dir: Option<PathBuf>,
     /// The training set's label files (instead of `Train.dataset.label_file_list`).
     #[arg(long, num_args = 1.., requires = "data_dir")]
     label_file_list: Vec<PathBuf>,
-    /// Training steps (default 500).
+    /// Training steps (default: Recover.steps, else 500).
     #[arg(long)]
     steps: Option<u64>,
-    /// Images per step (default: det 4, rec and cls 32).
+    /// Images per step (default: Recover.batch_size, else det 4, rec and cls 32).
     #[arg(long)]
     batch_size: Option<usize>,
-    /// The peak learning rate (default 1e-4).
+    /// The peak learning rate (default: Recover.learning_rate, else 1e-4).
     #[arg(long)]
     learning_rate: Option<f64>,
-    /// The side of det's square training crops (default 640).
+    /// The side of det's square training crops (default: Recover.input_size, else 640).
     #[arg(long)]
     input_size: Option<i64>,
-    /// Write a checkpoint every N steps (default 50).
+    /// Write a checkpoint every N steps (default: Recover.checkpoint_every, else 50).
     #[arg(long)]
     checkpoint_every: Option<u64>,
-    /// Score the student on the eval set every K steps (default 100).
+    /// Score the student on the eval set every K steps (default: Recover.eval_every, else 100).
     #[arg(long)]
     eval_every: Option<u64>,
-    /// Seeds which images each step draws and how they are augmented (default 0).
+    /// Seeds which images each step draws and how they are augmented (default: Recover.seed, else 0).
     #[arg(long)]
     seed: Option<u64>,
     /// auto (the first GPU when there is one), cpu, cuda or cuda:N.
@@ -70,9 +72,9 @@ impl Args {
         Ok(Config::load(&self.config, &overrides)?)
     }
 
-    /// The defaults of the config's model kind, with the flags given.
-    fn options(&self, distillation: Distillation) -> Options {
-        let defaults = Options::defaults(distillation);
+    /// The config's `Recover` options (with the defaults of its model kind), with the flags given.
+    fn options(&self, config: &Config) -> Options {
+        let defaults = Options::of(config);
         Options {
             steps: self.steps.unwrap_or(defaults.steps),
             batch_size: self.batch_size.unwrap_or(defaults.batch_size),
@@ -97,7 +99,7 @@ pub fn run(args: &Args) -> Result<()> {
             "the config has no Train.dataset: give the training images with --data-dir and --label-file-list",
         )?,
     };
-    let options = args.options(Distillation::of(&student));
+    let options = args.options(&student);
     let recovery = Recovery {
         teacher,
         student,

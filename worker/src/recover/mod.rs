@@ -16,8 +16,10 @@
 //!   BatchNormalization nodes, with their new scale and shift.
 //! - **Loss** ([`Distillation`]): det, the binary cross-entropy of the student's probability map against the
 //!   teacher's; rec and cls, the KL divergence of the teacher's class distribution from the student's.
-//! - **Images** ([`images`]): the training set (`Train.dataset`'s `data_dir` and `label_file_list`, or given
-//!   ones) read through the config's *eval* transforms (decode, resize, normalize, as the models see images
+//! - **Options** ([`Options::of`]): the config's `Recover` section (`steps`, `batch_size`, `learning_rate`,
+//!   `input_size`, `seed`, `checkpoint_every`, `eval_every`), with defaults by model kind.
+//! - **Images** ([`images`]): the training set (`Recover.data_dir` and `Recover.label_file_list`, else
+//!   `Train.dataset`'s) read through the config's *eval* transforms (decode, resize, normalize, as the models see images
 //!   at inference); the training config's own augmentations (`IaaAugment`, `EastRandomCropData`,
 //!   `MakeBorderMap`, `MakeShrinkMap`, `RecAug`, ...) are ignored, and det images are augmented here instead:
 //!   a random scale, a random horizontal flip and a random `input_size` square crop (padded where the image is
@@ -94,6 +96,23 @@ pub struct Options {
 }
 
 impl Options {
+    /// The config's `Recover` keys, with the defaults of its model kind for those it leaves out.
+    pub fn of(config: &Config) -> Self {
+        let defaults = Self::defaults(Distillation::of(config));
+        let Some(set) = config.recover() else {
+            return defaults;
+        };
+        Options {
+            steps: set.steps.unwrap_or(defaults.steps),
+            batch_size: set.batch_size.unwrap_or(defaults.batch_size),
+            learning_rate: set.learning_rate.unwrap_or(defaults.learning_rate),
+            input_size: set.input_size.map_or(defaults.input_size, |side| side as i64),
+            seed: set.seed.unwrap_or(defaults.seed),
+            checkpoint_every: set.checkpoint_every.unwrap_or(defaults.checkpoint_every),
+            eval_every: set.eval_every.unwrap_or(defaults.eval_every),
+        }
+    }
+
     /// The defaults for a model kind: det trains on fewer, larger images than rec and cls.
     pub fn defaults(distillation: Distillation) -> Self {
         let (batch_size, learning_rate) = match distillation {
@@ -131,12 +150,20 @@ pub struct TrainSet {
 }
 
 impl TrainSet {
-    /// `Train.dataset.data_dir` and `Train.dataset.label_file_list` of a PaddleOCR training config; None when
-    /// the config has no `Train.dataset`.
+    /// `Recover.data_dir` and `Recover.label_file_list`, else `Train.dataset.data_dir` and
+    /// `Train.dataset.label_file_list` of a PaddleOCR training config; None when the config has neither.
     ///
     /// # Errors
     /// A `Train.dataset` without both keys, or with values that are not paths.
     pub fn from_config(config: &Config) -> Result<Option<TrainSet>> {
+        if let Some(recover) = config.recover()
+            && let (Some(data_dir), Some(label_file_list)) = (&recover.data_dir, &recover.label_file_list)
+        {
+            return Ok(Some(TrainSet {
+                data_dir: data_dir.clone(),
+                label_file_list: label_file_list.clone(),
+            }));
+        }
         let tree = config.tree();
         if tree.lookup("Train.dataset").is_none() {
             return Ok(None);
@@ -190,7 +217,8 @@ pub struct Report {
     pub baseline: f64,
     pub pruned: f64,
     pub recovered: f64,
-    pub steps: u64,
+    /// The options it ran with.
+    pub options: Options,
     /// The step whose weights were exported.
     pub best_step: u64,
     /// The step this process started at (above 0 when it resumed from a checkpoint).
@@ -212,7 +240,11 @@ impl Report {
             "pruned": self.pruned,
             "recovered": self.recovered,
             "won_back": won_back,
-            "steps": self.steps,
+            "steps": self.options.steps,
+            "batch_size": self.options.batch_size,
+            "learning_rate": self.options.learning_rate,
+            "input_size": self.options.input_size,
+            "seed": self.options.seed,
             "best_step": self.best_step,
             "resumed_at": self.resumed_at,
             "wall_s": self.wall_s,
@@ -324,7 +356,7 @@ impl Recovery<'_> {
             baseline,
             pruned,
             recovered: best.metric,
-            steps: options.steps,
+            options: options.clone(),
             best_step: best.step,
             resumed_at,
             wall_s: started.elapsed().as_secs_f64(),

@@ -196,6 +196,10 @@ fn worker_recover_trains_pp_ocrv3_det_pruned_by_a_plan_and_resumes_from_its_chec
             "-o",
             &eval_dir,
             &eval_list,
+            // Options from the config's Recover section, others from flags.
+            "Recover.batch_size=2",
+            "Recover.input_size=256",
+            "Recover.seed=7",
             "--out",
             &out.display().to_string(),
             "--data-dir",
@@ -204,18 +208,12 @@ fn worker_recover_trains_pp_ocrv3_det_pruned_by_a_plan_and_resumes_from_its_chec
             &train_set.join("label.txt").display().to_string(),
             "--steps",
             steps,
-            "--batch-size",
-            "2",
-            "--input-size",
-            "256",
             "--learning-rate",
             "1e-3",
             "--eval-every",
             "2",
             "--checkpoint-every",
             "1",
-            "--seed",
-            "7",
             "--device",
             "cpu",
         ]);
@@ -226,6 +224,10 @@ fn worker_recover_trains_pp_ocrv3_det_pruned_by_a_plan_and_resumes_from_its_chec
     assert_eq!(report["metric"], "hmean");
     assert_eq!(report["steps"], 2);
     assert_eq!(report["device"], "cpu");
+    assert_eq!(
+        (&report["batch_size"], &report["input_size"], &report["seed"]),
+        (&2.into(), &256.into(), &7.into())
+    );
     let history = report["history"].as_array().unwrap();
     assert_eq!(history.len(), 2);
     assert!(history.iter().all(|h| h["loss"].as_f64().unwrap().is_finite()));

@@ -9,6 +9,7 @@ pub mod global;
 pub mod metric;
 pub mod post_process;
 pub mod prune;
+pub mod recover;
 pub mod sensitivity;
 pub mod transform;
 
@@ -21,6 +22,7 @@ use global::Global;
 use metric::Metric;
 use post_process::PostProcess;
 use prune::Prune;
+use recover::Recover;
 use sensitivity::Sensitivity;
 
 /// The typed views of a config, with defaults filled in.
@@ -29,6 +31,7 @@ pub(crate) struct Views {
     pub global: Global,
     pub sensitivity: Sensitivity,
     pub prune: Option<Prune>,
+    pub recover: Option<Recover>,
     pub post_process: PostProcess,
     /// Where `PostProcess.name` is set, for errors about the post-process found once the model is read.
     pub post_process_at: Origin,
@@ -50,6 +53,7 @@ pub(crate) fn read(root: &Map, whole: &Origin) -> Result<Views> {
         global,
         sensitivity: sensitivity::read(root.entry("Sensitivity"), whole, &metric)?,
         prune: prune::read(root.entry("Prune"))?,
+        recover: recover::read(root.entry("Recover"))?,
         eval_dataset: dataset::read(root, whole, global_map)?,
         eval_batch_size: dataset::batch_size(root)?,
         post_process,
@@ -95,7 +99,7 @@ const PADDLEOCR_SECTIONS: [&str; 9] = [
 ];
 
 /// The sections sensgrid adds to a PaddleOCR config; overrides create them when the file has none.
-pub(crate) const OWN_SECTIONS: [&str; 2] = ["Sensitivity", "Prune"];
+pub(crate) const OWN_SECTIONS: [&str; 3] = ["Sensitivity", "Prune", "Recover"];
 
 /// Refuses a top-level section that is neither PaddleOCR's nor sensgrid's, at its own line: a misspelt
 /// `Sensitivty` would otherwise be ignored and the analysis run with defaults.
