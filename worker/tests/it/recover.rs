@@ -1,6 +1,7 @@
 //! Issue 25's recovery by distillation: one step on a tiny model lowers the loss and changes only the student's
 //! weights, `recovered.onnx` computes in onnxruntime what the engine computes, and `worker recover` runs end to
-//! end on PP-OCRv3 det pruned by a plan, resuming from its checkpoint.
+//! end on PP-OCRv3 det pruned by a plan, and a recovery stopped after a checkpoint resumes from it to the weights
+//! of an uninterrupted one.
 
 use std::path::Path;
 use std::process::Command;
@@ -12,8 +13,8 @@ use sensgrid_model::ir::{Graph, Node};
 use sensgrid_model::onnx;
 use sensgrid_model::prune::{Criterion, Cut, Plan, structural};
 use sensgrid_worker::exec::Executor;
-use sensgrid_worker::recover::Distillation;
 use sensgrid_worker::recover::train::{Trainer, distillation_loss, trainable_names};
+use sensgrid_worker::recover::{CHECKPOINT_FILE, Distillation, Options, RECOVERED_FILE, Recovery, TrainSet};
 use tch::{Device, Kind, Tensor};
 
 use crate::oracle::{json, mismatch, model, npy, root, scratch, worker};
@@ -281,4 +282,92 @@ fn worker_recover_trains_pp_ocrv3_det_pruned_by_a_plan_and_resumes_from_its_chec
             .double_value(&[])
     });
     assert!(last < first, "loss {first} -> {last}");
+}
+
+#[test]
+fn a_recovery_stopped_after_a_checkpoint_resumes_to_the_weights_of_an_uninterrupted_one() {
+    let dir = scratch("recover", "resume");
+    let (eval_set, train_set) = (dir.join("eval"), dir.join("train"));
+    synth_det(&eval_set, 1, 1);
+    synth_det(&train_set, 2, 2);
+    let teacher = root().join("models/ch_PP-OCRv3_det_infer.onnx");
+    let original = onnx::read(&teacher).unwrap();
+    let analysis = groups::analyse_at(&original, &[vec![1, 3, 320, 320]]).unwrap();
+    let plan: Plan = [("conv2d_4.w_0".to_owned(), 0.5)].into();
+    let cut = Cut::plan(&original, &analysis, &plan, Criterion::default()).unwrap();
+    let student = dir.join("pruned.onnx");
+    onnx::write(&structural::prune(&original, &analysis, &cut).unwrap().graph, &student).unwrap();
+
+    let config = |model: &Path| {
+        let overrides = [
+            format!("Global.pretrained_model={}", model.display()),
+            format!("Eval.dataset.data_dir={}", eval_set.display()),
+            format!(
+                "Eval.dataset.label_file_list=[{}]",
+                eval_set.join("label.txt").display()
+            ),
+        ];
+        Config::load(root().join("examples/configs/det_ppocrv3.yml"), &overrides).unwrap()
+    };
+    let set = TrainSet {
+        data_dir: train_set.clone(),
+        label_file_list: vec![train_set.join("label.txt")],
+    };
+    let options = Options {
+        steps: 3,
+        batch_size: 1,
+        learning_rate: 3e-4,
+        input_size: 128,
+        seed: 5,
+        checkpoint_every: 2,
+        eval_every: 3,
+    };
+    let run = |out: &Path, killed_after: Option<u64>| {
+        let recovery = Recovery {
+            teacher: config(&teacher),
+            student: config(&student),
+            train_set: &set,
+            options: &options,
+            device: Device::Cpu,
+            out_dir: out,
+        };
+        recovery.run(&mut |progress| match killed_after {
+            Some(step) if progress.step == step => anyhow::bail!("killed after step {step}"),
+            _ => Ok(()),
+        })
+    };
+    let (whole, cut_short) = (dir.join("whole"), dir.join("cut_short"));
+    for out in [&whole, &cut_short] {
+        if out.exists() {
+            std::fs::remove_dir_all(out).unwrap();
+        }
+    }
+    let uninterrupted = run(&whole, None).unwrap();
+    assert!(run(&cut_short, Some(2)).is_err());
+    assert!(!cut_short.join(RECOVERED_FILE).exists());
+    let resumed = run(&cut_short, None).unwrap();
+    assert_eq!(resumed.resumed_at, 2);
+    assert_eq!(resumed.history.len(), 1);
+    assert_eq!(resumed.recovered, uninterrupted.recovered);
+    assert_eq!(resumed.history[0], uninterrupted.history[2]);
+    // The trained weights (not only the exported best ones) are those of the uninterrupted run.
+    let weights = |out: &Path| -> Vec<(String, Tensor)> {
+        let mut named: Vec<(String, Tensor)> = Tensor::load_multi(out.join(CHECKPOINT_FILE))
+            .unwrap()
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("weight/"))
+            .collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        named
+    };
+    let (expected, actual) = (weights(&whole), weights(&cut_short));
+    assert!(!expected.is_empty());
+    assert_eq!(expected.len(), actual.len());
+    for ((name, e), (_, a)) in expected.iter().zip(&actual) {
+        assert!(e.equal(a), "{name}");
+    }
+    assert_eq!(
+        std::fs::read(whole.join(RECOVERED_FILE)).unwrap(),
+        std::fs::read(cut_short.join(RECOVERED_FILE)).unwrap()
+    );
 }
