@@ -8,32 +8,28 @@
 //! the one the killed worker was computing. The same config run again by a worker with `--prefetch 0` gives the
 //! same results, job for job.
 //!
+//! Interrupted with SIGTERM, a worker with `--prefetch 2` reports the job it computes and hands its prefetched
+//! ones back at once, without spending their attempts.
+//!
 //! A test binary of its own, so cargo runs it apart from the other real-process tests.
 
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{Cluster, Database, Log, TailsOnPanic, root, wait_for};
 
-/// How long the killed worker may take to complete a job and hold two leases: loading the model, the baseline
-/// and a cell on two busy cores.
+/// How long a worker may take to complete a job and hold its leases: loading the model, the baseline and a cell
+/// on two busy cores.
 const HOLD_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[test]
 fn a_worker_killed_holding_a_prefetched_job_loses_nothing_and_computes_nothing_twice() {
     let scratch = common::scratch("prefetch_kill");
     let _tails = TailsOnPanic(scratch.clone());
-    let data = scratch.join("data");
-    common::synth("det", "4", "11", &data);
-    // Two groups (conv2d_0 and conv2d_1) at three ratios: six cells, a fraction of a second each once the model is
-    // loaded.
-    let sections =
-        "Sensitivity:\n  ratios: [0.3, 0.5, 0.7]\n  skip: ['conv2d_transpose_*', 'conv2d_[2-9]*', 'conv2d_1[0-9]*']\n";
-    let model = root().join("models/ch_PP-OCRv3_det_infer.onnx");
-    let config = scratch.join("det.yml");
-    std::fs::write(&config, common::det_config(&model, &data, sections)).unwrap();
+    let config = small_config(&scratch);
 
     let database = Database::create("prefetch_kill");
     let mut cluster = Cluster::new(&scratch, &database.url);
@@ -42,27 +38,9 @@ fn a_worker_killed_holding_a_prefetched_job_loses_nothing_and_computes_nothing_t
     let json = ["--log-format", "json"];
     cluster.start_worker_with("killed", &[&json[..], &["--prefetch", "1"]].concat());
 
-    // Frozen (SIGSTOP, it is the only worker) once it has completed a job and holds two leases, so that what
-    // the store and its log say is what it held and had done when killed.
-    let leased_to_killed = format!(
-        "SELECT string_agg(j.id || ':' || j.lease_epoch, ' ' ORDER BY j.id) FROM job j \
-         JOIN worker w ON w.id = j.lease_owner WHERE j.run_id = {run} AND j.state = 'leased' AND w.name = 'killed'"
-    );
-    let holds_two_after_a_completion = || {
-        let held = parse_leases(&database.psql(&leased_to_killed));
-        (held.len() == 2 && !completed(&Log::read(&scratch, "killed")).is_empty()).then_some(held)
-    };
-    let held: BTreeMap<i64, i64> = wait_for(HOLD_TIMEOUT, "the worker to hold two leases after a completion", || {
-        holds_two_after_a_completion()?;
-        cluster.signal_workers(libc::SIGSTOP);
-        // Lets a call already sent land on the coordinator.
-        std::thread::sleep(Duration::from_millis(500));
-        let held = holds_two_after_a_completion();
-        if held.is_none() {
-            cluster.signal_workers(libc::SIGCONT);
-        }
-        held
-    });
+    // Frozen once it has completed a job and holds two leases, so that what the store and its log say is what
+    // it held and had done when killed.
+    let held = freeze_holding(&cluster, &database, run, "killed", 2);
     cluster.kill_worker("killed");
     let killed = Log::read(&scratch, "killed");
     let computing = killed.running().expect("the killed worker was computing a job");
@@ -175,6 +153,113 @@ fn a_worker_killed_holding_a_prefetched_job_loses_nothing_and_computes_nothing_t
         results_of(serial_run),
         "prefetch 1 (run {run}) and prefetch 0 (run {serial_run})"
     );
+}
+
+/// The first interrupt (SIGTERM) to a worker holding its job and two prefetched ones: it finishes and reports the
+/// job it computes, hands the prefetched ones back at once without spending an attempt (not at lease expiry),
+/// and leaves; another worker ends the run.
+#[test]
+fn an_interrupted_worker_reports_its_job_and_hands_its_prefetched_ones_back_at_once() {
+    let scratch = common::scratch("prefetch_interrupt");
+    let _tails = TailsOnPanic(scratch.clone());
+    let config = small_config(&scratch);
+    let database = Database::create("prefetch_interrupt");
+    let mut cluster = Cluster::new(&scratch, &database.url);
+    cluster.start_coordinator();
+    let run = cluster.submit(&config);
+    cluster.start_worker_with("interrupted", &["--log-format", "json", "--prefetch", "2"]);
+
+    // Two prefetched: should the worker start one before it sees the signal, one is still left to hand back.
+    let held = freeze_holding(&cluster, &database, run, "interrupted", 3);
+    let computing = Log::read(&scratch, "interrupted")
+        .running()
+        .expect("the worker was computing a job");
+    // Pending while it is frozen: the first interrupt it sees.
+    cluster.signal_workers(libc::SIGTERM);
+    cluster.signal_workers(libc::SIGCONT);
+    let (_, worker) = cluster
+        .workers
+        .iter_mut()
+        .find(|(name, _)| name == "interrupted")
+        .unwrap();
+    let status = wait_for(Duration::from_secs(60), "the interrupted worker to leave", || {
+        worker.try_wait().unwrap()
+    });
+    assert!(status.success(), "the interrupted worker exited with {status}");
+
+    let log = Log::read(&scratch, "interrupted");
+    let (completed, handed_back) = (completed(&log), count(&log, "handed back"));
+    assert!(
+        completed.contains_key(&computing.0),
+        "the job computing at the interrupt, {computing:?}, was not reported"
+    );
+    assert!(!handed_back.is_empty(), "nothing handed back of {held:?}");
+    for (job, epoch) in &held {
+        if completed.contains_key(job) {
+            continue;
+        }
+        assert!(
+            handed_back.contains_key(job),
+            "job {job} was neither completed nor handed back"
+        );
+        // Queued again at once, the attempt its claim counted taken back (an expired lease spends it).
+        assert_eq!(
+            database.psql(&format!(
+                "SELECT state || ' ' || attempt || ' ' || lease_epoch || ' ' || last_error FROM job WHERE id = {job}"
+            )),
+            format!("queued 0 {epoch} released: the worker was interrupted")
+        );
+    }
+    cluster.start_worker("after");
+    cluster.watch(run);
+    assert_eq!(
+        database.psql(&format!(
+            "SELECT count(*) FROM job WHERE run_id = {run} AND state <> 'done'"
+        )),
+        "0"
+    );
+}
+
+/// A det config on a fresh synthetic set of four images: two groups (conv2d_0 and conv2d_1) at three ratios, six
+/// cells of a fraction of a second each once the model is loaded.
+fn small_config(scratch: &Path) -> PathBuf {
+    let data = scratch.join("data");
+    common::synth("det", "4", "11", &data);
+    let sections =
+        "Sensitivity:\n  ratios: [0.3, 0.5, 0.7]\n  skip: ['conv2d_transpose_*', 'conv2d_[2-9]*', 'conv2d_1[0-9]*']\n";
+    let model = root().join("models/ch_PP-OCRv3_det_infer.onnx");
+    let config = scratch.join("det.yml");
+    std::fs::write(&config, common::det_config(&model, &data, sections)).unwrap();
+    config
+}
+
+/// Waits until `worker`, the cluster's only worker, has completed a job of `run` and holds `leases` of its jobs,
+/// then freezes it (SIGSTOP): the leases it holds, job to epoch. The store and its log say from then on what
+/// it held and had done.
+fn freeze_holding(cluster: &Cluster, database: &Database, run: i64, worker: &str, leases: usize) -> BTreeMap<i64, i64> {
+    let leased = format!(
+        "SELECT string_agg(j.id || ':' || j.lease_epoch, ' ' ORDER BY j.id) FROM job j \
+         JOIN worker w ON w.id = j.lease_owner WHERE j.run_id = {run} AND j.state = 'leased' AND w.name = '{worker}'"
+    );
+    let holding = || {
+        let held = parse_leases(&database.psql(&leased));
+        (held.len() == leases && !completed(&Log::read(&cluster.scratch, worker)).is_empty()).then_some(held)
+    };
+    wait_for(
+        HOLD_TIMEOUT,
+        &format!("{worker} to hold {leases} leases after a completion"),
+        || {
+            holding()?;
+            cluster.signal_workers(libc::SIGSTOP);
+            // Lets a call already sent land on the coordinator.
+            std::thread::sleep(Duration::from_millis(500));
+            let held = holding();
+            if held.is_none() {
+                cluster.signal_workers(libc::SIGCONT);
+            }
+            held
+        },
+    )
 }
 
 /// `id:epoch id:epoch …` as a map.
