@@ -136,9 +136,14 @@ fn one_recover_step_lowers_the_loss_changes_only_the_student_and_exports_what_on
 
 /// `worker synth det` into `dir`.
 fn synth_det(dir: &Path, count: usize, seed: u64) {
+    synth("det", dir, count, seed);
+}
+
+/// `worker synth KIND` into `dir`.
+fn synth(kind: &str, dir: &Path, count: usize, seed: u64) {
     let output = worker(&[
         "synth",
-        "det",
+        kind,
         "--out",
         &dir.display().to_string(),
         "--count",
@@ -370,4 +375,66 @@ fn a_recovery_stopped_after_a_checkpoint_resumes_to_the_weights_of_an_uninterrup
         std::fs::read(whole.join(RECOVERED_FILE)).unwrap(),
         std::fs::read(cut_short.join(RECOVERED_FILE)).unwrap()
     );
+}
+
+#[test]
+fn worker_recover_trains_a_pruned_cls_model_on_its_class_distributions() {
+    let dir = scratch("recover", "cls");
+    let (eval_set, train_set) = (dir.join("eval"), dir.join("train"));
+    synth("cls", &eval_set, 4, 1);
+    synth("cls", &train_set, 8, 2);
+    let teacher = root().join("models/ch_ppocr_mobile_v2.0_cls_infer.onnx");
+    let original = onnx::read(&teacher).unwrap();
+    let analysis = groups::analyse_at(&original, &[vec![1, 3, 48, 192]]).unwrap();
+    let largest = analysis.groups.iter().max_by_key(|g| g.params).unwrap();
+    let plan: Plan = [(largest.key.clone(), 0.5)].into();
+    let cut = Cut::plan(&original, &analysis, &plan, Criterion::default()).unwrap();
+    let student = dir.join("pruned.onnx");
+    onnx::write(&structural::prune(&original, &analysis, &cut).unwrap().graph, &student).unwrap();
+    let out = dir.join("out");
+    if out.exists() {
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+    let output = worker(&[
+        "recover",
+        "--teacher",
+        &teacher.display().to_string(),
+        "--student",
+        &student.display().to_string(),
+        "-c",
+        &root()
+            .join("eval/tests/fixtures/configs/cls_mv3.yml")
+            .display()
+            .to_string(),
+        "-o",
+        &format!("Eval.dataset.data_dir={}", eval_set.display()),
+        &format!(
+            "Eval.dataset.label_file_list=[{}]",
+            eval_set.join("label.txt").display()
+        ),
+        "--out",
+        &out.display().to_string(),
+        "--data-dir",
+        &train_set.display().to_string(),
+        "--label-file-list",
+        &train_set.join("label.txt").display().to_string(),
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report = json(&out.join("recover_report.json"));
+    assert_eq!(report["metric"], "acc");
+    let history = report["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2);
+    // A KL divergence, down to float rounding.
+    assert!(history.iter().all(|h| h["loss"].as_f64().unwrap() > -1e-6), "{report}");
+    assert!(
+        history[0]["loss"].as_f64().unwrap() > 1e-6,
+        "half the largest group pruned: {report}"
+    );
+    assert!(onnx::read(&out.join(RECOVERED_FILE)).is_ok());
 }
