@@ -2,9 +2,10 @@
 //! original model (the teacher) on the same augmented images, then written as `recovered.onnx`. No labels are
 //! needed: the teacher's outputs are the targets.
 //!
-//! - **Training runs on the executor's own graph**: [`Executor::trainable`] turns the student's weights into
-//!   autograd leaves and [`Executor::run_differentiable`] runs the nodes one by one with autograd recording
-//!   (the inference path, fused and under `no_grad`, is untouched). The teacher runs under `no_grad`.
+//! - **Training runs on the executor's own graph**: [`crate::exec::Executor::trainable`] turns the student's
+//!   weights into autograd leaves and [`crate::exec::Executor::run_differentiable`] runs the nodes one by one
+//!   with autograd recording (the inference path, fused and under `no_grad`, is untouched). The teacher runs
+//!   under `no_grad`.
 //! - **What trains** ([`train::trainable_names`]): the float weights and biases of Conv, ConvTranspose, Gemm
 //!   and MatMul, the constant operand of an Add right after a Conv (Paddle's exported conv bias), and the
 //!   scale and shift of BatchNormalization.
@@ -19,11 +20,13 @@
 //! - **Options** ([`Options::of`]): the config's `Recover` section (`steps`, `batch_size`, `learning_rate`,
 //!   `input_size`, `seed`, `checkpoint_every`, `eval_every`), with defaults by model kind.
 //! - **Images** ([`images`]): the training set (`Recover.data_dir` and `Recover.label_file_list`, else
-//!   `Train.dataset`'s) read through the config's *eval* transforms (decode, resize, normalize, as the models see images
-//!   at inference); the training config's own augmentations (`IaaAugment`, `EastRandomCropData`,
+//!   `Train.dataset`'s) read through the config's *eval* transforms (decode, resize, normalize, as the models
+//!   see images at inference; each line needs a label the eval set's label transform parses, though the label
+//!   itself is not used); the training config's own transforms (`IaaAugment`, `EastRandomCropData`,
 //!   `MakeBorderMap`, `MakeShrinkMap`, `RecAug`, ...) are ignored, and det images are augmented here instead:
 //!   a random scale, a random horizontal flip and a random `input_size` square crop (padded where the image is
-//!   smaller). The eval set is only ever evaluated on.
+//!   smaller). rec and cls images are used as the eval transforms make them. The eval set is only ever
+//!   evaluated on.
 //! - **Optimizer**: Adam ([`train::Trainer`]), the learning rate warmed up linearly over the first 5% of the
 //!   steps, then decayed to zero on a cosine ([`learning_rate`]).
 //! - **Determinism and resuming**: the images and augmentations of step `s` are drawn from a random stream
