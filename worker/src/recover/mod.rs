@@ -202,6 +202,9 @@ pub struct Progress {
     pub loss: f64,
     /// The student's main metric on the eval set, when this step was evaluated.
     pub metric: Option<f64>,
+    /// Whether this step wrote the checkpoint ([`CHECKPOINT_FILE`] in the output directory), for a caller
+    /// that keeps it elsewhere too (a coordinator's artifact store).
+    pub checkpointed: bool,
 }
 
 /// The best weights seen so far and their score.
@@ -336,7 +339,8 @@ impl Recovery<'_> {
                 tracing::debug!(step, loss, learning_rate = rate, "recovery step");
                 None
             };
-            if step % options.checkpoint_every == 0 || step == options.steps {
+            let checkpointed = step % options.checkpoint_every == 0 || step == options.steps;
+            if checkpointed {
                 Checkpoint { step, best: &best }.save(&checkpoint_path, &trainer, options)?;
             }
             let done = Progress {
@@ -344,6 +348,7 @@ impl Recovery<'_> {
                 steps: options.steps,
                 loss,
                 metric,
+                checkpointed,
             };
             history.push(done);
             progress(&done)?;
