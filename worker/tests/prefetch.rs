@@ -169,7 +169,9 @@ fn an_interrupted_worker_reports_its_job_and_hands_its_prefetched_ones_back_at_o
     let run = cluster.submit(&config);
     cluster.start_worker_with("interrupted", &["--log-format", "json", "--prefetch", "2"]);
 
-    // Two prefetched: should the worker start one before it sees the signal, one is still left to hand back.
+    // Frozen holding a cell and two prefetched ones, past the baseline: the job it finishes must end well within
+    // the report's grace after the interrupt. Should the worker start a prefetched one before it sees the
+    // signal, one is still left to hand back.
     let held = freeze_holding(&cluster, &database, run, "interrupted", 3);
     let computing = Log::read(&scratch, "interrupted")
         .running()
@@ -220,13 +222,12 @@ fn an_interrupted_worker_reports_its_job_and_hands_its_prefetched_ones_back_at_o
     );
 }
 
-/// A det config on a fresh synthetic set of four images: two groups (conv2d_0 and conv2d_1) at three ratios, six
-/// cells of a fraction of a second each once the model is loaded.
+/// A det config on a fresh synthetic set of six images: two groups (conv2d_0 and conv2d_1) at nine ratios,
+/// eighteen cells of a fraction of a second each once the baseline has loaded the model (for seconds).
 fn small_config(scratch: &Path) -> PathBuf {
     let data = scratch.join("data");
-    common::synth("det", "4", "11", &data);
-    let sections =
-        "Sensitivity:\n  ratios: [0.3, 0.5, 0.7]\n  skip: ['conv2d_transpose_*', 'conv2d_[2-9]*', 'conv2d_1[0-9]*']\n";
+    common::synth("det", "6", "11", &data);
+    let sections = "Sensitivity:\n  ratios: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]\n  skip: ['conv2d_transpose_*', 'conv2d_[2-9]*', 'conv2d_1[0-9]*']\n";
     let model = root().join("models/ch_PP-OCRv3_det_infer.onnx");
     let config = scratch.join("det.yml");
     std::fs::write(&config, common::det_config(&model, &data, sections)).unwrap();
@@ -245,21 +246,17 @@ fn freeze_holding(cluster: &Cluster, database: &Database, run: i64, worker: &str
         let held = parse_leases(&database.psql(&leased));
         (held.len() == leases && !completed(&Log::read(&cluster.scratch, worker)).is_empty()).then_some(held)
     };
-    wait_for(
-        HOLD_TIMEOUT,
-        &format!("{worker} to hold {leases} leases after a completion"),
-        || {
-            holding()?;
-            cluster.signal_workers(libc::SIGSTOP);
-            // Lets a call already sent land on the coordinator.
-            std::thread::sleep(Duration::from_millis(500));
-            let held = holding();
-            if held.is_none() {
-                cluster.signal_workers(libc::SIGCONT);
-            }
-            held
-        },
-    )
+    wait_for(HOLD_TIMEOUT, &format!("{worker} to hold {leases} leases"), || {
+        holding()?;
+        cluster.signal_workers(libc::SIGSTOP);
+        // Lets a call already sent land on the coordinator.
+        std::thread::sleep(Duration::from_millis(500));
+        let held = holding();
+        if held.is_none() {
+            cluster.signal_workers(libc::SIGCONT);
+        }
+        held
+    })
 }
 
 /// `id:epoch id:epoch …` as a map.
