@@ -467,6 +467,56 @@ pub fn parse_line(raw: &[u8], delimiter: &str, data_dir: &Path, pipeline: &Pipel
     })
 }
 
+/// The images a label file names, for a set whose labels are never used (recovery's training images, issue
+/// 25): a line's image path is its first field, up to `delimiter` or the line's end (a trailing `\r`
+/// stripped), and the rest is not parsed, so a plain list of image paths, or lines with labels the label
+/// transform would refuse, are read. Blank lines are skipped. The rest is checked as [`Dataset::open`] checks
+/// an eval set: the file's size and byte order mark, UTF-8, image paths inside `data_dir`, images that exist.
+///
+/// # Errors
+/// [`DatasetError`] naming the file (and line) for an unreadable, empty or oversized file, a line not in
+/// UTF-8, an image path that leaves `data_dir`, a missing image, or a file that names no image.
+pub fn image_paths(label_file: &Path, delimiter: &str, data_dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
+    let bytes = read_label_file(label_file)?;
+    let mut paths = Vec::new();
+    for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line = index + 1;
+        let error = |message: String| DatasetError::Line {
+            file: label_file.to_owned(),
+            line,
+            message,
+        };
+        let text = std::str::from_utf8(raw).map_err(|e| error(format!("not valid UTF-8 ({e})")))?;
+        let file_name = text.split(delimiter).next().unwrap_or_default().trim_end_matches('\r');
+        if file_name.trim().is_empty() {
+            continue;
+        }
+        if !stays_inside(data_dir, Path::new(file_name)) {
+            return Err(error(format!(
+                "image path '{file_name}' leaves data_dir '{}' (image paths are relative to it and stay inside)",
+                data_dir.display()
+            )));
+        }
+        let path = data_dir.join(file_name);
+        if !path.is_file() {
+            return Err(DatasetError::MissingImage {
+                file: label_file.to_owned(),
+                line,
+                name: file_name.to_owned(),
+                path,
+            });
+        }
+        paths.push(path);
+    }
+    if paths.is_empty() {
+        return Err(DatasetError::LabelFile {
+            file: label_file.to_owned(),
+            message: "no line names an image".into(),
+        });
+    }
+    Ok(paths)
+}
+
 /// Whether `file_name` joined to `data_dir` (as `os.path.join` joins them: an absolute path stands alone)
 /// names a path inside `data_dir`, judged on the components alone.
 fn stays_inside(data_dir: &Path, file_name: &Path) -> bool {
@@ -674,6 +724,48 @@ mod tests {
         );
         // Not JSON: a plain name that starts with a bracket.
         assert_eq!(split_line(b"[a.jpg\tx", "\t"), Ok(("[a.jpg".into(), "x".into())));
+    }
+
+    /// Training lines need only an image: a bare path, a `\r\n` ending, an empty or unparsable label and
+    /// blank lines all read, where the eval set's parsing refuses the garbage label; paths are still checked.
+    #[test]
+    fn image_paths_read_lines_without_usable_labels() {
+        let dir = std::env::temp_dir().join(format!("sensgrid-image-paths-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("images")).unwrap();
+        for name in ["a.png", "b.png", "c.png", "d.png"] {
+            std::fs::write(dir.join("images").join(name), b"not decoded here").unwrap();
+        }
+        let labels = dir.join("train.txt");
+        std::fs::write(
+            &labels,
+            "images/a.png\nimages/b.png\r\n\nimages/c.png\t\nimages/d.png\tnot json\n",
+        )
+        .unwrap();
+        let names: Vec<_> = image_paths(&labels, "\t", &dir)
+            .unwrap()
+            .iter()
+            .map(|p| p.strip_prefix(&dir).unwrap().to_owned())
+            .collect();
+        let expected: Vec<PathBuf> = ["a", "b", "c", "d"]
+            .map(|n| Path::new("images").join(format!("{n}.png")))
+            .into();
+        assert_eq!(names, expected);
+        // The eval set's det label transform refuses that last label.
+        assert!(crate::transforms::det_label_encode("not json").is_err());
+
+        std::fs::write(&labels, "images/a.png\n../outside.png\n").unwrap();
+        let error = image_paths(&labels, "\t", &dir).unwrap_err().to_string();
+        assert!(
+            error.contains("train.txt:2: image path '../outside.png' leaves data_dir"),
+            "{error}"
+        );
+        std::fs::write(&labels, "images/e.png\tx\n").unwrap();
+        let error = image_paths(&labels, "\t", &dir).unwrap_err().to_string();
+        assert!(error.contains("train.txt:1: image 'images/e.png' not found"), "{error}");
+        std::fs::write(&labels, "\n\n").unwrap();
+        let error = image_paths(&labels, "\t", &dir).unwrap_err().to_string();
+        assert!(error.contains("no line names an image"), "{error}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -1,11 +1,19 @@
-//! The training images of a recovery: the training set read through the config's eval transforms, then, for
-//! det, a random scale, a random horizontal flip and a random square crop; every draw comes from the stream
-//! of `(seed, step)`, so a step's batch is the same in a resumed run.
+//! The training images of a recovery: the images the training set names, read through the config's eval
+//! transforms, then, for det, a random scale, a random horizontal flip and a random square crop; every draw
+//! comes from the stream of `(seed, step)`, so a step's batch is the same in a resumed run.
+//!
+//! Labels are never used, so they are not read: a label file's line needs only its image path
+//! ([`sensgrid_eval::dataset::image_paths`]; a plain list of images, or labels the eval set's label transform
+//! would refuse, are fine), and a `label_file_list` entry that is a directory stands for the PNG and JPEG
+//! files directly inside it (an empty list, for those in `data_dir`). The eval set keeps its strict parsing.
+
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use sensgrid_eval::Config;
-use sensgrid_eval::dataset::{Dataset, OpenOptions};
+use sensgrid_eval::dataset::image_paths;
 use sensgrid_eval::synth::rng::Rng;
+use sensgrid_eval::transforms::Pipeline;
 use tch::{Device, Kind, Tensor};
 
 use super::{Distillation, TrainSet};
@@ -16,10 +24,13 @@ const STREAM: u64 = 0x0052_4543_4F56_4552;
 /// The range of det's random scale: PaddleOCR's det training resizes by 0.5 to 3; the larger half of that
 /// mostly makes crops of one magnified text, so recovery keeps to 0.5 to 2.
 const SCALE_RANGE: (f64, f64) = (0.5, 2.0);
+/// The file extensions of a directory's images: the formats the eval transforms' `DecodeImage` reads.
+const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
 /// A training set, ready to draw batches from.
 pub struct Images {
-    dataset: Dataset,
+    pipeline: Pipeline,
+    paths: Vec<PathBuf>,
     distillation: Distillation,
     input_size: i64,
 }
@@ -28,20 +39,30 @@ impl Images {
     /// Opens `set` with the transforms of `config`'s eval set.
     ///
     /// # Errors
-    /// A label file or image path that does not check (as for the eval set), or an input size below 1.
+    /// Transforms that do not check, a label file or image path that does not (as for the eval set, the
+    /// labels aside), a directory without images, or an input size below 1.
     pub fn open(config: &Config, set: &TrainSet, distillation: Distillation, input_size: i64) -> Result<Self> {
         if input_size < 1 {
             bail!("input_size {input_size}: must be at least 1");
         }
-        let mut described = config.eval_dataset().clone();
-        described.data_dir = set.data_dir.clone();
-        described.label_file_list = set.label_file_list.clone();
-        described.ratio_list = vec![1.0; set.label_file_list.len()];
-        described.label_origins = None;
-        let dataset = Dataset::open(&described, &OpenOptions::default()).context("opening the training set")?;
-        tracing::info!(images = dataset.len(), data_dir = %set.data_dir.display(), "opened the training set");
+        let eval = config.eval_dataset();
+        let pipeline = Pipeline::new(&eval.transforms).context("the eval transforms, which recovery reads with")?;
+        let mut paths = if set.label_file_list.is_empty() {
+            images_in(&set.data_dir)?
+        } else {
+            Vec::new()
+        };
+        for file in &set.label_file_list {
+            if file.is_dir() {
+                paths.extend(images_in(file)?);
+            } else {
+                paths.extend(image_paths(file, &eval.delimiter, &set.data_dir).context("opening the training set")?);
+            }
+        }
+        tracing::info!(images = paths.len(), data_dir = %set.data_dir.display(), "opened the training set");
         Ok(Images {
-            dataset,
+            pipeline,
+            paths,
             distillation,
             input_size,
         })
@@ -55,7 +76,12 @@ impl Images {
         let mut rng = Rng::for_sample(seed, STREAM, step);
         let images = (0..batch_size)
             .map(|_| {
-                let sample = self.dataset.get(rng.below(self.dataset.len()))?;
+                let path = &self.paths[rng.below(self.paths.len())];
+                let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                let sample = self
+                    .pipeline
+                    .process(&bytes)
+                    .with_context(|| format!("training image {}", path.display()))?;
                 let [c, h, w] = sample.shape.map(|d| d as i64);
                 let image = Tensor::from_slice(&sample.image).reshape([1, c, h, w]);
                 Ok(match self.distillation {
@@ -102,6 +128,24 @@ impl Images {
         }
         image
     }
+}
+
+/// The PNG and JPEG files directly inside `dir`, by name, so that a seed draws the same images on any
+/// machine.
+fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading the directory {}", dir.display()))? {
+        let path = entry.with_context(|| format!("reading the directory {}", dir.display()))?.path();
+        let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        if path.is_file() && extension.is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str())) {
+            paths.push(path);
+        }
+    }
+    if paths.is_empty() {
+        bail!("{}: no PNG or JPEG image in the directory", dir.display());
+    }
+    paths.sort();
+    Ok(paths)
 }
 
 #[cfg(test)]
@@ -162,6 +206,40 @@ pub(crate) mod tests {
         assert!(first.equal(&images.batch(3, 5, 2).unwrap()));
         assert!(!first.equal(&images.batch(3, 6, 2).unwrap()));
         assert!(!first.equal(&images.batch(4, 5, 2).unwrap()));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+    /// A training set needs no labels: a list of image names, labels the eval set refuses, or a directory of
+    /// images all give the same images, while the eval set still refuses the garbage labels.
+    #[test]
+    fn training_images_need_no_labels() {
+        let dir = synthetic_det_set("unlabelled", 2, 4);
+        let config = det_config(&dir);
+        let names: Vec<String> = std::fs::read_to_string(dir.join("label.txt"))
+            .unwrap()
+            .lines()
+            .map(|line| line.split('\t').next().unwrap().to_owned())
+            .collect();
+        std::fs::write(dir.join("names.txt"), names.join("\n")).unwrap();
+        let garbage: Vec<String> = names.iter().map(|n| format!("{n}\tnot a det label")).collect();
+        std::fs::write(dir.join("garbage.txt"), garbage.join("\n") + "\n").unwrap();
+        let open = |label_file_list: Vec<PathBuf>| {
+            let set = TrainSet {
+                data_dir: dir.clone(),
+                label_file_list,
+            };
+            let images = Images::open(&config, &set, Distillation::ProbabilityMap, 64).unwrap();
+            images.batch(3, 5, 2).unwrap()
+        };
+        let labelled = open(vec![dir.join("label.txt")]);
+        assert!(labelled.equal(&open(vec![dir.join("names.txt")])));
+        assert!(labelled.equal(&open(vec![dir.join("garbage.txt")])));
+        // The synthetic set's images directory holds the same images, in the label file's (name) order.
+        assert!(labelled.equal(&open(vec![dir.join("images")])));
+
+        let mut eval = config.eval_dataset().clone();
+        eval.label_file_list = vec![dir.join("garbage.txt")];
+        let refused = sensgrid_eval::dataset::Dataset::open(&eval, &Default::default()).unwrap_err();
+        assert!(refused.to_string().contains("garbage.txt:1"), "{refused}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

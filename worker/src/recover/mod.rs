@@ -21,12 +21,12 @@
 //!   `input_size`, `seed`, `checkpoint_every`, `eval_every`), with defaults by model kind.
 //! - **Images** ([`images`]): the training set (`Recover.data_dir` and `Recover.label_file_list`, else
 //!   `Train.dataset`'s) read through the config's *eval* transforms (decode, resize, normalize, as the models
-//!   see images at inference; each line needs a label the eval set's label transform parses, though the label
-//!   itself is not used); the training config's own transforms (`IaaAugment`, `EastRandomCropData`,
-//!   `MakeBorderMap`, `MakeShrinkMap`, `RecAug`, ...) are ignored, and det images are augmented here instead:
-//!   a random scale, a random horizontal flip and a random `input_size` square crop (padded where the image is
-//!   smaller). rec and cls images are used as the eval transforms make them. The eval set is only ever
-//!   evaluated on.
+//!   see images at inference). Labels are not read: a line needs only its image path, and a label file entry
+//!   that is a directory stands for its PNG and JPEG files. The training config's own transforms
+//!   (`IaaAugment`, `EastRandomCropData`, `MakeBorderMap`, `MakeShrinkMap`, `RecAug`, ...) are ignored, and
+//!   det images are augmented here instead: a random scale, a random horizontal flip and a random
+//!   `input_size` square crop (padded where the image is smaller). rec and cls images are used as the eval
+//!   transforms make them. The eval set is only ever evaluated on.
 //! - **Optimizer**: Adam ([`train::Trainer`]), the learning rate warmed up linearly over the first 5% of the
 //!   steps, then decayed to zero on a cosine ([`learning_rate`]).
 //! - **Determinism and resuming**: the images and augmentations of step `s` are drawn from a random stream
