@@ -40,6 +40,16 @@ pub struct RunSpec {
     /// before it was kept, which ran in fp32; [`RunSpec::precision`] says so).
     #[serde(rename = "precision")]
     pub precision_name: String,
+    /// Set when the config has a `Recover` section: the run ends with a recover job once its export is done.
+    pub recover: Option<RecoverSpec>,
+}
+
+/// What a run's recovery trains on. Its options are the config's `Recover` section, read by the worker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoverSpec {
+    /// The training images bundled at submit (`Recover.data_dir` + `label_file_list`, else `Train.dataset`):
+    /// never the eval set.
+    pub train_set_digest: String,
 }
 
 /// The eval set's subset a run scores (`Sensitivity.eval_samples` and `Sensitivity.seed`).

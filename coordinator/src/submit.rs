@@ -24,7 +24,7 @@ use sensgrid_model::prune::sen_pickle::{self, SenPickleError};
 use sensgrid_model::{onnx, ops};
 use serde_json::{Value, json};
 
-use crate::spec::{EvalSubset, ExcludedSpec, GroupSpec, MeasuredSpec, PruneSpec, PruneTarget, RunSpec};
+use crate::spec::{EvalSubset, ExcludedSpec, GroupSpec, MeasuredSpec, PruneSpec, PruneTarget, RecoverSpec, RunSpec};
 
 /// PaddleSlim counts a det model's FLOPs at 640x640 (`paddleslim.analysis.dygraph_flops` in PaddleOCR's
 /// pruning guide): det sets resize each image differently, so the grid's shape is that one.
@@ -38,6 +38,9 @@ pub struct Prepared {
     pub model: PathBuf,
     /// The eval set packed as a bundle.
     pub bundle: Vec<u8>,
+    /// With a `Recover` section: the training set packed as a training bundle (its digest is the spec's
+    /// [`RecoverSpec::train_set_digest`]).
+    pub train_set: Option<Vec<u8>>,
     /// `Sensitivity.criterion`.
     pub criterion: &'static str,
     pub spec: RunSpec,
@@ -125,6 +128,7 @@ pub fn prepare(config_path: &Path, overrides: &[String], name: Option<&str>) -> 
         },
         export: p.export,
     });
+    let train_set = pack_train_set(&config, config_path, prune.as_ref())?;
     let name = name.map_or_else(
         || {
             config_path
@@ -159,15 +163,57 @@ pub fn prepare(config_path: &Path, overrides: &[String], name: Option<&str>) -> 
         }),
         early_stop_loss: sensitivity.early_stop_loss,
         precision_name: sensitivity.precision.as_str().to_owned(),
+        recover: train_set.as_ref().map(|bytes| RecoverSpec {
+            train_set_digest: sensgrid_client::sha256_hex(bytes),
+        }),
     };
     Ok(Prepared {
         config_yaml: config.to_yaml(),
         model,
         bundle: bundle_bytes,
+        train_set,
         criterion: sensitivity.criterion.name(),
         spec,
         cells,
     })
+}
+
+/// The training bundle of a config with a `Recover` section (`None` without one; see [`train_bundle`]). A
+/// recovery trains the exported model, so it needs `Prune` with `export`.
+///
+/// # Errors
+/// A `Recover` section without an export, or [`train_bundle`]'s.
+fn pack_train_set(config: &Config, config_path: &Path, prune: Option<&PruneSpec>) -> Result<Option<Vec<u8>>> {
+    if config.recover().is_none() {
+        return Ok(None);
+    }
+    if !prune.is_some_and(|p| p.export) {
+        bail!(
+            "{}: Recover: a recovery trains the exported model; it needs a Prune section with export: true",
+            config_path.display()
+        );
+    }
+    train_bundle(config, &config_path.display()).map(Some)
+}
+
+/// The training set of `config` packed as a training bundle: `Recover.data_dir` + `Recover.label_file_list`,
+/// else `Train.dataset`'s images, never the eval set's. `at` names the config in errors.
+///
+/// # Errors
+/// A config without training images, or a training set that does not pack.
+pub fn train_bundle(config: &Config, at: &dyn std::fmt::Display) -> Result<Vec<u8>> {
+    let set = bundle::TrainSet::from_config(config)
+        .with_context(|| format!("{at}: the training set"))?
+        .with_context(|| {
+            format!(
+                "{at}: Recover: no training images: set Recover.data_dir and Recover.label_file_list, or Train.dataset"
+            )
+        })?;
+    let mut bytes = Vec::new();
+    let packed = bundle::pack_train_set(config, &set, &mut bytes)
+        .with_context(|| format!("{at}: the training set in {}", set.data_dir.display()))?;
+    tracing::info!(images = packed.images, data_dir = %set.data_dir.display(), "packed the training set");
+    Ok(bytes)
 }
 
 /// Refuses a model whose output cannot be what the config's `PostProcess` reads (a det config on a cls or rec

@@ -1,5 +1,6 @@
 //! Eval bundles: a config's eval set packed into one tar, the dataset artifact a coordinator hands its
-//! workers, and unpacked on a worker into a directory its copy of the config is pointed at.
+//! workers, and unpacked on a worker into a directory its copy of the config is pointed at. A recovery's
+//! training set ([`TrainSet`]) travels the same way ([`pack_train_set`]).
 //!
 //! A bundle holds exactly what the config evaluates and nothing the worker's machine would have to share
 //! with the submitter's:
@@ -63,6 +64,9 @@ pub enum BundleError {
     /// A path that cannot travel as an override (overrides are UTF-8 text).
     #[error("{}: not valid UTF-8", .0.display())]
     NotUtf8(PathBuf),
+    /// `Train.dataset` without its keys, or with values that are not paths.
+    #[error("{0}")]
+    TrainSet(String),
 }
 
 /// What a packed bundle holds.
@@ -84,7 +88,13 @@ pub struct Packed {
 pub fn pack(config: &Config, out: impl Write) -> Result<Packed, BundleError> {
     let dataset_config = config.eval_dataset();
     let dataset = Dataset::open(dataset_config, &sensitivity_open_options(config))?;
-    check_images(&dataset)?;
+    pack_dataset(config, &dataset, &dataset_config.delimiter, out)
+}
+
+/// Writes `dataset`'s lines (`delimiter` between a line's image and label) and images, and `config`'s
+/// dictionary, to `out` as a bundle.
+fn pack_dataset(config: &Config, dataset: &Dataset, delimiter: &str, out: impl Write) -> Result<Packed, BundleError> {
+    check_images(dataset)?;
     let mut tar = tar::Builder::new(out);
     let mut names: HashMap<&Path, String> = HashMap::new();
     let mut labels = String::new();
@@ -104,7 +114,7 @@ pub fn pack(config: &Config, out: impl Write) -> Result<Packed, BundleError> {
             }
         };
         labels.push_str(&name);
-        labels.push_str(&dataset_config.delimiter);
+        labels.push_str(delimiter);
         labels.push_str(&entry.label);
         labels.push('\n');
     }
@@ -124,6 +134,72 @@ pub fn pack(config: &Config, out: impl Write) -> Result<Packed, BundleError> {
         available: dataset.available(),
         images: names.len(),
     })
+}
+
+/// Where a recovery's training images come from (issue 25): `Recover.data_dir` and `Recover.label_file_list`,
+/// else PaddleOCR's `Train.dataset`. The eval set is never a training set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainSet {
+    pub data_dir: PathBuf,
+    pub label_file_list: Vec<PathBuf>,
+}
+
+impl TrainSet {
+    /// `Recover.data_dir` and `Recover.label_file_list`, else `Train.dataset.data_dir` and
+    /// `Train.dataset.label_file_list`; `None` when the config has neither.
+    ///
+    /// # Errors
+    /// A `Train.dataset` without both keys, or with values that are not paths.
+    pub fn from_config(config: &Config) -> Result<Option<TrainSet>, BundleError> {
+        if let Some(recover) = config.recover()
+            && let (Some(data_dir), Some(label_file_list)) = (&recover.data_dir, &recover.label_file_list)
+        {
+            return Ok(Some(TrainSet {
+                data_dir: data_dir.clone(),
+                label_file_list: label_file_list.clone(),
+            }));
+        }
+        let tree = config.tree();
+        if tree.lookup("Train.dataset").is_none() {
+            return Ok(None);
+        }
+        let path = |node: &crate::config::Node| match &node.value {
+            crate::config::Value::Str(text) => Ok(PathBuf::from(text)),
+            _ => Err(BundleError::TrainSet(format!(
+                "Train.dataset: expected a path, got {}",
+                node.describe()
+            ))),
+        };
+        let key = |name: &str| {
+            tree.lookup(&format!("Train.dataset.{name}"))
+                .ok_or_else(|| BundleError::TrainSet(format!("Train.dataset has no {name}")))
+        };
+        let data_dir = key("data_dir")?;
+        let files = key("label_file_list")?;
+        let label_file_list = match &files.value {
+            crate::config::Value::Seq(items) => items.iter().map(path).collect::<Result<_, _>>()?,
+            _ => vec![path(files)?],
+        };
+        Ok(Some(TrainSet {
+            data_dir: path(data_dir)?,
+            label_file_list,
+        }))
+    }
+}
+
+/// Writes the training set `set` of `config` to `out` as a bundle, as [`pack`] writes the eval set: its lines
+/// read with the eval set's label format (every line, no `ratio_list` or `eval_samples`), each image once.
+///
+/// # Errors
+/// As [`pack`], naming the training set's label file and line.
+pub fn pack_train_set(config: &Config, set: &TrainSet, out: impl Write) -> Result<Packed, BundleError> {
+    let mut described = config.eval_dataset().clone();
+    described.data_dir = set.data_dir.clone();
+    described.label_file_list = set.label_file_list.clone();
+    described.ratio_list = vec![1.0; set.label_file_list.len()];
+    described.label_origins = None;
+    let dataset = Dataset::open(&described, &dataset::OpenOptions::default())?;
+    pack_dataset(config, &dataset, &described.delimiter, out)
 }
 
 /// Reads and decodes every distinct image of `dataset`, on every core (a 1280x720 JPEG takes about 10 ms to

@@ -82,6 +82,7 @@ names!(JobKind {
     Cell => "cell",
     Probe => "probe",
     Export => "export",
+    Recover => "recover",
 });
 
 names!(JobState {

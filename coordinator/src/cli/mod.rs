@@ -3,7 +3,7 @@
 //! exit, the one table every command's errors go through (README, "Exit codes").
 //!
 //! - [`serve`] and [`migrate`]: the coordinator itself, on Postgres.
-//! - [`submit`], [`status`], [`watch`], [`results`], [`plan`], [`cancel`], [`retry`] and [`workers`]: clients of
+//! - [`submit`], [`status`], [`watch`], [`results`], [`plan`], [`cancel`], [`retry`], [`recover`] and [`workers`]: clients of
 //!   a running coordinator's admin service, reached through [`connection::Connection`].
 //! - [`run`]: a config's whole job on this machine, the coordinator in this process and `worker join` children.
 
@@ -12,6 +12,7 @@ mod connection;
 pub mod exit;
 mod migrate;
 mod plan;
+mod recover;
 mod results;
 mod retry;
 mod run;
@@ -60,6 +61,9 @@ pub enum Command {
     /// Queues a run's failed jobs again with fresh attempts; a run that ended done with them runs again
     /// (`coordinator watch RUN` follows it). A failed or cancelled run is refused.
     Retry(retry::RetryArgs),
+    /// Fine-tunes a done run's exported model by distillation from its model, on its training set (`Recover`
+    /// section, `-o Recover.key=value`); the run runs again until the recovery ends. Other runs are refused.
+    Recover(recover::RecoverArgs),
     /// Lists the registered workers, their devices and the jobs they hold.
     Workers(workers::WorkersArgs),
     /// Runs a config's whole job on this machine: the coordinator in this process on an embedded SQLite store
@@ -90,6 +94,7 @@ impl Command {
             Command::Plan(args) => plan::run(args).await,
             Command::Cancel(args) => cancel::run(args).await,
             Command::Retry(args) => retry::run(args).await,
+            Command::Recover(args) => recover::run(args).await,
             Command::Workers(args) => workers::run(args).await,
             Command::Run(args) => run::run(*args).await,
         }

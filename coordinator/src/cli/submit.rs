@@ -91,6 +91,9 @@ pub async fn create_prepared_run(
     };
     let model_digest = upload(admin, Upload::File(&prepared.model), "application/onnx").await?;
     let dataset_digest = upload(admin, Upload::Bytes(&prepared.bundle), "application/x-tar").await?;
+    if let Some(train_set) = &prepared.train_set {
+        upload(admin, Upload::Bytes(train_set), "application/x-tar").await?;
+    }
     let cells: Vec<pb::Cell> = prepared
         .cells
         .iter()
@@ -130,13 +133,13 @@ pub async fn create_prepared_run(
     Ok(run_id)
 }
 
-enum Upload<'a> {
+pub enum Upload<'a> {
     File(&'a Path),
     Bytes(&'a [u8]),
 }
 
 /// Uploads an artifact unless the coordinator stores it already; answers its digest.
-async fn upload(admin: &mut AdminClient, what: Upload<'_>, media_type: &str) -> Result<String> {
+pub async fn upload(admin: &mut AdminClient, what: Upload<'_>, media_type: &str) -> Result<String> {
     let digest = match what {
         Upload::File(path) => {
             sensgrid_client::sha256_hex(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)

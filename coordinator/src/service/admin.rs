@@ -1,5 +1,5 @@
-//! `AdminService`: what `coordinator submit`, `status`, `watch`, `results`, `plan`, `cancel`, `retry` and
-//! `workers` call. A run is created with its baseline job and one cell job per requested cell (cells known already are
+//! `AdminService`: what `coordinator submit`, `status`, `watch`, `results`, `plan`, `cancel`, `retry`,
+//! `recover` and `workers` call. A run is created with its baseline job and one cell job per requested cell (cells known already are
 //! created done); the pipeline adds the export once it has planned. The dispatcher is woken so waiting workers
 //! get the baseline at once.
 
@@ -16,10 +16,10 @@ use super::dispatcher::DispatcherHandle;
 use super::pipeline::PipelineHandle;
 use crate::clock::Clock;
 use crate::planning::{self, PlanRequest};
-use crate::spec::{MeasuredSpec, PruneSpec, PruneTarget, RunSpec};
+use crate::spec::{MeasuredSpec, PruneSpec, PruneTarget, RecoverSpec, RunSpec};
 use crate::store::{
     JobKind, JobState, JobStore, PlanMode, RunCancelOutcome, RunCancelParams, RunCreateParams, RunId, RunPlanOutcome,
-    RunPlanParams, RunReplanParams, RunState, RunSummary,
+    RunPlanParams, RunRecoverOutcome, RunRecoverParams, RunReplanParams, RunState, RunSummary,
 };
 
 /// The admin service.
@@ -302,6 +302,63 @@ impl<S: JobStore> AdminService for AdminApi<S> {
             crate::store::RunRetryOutcome::NotFound => {
                 Err(Status::not_found(format!("run_id: run {run_id} does not exist")))
             }
+        }
+    }
+
+    /// Reopens a done, exported run for a recovery with the request's config and training set (see
+    /// `coordinator recover`).
+    async fn recover_run(
+        &self,
+        request: Request<pb::RecoverRunRequest>,
+    ) -> Result<Response<pb::RecoverRunResponse>, Status> {
+        let request = request.into_inner();
+        let run_id = RunId(request.run_id);
+        convert::digest("train_set_digest", &request.train_set_digest)?;
+        if self
+            .store
+            .artifact_get(&request.train_set_digest)
+            .await
+            .map_err(convert::store_status)?
+            .is_none()
+        {
+            return Err(Status::not_found(format!(
+                "train_set_digest: no artifact {} (upload the training bundle first)",
+                request.train_set_digest
+            )));
+        }
+        let run = self.run(run_id).await?;
+        let mut spec =
+            RunSpec::from_json(&run.spec).map_err(|e| Status::failed_precondition(format!("run {run_id}: {e}")))?;
+        spec.recover = Some(RecoverSpec {
+            train_set_digest: request.train_set_digest,
+        });
+        let spec = serde_json::to_value(&spec).map_err(|e| Status::internal(format!("run {run_id}'s spec: {e}")))?;
+        let outcome = self
+            .store
+            .run_recover(RunRecoverParams {
+                now: self.clock.now(),
+                run_id,
+                config_yaml: request.config_yaml,
+                spec,
+            })
+            .await
+            .map_err(convert::store_status)?;
+        match outcome {
+            RunRecoverOutcome::Queued => {
+                tracing::info!(run_id = %run_id, "recovery queued");
+                self.dispatcher.wake();
+                self.pipeline.wake();
+                Ok(Response::new(pb::RecoverRunResponse {}))
+            }
+            RunRecoverOutcome::NotDone(state) => Err(Status::failed_precondition(format!(
+                "run {run_id} is {}: only a done run with an export is recovered",
+                state.as_str()
+            ))),
+            RunRecoverOutcome::NotExported => Err(Status::failed_precondition(format!(
+                "run {run_id} has no done export: recovery trains the exported model (a Prune section with export: \
+                 true, or `coordinator plan {run_id} --export`)"
+            ))),
+            RunRecoverOutcome::NotFound => Err(Status::not_found(format!("run_id: run {run_id} does not exist"))),
         }
     }
 

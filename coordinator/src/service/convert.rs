@@ -11,7 +11,7 @@ use sensgrid_proto::v1 as pb;
 use serde_json::{Map, Value};
 use tonic::Status;
 
-use crate::store::{CellSpec, ClaimedJob, Job, JobId, Lease, Run, RunState, RunSummary, StoreError};
+use crate::store::{CellSpec, ClaimedJob, Job, JobId, JobKind, JobState, Lease, Run, RunState, RunSummary, StoreError};
 use sensgrid_client::is_sha256_hex;
 
 /// The criteria a worker knows (`worker prune --criterion`): the pruning code's names.
@@ -67,8 +67,9 @@ pub fn digest(field: &str, digest: &str) -> Result<(), Status> {
     }
 }
 
-/// The stored result of a completion: its metrics, the seconds and device it took, and for an export the
-/// pruned model's digest and the prune's report.
+/// The stored result of a completion: its metrics, the seconds and device it took, for an export the pruned
+/// model's digest and the prune's report, for a recover job recovered.onnx's digest and its report
+/// (`recover_report`, the worker's recover_report.json).
 ///
 /// # Errors
 ///
@@ -103,7 +104,27 @@ pub fn completion_result(request: &pb::CompleteJobRequest) -> Result<Value, Stat
     if !request.report.is_empty() {
         result.insert("report".into(), numbers("report", &request.report)?);
     }
+    if !request.report_json.is_empty() {
+        match serde_json::from_str::<Value>(&request.report_json) {
+            Ok(report @ Value::Object(_)) => {
+                result.insert("recover_report".into(), report);
+            }
+            Ok(_) | Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "report_json: expected recover_report.json's JSON object, got '{}'",
+                    request.report_json.escape_debug()
+                )));
+            }
+        }
+    }
     Ok(Value::Object(result))
+}
+
+/// A recover job's progress as the store keeps it: `{"step": n, "loss": x, "metric": y}`, a number that is not
+/// finite (the metric before the first eval is NaN) as null.
+pub fn recover_progress(progress: &pb::RecoverProgress) -> Value {
+    let number = |x: f64| serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number);
+    serde_json::json!({"step": progress.step, "loss": number(progress.loss), "metric": number(progress.metric)})
 }
 
 /// The metrics of a stored result (see the module docs); empty when there is none.
@@ -152,7 +173,7 @@ pub fn cells(cells: Vec<pb::Cell>) -> Result<Vec<CellSpec>, Status> {
 }
 
 /// The message of a claimed job: the claim plus its run's fields. `plan` is a probe's own candidate; other jobs
-/// carry the run's plan (empty before planning).
+/// carry the run's plan (empty before planning). A recover job's own fields are [`recovery`]'s.
 pub fn job_message(claimed: &ClaimedJob, run: &Run, plan: Option<&Value>, lease: Duration) -> pb::Job {
     pb::Job {
         job_id: claimed.lease.job_id.0,
@@ -173,7 +194,49 @@ pub fn job_message(claimed: &ClaimedJob, run: &Run, plan: Option<&Value>, lease:
             .and_then(Value::as_array)
             .map(|dims| dims.iter().filter_map(Value::as_u64).collect())
             .unwrap_or_default(),
+        ..pb::Job::default()
     }
+}
+
+/// What a recover job's message names besides the run's fields.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recovery {
+    /// The pruned model the export uploaded.
+    pub student_digest: String,
+    /// The training set bundled at submit ([`crate::spec::RecoverSpec`]).
+    pub train_set_digest: String,
+    /// The last checkpoint an earlier attempt uploaded.
+    pub checkpoint_digest: Option<String>,
+}
+
+/// The [`Recovery`] of recover job `job_id` among its run's `jobs`.
+///
+/// # Errors
+///
+/// `FAILED_PRECONDITION` when the run has no done export with an uploaded model or no training set, or the job
+/// is not among `jobs`.
+pub fn recovery(job_id: JobId, run: &Run, jobs: &[Job]) -> Result<Recovery, Status> {
+    let refuse = |why: &str| Status::failed_precondition(format!("recover job {job_id} of run {}: {why}", run.id));
+    let student_digest = jobs
+        .iter()
+        .find(|j| j.kind == JobKind::Export && j.state == JobState::Done)
+        .and_then(|j| j.result.as_ref()?.get("artifact_digest")?.as_str())
+        .ok_or_else(|| refuse("the run has no done export with an uploaded model"))?
+        .to_owned();
+    let train_set_digest = crate::spec::RunSpec::from_json(&run.spec)
+        .ok()
+        .and_then(|spec| spec.recover)
+        .map(|recover| recover.train_set_digest)
+        .ok_or_else(|| refuse("the run's spec names no training set (submitted without a Recover section)"))?;
+    let job = jobs
+        .iter()
+        .find(|j| j.id == job_id)
+        .ok_or_else(|| refuse("the job is not among the run's jobs"))?;
+    Ok(Recovery {
+        student_digest,
+        train_set_digest,
+        checkpoint_digest: job.checkpoint_digest.clone(),
+    })
 }
 
 /// A stored plan (`{"<group key>": ratio}`) as the contract carries it (empty for none).
@@ -246,6 +309,8 @@ pub fn job_status(job: &Job) -> pb::JobStatus {
         finished_at: timestamp(job.finished_at),
         probe_step: job.probe_step.unwrap_or_default(),
         plan_json: job.plan.as_ref().map(Value::to_string).unwrap_or_default(),
+        checkpoint_digest: job.checkpoint_digest.clone().unwrap_or_default(),
+        progress_json: job.progress.as_ref().map(Value::to_string).unwrap_or_default(),
     }
 }
 

@@ -371,8 +371,12 @@ impl<S: JobStore> Dispatcher<S> {
     }
 
     async fn job_message(&mut self, job: &ClaimedJob) -> PollReply {
-        // A run changes once: the planner sets its plan before queuing the export. Exports read it afresh.
-        let cached = self.runs.get(&job.run_id).filter(|_| job.kind != JobKind::Export);
+        // A run changes when the planner sets its plan before queuing the export, and when `coordinator recover`
+        // gives it a Recover section: exports and recover jobs read it afresh.
+        let cached = self
+            .runs
+            .get(&job.run_id)
+            .filter(|_| !matches!(job.kind, JobKind::Export | JobKind::Recover));
         let run = match cached {
             Some(run) => run.clone(),
             None => {
@@ -405,12 +409,25 @@ impl<S: JobStore> Dispatcher<S> {
             }
             _ => None,
         };
-        Ok(Some(convert::job_message(
-            job,
-            &run,
-            probe_plan.as_ref(),
-            self.config.lease,
-        )))
+        let mut message = convert::job_message(job, &run, probe_plan.as_ref(), self.config.lease);
+        if job.kind == JobKind::Recover {
+            let recovery = self.recovery(job, &run).await?;
+            message.student_digest = recovery.student_digest;
+            message.train_set_digest = recovery.train_set_digest;
+            message.checkpoint_digest = recovery.checkpoint_digest.unwrap_or_default();
+        }
+        Ok(Some(message))
+    }
+
+    /// What a recover job trains from: the run's exported model, its training set, and the checkpoint an earlier
+    /// attempt left, read from the store at each claim (a resumed attempt gets the latest checkpoint).
+    async fn recovery(&mut self, job: &ClaimedJob, run: &Run) -> Result<convert::Recovery, Status> {
+        let jobs = self
+            .store
+            .job_list_by_run(job.run_id)
+            .await
+            .map_err(convert::store_status)?;
+        convert::recovery(job.lease.job_id, run, &jobs)
     }
 }
 

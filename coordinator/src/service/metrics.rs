@@ -2,9 +2,11 @@
 //!
 //! Counters and histograms are updated where things happen (the worker service, the sweeper); the gauges of
 //! jobs by run and state and of connected workers are read from the store and from the workers' last calls
-//! when scraped, so they equal the store's counts at that moment.
+//! when scraped, so they equal the store's counts at that moment. A recover job's progress (its step, loss and
+//! eval metric) is set from each heartbeat that reports it.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -15,14 +17,30 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use sensgrid_proto::v1::RecoverProgress;
+
 use super::worker::MAX_POLL_WAIT;
-use crate::store::{JobStore, WorkerId, WorkerSummary};
+use crate::store::{JobId, JobStore, WorkerId, WorkerSummary};
 
 /// The labels of `sensgrid_jobs`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct JobLabels {
     run: i64,
     state: &'static str,
+}
+
+/// The labels of the recover gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RecoverLabels {
+    job: i64,
+}
+
+/// A recover job's progress as `/metrics` shows it.
+#[derive(Clone, Default)]
+struct RecoverGauges {
+    step: Family<RecoverLabels, Gauge>,
+    loss: Family<RecoverLabels, Gauge<f64, AtomicU64>>,
+    metric: Family<RecoverLabels, Gauge<f64, AtomicU64>>,
 }
 
 /// Every metric, registered once in its registry.
@@ -36,6 +54,7 @@ pub struct Metrics {
     lease_expiries: Counter,
     eval_seconds: Histogram,
     dispatch_latency: Histogram,
+    recover: RecoverGauges,
     /// Each worker's last call (register, poll, heartbeat, complete, fail).
     last_call: Mutex<HashMap<WorkerId, Instant>>,
     /// One scrape at a time refreshes the gauges and encodes them.
@@ -102,6 +121,22 @@ impl Metrics {
             "Seconds from a poll's arrival to the job it is answered with",
             dispatch_latency.clone(),
         );
+        let recover = RecoverGauges::default();
+        registry.register(
+            "sensgrid_recover_step",
+            "A recover job's last step, as its heartbeats report it",
+            recover.step.clone(),
+        );
+        registry.register(
+            "sensgrid_recover_loss",
+            "A recover job's distillation loss at its last step",
+            recover.loss.clone(),
+        );
+        registry.register(
+            "sensgrid_recover_metric",
+            "A recover job's last eval metric (NaN before its first eval)",
+            recover.metric.clone(),
+        );
         Self {
             registry,
             jobs,
@@ -112,6 +147,7 @@ impl Metrics {
             lease_expiries,
             eval_seconds,
             dispatch_latency,
+            recover,
             last_call: Mutex::new(HashMap::new()),
             scrape: tokio::sync::Mutex::new(()),
         }
@@ -139,6 +175,17 @@ impl Metrics {
 
     pub fn completion_rejected(&self) {
         self.completions_rejected.inc();
+    }
+
+    /// A recover job's heartbeat reported its progress.
+    pub fn recover_progress(&self, job: JobId, progress: &RecoverProgress) {
+        let labels = RecoverLabels { job: job.0 };
+        self.recover
+            .step
+            .get_or_create(&labels)
+            .set(i64::try_from(progress.step).unwrap_or(i64::MAX));
+        self.recover.loss.get_or_create(&labels).set(progress.loss);
+        self.recover.metric.get_or_create(&labels).set(progress.metric);
     }
 
     pub fn leases_expired(&self, count: usize) {

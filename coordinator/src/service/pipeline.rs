@@ -17,6 +17,8 @@
 //!   probes are jobs in the store, so a restarted coordinator goes on from the ones already measured.
 //! - Every cell is final and there is nothing to plan, or the export is done: the run is done.
 //! - The export failed: the run fails (its cells and plan stay).
+//! - The export is done and the run has a `Recover` section ([`RunSpec::recover`]): its recover job is queued
+//!   ([`JobStore::job_recover_add`]); the run is done when the recovery is, and fails when it fails.
 //!
 //! Every decision is read from the store, so a restarted coordinator picks up where the last one stopped. The
 //! task looks at the running runs every `interval` and whenever a job finished ([`PipelineHandle::wake`]); a
@@ -37,8 +39,8 @@ use crate::clock::Clock;
 use crate::planning::{self, PlanRequest, Planned, ProbeRound};
 use crate::spec::{PruneTarget, RunSpec};
 use crate::store::{
-    Job, JobKind, JobProbeAddParams, JobSkipParams, JobState, JobStore, PlanMode, Run, RunFinishParams, RunId,
-    RunPlanOutcome, RunPlanParams, RunState, StoreError,
+    Job, JobKind, JobProbeAddParams, JobRecoverAddParams, JobSkipParams, JobState, JobStore, PlanMode, Run,
+    RunFinishParams, RunId, RunPlanOutcome, RunPlanParams, RunState, StoreError,
 };
 
 /// The least time between two rounds of the pipeline.
@@ -97,6 +99,8 @@ pub enum Step {
     ExportQueued,
     /// A measured target's search queued this many probes.
     Probing(u64),
+    /// The export is done and the recovery queued.
+    RecoverQueued,
 }
 
 impl<S: JobStore> Pipeline<S> {
@@ -172,6 +176,7 @@ impl<S: JobStore> Pipeline<S> {
                 Step::Waiting { .. } => {}
                 Step::ExportQueued => tracing::info!(run_id = run.id.0, "run planned; export queued"),
                 Step::Probing(n) => tracing::info!(run_id = run.id.0, probes = n, "probes queued"),
+                Step::RecoverQueued => tracing::info!(run_id = run.id.0, "export done; recovery queued"),
                 Step::Finished(state, error) => tracing::info!(
                     run_id = run.id.0,
                     state = %state,
@@ -200,6 +205,19 @@ impl<S: JobStore> Pipeline<S> {
         match step {
             Decision::Wait { baseline_ok } => Ok(Step::Waiting { baseline_ok }),
             Decision::Finish(state, error) => self.finish(run, state, error).await,
+            Decision::Recover => {
+                let queued = self
+                    .store
+                    .job_recover_add(JobRecoverAddParams {
+                        now: self.clock.now(),
+                        run_id: run.id,
+                    })
+                    .await?;
+                if queued {
+                    self.dispatcher.wake();
+                }
+                Ok(Step::RecoverQueued)
+            }
             Decision::Plan(spec) => {
                 let prune = spec.prune.expect("decide plans only runs with a Prune section");
                 let request = PlanRequest {
@@ -437,9 +455,13 @@ fn round_width(jobs: &[Job]) -> Option<usize> {
 /// What a running run's jobs call for.
 #[derive(Debug)]
 enum Decision {
-    Wait { baseline_ok: bool },
+    Wait {
+        baseline_ok: bool,
+    },
     Finish(RunState, Option<String>),
     Plan(Box<RunSpec>),
+    /// The export is done and the run has a `Recover` section: queue its recover job.
+    Recover,
 }
 
 fn decide(run: &Run, jobs: &[Job]) -> Decision {
@@ -501,6 +523,20 @@ fn decide(run: &Run, jobs: &[Job]) -> Decision {
     }
     match jobs.iter().find(|j| j.kind == JobKind::Export) {
         Some(export) => match export.state {
+            JobState::Done if spec.recover.is_some() => match jobs.iter().find(|j| j.kind == JobKind::Recover) {
+                None => Decision::Recover,
+                Some(recover) => match recover.state {
+                    JobState::Done => Decision::Finish(RunState::Done, None),
+                    JobState::Failed => Decision::Finish(
+                        RunState::Failed,
+                        Some(format!(
+                            "the recovery failed: {}",
+                            recover.last_error.as_deref().unwrap_or("no error recorded")
+                        )),
+                    ),
+                    _ => Decision::Wait { baseline_ok: true },
+                },
+            },
             JobState::Done => Decision::Finish(RunState::Done, None),
             JobState::Failed => Decision::Finish(
                 RunState::Failed,
@@ -545,6 +581,8 @@ mod tests {
             leased_at: None,
             probe_step: None,
             plan: None,
+            checkpoint_digest: None,
+            progress: None,
         }
     }
 

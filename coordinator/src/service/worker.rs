@@ -43,7 +43,7 @@ use crate::clock::Clock;
 use crate::spec::RunSpec;
 use crate::store::{
     CompleteOutcome, FailOutcome, HeartbeatOutcome, JobCompletion, JobFailParams, JobHeartbeatParams, JobKind,
-    JobStore, NamedJob, Run, StoreError, WorkerId, WorkerRegisterParams,
+    JobRecoverProgressParams, JobStore, NamedJob, Run, StoreError, WorkerId, WorkerRegisterParams,
 };
 
 /// The longest a poll waits, whatever `wait_ms` asks: a worker that asks for more simply polls again.
@@ -323,6 +323,37 @@ impl<S: JobStore> WorkerService for WorkerApi<S> {
         Ok(Response::new(pb::HeartbeatResponse {
             keep_going: matches!(outcome, HeartbeatOutcome::Extended { .. }),
         }))
+    }
+
+    async fn report_recovery(
+        &self,
+        request: Request<pb::ReportRecoveryRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let request = request.into_inner();
+        let lease = convert::lease(request.job_id, request.lease_epoch)?;
+        let progress = request
+            .progress
+            .ok_or_else(|| Status::invalid_argument("progress: a recovery report needs its progress"))?;
+        let checkpoint_digest = match request.checkpoint_digest.as_str() {
+            "" => None,
+            digest => {
+                convert::digest("checkpoint_digest", digest)?;
+                Some(digest.to_owned())
+            }
+        };
+        let kept = self
+            .store
+            .job_recover_progress(JobRecoverProgressParams {
+                lease,
+                checkpoint_digest,
+                progress: convert::recover_progress(&progress),
+            })
+            .await
+            .map_err(convert::store_status)?;
+        if kept {
+            self.metrics.recover_progress(lease.job_id, &progress);
+        }
+        Ok(Response::new(pb::HeartbeatResponse { keep_going: kept }))
     }
 
     async fn complete_job(

@@ -284,6 +284,10 @@ pub struct Job {
     pub probe_step: Option<u32>,
     /// Probes only: the candidate plan, `{"<group key>": ratio}`.
     pub plan: Option<Value>,
+    /// Recover jobs only: the last checkpoint a worker uploaded, where the next attempt resumes.
+    pub checkpoint_digest: Option<String>,
+    /// Recover jobs only: the last progress reported, `{"step": n, "loss": x, "metric": y}`.
+    pub progress: Option<Value>,
 }
 
 /// A registered worker.
@@ -623,6 +627,47 @@ pub struct JobSkipParams {
     pub reason: String,
 }
 
+/// [`JobStore::run_recover`]'s parameters.
+#[derive(Clone, Debug)]
+pub struct RunRecoverParams {
+    pub now: OffsetDateTime,
+    pub run_id: RunId,
+    /// The run's config from now on: with the `Recover` section the recovery runs by.
+    pub config_yaml: String,
+    /// The run's spec from now on: with [`crate::spec::RunSpec::recover`] naming the training set.
+    pub spec: Value,
+}
+
+/// What [`JobStore::run_recover`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunRecoverOutcome {
+    /// The run runs again, its recover job queued.
+    Queued,
+    /// Only a done run is recovered.
+    NotDone(RunState),
+    /// The run is done but has no done export: there is no pruned model to recover.
+    NotExported,
+    NotFound,
+}
+
+/// [`JobStore::job_recover_add`]'s parameters.
+#[derive(Clone, Debug)]
+pub struct JobRecoverAddParams {
+    pub now: OffsetDateTime,
+    pub run_id: RunId,
+}
+
+/// [`JobStore::job_recover_progress`]'s parameters.
+#[derive(Clone, Debug)]
+pub struct JobRecoverProgressParams {
+    pub lease: Lease,
+    /// A checkpoint just uploaded (its artifact is stored), kept on the job for the next attempt; `None` keeps
+    /// the last one.
+    pub checkpoint_digest: Option<String>,
+    /// `{"step": n, "loss": x, "metric": y}`.
+    pub progress: Value,
+}
+
 /// [`JobStore::job_probe_add`]'s parameters.
 #[derive(Clone, Debug)]
 pub struct JobProbeAddParams {
@@ -960,6 +1005,19 @@ pub trait JobStore: Clone + Send + Sync + 'static {
     /// `params.above_ratio` (an early stop), with `params.reason` as their `last_error`; leased and finished
     /// cells are left as they are. Answers how many were skipped.
     fn job_skip(&self, params: JobSkipParams) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Queues the run's recover job, claimable at `now`, when the run is running, its export is done and it has
+    /// no recover job yet (in any state), so a restarted pipeline adds nothing. Answers whether one was queued.
+    fn job_recover_add(&self, params: JobRecoverAddParams) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Reopens a done run whose export is done for a recovery: its config and spec replaced by `params`', its
+    /// recover job queued anew (in place, its epoch kept, its checkpoint dropped) or added. Other runs are left
+    /// as they are (see [`RunRecoverOutcome`]).
+    fn run_recover(&self, params: RunRecoverParams) -> impl Future<Output = Result<RunRecoverOutcome>> + Send;
+
+    /// Keeps what a recover job's worker reported with a heartbeat (its progress, and a checkpoint it uploaded)
+    /// while its lease is current. Answers whether it was (a stale attempt's report is dropped).
+    fn job_recover_progress(&self, params: JobRecoverProgressParams) -> impl Future<Output = Result<bool>> + Send;
 
     /// Queues a probe job per (step, plan) of `params.probes` for a running run that has no plan yet, claimable
     /// at `now`; a step the run already has (in any state) is left as it is, so a restarted pipeline that

@@ -17,10 +17,10 @@ use super::stored::{Stored, StoredEnum};
 use super::{
     Artifact, ArtifactPutOutcome, ArtifactPutParams, ClaimedJob, CompleteOutcome, Completed, FailOutcome,
     HeartbeatOutcome, Job, JobClaimParams, JobCompleteParams, JobCounts, JobFailParams, JobHeartbeatParams, JobId,
-    JobKind, JobProbeAddParams, JobRescueExpiredParams, JobSkipParams, JobState, JobStore, Lease, NamedJob,
-    RescueOutcome, RescuedJob, Result, Run, RunCancelOutcome, RunCancelParams, RunCreateParams, RunFinishParams, RunId,
-    RunPlanOutcome, RunPlanParams, RunReplanParams, RunState, RunSummary, StoreError, Worker, WorkerId,
-    WorkerRegisterParams, WorkerSummary,
+    JobKind, JobProbeAddParams, JobRecoverAddParams, JobRecoverProgressParams, JobRescueExpiredParams, JobSkipParams,
+    JobState, JobStore, Lease, NamedJob, RescueOutcome, RescuedJob, Result, Run, RunCancelOutcome, RunCancelParams,
+    RunCreateParams, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams, RunRecoverOutcome, RunRecoverParams,
+    RunReplanParams, RunState, RunSummary, StoreError, Worker, WorkerId, WorkerRegisterParams, WorkerSummary,
 };
 
 /// The query files, by name.
@@ -136,6 +136,8 @@ fn job_from_row(op: &'static str, row: &PgRow) -> Result<Job> {
             .map(|step| convert(op, "job.probe_step", i64::from(step)))
             .transpose()?,
         plan: row.try_get("plan").map_err(get)?,
+        checkpoint_digest: row.try_get("checkpoint_digest").map_err(get)?,
+        progress: row.try_get("progress").map_err(get)?,
     })
 }
 
@@ -560,6 +562,54 @@ impl JobStore for PgStore {
         convert(OP, "skipped", skipped)
     }
 
+    async fn job_recover_add(&self, params: JobRecoverAddParams) -> Result<bool> {
+        const OP: &str = "job_recover_add";
+        let added: i64 = sqlx::query_scalar(sql(OP))
+            .bind(params.run_id.0)
+            .bind(params.now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        Ok(added > 0)
+    }
+
+    async fn run_recover(&self, params: RunRecoverParams) -> Result<RunRecoverOutcome> {
+        const OP: &str = "run_recover";
+        let row = sqlx::query(sql(OP))
+            .bind(params.run_id.0)
+            .bind(&params.config_yaml)
+            .bind(&params.spec)
+            .bind(params.now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        let Some(row) = row else {
+            return Ok(RunRecoverOutcome::NotFound);
+        };
+        let get = |e| backend(OP)(e);
+        let prior = enum_column::<RunState>(&row, "prior_state").map_err(get)?;
+        Ok(if prior != RunState::Done {
+            RunRecoverOutcome::NotDone(prior)
+        } else if !row.try_get::<bool, _>("exported").map_err(get)? {
+            RunRecoverOutcome::NotExported
+        } else {
+            RunRecoverOutcome::Queued
+        })
+    }
+
+    async fn job_recover_progress(&self, params: JobRecoverProgressParams) -> Result<bool> {
+        const OP: &str = "job_recover_progress";
+        let kept = sqlx::query(sql(OP))
+            .bind(params.lease.job_id.0)
+            .bind(params.lease.epoch)
+            .bind(&params.checkpoint_digest)
+            .bind(&params.progress)
+            .execute(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        Ok(kept.rows_affected() > 0)
+    }
+
     async fn job_probe_add(&self, params: JobProbeAddParams) -> Result<u64> {
         const OP: &str = "job_probe_add";
         let steps = params.validate()?;
@@ -790,7 +840,7 @@ mod tests {
     use super::*;
 
     /// Every query the store runs, by name.
-    const USED: [&str; 26] = [
+    const USED: [&str; 29] = [
         "artifact_get",
         "artifact_insert",
         "job_analyze",
@@ -801,6 +851,8 @@ mod tests {
         "job_heartbeat",
         "job_list_by_run",
         "job_probe_add",
+        "job_recover_add",
+        "job_recover_progress",
         "job_release",
         "job_rescue_expired",
         "job_skip",
@@ -811,6 +863,7 @@ mod tests {
         "run_get",
         "run_list",
         "run_plan",
+        "run_recover",
         "run_replan",
         "run_retry",
         "worker_first_unknown",

@@ -51,10 +51,11 @@ use super::stored::{Stored, StoredEnum};
 use super::{
     Artifact, ArtifactPutOutcome, ArtifactPutParams, Backoff, ClaimAffinity, ClaimedJob, CompleteOutcome, Completed,
     FailOutcome, HeartbeatOutcome, Job, JobClaimParams, JobCompleteParams, JobCounts, JobFailParams,
-    JobHeartbeatParams, JobId, JobKind, JobProbeAddParams, JobRescueExpiredParams, JobSkipParams, JobState, JobStore,
-    Lease, NamedJob, RescueOutcome, RescuedJob, Result, Run, RunCancelOutcome, RunCancelParams, RunCreateParams,
-    RunFinishParams, RunId, RunPlanOutcome, RunPlanParams, RunReplanParams, RunState, RunSummary, StoreError, Worker,
-    WorkerId, WorkerRegisterParams, WorkerSummary, WriteFailure,
+    JobHeartbeatParams, JobId, JobKind, JobProbeAddParams, JobRecoverAddParams, JobRecoverProgressParams,
+    JobRescueExpiredParams, JobSkipParams, JobState, JobStore, Lease, NamedJob, RescueOutcome, RescuedJob, Result, Run,
+    RunCancelOutcome, RunCancelParams, RunCreateParams, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams,
+    RunRecoverOutcome, RunRecoverParams, RunReplanParams, RunState, RunSummary, StoreError, Worker, WorkerId,
+    WorkerRegisterParams, WorkerSummary, WriteFailure,
 };
 
 /// Every migration in `migrations/sqlite/`, embedded at compile time; [`SqliteStore::open`] applies them.
@@ -455,6 +456,8 @@ fn job_from_row(op: &'static str, row: &SqliteRow) -> Result<Job> {
             .map(|step| convert(op, "probe_step", step))
             .transpose()?,
         plan: c.get("plan")?,
+        checkpoint_digest: c.get("checkpoint_digest")?,
+        progress: c.get("progress")?,
     })
 }
 
@@ -907,6 +910,68 @@ impl JobStore for SqliteStore {
             .map_err(backend(OP))?;
         tx.commit().await.map_err(backend(OP))?;
         Ok(skipped.rows_affected())
+    }
+
+    async fn job_recover_add(&self, params: JobRecoverAddParams) -> Result<bool> {
+        const OP: &str = "job_recover_add";
+        let (_turn, mut tx) = self.write(OP).await?;
+        let added = sqlx::query(sql(OP))
+            .bind(params.run_id.0)
+            .bind(micros(params.now))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend(OP))?;
+        tx.commit().await.map_err(backend(OP))?;
+        Ok(added.rows_affected() > 0)
+    }
+
+    async fn run_recover(&self, params: RunRecoverParams) -> Result<RunRecoverOutcome> {
+        const OP: &str = "run_recover";
+        let (_turn, mut tx) = self.write(OP).await?;
+        match run_state(&mut tx, OP, params.run_id).await? {
+            None => return Ok(RunRecoverOutcome::NotFound),
+            Some(RunState::Done) => {}
+            Some(state) => return Ok(RunRecoverOutcome::NotDone(state)),
+        }
+        if export_state(&mut tx, OP, params.run_id).await? != Some(JobState::Done) {
+            return Ok(RunRecoverOutcome::NotExported);
+        }
+        sqlx::query(sql("run_reopen_recover"))
+            .bind(params.run_id.0)
+            .bind(&params.config_yaml)
+            .bind(&params.spec)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend(OP))?;
+        sqlx::query(sql("job_reset_recover"))
+            .bind(params.run_id.0)
+            .bind(micros(params.now))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend(OP))?;
+        sqlx::query(sql("job_recover_add"))
+            .bind(params.run_id.0)
+            .bind(micros(params.now))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend(OP))?;
+        tx.commit().await.map_err(backend(OP))?;
+        Ok(RunRecoverOutcome::Queued)
+    }
+
+    async fn job_recover_progress(&self, params: JobRecoverProgressParams) -> Result<bool> {
+        const OP: &str = "job_recover_progress";
+        let (_turn, mut tx) = self.write(OP).await?;
+        let kept = sqlx::query(sql(OP))
+            .bind(params.lease.job_id.0)
+            .bind(params.lease.epoch)
+            .bind(&params.checkpoint_digest)
+            .bind(&params.progress)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend(OP))?;
+        tx.commit().await.map_err(backend(OP))?;
+        Ok(kept.rows_affected() > 0)
     }
 
     async fn job_probe_add(&self, params: JobProbeAddParams) -> Result<u64> {
@@ -1367,7 +1432,7 @@ mod tests {
     use super::*;
 
     /// Every query the store runs, by name.
-    const USED: [&str; 38] = [
+    const USED: [&str; 42] = [
         "artifact_get",
         "artifact_insert",
         "job_accept",
@@ -1387,9 +1452,12 @@ mod tests {
         "job_lease",
         "job_list_by_run",
         "job_probe_add",
+        "job_recover_add",
+        "job_recover_progress",
         "job_release",
         "job_requeue_failed",
         "job_reset_export",
+        "job_reset_recover",
         "job_skip",
         "ping",
         "run_end",
@@ -1397,6 +1465,7 @@ mod tests {
         "run_insert",
         "run_list",
         "run_reopen",
+        "run_reopen_recover",
         "run_replan",
         "run_set_plan",
         "run_state",

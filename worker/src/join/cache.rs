@@ -123,6 +123,21 @@ impl ArtifactCache {
         Ok(path)
     }
 
+    /// The directory of recover job `job_id` on this worker: its checkpoints and outputs.
+    pub fn recovery_dir(&self, job_id: i64) -> PathBuf {
+        self.dir.join("recover").join(format!("job-{job_id}"))
+    }
+
+    /// Downloads `digest` (a recover job's checkpoint) to `into`, through this process's `downloads/`.
+    ///
+    /// # Errors
+    /// [`FetchError`], naming the digest.
+    pub async fn download_to(&self, client: &mut WorkerClient, digest: &str, into: &Path) -> Result<(), FetchError> {
+        check_digest(digest)?;
+        let download = self.download(client, digest).await?;
+        rename(&download, into)
+    }
+
     /// Downloads `digest` to a file of this process under `downloads/`, checked against the digest.
     async fn download(&self, client: &mut WorkerClient, digest: &str) -> Result<PathBuf, FetchError> {
         let dest = self

@@ -1,16 +1,18 @@
 //! The blocking half of `worker join`: one job evaluated on the engine, on a thread of its own while the
 //! async half heartbeats. Baselines and cells are scored on the loaded session; the export job prunes the
 //! model structurally by its plan, scores the pruned model and times both; a probe does the same with its
-//! candidate plan and uploads nothing.
+//! candidate plan and uploads nothing. A recover job fine-tunes the exported model by distillation from the
+//! run's model ([`crate::recover`]), handing each checkpoint to a [`CheckpointSink`] that ships it to the
+//! coordinator, and resuming from the checkpoint an earlier attempt shipped.
 //!
 //! The [`Engine`] keeps the last [`Session`] (model on the device, eval set opened, channel groups traced)
 //! and reuses it while jobs share a run's config, model and eval set, which is every job of a run: only the
 //! first job of a run pays for loading. Cells are masked and restored bit for bit by the session.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, anyhow};
@@ -19,11 +21,12 @@ use sensgrid_eval::{Config, bundle};
 use sensgrid_model::analysis::count;
 use sensgrid_model::onnx;
 use sensgrid_model::prune::{Criterion, Plan, planner};
-use sensgrid_proto::v1::{Job, JobKind};
+use sensgrid_proto::v1::{Job, JobKind, RecoverProgress};
 use tch::{Device, Kind, Tensor};
 
 use crate::evaluate::{Progress, Session};
 use crate::latency;
+use crate::recover::{self, CHECKPOINT_FILE, RECOVERED_FILE, Recovery, TrainSet};
 
 /// Why a job did not produce metrics.
 #[derive(Debug)]
@@ -51,6 +54,9 @@ pub struct JobState {
     done: AtomicU64,
     total: AtomicU64,
     stop: AtomicU8,
+    /// A recover job's last progress and the digest of the last checkpoint it shipped: reported with every
+    /// heartbeat, so a report lost to an outage is made good by the next.
+    recovery: Mutex<Option<(RecoverProgress, String)>>,
 }
 
 impl JobState {
@@ -78,7 +84,38 @@ impl JobState {
         self.done.store(progress.done as u64, Ordering::Relaxed);
         self.total.store(progress.total as u64, Ordering::Relaxed);
     }
+
+    /// A recover job's progress (steps done out of all) and its last shipped checkpoint, empty before the
+    /// first; `None` for other jobs.
+    pub fn recovery(&self) -> Option<(RecoverProgress, String)> {
+        self.recovery.lock().expect("no holder panics").clone()
+    }
+
+    fn report_recovery(&self, step: &recover::Progress) {
+        self.done.store(step.step, Ordering::Relaxed);
+        self.total.store(step.steps, Ordering::Relaxed);
+        let mut recovery = self.recovery.lock().expect("no holder panics");
+        let last_digest = recovery.take().map(|(_, digest)| digest).unwrap_or_default();
+        let progress = RecoverProgress {
+            step: step.step,
+            loss: step.loss,
+            metric: step.metric.unwrap_or(f64::NAN),
+        };
+        *recovery = Some((progress, last_digest));
+    }
+
+    /// Notes the digest of the checkpoint just uploaded, which the heartbeats report from now on.
+    pub fn checkpoint_shipped(&self, digest: String) {
+        if let Some((_, shipped)) = self.recovery.lock().expect("no holder panics").as_mut() {
+            *shipped = digest;
+        }
+    }
 }
+
+/// Ships a recover job's checkpoint (the file at the path) to the coordinator: uploads it, notes its digest in
+/// the job's state ([`JobState::checkpoint_shipped`]) and reports it at once. Runs on the engine's thread,
+/// which waits for it: until the coordinator keeps it, it is not a checkpoint another worker resumes from.
+pub type CheckpointSink = Box<dyn FnMut(&Path, &JobState) -> anyhow::Result<()> + Send>;
 
 /// Timed forward passes per model for the export's latency figures, after untimed warm-up passes (the two
 /// models in alternation, see [`latency::compare`]).
@@ -91,8 +128,10 @@ pub struct Outcome {
     pub metrics: MetricDict,
     /// Export jobs: params, FLOPs and latency before and after.
     pub report: HashMap<String, f64>,
-    /// Export jobs: the pruned ONNX to upload.
+    /// Export jobs: the pruned ONNX to upload; recover jobs: recovered.onnx.
     pub artifact: Option<PathBuf>,
+    /// Recover jobs: recover_report.json.
+    pub report_json: String,
     /// Wall time of the job on this worker.
     pub seconds: f64,
 }
@@ -103,6 +142,7 @@ impl Outcome {
             metrics,
             report: HashMap::new(),
             artifact: None,
+            report_json: String::new(),
             seconds: 0.0,
         }
     }
@@ -121,6 +161,20 @@ pub struct Inputs {
     pub model: PathBuf,
     /// The unpacked eval bundle.
     pub bundle: PathBuf,
+    /// Recover jobs: what else they train with.
+    pub recovery: Option<RecoverInputs>,
+}
+
+/// A recover job's inputs beside the run's model (the teacher) and eval set.
+pub struct RecoverInputs {
+    /// The exported model, in the cache.
+    pub student: PathBuf,
+    /// The unpacked training bundle.
+    pub train_set: PathBuf,
+    /// The job's own directory: the checkpoint to resume from (when an earlier attempt shipped one) is placed
+    /// there before the job runs, and the recovery writes its checkpoints and outputs there.
+    pub out_dir: PathBuf,
+    pub checkpoint_sink: CheckpointSink,
 }
 
 /// What a loaded session was opened from.
@@ -152,7 +206,7 @@ impl Engine {
     ///
     /// # Errors
     /// [`JobError`]: bad inputs, a failed evaluation, or a stop.
-    pub fn run(&mut self, inputs: &Inputs, state: &Arc<JobState>) -> Result<Outcome, JobError> {
+    pub fn run(&mut self, inputs: &mut Inputs, state: &Arc<JobState>) -> Result<Outcome, JobError> {
         let job = &inputs.job;
         let kind = job.kind();
         let started = Instant::now();
@@ -194,6 +248,10 @@ impl Engine {
                 }
                 outcome
             }
+            JobKind::Recover => self.recover(inputs, state).map_err(|e| match e {
+                ExportError::Input(e) => JobError::Input(e),
+                ExportError::Runtime(e) => stopped_or(e),
+            })?,
             JobKind::Unspecified => {
                 return Err(JobError::Input(anyhow!(
                     "job {}: kind {} is not a job this worker runs",
@@ -295,6 +353,71 @@ impl Engine {
             metrics,
             report,
             artifact: Some(path),
+            report_json: String::new(),
+            seconds: 0.0,
+        })
+    }
+
+    /// The recover job: trains the exported model (the student) to reproduce the run's model (the teacher) on
+    /// the run's training set, as the config's `Recover` section says, shipping each checkpoint through the
+    /// sink; reports the recovered model's metric and the report, and hands recovered.onnx back to upload.
+    fn recover(&mut self, inputs: &mut Inputs, state: &JobState) -> Result<Outcome, ExportError> {
+        let input = ExportError::Input;
+        let job = &inputs.job;
+        let RecoverInputs {
+            student,
+            train_set,
+            out_dir,
+            checkpoint_sink,
+        } = inputs.recovery.as_mut().ok_or_else(|| {
+            input(anyhow!(
+                "job {}: a recover job without its student model and training set",
+                job.job_id
+            ))
+        })?;
+        let config = |model: &Path| -> anyhow::Result<Config> {
+            let overrides = bundle::rebase(&inputs.bundle, model)?;
+            Ok(Config::from_yaml(
+                &job.config_yaml,
+                format!("run {} config", job.run_id),
+                &overrides,
+            )?)
+        };
+        let teacher = config(&inputs.model).map_err(input)?;
+        let student = config(student).map_err(input)?;
+        let options = recover::Options::of(&student);
+        let train_set = TrainSet {
+            data_dir: train_set.clone(),
+            label_file_list: vec![train_set.join(bundle::LABELS)],
+        };
+        // Recovery holds both models and the student's gradients: the evaluation session goes first.
+        self.loaded = None;
+        let report = Recovery {
+            teacher,
+            student,
+            train_set: &train_set,
+            options: &options,
+            device: self.device,
+            out_dir,
+        }
+        .run(&mut |step| {
+            state.report_recovery(step);
+            if step.checkpointed {
+                checkpoint_sink(&out_dir.join(CHECKPOINT_FILE), state)?;
+            }
+            match state.stop_reason() {
+                Some(_) => Err(anyhow!("stopped")),
+                None => Ok(()),
+            }
+        })
+        .map_err(ExportError::Runtime)?;
+        let mut metrics = MetricDict::new();
+        metrics.insert(report.metric.clone(), report.recovered);
+        Ok(Outcome {
+            metrics,
+            report: HashMap::new(),
+            artifact: Some(out_dir.join(RECOVERED_FILE)),
+            report_json: report.to_json().to_string(),
             seconds: 0.0,
         })
     }

@@ -40,7 +40,10 @@
 //!   and [`HAND_BACK_GRACE`] after the second the worker leaves by that signal whatever it waits on (a
 //!   coordinator that stopped answering mid-call). The lease then expires and the job runs elsewhere.
 //! - **Killed** (SIGKILL, the machine gone): the jobs it held, computing or prefetched, are taken back by the
-//!   coordinator when their leases expire, as any leased job is.
+//!   coordinator when their leases expire, as any leased job is. A recover job ships each checkpoint as it is
+//!   written (uploaded, then named in a `ReportRecovery` at once, see [`checkpoint_sink`]), and the next attempt, on
+//!   any worker, downloads the last one into the job's directory and resumes there: at most `checkpoint_every`
+//!   steps are lost.
 //!
 //! It logs through `tracing` (the binary's `--log-format` and `--log-level`). Everything a job does happens in a
 //! `job` span carrying `run_id`, `job_id`, `epoch`, `worker_id`, `kind`, and for cells `group` and `ratio`, so
@@ -60,7 +63,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use sensgrid_client::{self as client, Tls, WorkerClient};
 use sensgrid_proto::v1::{
     CompleteJobRequest, FailJobRequest, HeartbeatRequest, Job, JobKind, PollJobRequest, PollJobResponse,
-    RegisterRequest,
+    RegisterRequest, ReportRecoveryRequest,
 };
 use tch::Device;
 use tokio::sync::{mpsc, watch};
@@ -70,9 +73,10 @@ use tonic::{Code, Status};
 use tracing::{Instrument, Span};
 
 use cache::{ArtifactCache, FetchError};
-use engine::{Engine, Inputs, JobError, JobState, Outcome, Stop};
+use engine::{CheckpointSink, Engine, Inputs, JobError, JobState, Outcome, RecoverInputs, Stop};
 
 use crate::exec::device_name;
+use crate::recover::CHECKPOINT_FILE;
 
 /// How long one poll waits for a job before asking again.
 const POLL_WAIT: Duration = Duration::from_secs(30);
@@ -587,6 +591,7 @@ impl Worker {
                     seconds: outcome.seconds,
                     device: device_name(self.device),
                     report: outcome.report,
+                    report_json: outcome.report_json,
                 })
             }
             Err(JobError::Stopped) if leased.state.stop_reason() == Some(Stop::Release) => {
@@ -702,7 +707,7 @@ async fn compute(
     inputs: JoinHandle<Result<Inputs, JobError>>,
     state: Arc<JobState>,
 ) -> (Option<Engine>, Result<Outcome, JobError>) {
-    let inputs = match inputs.await {
+    let mut inputs = match inputs.await {
         Ok(Ok(inputs)) => inputs,
         Ok(Err(error)) => return (Some(engine), Err(error)),
         Err(error) => {
@@ -711,7 +716,7 @@ async fn compute(
         }
     };
     let evaluated = tokio::task::spawn_blocking(move || {
-        let result = engine.run(&inputs, &state);
+        let result = engine.run(&mut inputs, &state);
         (engine, result)
     })
     .await;
@@ -751,7 +756,83 @@ async fn fetch_inputs(
         &give_up,
     )
     .await?;
-    Ok(Inputs { job, model, bundle })
+    let recovery = match job.kind() {
+        JobKind::Recover => Some(recover_inputs(&mut client, &cache, &job, &state, &give_up).await?),
+        _ => None,
+    };
+    Ok(Inputs {
+        job,
+        model,
+        bundle,
+        recovery,
+    })
+}
+
+/// A recover job's inputs beside the run's: the exported model, the training set, and its directory in the
+/// cache, emptied and holding the last checkpoint the coordinator kept for the job, if any.
+async fn recover_inputs(
+    client: &mut WorkerClient,
+    cache: &ArtifactCache,
+    job: &Job,
+    state: &JobState,
+    give_up: &Interrupts,
+) -> Result<RecoverInputs, JobError> {
+    let student = fetch(client, cache, Artifact::Model, &job.student_digest, state, give_up).await?;
+    let train_set = fetch(client, cache, Artifact::Bundle, &job.train_set_digest, state, give_up).await?;
+    let out_dir = cache.recovery_dir(job.job_id);
+    let _ = std::fs::remove_dir_all(&out_dir);
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("creating {}", out_dir.display()))
+        .map_err(JobError::Runtime)?;
+    if !job.checkpoint_digest.is_empty() {
+        let into = out_dir.join(CHECKPOINT_FILE);
+        fetch(
+            client,
+            cache,
+            Artifact::Checkpoint(into),
+            &job.checkpoint_digest,
+            state,
+            give_up,
+        )
+        .await?;
+        tracing::info!(checkpoint = %job.checkpoint_digest, "resuming from the job's last checkpoint");
+    }
+    Ok(RecoverInputs {
+        student,
+        train_set,
+        out_dir,
+        checkpoint_sink: checkpoint_sink(client.clone(), job, give_up.clone()),
+    })
+}
+
+/// The [`CheckpointSink`] of `job`: on the engine's thread, uploads the checkpoint (retrying while the
+/// coordinator is away), notes its digest and heartbeats it at once; a lost lease stops the job.
+fn checkpoint_sink(client: WorkerClient, job: &Job, give_up: Interrupts) -> CheckpointSink {
+    let runtime = tokio::runtime::Handle::current();
+    let lease = (job.job_id, job.lease_epoch);
+    Box::new(move |path, state| {
+        let mut client = client.clone();
+        runtime.block_on(async {
+            let digest = match upload(&mut client, path, "application/octet-stream", &give_up).await {
+                Ok(digest) => digest,
+                Err(JobError::Stopped) => bail!("interrupted while uploading the checkpoint"),
+                Err(JobError::Input(error) | JobError::Runtime(error)) => {
+                    return Err(error.context("uploading the checkpoint"));
+                }
+            };
+            state.checkpoint_shipped(digest.clone());
+            let report = recovery_report(lease, state).expect("a checkpoint follows a step's progress");
+            match client.report_recovery(report).await {
+                Ok(answer) if !answer.get_ref().keep_going => state.stop(Stop::LeaseLost),
+                Ok(_) => tracing::info!(%digest, "checkpoint shipped"),
+                Err(status) => tracing::warn!(
+                    error = %describe(&status),
+                    "reporting the checkpoint failed; the next heartbeat names it"
+                ),
+            }
+            Ok(())
+        })
+    })
 }
 
 /// One artifact in the cache, retrying while the coordinator is away and the job not stopped.
@@ -765,9 +846,10 @@ async fn fetch(
 ) -> Result<PathBuf, JobError> {
     let mut backoff = Backoff::default();
     loop {
-        let fetched = match artifact {
+        let fetched = match &artifact {
             Artifact::Model => cache.model(client, digest).await,
             Artifact::Bundle => cache.bundle(client, digest).await,
+            Artifact::Checkpoint(into) => cache.download_to(client, digest, into).await.map(|()| into.clone()),
         };
         match fetched {
             Ok(path) => return Ok(path),
@@ -783,13 +865,19 @@ async fn fetch(
     }
 }
 
-/// Uploads an export's pruned model (retrying while the coordinator is away): its digest.
-async fn upload(client: &mut WorkerClient, path: &Path, give_up: &Interrupts) -> Result<String, JobError> {
+/// Uploads an export's pruned model, a recover job's checkpoint or recovered model (retrying while the
+/// coordinator is away): its digest.
+async fn upload(
+    client: &mut WorkerClient,
+    path: &Path,
+    media_type: &str,
+    give_up: &Interrupts,
+) -> Result<String, JobError> {
     let mut backoff = Backoff::default();
     loop {
-        match client::upload_artifact_file(client, path, "application/onnx").await {
+        match client::upload_artifact_file(client, path, media_type).await {
             Ok(digest) => {
-                tracing::info!(path = %path.display(), %digest, "uploaded the pruned model");
+                tracing::info!(path = %path.display(), %digest, "uploaded");
                 return Ok(digest);
             }
             Err(client::ClientError::Rpc { status, .. }) if transient(&status) => {
@@ -811,7 +899,7 @@ async fn upload(client: &mut WorkerClient, path: &Path, give_up: &Interrupts) ->
 /// The coordinator refusing the worker's token.
 async fn deliver(mut client: WorkerClient, give_up: Interrupts, mut finished: Finished) -> Result<()> {
     if let Some(path) = finished.artifact.take() {
-        match upload(&mut client, &path, &give_up).await {
+        match upload(&mut client, &path, "application/onnx", &give_up).await {
             Ok(digest) => {
                 if let Report::Complete(request) = &mut finished.report {
                     request.artifact_digest = digest;
@@ -916,6 +1004,8 @@ fn log_undelivered() {
 enum Artifact {
     Model,
     Bundle,
+    /// A recover job's checkpoint, placed at this path.
+    Checkpoint(PathBuf),
 }
 
 /// Why `error` is this worker's fault rather than the job's, if it is: its disk (or cache) full or read-only, out
@@ -995,7 +1085,15 @@ async fn heartbeat(
             done,
             total,
         };
-        match client.heartbeat(request).await {
+        let answer = match recovery_report((job_id, lease_epoch), &state) {
+            // A recover job's progress goes with each heartbeat; a lost lease stops it as a heartbeat would.
+            Some(report) => match client.heartbeat(request).await {
+                Ok(answer) if answer.get_ref().keep_going => client.report_recovery(report).await,
+                other => other,
+            },
+            None => client.heartbeat(request).await,
+        };
+        match answer {
             Ok(answer) if !answer.get_ref().keep_going => {
                 state.stop(Stop::LeaseLost);
                 // The worker is gone only when it is leaving: nobody is left to drop the job.
@@ -1006,6 +1104,18 @@ async fn heartbeat(
             Err(status) => tracing::warn!(error = %describe(&status), "heartbeat failed"),
         }
     }
+}
+
+/// A recover job's progress and last shipped checkpoint, as `ReportRecovery` sends them;
+/// `None` for other jobs and before a recover job's first step.
+fn recovery_report((job_id, lease_epoch): (i64, i64), state: &JobState) -> Option<ReportRecoveryRequest> {
+    let (progress, checkpoint_digest) = state.recovery()?;
+    Some(ReportRecoveryRequest {
+        job_id,
+        lease_epoch,
+        checkpoint_digest,
+        progress: Some(progress),
+    })
 }
 
 /// Whether a status means the coordinator (or its database) is away for now, so the call is worth repeating.

@@ -5,14 +5,16 @@
 -- name: job_get
 -- $1 id
 SELECT id, run_id, kind, group_key, ratio, state, attempt, lease_epoch, lease_owner, lease_deadline,
-       available_at, result, last_error, created_at, finished_at, done_by, leased_at, probe_step, plan
+       available_at, result, last_error, created_at, finished_at, done_by, leased_at, probe_step, plan,
+       checkpoint_digest, progress
 FROM job
 WHERE id = $1;
 
 -- name: job_list_by_run
 -- $1 run id
 SELECT id, run_id, kind, group_key, ratio, state, attempt, lease_epoch, lease_owner, lease_deadline,
-       available_at, result, last_error, created_at, finished_at, done_by, leased_at, probe_step, plan
+       available_at, result, last_error, created_at, finished_at, done_by, leased_at, probe_step, plan,
+       checkpoint_digest, progress
 FROM job
 WHERE run_id = $1
 ORDER BY id;
@@ -334,6 +336,28 @@ skipped AS (
     RETURNING j.id
 )
 SELECT count(*) AS skipped FROM skipped;
+
+-- name: job_recover_add
+-- $1 run id, $2 now.
+-- Queues the recovery of a running run whose export is done, unless it has one already. One row: how many were
+-- queued (0 or 1).
+WITH added AS (
+    INSERT INTO job (run_id, kind, available_at, created_at)
+    SELECT r.id, 'recover', $2, $2
+    FROM run r
+    WHERE r.id = $1 AND r.state = 'running'
+      AND EXISTS (SELECT 1 FROM job e WHERE e.run_id = r.id AND e.kind = 'export' AND e.state = 'done')
+    ON CONFLICT (run_id) WHERE kind = 'recover' DO NOTHING
+    RETURNING id
+)
+SELECT count(*) AS added FROM added;
+
+-- name: job_recover_progress
+-- $1 job id, $2 lease epoch, $3 a checkpoint digest (NULL: keep the last), $4 the progress.
+-- Keeps a recover job's progress and last checkpoint while the lease is current.
+UPDATE job
+SET checkpoint_digest = coalesce($3, checkpoint_digest), progress = $4
+WHERE id = $1 AND lease_epoch = $2 AND state = 'leased' AND kind = 'recover';
 
 -- name: job_probe_add
 -- $1 run id, $2 now, $3 chain steps (integer[]), $4 their plans (jsonb[], same length).

@@ -7,14 +7,16 @@
 -- name: job_get
 -- $1 id
 SELECT id, run_id, kind, group_key, ratio, state, attempt, lease_epoch, lease_owner, lease_deadline,
-       available_at, result, last_error, created_at, finished_at, done_by, leased_at, probe_step, plan
+       available_at, result, last_error, created_at, finished_at, done_by, leased_at, probe_step, plan,
+       checkpoint_digest, progress
 FROM job
 WHERE id = $1;
 
 -- name: job_list_by_run
 -- $1 run id
 SELECT id, run_id, kind, group_key, ratio, state, attempt, lease_epoch, lease_owner, lease_deadline,
-       available_at, result, last_error, created_at, finished_at, done_by, leased_at, probe_step, plan
+       available_at, result, last_error, created_at, finished_at, done_by, leased_at, probe_step, plan,
+       checkpoint_digest, progress
 FROM job
 WHERE run_id = $1
 ORDER BY id;
@@ -153,6 +155,23 @@ WHERE run_id = $1 AND kind = 'export' AND state <> 'leased';
 UPDATE job
 SET state = 'skipped', finished_at = $1, last_error = $5
 WHERE run_id = $2 AND kind = 'cell' AND group_key = $3 AND ratio > $4 AND state = 'queued';
+
+-- name: job_recover_add
+-- $1 run id, $2 now.
+-- Queues the recovery of a running run whose export is done, unless it has one already.
+INSERT INTO job (run_id, kind, available_at, created_at)
+SELECT r.id, 'recover', $2, $2
+FROM run r
+WHERE r.id = $1 AND r.state = 'running'
+  AND EXISTS (SELECT 1 FROM job e WHERE e.run_id = r.id AND e.kind = 'export' AND e.state = 'done')
+ON CONFLICT (run_id) WHERE kind = 'recover' DO NOTHING;
+
+-- name: job_recover_progress
+-- $1 job id, $2 lease epoch, $3 a checkpoint digest (NULL: keep the last), $4 the progress.
+-- Keeps a recover job's progress and last checkpoint while the lease is current.
+UPDATE job
+SET checkpoint_digest = coalesce($3, checkpoint_digest), progress = $4
+WHERE id = $1 AND lease_epoch = $2 AND state = 'leased' AND kind = 'recover';
 
 -- name: job_probe_add
 -- $1 run id, $2 now, $3 chain step, $4 its plan (JSON text). One probe; the store runs it once per probe in one
