@@ -12,6 +12,9 @@
 //!   why); at the top, the eval subset (`eval_samples`: count, of, seed), `early_stop_loss` and `precision`;
 //! - after a plan, `plan.json`; after an export, `prune_report.json` (and the CLI fetches `pruned.onnx`), whose
 //!   `target` says how the plan met the `Prune` target;
+//! - after a recovery (a `Recover` section), `recover_report.json`, the worker's report (metric before pruning,
+//!   after pruning and after recovery, the options, steps, wall time, device, and the loss and metric by step),
+//!   `recover.png` (see [`plots::recover`]), and the CLI fetches `recovered.onnx`;
 //! - with probe jobs (a measured target), `probes.csv` and `probes.json`: one row per probe in step order, its
 //!   plan, FLOPs, params and latency, metric, loss, worker, and `chosen` for the one whose plan is the run's;
 //! - the plots of [`crate::plots`]: `sensitivity.png` and `.svg`, `heatmap.png`, after a plan `pruned.png`,
@@ -57,6 +60,8 @@ pub struct Staged {
     /// The export's pruned model digest, when the export is done: the caller downloads it (staged too, with
     /// [`Staged::add`]) to `pruned.onnx`.
     pub pruned_model: Option<String>,
+    /// The recovered model's digest, when the recovery is done: the caller downloads it to `recovered.onnx`.
+    pub recovered_model: Option<String>,
 }
 
 impl Staged {
@@ -179,6 +184,22 @@ impl<'a> RunResults<'a> {
             files.push(("prune_report.json", pretty(&self.prune_report(&export))?));
             pruned_model = export.get("artifact_digest").and_then(Value::as_str).map(str::to_owned);
         }
+        let recovery = self
+            .jobs(JobKind::Recover)
+            .find(|j| j.state() == JobState::Done)
+            .and_then(Self::result);
+        let mut recovered_model = None;
+        let mut recovery_plot = None;
+        if let Some(recovery) = recovery {
+            if let Some(report) = recovery.get("recover_report") {
+                files.push(("recover_report.json", pretty(report)?));
+                recovery_plot = plots::recover::Recovery::from_report(self.title(), report);
+            }
+            recovered_model = recovery
+                .get("artifact_digest")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+        }
         let mut plots = match plots::draw(&self.plot_grid()) {
             Ok(plots) => plots,
             Err(error) => {
@@ -192,10 +213,17 @@ impl<'a> RunResults<'a> {
                 Err(error) => tracing::warn!(error = format!("{error:#}"), "the trade-off plot is not drawn"),
             }
         }
+        if let Some(recovery) = &recovery_plot {
+            match plots::recover::render(recovery) {
+                Ok(drawn) => plots.extend(drawn),
+                Err(error) => tracing::warn!(error = format!("{error:#}"), "the recovery plot is not drawn"),
+            }
+        }
         files.extend(plots.into_iter().map(|plot| (plot.name, plot.bytes)));
         let mut staged = Staged {
             files: Vec::with_capacity(files.len()),
             pruned_model,
+            recovered_model,
         };
         for (name, bytes) in files {
             let mut file = AtomicFile::create(out.join(name))?;
@@ -635,6 +663,15 @@ impl<'a> RunResults<'a> {
         self.tradeoff_from(&self.probes())
     }
 
+    /// The run as plot titles name it: its name and id.
+    fn title(&self) -> String {
+        if self.spec.name.is_empty() {
+            format!("run {}", self.run.run_id)
+        } else {
+            format!("{} (run {})", self.spec.name, self.run.run_id)
+        }
+    }
+
     fn tradeoff_from(&self, probes: &[Probe]) -> Option<plots::tradeoff::Tradeoff> {
         use crate::plots::tradeoff::{Axis, Point, Tradeoff};
         let target = self.measured_target();
@@ -660,11 +697,7 @@ impl<'a> RunResults<'a> {
         if points.is_empty() {
             return None;
         }
-        let run = if self.spec.name.is_empty() {
-            format!("run {}", self.run.run_id)
-        } else {
-            format!("{} (run {})", self.spec.name, self.run.run_id)
-        };
+        let run = self.title();
         Some(Tradeoff {
             run,
             metric: self.spec.metric.clone(),

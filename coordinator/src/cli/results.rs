@@ -1,6 +1,6 @@
 //! `coordinator results`: writes a run's files into `--out` (sen.pickle, sensitivities.csv and .json, the
-//! plots, and after an export plan.json, prune_report.json and pruned.onnx), naming its failed jobs, which
-//! the files miss. `run` writes its results the same way ([`write_results`]).
+//! plots, after an export plan.json, prune_report.json and pruned.onnx, after a recovery recover_report.json
+//! and recovered.onnx), naming its failed jobs, which the files miss. `run` writes its results the same way ([`write_results`]).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -69,6 +69,11 @@ pub async fn write_results(admin: &mut AdminClient, run_id: i64, out: &Path) -> 
         let pruned = AtomicFile::create(out.join("pruned.onnx"))?;
         let (pruned, _) = sensgrid_client::download_artifact_into(admin, &digest, pruned).await?;
         staged.add(pruned);
+    }
+    if let Some(digest) = staged.recovered_model.clone() {
+        let recovered = AtomicFile::create(out.join("recovered.onnx"))?;
+        let (recovered, _) = sensgrid_client::download_artifact_into(admin, &digest, recovered).await?;
+        staged.add(recovered);
     }
     staged.commit()
 }

@@ -8,7 +8,9 @@
 //!   `x`, pending ones empty ([`SKIPPED_COLOR`], [`FAILED_COLOR`], [`PENDING_COLOR`]);
 //! - `pruned.png`, when the run has a plan: each group's channels before and after it;
 //! - `tradeoff.png` and `tradeoff.svg`, when the run has done probes: each probe's measured loss against its
-//!   reduction, the chosen one ringed ([`tradeoff`], drawn from its own data by [`tradeoff::write`]).
+//!   reduction, the chosen one ringed ([`tradeoff`], drawn from its own data by [`tradeoff::write`]);
+//! - `recover.png`, when the run has a recovery: the eval metric and the distillation loss by step, the
+//!   baseline's and the pruned model's metric as dashed lines ([`recover`]).
 //!
 //! [`Grid`] is the plain data they are drawn from, one module per plot (`sensitivity`, `heatmap`, `pruned`,
 //! [`tradeoff`]) with what they share in `labels`. Text needs a TrueType font, found at run time by [`font()`]
@@ -29,6 +31,7 @@ mod font;
 mod heatmap;
 mod labels;
 mod pruned;
+pub mod recover;
 mod sensitivity;
 pub mod tradeoff;
 
