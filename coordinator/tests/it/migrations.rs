@@ -36,10 +36,11 @@ async fn migrations_apply_enforce_and_revert(pool: PgPool) {
         enum_labels(&pool, "job_state").await,
         ["queued", "leased", "done", "failed", "cancelled", "skipped"]
     );
-    // 0003 puts 'probe' before 'export', so that the claim's ORDER BY kind still dispatches the export last.
+    // 0003 puts 'probe' before 'export', so that the claim's ORDER BY kind still dispatches the export last;
+    // 0005 puts 'recover' after it (a recovery is queued once the export is done).
     assert_eq!(
         enum_labels(&pool, "job_kind").await,
-        ["baseline", "cell", "probe", "export"]
+        ["baseline", "cell", "probe", "export", "recover"]
     );
 
     let digest = "0".repeat(64);
