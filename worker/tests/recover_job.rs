@@ -6,8 +6,8 @@
 //! once the coordinator keeps a checkpoint of the job past its first, then killed with SIGKILL; a second worker
 //! takes the job when its lease expires, downloads the last checkpoint and resumes there: the report's
 //! `resumed_at` is that checkpoint's step, above 0, and at most `checkpoint_every` steps behind the last step
-//! the killed worker reported. The run ends done, and `coordinator results` writes `recovered.onnx` and
-//! `recover_report.json`.
+//! the killed worker reported. The run ends done, and `coordinator results` writes `recovered.onnx`,
+//! `recover_report.json` and `recover.png`.
 //!
 //! A test binary of its own, so cargo runs it apart from the other real-process tests.
 
@@ -100,6 +100,8 @@ fn a_worker_killed_during_recovery_is_resumed_from_its_checkpoint_by_another() {
     );
     let recovered = std::fs::read(results.join("recovered.onnx")).unwrap();
     assert!(recovered.len() > 1000, "recovered.onnx: {} bytes", recovered.len());
+    let plot = std::fs::read(results.join("recover.png")).unwrap();
+    assert!(plot.starts_with(b"\x89PNG"), "recover.png is a PNG");
     let second = Log::read(&scratch, "second");
     assert!(
         second
