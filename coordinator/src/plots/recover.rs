@@ -124,6 +124,7 @@ where
     metric_chart
         .configure_mesh()
         .y_desc(format!("{} on the eval set", recovery.metric))
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| format!("{y:.3}"))
         .label_style(font_of(15))
         .axis_desc_style(font_of(17))
