@@ -135,7 +135,9 @@ impl Images {
 fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut paths = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("reading the directory {}", dir.display()))? {
-        let path = entry.with_context(|| format!("reading the directory {}", dir.display()))?.path();
+        let path = entry
+            .with_context(|| format!("reading the directory {}", dir.display()))?
+            .path();
         let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
         if path.is_file() && extension.is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str())) {
             paths.push(path);
