@@ -42,12 +42,12 @@ pub mod checkpoint;
 pub mod images;
 pub mod train;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use sensgrid_eval::Config;
-use sensgrid_eval::config::{MetricKind, Value};
+use sensgrid_eval::config::MetricKind;
 use sensgrid_model::onnx;
 use serde_json::json;
 use tch::{Device, Tensor};
@@ -145,52 +145,9 @@ pub fn learning_rate(peak: f64, step: u64, steps: u64) -> f64 {
     peak * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
 }
 
-/// Where the training images come from.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TrainSet {
-    pub data_dir: PathBuf,
-    pub label_file_list: Vec<PathBuf>,
-}
-
-impl TrainSet {
-    /// `Recover.data_dir` and `Recover.label_file_list`, else `Train.dataset.data_dir` and
-    /// `Train.dataset.label_file_list` of a PaddleOCR training config; None when the config has neither.
-    ///
-    /// # Errors
-    /// A `Train.dataset` without both keys, or with values that are not paths.
-    pub fn from_config(config: &Config) -> Result<Option<TrainSet>> {
-        if let Some(recover) = config.recover()
-            && let (Some(data_dir), Some(label_file_list)) = (&recover.data_dir, &recover.label_file_list)
-        {
-            return Ok(Some(TrainSet {
-                data_dir: data_dir.clone(),
-                label_file_list: label_file_list.clone(),
-            }));
-        }
-        let tree = config.tree();
-        if tree.lookup("Train.dataset").is_none() {
-            return Ok(None);
-        }
-        let path = |node: &sensgrid_eval::config::Node| match &node.value {
-            Value::Str(text) => Ok(PathBuf::from(text)),
-            _ => bail!("Train.dataset: expected a path, got {}", node.describe()),
-        };
-        let data_dir = tree
-            .lookup("Train.dataset.data_dir")
-            .context("Train.dataset has no data_dir")?;
-        let files = tree
-            .lookup("Train.dataset.label_file_list")
-            .context("Train.dataset has no label_file_list")?;
-        let label_file_list = match &files.value {
-            Value::Seq(items) => items.iter().map(path).collect::<Result<_>>()?,
-            _ => vec![path(files)?],
-        };
-        Ok(Some(TrainSet {
-            data_dir: path(data_dir)?,
-            label_file_list,
-        }))
-    }
-}
+/// Where the training images come from: the one reading of `Recover` and `Train.dataset` that submit bundles
+/// from too.
+pub use sensgrid_eval::bundle::TrainSet;
 
 /// How far a recovery is, handed to the caller after every step.
 #[derive(Clone, Copy, Debug, PartialEq)]
