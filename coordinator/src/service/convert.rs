@@ -120,11 +120,18 @@ pub fn completion_result(request: &pb::CompleteJobRequest) -> Result<Value, Stat
     Ok(Value::Object(result))
 }
 
-/// A recover job's progress as the store keeps it: `{"step": n, "loss": x, "metric": y}`, a number that is not
-/// finite (the metric before the first eval is NaN) as null.
+/// A recover job's progress as the store keeps it: `{"step": n, "steps": n, "loss": x, "metric": y, "best": z}`,
+/// a number that is not finite (the metrics before the first eval are NaN) as null. A worker that reports no
+/// step count (0) leaves `steps` null.
 pub fn recover_progress(progress: &pb::RecoverProgress) -> Value {
     let number = |x: f64| serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number);
-    serde_json::json!({"step": progress.step, "loss": number(progress.loss), "metric": number(progress.metric)})
+    serde_json::json!({
+        "step": progress.step,
+        "steps": (progress.steps > 0).then_some(progress.steps),
+        "loss": number(progress.loss),
+        "metric": number(progress.metric),
+        "best": number(progress.best),
+    })
 }
 
 /// The metrics of a stored result (see the module docs); empty when there is none.
