@@ -1,7 +1,7 @@
 //! `recover.png`, for a run with a recovery (issue 25): above, the student's eval metric at each evaluated step,
 //! with the baseline's (the unpruned model) and the pruned model's metric as dashed lines across; below, the
 //! distillation loss of every step. Drawn from `recover_report.json` ([`Recovery::from_report`]), whose history
-//! holds the steps of the attempt that finished (from `resumed_at`).
+//! holds every step from the first, those of attempts killed before the one that finished included.
 
 use anyhow::Result;
 use plotters::coord::Shift;

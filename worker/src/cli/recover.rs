@@ -1,5 +1,6 @@
 //! `worker recover`: a pruned model fine-tuned by distillation from the original (`crate::recover`), written
-//! as DIR/recovered.onnx with DIR/recover_report.json; a checkpoint in DIR (DIR/recover.ckpt) is resumed.
+//! as DIR/recovered.onnx with DIR/recover_report.json; a checkpoint in DIR (DIR/recover.ckpt) is resumed, and one
+//! that does not load is refused with the reason (remove it to start over).
 //!
 //! stdout gets one JSON line, the report without its per-step history; stderr a line per evaluation.
 
@@ -10,7 +11,7 @@ use sensgrid_eval::Config;
 
 use super::write_stdout;
 use crate::exec::parse_device;
-use crate::recover::{Options, Recovery, TrainSet};
+use crate::recover::{Options, Recovery, TrainSet, UnloadableCheckpoint};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -107,6 +108,8 @@ pub fn run(args: &Args) -> Result<()> {
         options: &options,
         device: parse_device(&args.device)?,
         out_dir: &args.out,
+        // The checkpoint is the user's to remove (see `crate::recover`'s module doc).
+        unloadable_checkpoint: UnloadableCheckpoint::Refuse,
     };
     let report = recovery.run(&mut |progress| {
         if let Some(metric) = progress.metric {

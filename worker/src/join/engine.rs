@@ -3,7 +3,10 @@
 //! model structurally by its plan, scores the pruned model and times both; a probe does the same with its
 //! candidate plan and uploads nothing. A recover job fine-tunes the exported model by distillation from the
 //! run's model ([`crate::recover`]), handing each checkpoint to a [`CheckpointSink`] that ships it to the
-//! coordinator, and resuming from the checkpoint an earlier attempt shipped.
+//! coordinator, and resuming from the checkpoint an earlier attempt shipped. A shipped checkpoint that does not
+//! load (corrupt, of another student or other options) is discarded with a warning and the recovery starts over
+//! from step 0 ([`UnloadableCheckpoint::StartOver`]): every retry would be handed the same file, so refusing it
+//! would fail the job forever.
 //!
 //! The [`Engine`] keeps the last [`Session`] (model on the device, eval set opened, channel groups traced)
 //! and reuses it while jobs share a run's config, model and eval set, which is every job of a run: only the
@@ -26,7 +29,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::evaluate::{Progress, Session};
 use crate::latency;
-use crate::recover::{self, CHECKPOINT_FILE, RECOVERED_FILE, Recovery, TrainSet};
+use crate::recover::{self, CHECKPOINT_FILE, RECOVERED_FILE, Recovery, TrainSet, UnloadableCheckpoint};
 
 /// Why a job did not produce metrics.
 #[derive(Debug)]
@@ -371,7 +374,8 @@ impl Engine {
 
     /// The recover job: trains the exported model (the student) to reproduce the run's model (the teacher) on
     /// the run's training set, as the config's `Recover` section says, shipping each checkpoint through the
-    /// sink; reports the recovered model's metric and the report, and hands recovered.onnx back to upload.
+    /// sink; reports the recovered model's metric and the report, and hands recovered.onnx back to upload. The
+    /// checkpoint placed in the job's directory is resumed from, or discarded when it does not load.
     fn recover(&mut self, inputs: &mut Inputs, state: &JobState) -> Result<Outcome, ExportError> {
         let input = ExportError::Input;
         let job = &inputs.job;
@@ -410,6 +414,7 @@ impl Engine {
             options: &options,
             device: self.device,
             out_dir,
+            unloadable_checkpoint: UnloadableCheckpoint::StartOver,
         }
         .run(&mut |step| {
             state.report_recovery(step);

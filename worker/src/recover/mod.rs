@@ -31,9 +31,17 @@
 //!   steps, then decayed to zero on a cosine ([`learning_rate`]).
 //! - **Determinism and resuming**: the images and augmentations of step `s` are drawn from a random stream
 //!   seeded by `(seed, s)` alone, so the random state to resume is the step; a checkpoint
-//!   ([`checkpoint`]) holds the weights, Adam's moments, the step and the best weights so far, written
-//!   atomically every `checkpoint_every` steps. A run that finds a checkpoint in its directory continues from
-//!   it, losing at most `checkpoint_every` steps, and ends with the weights an uninterrupted run ends with.
+//!   ([`checkpoint`]) holds the weights, Adam's moments, the step, the best weights so far and every step's
+//!   loss and metric, written atomically every `checkpoint_every` steps. A run that finds a checkpoint in its
+//!   directory continues from it, losing at most `checkpoint_every` steps, and ends with the weights and the
+//!   report an uninterrupted run ends with: its history holds every step from the first once, those of the
+//!   attempts before it included (the steps redone after the checkpoint replace theirs).
+//! - **A checkpoint that does not load** (corrupt, truncated, of another student or other options, out of
+//!   range, not finite: see [`checkpoint`]) is the [`UnloadableCheckpoint`] choice of the caller. `worker
+//!   recover` refuses it, naming the file and the problem: the checkpoint is the user's, maybe of a long
+//!   run with options mistyped this time, and removing it to start over is theirs to decide. A recover job
+//!   warns, discards it and starts over from step 0: the coordinator would hand the same checkpoint to every
+//!   retry, so refusing would fail the job forever, and nothing but compute is lost.
 //! - **Best weights**: every `eval_every` steps (and after the last) the student is scored on the eval set
 //!   with the evaluation of `worker eval` ([`Session`]); the best-scoring weights, the pruned ones included,
 //!   are the ones exported.
@@ -149,6 +157,26 @@ pub fn learning_rate(peak: f64, step: u64, steps: u64) -> f64 {
 /// from too.
 pub use sensgrid_eval::bundle::TrainSet;
 
+/// What a recovery does with a checkpoint in its directory that it cannot resume from (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnloadableCheckpoint {
+    /// Fail with the reason, leaving the checkpoint for the user to remove.
+    Refuse,
+    /// Warn with the reason, remove the checkpoint and train from step 0.
+    StartOver,
+}
+
+/// One step as the report's history keeps it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Step {
+    /// Steps done (1 for the first).
+    pub step: u64,
+    /// The distillation loss of the step's batch, before the step's update.
+    pub loss: f64,
+    /// The student's main metric on the eval set, when this step was evaluated.
+    pub metric: Option<f64>,
+}
+
 /// How far a recovery is, handed to the caller after every step.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Progress {
@@ -165,6 +193,7 @@ pub struct Progress {
 }
 
 /// The best weights seen so far and their score.
+#[derive(Debug)]
 pub struct Best {
     /// Steps done when they were scored (0: the pruned weights).
     pub step: u64,
@@ -188,8 +217,8 @@ pub struct Report {
     pub resumed_at: u64,
     pub wall_s: f64,
     pub device: String,
-    /// `(step, loss, metric)` for every step this process ran; the metric where the step was evaluated.
-    pub history: Vec<Progress>,
+    /// Every step from the first, those of the attempts it resumed from included.
+    pub history: Vec<Step>,
 }
 
 impl Report {
@@ -231,6 +260,7 @@ pub struct Recovery<'a> {
     pub device: Device,
     /// Where the checkpoint, `recovered.onnx` and `recover_report.json` go.
     pub out_dir: &'a Path,
+    pub unloadable_checkpoint: UnloadableCheckpoint,
 }
 
 impl Recovery<'_> {
@@ -240,7 +270,8 @@ impl Recovery<'_> {
     /// recovery (after the checkpoint already written).
     ///
     /// # Errors
-    /// Unreadable models or data, a failing node, a checkpoint of another recovery, an unwritable directory.
+    /// Unreadable models or data, a failing node, an unwritable directory, a checkpoint that does not load
+    /// when [`UnloadableCheckpoint::Refuse`].
     pub fn run(self, progress: &mut dyn FnMut(&Progress) -> Result<()>) -> Result<Report> {
         let started = Instant::now();
         let options = self.options;
@@ -260,10 +291,26 @@ impl Recovery<'_> {
 
         let mut trainer = Trainer::new(student.executor(), student.graph())?;
         let checkpoint_path = self.out_dir.join(CHECKPOINT_FILE);
-        let (mut step, mut best) = match Checkpoint::load(&checkpoint_path, &mut trainer, options)? {
+        let resumed = match Checkpoint::load(&checkpoint_path, &mut trainer, options) {
+            Ok(resumed) => resumed,
+            Err(error) => match self.unloadable_checkpoint {
+                UnloadableCheckpoint::Refuse => bail!("{error:#}; remove it to start over"),
+                UnloadableCheckpoint::StartOver => {
+                    tracing::warn!(
+                        path = %checkpoint_path.display(),
+                        error = %format!("{error:#}"),
+                        "discarding a checkpoint that does not load; starting over from step 0"
+                    );
+                    std::fs::remove_file(&checkpoint_path)
+                        .with_context(|| format!("removing {}", checkpoint_path.display()))?;
+                    None
+                }
+            },
+        };
+        let (mut step, mut best, mut history) = match resumed {
             Some(resumed) => {
                 tracing::info!(step = resumed.step, path = %checkpoint_path.display(), "resuming from a checkpoint");
-                (resumed.step, resumed.best)
+                (resumed.step, resumed.best, resumed.history)
             }
             None => (
                 0,
@@ -272,10 +319,10 @@ impl Recovery<'_> {
                     metric: pruned,
                     weights: trainer.snapshot(),
                 },
+                Vec::new(),
             ),
         };
         let resumed_at = step;
-        let mut history = Vec::new();
         while step < options.steps {
             let batch = images.batch(options.seed, step, options.batch_size)?;
             let rate = learning_rate(options.learning_rate, step, options.steps);
@@ -296,19 +343,23 @@ impl Recovery<'_> {
                 tracing::debug!(step, loss, learning_rate = rate, "recovery step");
                 None
             };
+            history.push(Step { step, loss, metric });
             let checkpointed = step % options.checkpoint_every == 0 || step == options.steps;
             if checkpointed {
-                Checkpoint { step, best: &best }.save(&checkpoint_path, &trainer, options)?;
+                Checkpoint {
+                    step,
+                    best: &best,
+                    history: &history,
+                }
+                .save(&checkpoint_path, &trainer, options)?;
             }
-            let done = Progress {
+            progress(&Progress {
                 step,
                 steps: options.steps,
                 loss,
                 metric,
                 checkpointed,
-            };
-            history.push(done);
-            progress(&done)?;
+            })?;
         }
 
         trainer.restore(&best.weights)?;

@@ -1,8 +1,11 @@
 //! Issue 25's recovery by distillation: one step on a tiny model lowers the loss and changes only the student's
 //! weights, `recovered.onnx` computes in onnxruntime what the engine computes, and `worker recover` runs end to
-//! end on PP-OCRv3 det pruned by a plan, and a recovery stopped after a checkpoint resumes from it to the weights
-//! of an uninterrupted one.
+//! end on PP-OCRv3 det pruned by a plan, a recovery stopped after a checkpoint resumes from it to the weights and
+//! the history of an uninterrupted one, and a checkpoint that does not load (garbage, truncated, of another
+//! student or other options, out of range, not finite) is refused with the file and the reason, or, as a job
+//! does it, discarded for a start from step 0.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
@@ -13,8 +16,11 @@ use sensgrid_model::ir::{Graph, Node};
 use sensgrid_model::onnx;
 use sensgrid_model::prune::{Criterion, Cut, Plan, structural};
 use sensgrid_worker::exec::Executor;
+use sensgrid_worker::recover::checkpoint::Checkpoint;
 use sensgrid_worker::recover::train::{Trainer, distillation_loss, trainable_names};
-use sensgrid_worker::recover::{CHECKPOINT_FILE, Distillation, Options, RECOVERED_FILE, Recovery, TrainSet};
+use sensgrid_worker::recover::{
+    Best, CHECKPOINT_FILE, Distillation, Options, RECOVERED_FILE, Recovery, Step, TrainSet, UnloadableCheckpoint,
+};
 use tch::{Device, Kind, Tensor};
 
 use crate::oracle::{json, mismatch, model, npy, root, scratch, worker};
@@ -250,10 +256,11 @@ fn worker_recover_trains_pp_ocrv3_det_pruned_by_a_plan_and_resumes_from_its_chec
         (&pruned.inputs, &pruned.outputs)
     );
 
-    // A second run with the same options finds the finished checkpoint and trains no further.
+    // A second run with the same options finds the finished checkpoint, trains no further and reports the
+    // steps the checkpoint holds.
     let resumed = recover("2");
     assert_eq!(resumed["resumed_at"], 2);
-    assert_eq!(resumed["history"].as_array().unwrap().len(), 0);
+    assert_eq!(resumed["history"], report["history"]);
     assert_eq!(resumed["recovered"], report["recovered"]);
 
     // The CLI's steps see different crops, so their losses go up and down: on one whole training image, as
@@ -290,7 +297,7 @@ fn worker_recover_trains_pp_ocrv3_det_pruned_by_a_plan_and_resumes_from_its_chec
 }
 
 #[test]
-fn a_recovery_stopped_after_a_checkpoint_resumes_to_the_weights_of_an_uninterrupted_one() {
+fn a_recovery_stopped_after_a_checkpoint_resumes_to_the_weights_and_history_of_an_uninterrupted_one() {
     let dir = scratch("recover", "resume");
     let (eval_set, train_set) = (dir.join("eval"), dir.join("train"));
     synth_det(&eval_set, 1, 1);
@@ -327,7 +334,7 @@ fn a_recovery_stopped_after_a_checkpoint_resumes_to_the_weights_of_an_uninterrup
         checkpoint_every: 2,
         eval_every: 3,
     };
-    let run = |out: &Path, killed_after: Option<u64>| {
+    let run_as = |out: &Path, killed_after: Option<u64>, unloadable_checkpoint| {
         let recovery = Recovery {
             teacher: config(&teacher),
             student: config(&student),
@@ -335,14 +342,16 @@ fn a_recovery_stopped_after_a_checkpoint_resumes_to_the_weights_of_an_uninterrup
             options: &options,
             device: Device::Cpu,
             out_dir: out,
+            unloadable_checkpoint,
         };
         recovery.run(&mut |progress| match killed_after {
             Some(step) if progress.step == step => anyhow::bail!("killed after step {step}"),
             _ => Ok(()),
         })
     };
-    let (whole, cut_short) = (dir.join("whole"), dir.join("cut_short"));
-    for out in [&whole, &cut_short] {
+    let run = |out: &Path, killed_after| run_as(out, killed_after, UnloadableCheckpoint::Refuse);
+    let (whole, cut_short, garbage) = (dir.join("whole"), dir.join("cut_short"), dir.join("garbage"));
+    for out in [&whole, &cut_short, &garbage] {
         if out.exists() {
             std::fs::remove_dir_all(out).unwrap();
         }
@@ -352,9 +361,18 @@ fn a_recovery_stopped_after_a_checkpoint_resumes_to_the_weights_of_an_uninterrup
     assert!(!cut_short.join(RECOVERED_FILE).exists());
     let resumed = run(&cut_short, None).unwrap();
     assert_eq!(resumed.resumed_at, 2);
-    assert_eq!(resumed.history.len(), 1);
     assert_eq!(resumed.recovered, uninterrupted.recovered);
-    assert_eq!(resumed.history[0], uninterrupted.history[2]);
+    // Every step once, the killed attempt's two from the checkpoint, and the losses bit for bit as the
+    // weights are.
+    assert_eq!(
+        uninterrupted.history.iter().map(|s| s.step).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_eq!(resumed.history, uninterrupted.history);
+    for (r, u) in resumed.history.iter().zip(&uninterrupted.history) {
+        assert_eq!(r.loss.to_bits(), u.loss.to_bits(), "step {}", r.step);
+    }
+    assert!(resumed.history[2].metric.is_some());
     // The trained weights (not only the exported best ones) are those of the uninterrupted run.
     let weights = |out: &Path| -> Vec<(String, Tensor)> {
         let mut named: Vec<(String, Tensor)> = Tensor::load_multi(out.join(CHECKPOINT_FILE))
@@ -375,6 +393,217 @@ fn a_recovery_stopped_after_a_checkpoint_resumes_to_the_weights_of_an_uninterrup
         std::fs::read(whole.join(RECOVERED_FILE)).unwrap(),
         std::fs::read(cut_short.join(RECOVERED_FILE)).unwrap()
     );
+
+    // A checkpoint that does not load: `worker recover` (Refuse) names it and leaves it; a job (StartOver)
+    // discards it and ends as the uninterrupted run did.
+    std::fs::create_dir_all(&garbage).unwrap();
+    let bad = garbage.join(CHECKPOINT_FILE);
+    let junk = b"PK\x03\x04 not a checkpoint".repeat(40);
+    std::fs::write(&bad, &junk).unwrap();
+    let refused = format!("{:#}", run(&garbage, None).unwrap_err());
+    assert!(
+        refused.contains(&bad.display().to_string()) && refused.contains("remove it to start over"),
+        "{refused}"
+    );
+    assert_eq!(
+        std::fs::read(&bad).unwrap(),
+        junk,
+        "a refused checkpoint is left as it was"
+    );
+    let restarted = run_as(&garbage, None, UnloadableCheckpoint::StartOver).unwrap();
+    assert_eq!(restarted.resumed_at, 0);
+    assert_eq!(restarted.history, uninterrupted.history);
+    assert_eq!(
+        std::fs::read(whole.join(RECOVERED_FILE)).unwrap(),
+        std::fs::read(garbage.join(RECOVERED_FILE)).unwrap()
+    );
+    assert_eq!(
+        weights(&garbage).len(),
+        expected.len(),
+        "the bad checkpoint was replaced"
+    );
+}
+
+/// Two Adam steps of the fixture's pruned CNN (Sigmoid head) towards the unpruned one, saved as a checkpoint
+/// of `options` at `path`; returns the checkpoint's history.
+fn trained_checkpoint(path: &Path, options: &Options) -> Vec<Step> {
+    let (original, pruned) = small_cnn_and_pruned();
+    let (teacher_graph, student_graph) = (with_head(&original, "Sigmoid"), with_head(&pruned, "Sigmoid"));
+    let teacher = Executor::new(&teacher_graph, Device::Cpu).unwrap();
+    let student = Executor::new(&student_graph, Device::Cpu).unwrap();
+    let mut trainer = Trainer::new(&student, &student_graph).unwrap();
+    tch::manual_seed(25);
+    let batch = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let history: Vec<Step> = (1..=2)
+        .map(|step| Step {
+            step,
+            loss: trainer
+                .step(&teacher, &student, Distillation::ProbabilityMap, &batch, 1e-3)
+                .unwrap(),
+            metric: (step == 2).then_some(0.25),
+        })
+        .collect();
+    let best = Best {
+        step: 2,
+        metric: 0.25,
+        weights: trainer.snapshot(),
+    };
+    Checkpoint {
+        step: 2,
+        best: &best,
+        history: &history,
+    }
+    .save(path, &trainer, options)
+    .unwrap();
+    history
+}
+
+/// The checkpoint at `from` with `edit` applied to its tensors, written to `to`.
+fn rewritten(from: &Path, to: &Path, edit: impl FnOnce(&mut HashMap<String, Tensor>)) {
+    let mut named: HashMap<String, Tensor> = Tensor::load_multi(from).unwrap().into_iter().collect();
+    edit(&mut named);
+    let named: Vec<(String, Tensor)> = named.into_iter().collect();
+    Tensor::save_multi(&named, to).unwrap();
+}
+
+#[test]
+fn a_checkpoint_that_does_not_load_is_refused_with_its_path_and_problem_and_leaves_the_trainer_as_it_was() {
+    let dir = scratch("recover", "hostile_checkpoints");
+    let options = Options {
+        steps: 3,
+        batch_size: 2,
+        learning_rate: 1e-3,
+        input_size: 32,
+        seed: 1,
+        checkpoint_every: 1,
+        eval_every: 2,
+    };
+    let good = dir.join("good.ckpt");
+    let history = trained_checkpoint(&good, &options);
+    let (original, pruned) = small_cnn_and_pruned();
+    let (student_graph, unpruned_graph) = (with_head(&pruned, "Sigmoid"), with_head(&original, "Sigmoid"));
+
+    // The checkpoint as written loads: the step, the best weights, and the history bit for bit.
+    let student = Executor::new(&student_graph, Device::Cpu).unwrap();
+    let mut trainer = Trainer::new(&student, &student_graph).unwrap();
+    let resumed = Checkpoint::load(&good, &mut trainer, &options).unwrap().unwrap();
+    assert_eq!((resumed.step, resumed.best.step, resumed.best.metric), (2, 2, 0.25));
+    assert_eq!(resumed.history, history);
+    assert!(
+        Checkpoint::load(&dir.join("none.ckpt"), &mut trainer, &options)
+            .unwrap()
+            .is_none()
+    );
+
+    let bytes = std::fs::read(&good).unwrap();
+    let write = |name: &str, contents: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    };
+    let rewrite = |name: &str, edit: &dyn Fn(&mut HashMap<String, Tensor>)| {
+        let path = dir.join(name);
+        rewritten(&good, &path, edit);
+        path
+    };
+    let first_weight = trainer.names()[0].clone();
+    let other_seed = Options {
+        seed: 2,
+        ..options.clone()
+    };
+    let cases: Vec<(&str, std::path::PathBuf, &Options, &Graph)> = vec![
+        (
+            "not a libtorch archive",
+            write("garbage.ckpt", &b"\x00\xffgarbage".repeat(100)),
+            &options,
+            &student_graph,
+        ),
+        (
+            "not a libtorch archive",
+            write("truncated.ckpt", &bytes[..bytes.len() / 2]),
+            &options,
+            &student_graph,
+        ),
+        ("another student", good.clone(), &options, &unpruned_graph),
+        (
+            "this recovery has [3, 2, 2, 32]",
+            good.clone(),
+            &other_seed,
+            &student_graph,
+        ),
+        (
+            "step 7 is outside this recovery's 0 to 3 steps",
+            rewrite("beyond.ckpt", &|named| {
+                named.insert("step".into(), Tensor::from(7i64));
+            }),
+            &options,
+            &student_graph,
+        ),
+        (
+            "step -1 is outside",
+            rewrite("negative.ckpt", &|named| {
+                named.insert("step".into(), Tensor::from(-1i64));
+            }),
+            &options,
+            &student_graph,
+        ),
+        (
+            "'step' is Double [], not a single Int64",
+            rewrite("float_step.ckpt", &|named| {
+                named.insert("step".into(), Tensor::from(2.0f64));
+            }),
+            &options,
+            &student_graph,
+        ),
+        (
+            "best_metric is NaN",
+            rewrite("nan_best.ckpt", &|named| {
+                named.insert("best_metric".into(), Tensor::from(f64::NAN));
+            }),
+            &options,
+            &student_graph,
+        ),
+        (
+            "holds values that are not finite",
+            rewrite("infinite_weight.ckpt", &|named| {
+                let weight = format!("weight/{first_weight}");
+                let poisoned = named[&weight].full_like(f64::INFINITY);
+                named.insert(weight, poisoned);
+            }),
+            &options,
+            &student_graph,
+        ),
+        (
+            "its history does not hold steps 1 to 2",
+            rewrite("history.ckpt", &|named| {
+                named.insert("history/step".into(), Tensor::from_slice(&[1i64, 1]));
+            }),
+            &options,
+            &student_graph,
+        ),
+        (
+            "no 'adam_m/",
+            rewrite("no_moments.ckpt", &|named| {
+                named.retain(|name, _| !name.starts_with("adam_m/"));
+            }),
+            &options,
+            &student_graph,
+        ),
+    ];
+    for (problem, path, options, graph) in cases {
+        let student = Executor::new(graph, Device::Cpu).unwrap();
+        let mut trainer = Trainer::new(&student, graph).unwrap();
+        let before = trainer.snapshot();
+        let error = format!("{:#}", Checkpoint::load(&path, &mut trainer, options).unwrap_err());
+        assert!(
+            error.contains(&path.display().to_string()) && error.contains(problem),
+            "{}: expected '{problem}' in: {error}",
+            path.display()
+        );
+        for (b, a) in before.iter().zip(trainer.snapshot()) {
+            assert!(b.equal(&a), "{}: the trainer changed", path.display());
+        }
+    }
 }
 
 #[test]
