@@ -197,10 +197,13 @@ fn pack_train_set(config: &Config, config_path: &Path, prune: Option<&PruneSpec>
 }
 
 /// The training set of `config` packed as a training bundle: `Recover.data_dir` + `Recover.label_file_list`,
-/// else `Train.dataset`'s images, never the eval set's. `at` names the config in errors.
+/// else `Train.dataset`'s images, never the eval set's, listed as the worker's `worker recover` lists them
+/// ([`bundle::TrainSet::images`]: labels are not read, a directory entry stands for its images) and each
+/// decoded once. `at` names the config in errors.
 ///
 /// # Errors
-/// A config without training images, or a training set that does not pack.
+/// A config without training images, or a training set that does not pack (naming the label file and line,
+/// or the directory).
 pub fn train_bundle(config: &Config, at: &dyn std::fmt::Display) -> Result<Vec<u8>> {
     let set = bundle::TrainSet::from_config(config)
         .with_context(|| format!("{at}: the training set"))?

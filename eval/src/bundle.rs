@@ -1,6 +1,6 @@
 //! Eval bundles: a config's eval set packed into one tar, the dataset artifact a coordinator hands its
 //! workers, and unpacked on a worker into a directory its copy of the config is pointed at. A recovery's
-//! training set ([`TrainSet`]) travels the same way ([`pack_train_set`]).
+//! training set ([`TrainSet`]) travels the same way ([`pack_train_set`]), as training bundles.
 //!
 //! A bundle holds exactly what the config evaluates and nothing the worker's machine would have to share
 //! with the submitter's:
@@ -11,6 +11,11 @@
 //! | `images/000000.png`, … | each line's image, named by its first line's position, its extension kept |
 //! | `dict.txt` | `Global.character_dict_path`, when the config has one |
 //! | `origins.json` | for each line of `labels.txt`, the submitter's label file, line and image path ([`dataset::origins_json`]) |
+//!
+//! A training bundle holds `labels.txt` and `images/` only: one image path per line, no label (recovery
+//! reads none), the images [`TrainSet::images`] lists in its order, duplicates kept, so that the worker draws
+//! the same batches from the unpacked bundle (a `TrainSet` of the bundle's folder and `labels.txt`) as from
+//! the original list.
 //!
 //! Lines are read with [`Dataset::open`], so a bundle never holds a line the set would refuse, and a rejected
 //! rec line (an empty label) stays in place for the worker to substitute as PaddleOCR does. Every image is
@@ -37,8 +42,9 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config::Config;
-use crate::dataset::{self, Dataset, DatasetError, Entry};
+use crate::dataset::{self, Dataset, DatasetError, ListedImage};
 use crate::evaluate::sensitivity_open_options;
+use crate::transforms::{Pipeline, ops};
 
 /// The label file of a bundle.
 pub const LABELS: &str = "labels.txt";
@@ -94,46 +100,82 @@ pub fn pack(config: &Config, out: impl Write) -> Result<Packed, BundleError> {
 /// Writes `dataset`'s lines (`delimiter` between a line's image and label) and images, and `config`'s
 /// dictionary, to `out` as a bundle.
 fn pack_dataset(config: &Config, dataset: &Dataset, delimiter: &str, out: impl Write) -> Result<Packed, BundleError> {
-    check_images(dataset)?;
+    let entries = dataset.entries();
+    check_images(
+        entries,
+        |entry| &entry.image_path,
+        |entry| {
+            dataset
+                .read_image(entry)
+                .and_then(|bytes| dataset.check_decodes(entry, &bytes))
+        },
+    )?;
     let mut tar = tar::Builder::new(out);
-    let mut names: HashMap<&Path, String> = HashMap::new();
+    let (names, images) = append_images(
+        &mut tar,
+        entries,
+        |entry| &entry.image_path,
+        |entry| dataset.read_image(entry),
+    )?;
     let mut labels = String::new();
-    for (position, entry) in dataset.entries().iter().enumerate() {
-        let name = match names.get(entry.image_path.as_path()) {
-            Some(name) => name.clone(),
-            None => {
-                let extension = entry
-                    .image_path
-                    .extension()
-                    .and_then(|e| e.to_str())
-                    .map_or(String::new(), |e| format!(".{e}"));
-                let name = format!("{IMAGES}/{position:06}{extension}");
-                append(&mut tar, &name, &dataset.read_image(entry)?)?;
-                names.insert(&entry.image_path, name.clone());
-                name
-            }
-        };
-        labels.push_str(&name);
+    for (name, entry) in names.iter().zip(entries) {
+        labels.push_str(name);
         labels.push_str(delimiter);
         labels.push_str(&entry.label);
         labels.push('\n');
     }
     append(&mut tar, LABELS, labels.as_bytes())?;
-    append(&mut tar, ORIGINS, dataset::origins_json(dataset.entries()).as_bytes())?;
+    append(&mut tar, ORIGINS, dataset::origins_json(entries).as_bytes())?;
     if let Some(dict) = config.character_dict_path() {
         append(&mut tar, DICT, &read(dict)?)?;
     }
+    finish(tar)?;
+    Ok(Packed {
+        lines: entries.len(),
+        available: dataset.available(),
+        images,
+    })
+}
+
+/// Appends each distinct image of `items` (by `path`, read with `read`) under `images/`, named by the position
+/// where it first appears, its extension kept. Answers each item's name in the bundle, and how many images
+/// were appended.
+fn append_images<T, W: Write>(
+    tar: &mut tar::Builder<W>,
+    items: &[T],
+    path: impl Fn(&T) -> &Path,
+    read: impl Fn(&T) -> Result<Vec<u8>, DatasetError>,
+) -> Result<(Vec<String>, usize), BundleError> {
+    let mut names: HashMap<&Path, String> = HashMap::new();
+    let mut item_names = Vec::with_capacity(items.len());
+    for (position, item) in items.iter().enumerate() {
+        let image = path(item);
+        let name = match names.get(image) {
+            Some(name) => name.clone(),
+            None => {
+                let extension = image
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .map_or(String::new(), |e| format!(".{e}"));
+                let name = format!("{IMAGES}/{position:06}{extension}");
+                append(tar, &name, &read(item)?)?;
+                names.insert(image, name.clone());
+                name
+            }
+        };
+        item_names.push(name);
+    }
+    Ok((item_names, names.len()))
+}
+
+/// Ends the archive and flushes its writer.
+fn finish<W: Write>(tar: tar::Builder<W>) -> Result<(), BundleError> {
     tar.into_inner()
         .and_then(|mut out| out.flush())
         .map_err(|reason| BundleError::Io {
             path: PathBuf::from("<bundle>"),
             reason,
-        })?;
-    Ok(Packed {
-        lines: dataset.entries().len(),
-        available: dataset.available(),
-        images: names.len(),
-    })
+        })
 }
 
 /// Where a recovery's training images come from (issue 25): `Recover.data_dir` and `Recover.label_file_list`,
@@ -145,6 +187,31 @@ pub struct TrainSet {
 }
 
 impl TrainSet {
+    /// The training images, in order: with an empty `label_file_list`, the PNG and JPEG files directly in
+    /// `data_dir`; else, entry by entry, the images a label file names (its lines' first fields, labels never
+    /// parsed, paths inside `data_dir`: [`dataset::label_file_images`]) or, for an entry that is a
+    /// directory, the PNG and JPEG files directly in it ([`dataset::directory_images`]), each directory's by
+    /// name. An image listed twice is there twice. `delimiter` ends a line's image path.
+    ///
+    /// # Errors
+    /// [`DatasetError`] naming the label file and line, or the directory: an unreadable or empty label file,
+    /// an image path that leaves `data_dir`, a missing image, a directory without images.
+    pub fn images(&self, delimiter: &str) -> Result<Vec<ListedImage>, DatasetError> {
+        let mut images = if self.label_file_list.is_empty() {
+            dataset::directory_images(&self.data_dir)?
+        } else {
+            Vec::new()
+        };
+        for entry in &self.label_file_list {
+            if entry.is_dir() {
+                images.extend(dataset::directory_images(entry)?);
+            } else {
+                images.extend(dataset::label_file_images(entry, delimiter, &self.data_dir)?);
+            }
+        }
+        Ok(images)
+    }
+
     /// `Recover.data_dir` and `Recover.label_file_list`, else `Train.dataset.data_dir` and
     /// `Train.dataset.label_file_list`; `None` when the config has neither.
     ///
@@ -187,34 +254,54 @@ impl TrainSet {
     }
 }
 
-/// Writes the training set `set` of `config` to `out` as a bundle, as [`pack`] writes the eval set: its lines
-/// read with the eval set's label format (every line, no `ratio_list` or `eval_samples`), each image once.
+/// Writes the training set `set` of `config` to `out` as a training bundle: the images
+/// [`TrainSet::images`] lists (`Eval.dataset.delimiter` ends a line's image path), each distinct image decoded
+/// once with the eval transforms' `DecodeImage` (recovery reads its images with the eval transforms), so that
+/// one that would fail on the workers is refused now.
 ///
 /// # Errors
-/// As [`pack`], naming the training set's label file and line.
+/// Eval transforms that do not check, [`TrainSet::images`]' errors, an image that cannot be read or does not
+/// decode (naming the label file and line, or the directory, and the image), or a failing write.
 pub fn pack_train_set(config: &Config, set: &TrainSet, out: impl Write) -> Result<Packed, BundleError> {
-    let mut described = config.eval_dataset().clone();
-    described.data_dir = set.data_dir.clone();
-    described.label_file_list = set.label_file_list.clone();
-    described.ratio_list = vec![1.0; set.label_file_list.len()];
-    described.label_origins = None;
-    let dataset = Dataset::open(&described, &dataset::OpenOptions::default())?;
-    pack_dataset(config, &dataset, &described.delimiter, out)
+    let eval = config.eval_dataset();
+    let pipeline = Pipeline::new(&eval.transforms).map_err(DatasetError::Transforms)?;
+    let listed = set.images(&eval.delimiter)?;
+    check_images(
+        &listed,
+        |image| &image.path,
+        |image| {
+            let bytes = image.read()?;
+            ops::decode_image(&bytes, pipeline.decode_args())
+                .map(drop)
+                .map_err(|err| image.error(err))
+        },
+    )?;
+    let mut tar = tar::Builder::new(out);
+    let (names, images) = append_images(&mut tar, &listed, |image| &image.path, ListedImage::read)?;
+    let labels: String = names.iter().map(|name| format!("{name}\n")).collect();
+    append(&mut tar, LABELS, labels.as_bytes())?;
+    finish(tar)?;
+    Ok(Packed {
+        lines: listed.len(),
+        available: listed.len(),
+        images,
+    })
 }
 
-/// Reads and decodes every distinct image of `dataset`, on every core (a 1280x720 JPEG takes about 10 ms to
-/// decode, a 12 Mpx photo 200 ms), so that a file that would fail on the workers is refused now.
+/// Checks every distinct image of `items` (by `path`) with `check`, on every core (a 1280x720 JPEG takes
+/// about 10 ms to decode, a 12 Mpx photo 200 ms), so that a file that would fail on the workers is refused
+/// now.
 ///
 /// # Errors
-/// The error of the first image in set order that cannot be read or does not decode, whichever thread met it:
-/// each index is taken in order and always finished, so every image before the first failure was checked.
-fn check_images(dataset: &Dataset) -> Result<(), DatasetError> {
+/// The error of the first image in item order that fails, whichever thread met it: each index is taken in
+/// order and always finished, so every image before the first failure was checked.
+fn check_images<T: Sync>(
+    items: &[T],
+    path: impl Fn(&T) -> &Path,
+    check: impl Fn(&T) -> Result<(), DatasetError> + Sync,
+) -> Result<(), DatasetError> {
     let mut seen = HashSet::new();
-    let images: Vec<&Entry> = dataset
-        .entries()
-        .iter()
-        .filter(|entry| seen.insert(entry.image_path.as_path()))
-        .collect();
+    let images: Vec<&T> = items.iter().filter(|item| seen.insert(path(item))).collect();
     let next = AtomicUsize::new(0);
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
@@ -225,11 +312,8 @@ fn check_images(dataset: &Dataset) -> Result<(), DatasetError> {
                 scope.spawn(|| {
                     loop {
                         let index = next.fetch_add(1, Ordering::Relaxed);
-                        let &entry = images.get(index)?;
-                        if let Err(error) = dataset
-                            .read_image(entry)
-                            .and_then(|bytes| dataset.check_decodes(entry, &bytes))
-                        {
+                        let &item = images.get(index)?;
+                        if let Err(error) = check(item) {
                             return Some((index, error));
                         }
                     }
@@ -373,6 +457,160 @@ mod tests {
         let error = unpack(bytes.as_slice(), &dir).unwrap_err().to_string();
         let _ = std::fs::remove_dir_all(&dir);
         assert!(error.contains("unexpected entry 'notes.txt'"), "{error}");
+    }
+
+    /// The example det config: packing a training set reads its eval transforms and delimiter only.
+    fn det_config() -> Config {
+        Config::from_yaml(
+            include_str!("../../examples/configs/det_ppocrv3.yml"),
+            "det.yml",
+            &[] as &[&str],
+        )
+        .unwrap()
+    }
+
+    /// A 4x4 grey PNG of `shade` at `path`, so that each image's bytes differ.
+    fn write_png(path: &Path, shade: u8) {
+        let mut encoder = png::Encoder::new(std::fs::File::create(path).unwrap(), 4, 4);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_image_data(&[shade; 4 * 4 * 3]).unwrap();
+        writer.finish().unwrap();
+    }
+
+    /// A scratch folder for one test, `data/` in it holding a.png, b.png and c.png, and `data/more/` d.png
+    /// and e.png.
+    fn scratch(test: &str) -> (PathBuf, PathBuf) {
+        let root = std::env::temp_dir().join(format!("sensgrid-train-set-{test}-{}", std::process::id()));
+        let data = root.join("data");
+        std::fs::create_dir_all(data.join("more")).unwrap();
+        for (shade, name) in ["a.png", "b.png", "c.png", "more/d.png", "more/e.png"]
+            .iter()
+            .enumerate()
+        {
+            write_png(&data.join(name), shade as u8 * 40);
+        }
+        (root, data)
+    }
+
+    fn read_all(images: &[ListedImage]) -> Vec<Vec<u8>> {
+        images.iter().map(|image| image.read().unwrap()).collect()
+    }
+
+    /// A label-less list, labels the eval set refuses and a directory entry all list their images, in list
+    /// order with a repeat kept; the packed bundle, unpacked and listed as the worker lists it, gives the
+    /// same images in the same order, and the same set packs to the same bytes.
+    #[test]
+    fn a_training_set_needs_no_labels_and_unpacks_to_the_same_images_in_order() {
+        let (root, data) = scratch("unlabelled");
+        std::fs::write(data.join("names.txt"), "b.png\na.png\n\nb.png").unwrap();
+        std::fs::write(data.join("garbage.txt"), "c.png\tnot a det label\n").unwrap();
+        let set = TrainSet {
+            data_dir: data.clone(),
+            label_file_list: vec![data.join("names.txt"), data.join("garbage.txt"), data.join("more")],
+        };
+        let listed = set.images("\t").unwrap();
+        let names: Vec<&str> = listed.iter().map(|image| image.file_name.as_str()).collect();
+        assert_eq!(names, ["b.png", "a.png", "b.png", "c.png", "d.png", "e.png"]);
+        let lines: Vec<Option<usize>> = listed.iter().map(|image| image.line).collect();
+        assert_eq!(lines, [Some(1), Some(2), Some(4), Some(1), None, None]);
+        // The eval set's own parsing refuses that label.
+        let mut eval = det_config().eval_dataset().clone();
+        eval.data_dir = data.clone();
+        eval.label_file_list = vec![data.join("garbage.txt")];
+        let refused = Dataset::open(&eval, &dataset::OpenOptions::default()).unwrap_err();
+        assert!(refused.to_string().contains("garbage.txt:1"), "{refused}");
+
+        let config = det_config();
+        let mut tar = Vec::new();
+        let packed = pack_train_set(&config, &set, &mut tar).unwrap();
+        assert_eq!(
+            packed,
+            Packed {
+                lines: 6,
+                available: 6,
+                images: 5
+            }
+        );
+        let mut again = Vec::new();
+        pack_train_set(&config, &set, &mut again).unwrap();
+        assert!(tar == again, "the same training set packed to different bytes");
+
+        let unpacked = root.join("unpacked");
+        unpack(tar.as_slice(), &unpacked).unwrap();
+        let bundled = TrainSet {
+            data_dir: unpacked.clone(),
+            label_file_list: vec![unpacked.join(LABELS)],
+        };
+        assert_eq!(read_all(&bundled.images("\t").unwrap()), read_all(&listed));
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    /// An empty `label_file_list` stands for the images directly in `data_dir`, by name.
+    #[test]
+    fn an_empty_training_list_is_the_images_in_data_dir() {
+        let (root, data) = scratch("empty-list");
+        std::fs::write(data.join("notes.txt"), "not an image").unwrap();
+        let set = TrainSet {
+            data_dir: data.clone(),
+            label_file_list: Vec::new(),
+        };
+        let paths: Vec<PathBuf> = set.images("\t").unwrap().into_iter().map(|image| image.path).collect();
+        assert_eq!(paths, ["a.png", "b.png", "c.png"].map(|name| data.join(name)));
+        let mut tar = Vec::new();
+        assert_eq!(pack_train_set(&det_config(), &set, &mut tar).unwrap().images, 3);
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    /// A line that leaves `data_dir` (`../`, an absolute path elsewhere) is refused naming the label file and
+    /// line, a directory entry without images naming the directory, and an image that does not decode naming
+    /// the line or the directory, and the image.
+    #[test]
+    fn a_training_set_that_cannot_pack_is_refused_naming_where() {
+        let (root, data) = scratch("refused");
+        write_png(&root.join("outside.png"), 7);
+        let names = data.join("names.txt");
+        let config = det_config();
+        let refusal = |label_file_list: Vec<PathBuf>| {
+            let set = TrainSet {
+                data_dir: data.clone(),
+                label_file_list,
+            };
+            pack_train_set(&config, &set, &mut Vec::new()).unwrap_err().to_string()
+        };
+        let names_at = |line: &str| format!("{}{line}", names.display());
+
+        std::fs::write(&names, "a.png\n../outside.png\n").unwrap();
+        let error = refusal(vec![names.clone()]);
+        assert!(
+            error.contains(&names_at(":2: image path '../outside.png' leaves data_dir")),
+            "{error}"
+        );
+        let outside = root.join("outside.png").display().to_string();
+        std::fs::write(&names, format!("{outside}\n")).unwrap();
+        let error = refusal(vec![names.clone()]);
+        assert!(
+            error.contains(&names_at(&format!(":1: image path '{outside}' leaves data_dir"))),
+            "{error}"
+        );
+
+        let empty = data.join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        let error = refusal(vec![empty.clone()]);
+        assert_eq!(
+            error,
+            format!("{}: no PNG or JPEG image in the directory", empty.display())
+        );
+
+        std::fs::write(data.join("more/bad.png"), b"not a png").unwrap();
+        std::fs::write(&names, "a.png\nmore/bad.png\tx\n").unwrap();
+        let error = refusal(vec![names.clone()]);
+        assert!(error.starts_with(&names_at(" line 2: more/bad.png: ")), "{error}");
+        let more = data.join("more");
+        let error = refusal(vec![more.clone()]);
+        assert!(error.starts_with(&format!("{}: bad.png: ", more.display())), "{error}");
+        std::fs::remove_dir_all(root).unwrap();
     }
 
     #[test]

@@ -109,9 +109,13 @@ pub enum DatasetError {
         name: String,
         reason: String,
     },
-    /// A label file that cannot be an eval set's: empty, too large, or with a byte order mark.
+    /// A label file that cannot be an eval set's: empty, too large, or with a byte order mark; or a training
+    /// set's `label_file_list` directory without images ([`directory_images`]).
     #[error("{file}: {message}")]
     LabelFile { file: PathBuf, message: String },
+    /// An image of a training set's `label_file_list` directory that cannot be read or does not decode.
+    #[error("{dir}: {name}: {reason}")]
+    DirectoryImage { dir: PathBuf, name: String, reason: String },
     /// No line is usable: PaddleOCR would search for one forever.
     #[error("{files}: no usable line (every label is empty or rejected by the label transform)")]
     NoUsableLine { files: String },
@@ -280,17 +284,11 @@ impl Dataset {
                 });
             }
             let real = std::fs::canonicalize(&e.image_path).map_err(|reason| e.image_error(reason))?;
-            if !real_data_dir.as_ref().is_ok_and(|dir| real.starts_with(dir)) {
+            if let Some(message) = link_leaves(&real_data_dir, &real, &e.file_name, &config.data_dir) {
                 return Err(DatasetError::Line {
                     file: e.label_file.clone(),
                     line: e.line,
-                    message: format!(
-                        "image path '{}' leads outside data_dir '{}' through a symbolic link (to {}); point \
-                         data_dir at the folder the images are in",
-                        e.file_name,
-                        config.data_dir.display(),
-                        real.display()
-                    ),
+                    message,
                 });
             }
         }
@@ -467,18 +465,70 @@ pub fn parse_line(raw: &[u8], delimiter: &str, data_dir: &Path, pipeline: &Pipel
     })
 }
 
+/// The file extensions of a directory's images ([`directory_images`]): the formats the transforms'
+/// `DecodeImage` reads.
+const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+
+/// One image of a set whose labels are never used (recovery's training images, issue 25), with where it is
+/// listed, so that an error about it names the label file and line, or the directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedImage {
+    /// The label file whose line names the image, or the directory the image lies in.
+    pub listed_in: PathBuf,
+    /// The 1-based line of `listed_in` that names the image; `None` for an image found in a directory.
+    pub line: Option<usize>,
+    /// The image path as the line has it, or the file's name in the directory.
+    pub file_name: String,
+    /// The image file.
+    pub path: PathBuf,
+}
+
+impl ListedImage {
+    /// An error about this image: it cannot be read or does not decode.
+    pub fn error(&self, reason: impl ToString) -> DatasetError {
+        match self.line {
+            Some(line) => DatasetError::Image {
+                file: self.listed_in.clone(),
+                line,
+                name: self.file_name.clone(),
+                reason: reason.to_string(),
+            },
+            None => DatasetError::DirectoryImage {
+                dir: self.listed_in.clone(),
+                name: self.file_name.clone(),
+                reason: reason.to_string(),
+            },
+        }
+    }
+
+    /// Reads the image file.
+    ///
+    /// # Errors
+    /// [`ListedImage::error`] when it cannot be read.
+    pub fn read(&self) -> Result<Vec<u8>, DatasetError> {
+        std::fs::read(&self.path).map_err(|err| self.error(err))
+    }
+}
+
 /// The images a label file names, for a set whose labels are never used (recovery's training images, issue
 /// 25): a line's image path is its first field, up to `delimiter` or the line's end (a trailing `\r`
 /// stripped), and the rest is not parsed, so a plain list of image paths, or lines with labels the label
 /// transform would refuse, are read. Blank lines are skipped. The rest is checked as [`Dataset::open`] checks
-/// an eval set: the file's size and byte order mark, UTF-8, image paths inside `data_dir`, images that exist.
+/// an eval set: the file's size and byte order mark, UTF-8, image paths inside `data_dir` (symbolic links
+/// followed), images that exist.
 ///
 /// # Errors
 /// [`DatasetError`] naming the file (and line) for an unreadable, empty or oversized file, a line not in
 /// UTF-8, an image path that leaves `data_dir`, a missing image, or a file that names no image.
-pub fn image_paths(label_file: &Path, delimiter: &str, data_dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
+pub fn label_file_images(
+    label_file: &Path,
+    delimiter: &str,
+    data_dir: &Path,
+) -> Result<Vec<ListedImage>, DatasetError> {
     let bytes = read_label_file(label_file)?;
-    let mut paths = Vec::new();
+    // Resolved once: every image's real path must lie under it.
+    let real_data_dir = std::fs::canonicalize(data_dir);
+    let mut images = Vec::new();
     for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let line = index + 1;
         let error = |message: String| DatasetError::Line {
@@ -497,24 +547,86 @@ pub fn image_paths(label_file: &Path, delimiter: &str, data_dir: &Path) -> Resul
                 data_dir.display()
             )));
         }
-        let path = data_dir.join(file_name);
-        if !path.is_file() {
+        let image = ListedImage {
+            listed_in: label_file.to_owned(),
+            line: Some(line),
+            file_name: file_name.to_owned(),
+            path: data_dir.join(file_name),
+        };
+        if !image.path.is_file() {
             return Err(DatasetError::MissingImage {
-                file: label_file.to_owned(),
+                file: image.listed_in,
                 line,
-                name: file_name.to_owned(),
-                path,
+                name: image.file_name,
+                path: image.path,
             });
         }
-        paths.push(path);
+        let real = std::fs::canonicalize(&image.path).map_err(|reason| image.error(reason))?;
+        if let Some(message) = link_leaves(&real_data_dir, &real, file_name, data_dir) {
+            return Err(error(message));
+        }
+        images.push(image);
     }
-    if paths.is_empty() {
+    if images.is_empty() {
         return Err(DatasetError::LabelFile {
             file: label_file.to_owned(),
             message: "no line names an image".into(),
         });
     }
-    Ok(paths)
+    Ok(images)
+}
+
+/// The PNG and JPEG files directly inside `dir` (by extension, in any case), sorted by name so that a seed
+/// draws the same images on any machine: what a training set's `label_file_list` entry that is a directory
+/// stands for.
+///
+/// # Errors
+/// [`DatasetError`] naming the directory when it cannot be read or holds no such file.
+pub fn directory_images(dir: &Path) -> Result<Vec<ListedImage>, DatasetError> {
+    let io = |reason| DatasetError::Io {
+        path: dir.to_owned(),
+        reason,
+    };
+    let mut images = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        if path.is_file() && extension.is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str())) {
+            images.push(ListedImage {
+                listed_in: dir.to_owned(),
+                line: None,
+                file_name: path.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+                path,
+            });
+        }
+    }
+    if images.is_empty() {
+        return Err(DatasetError::LabelFile {
+            file: dir.to_owned(),
+            message: "no PNG or JPEG image in the directory".into(),
+        });
+    }
+    images.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(images)
+}
+
+/// The refusal of an image whose real path `real` (symbolic links followed) lies outside `real_data_dir`,
+/// the canonical `data_dir`; `None` when it lies inside. `file_name` is the path as its line has it.
+fn link_leaves(
+    real_data_dir: &std::io::Result<PathBuf>,
+    real: &Path,
+    file_name: &str,
+    data_dir: &Path,
+) -> Option<String> {
+    if real_data_dir.as_ref().is_ok_and(|dir| real.starts_with(dir)) {
+        return None;
+    }
+    Some(format!(
+        "image path '{file_name}' leads outside data_dir '{}' through a symbolic link (to {}); point data_dir at \
+         the folder the images are in",
+        data_dir.display(),
+        real.display()
+    ))
 }
 
 /// Whether `file_name` joined to `data_dir` (as `os.path.join` joins them: an absolute path stands alone)
@@ -727,44 +839,90 @@ mod tests {
     }
 
     /// Training lines need only an image: a bare path, a `\r\n` ending, an empty or unparsable label and
-    /// blank lines all read, where the eval set's parsing refuses the garbage label; paths are still checked.
+    /// blank lines all read, where the eval set's parsing refuses the garbage label; each image keeps its line
+    /// for errors, and paths are still checked: `../`, an absolute path elsewhere and a symbolic link out of
+    /// `data_dir` are refused naming the file and line.
     #[test]
-    fn image_paths_read_lines_without_usable_labels() {
-        let dir = std::env::temp_dir().join(format!("sensgrid-image-paths-{}", std::process::id()));
+    fn label_file_images_read_lines_without_usable_labels() {
+        let root = std::env::temp_dir().join(format!("sensgrid-label-file-images-{}", std::process::id()));
+        let dir = root.join("data");
         std::fs::create_dir_all(dir.join("images")).unwrap();
         for name in ["a.png", "b.png", "c.png", "d.png"] {
             std::fs::write(dir.join("images").join(name), b"not decoded here").unwrap();
         }
+        std::fs::write(root.join("outside.png"), b"not decoded here").unwrap();
         let labels = dir.join("train.txt");
         std::fs::write(
             &labels,
             "images/a.png\nimages/b.png\r\n\nimages/c.png\t\nimages/d.png\tnot json\n",
         )
         .unwrap();
-        let names: Vec<_> = image_paths(&labels, "\t", &dir)
+        let listed: Vec<(PathBuf, Option<usize>)> = label_file_images(&labels, "\t", &dir)
             .unwrap()
             .iter()
-            .map(|p| p.strip_prefix(&dir).unwrap().to_owned())
+            .map(|image| (image.path.strip_prefix(&dir).unwrap().to_owned(), image.line))
             .collect();
-        let expected: Vec<PathBuf> = ["a", "b", "c", "d"]
-            .map(|n| Path::new("images").join(format!("{n}.png")))
+        let expected: Vec<(PathBuf, Option<usize>)> = [("a", 1), ("b", 2), ("c", 4), ("d", 5)]
+            .map(|(n, line)| (Path::new("images").join(format!("{n}.png")), Some(line)))
             .into();
-        assert_eq!(names, expected);
+        assert_eq!(listed, expected);
         // The eval set's det label transform refuses that last label.
         assert!(crate::transforms::det_label_encode("not json").is_err());
 
-        std::fs::write(&labels, "images/a.png\n../outside.png\n").unwrap();
-        let error = image_paths(&labels, "\t", &dir).unwrap_err().to_string();
+        let refusal = |lines: String| {
+            std::fs::write(&labels, lines).unwrap();
+            label_file_images(&labels, "\t", &dir).unwrap_err().to_string()
+        };
+        let error = refusal("images/a.png\n../outside.png\n".into());
         assert!(
             error.contains("train.txt:2: image path '../outside.png' leaves data_dir"),
             "{error}"
         );
-        std::fs::write(&labels, "images/e.png\tx\n").unwrap();
-        let error = image_paths(&labels, "\t", &dir).unwrap_err().to_string();
+        let outside = root.join("outside.png").display().to_string();
+        let error = refusal(format!("images/a.png\t\n\n{outside}\tx\n"));
+        assert!(
+            error.contains(&format!("train.txt:3: image path '{outside}' leaves data_dir")),
+            "{error}"
+        );
+        std::os::unix::fs::symlink(root.join("outside.png"), dir.join("images/link.png")).unwrap();
+        let error = refusal("images/link.png\n".into());
+        assert!(
+            error.contains("train.txt:1: image path 'images/link.png' leads outside data_dir"),
+            "{error}"
+        );
+        let error = refusal("images/e.png\tx\n".into());
         assert!(error.contains("train.txt:1: image 'images/e.png' not found"), "{error}");
-        std::fs::write(&labels, "\n\n").unwrap();
-        let error = image_paths(&labels, "\t", &dir).unwrap_err().to_string();
+        let error = refusal("\n\n".into());
         assert!(error.contains("no line names an image"), "{error}");
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    /// A directory stands for its PNG and JPEG files (any case of the extension), by name; other files and
+    /// subdirectories are not images, and a directory without images is refused, named.
+    #[test]
+    fn directory_images_are_its_png_and_jpeg_files_by_name() {
+        let dir = std::env::temp_dir().join(format!("sensgrid-directory-images-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub.png")).unwrap();
+        for name in ["b.JPG", "a.png", "c.jpeg", "notes.txt", "d.gif"] {
+            std::fs::write(dir.join(name), b"not decoded here").unwrap();
+        }
+        let names: Vec<String> = directory_images(&dir)
+            .unwrap()
+            .into_iter()
+            .map(|image| {
+                assert_eq!((image.listed_in.as_path(), image.line), (dir.as_path(), None));
+                image.file_name
+            })
+            .collect();
+        assert_eq!(names, ["a.png", "b.JPG", "c.jpeg"]);
+        for name in ["b.JPG", "a.png", "c.jpeg"] {
+            std::fs::remove_file(dir.join(name)).unwrap();
+        }
+        let error = directory_images(&dir).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            format!("{}: no PNG or JPEG image in the directory", dir.display())
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -11,3 +11,4 @@ mod plots;
 mod resume;
 mod service;
 mod store;
+mod train_set;

@@ -2,16 +2,16 @@
 //! transforms, then, for det, a random scale, a random horizontal flip and a random square crop; every draw
 //! comes from the stream of `(seed, step)`, so a step's batch is the same in a resumed run.
 //!
-//! Labels are never used, so they are not read: a label file's line needs only its image path
-//! ([`sensgrid_eval::dataset::image_paths`]; a plain list of images, or labels the eval set's label transform
-//! would refuse, are fine), and a `label_file_list` entry that is a directory stands for the PNG and JPEG
-//! files directly inside it (an empty list, for those in `data_dir`). The eval set keeps its strict parsing.
+//! Labels are never used, so they are not read: the images are those [`TrainSet::images`] lists, the one
+//! listing `coordinator submit` packs too (a label file's line needs only its image path, so a plain list of
+//! images, or labels the eval set's label transform would refuse, are fine; a `label_file_list` entry that is
+//! a directory stands for the PNG and JPEG files directly inside it, an empty list for those in `data_dir`).
+//! The eval set keeps its strict parsing.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use sensgrid_eval::Config;
-use sensgrid_eval::dataset::image_paths;
 use sensgrid_eval::synth::rng::Rng;
 use sensgrid_eval::transforms::Pipeline;
 use tch::{Device, Kind, Tensor};
@@ -24,8 +24,6 @@ const STREAM: u64 = 0x0052_4543_4F56_4552;
 /// The range of det's random scale: PaddleOCR's det training resizes by 0.5 to 3; the larger half of that
 /// mostly makes crops of one magnified text, so recovery keeps to 0.5 to 2.
 const SCALE_RANGE: (f64, f64) = (0.5, 2.0);
-/// The file extensions of a directory's images: the formats the eval transforms' `DecodeImage` reads.
-const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
 /// A training set, ready to draw batches from.
 pub struct Images {
@@ -47,18 +45,12 @@ impl Images {
         }
         let eval = config.eval_dataset();
         let pipeline = Pipeline::new(&eval.transforms).context("the eval transforms, which recovery reads with")?;
-        let mut paths = if set.label_file_list.is_empty() {
-            images_in(&set.data_dir)?
-        } else {
-            Vec::new()
-        };
-        for file in &set.label_file_list {
-            if file.is_dir() {
-                paths.extend(images_in(file)?);
-            } else {
-                paths.extend(image_paths(file, &eval.delimiter, &set.data_dir).context("opening the training set")?);
-            }
-        }
+        let paths: Vec<PathBuf> = set
+            .images(&eval.delimiter)
+            .context("opening the training set")?
+            .into_iter()
+            .map(|image| image.path)
+            .collect();
         tracing::info!(images = paths.len(), data_dir = %set.data_dir.display(), "opened the training set");
         Ok(Images {
             pipeline,
@@ -128,26 +120,6 @@ impl Images {
         }
         image
     }
-}
-
-/// The PNG and JPEG files directly inside `dir`, by name, so that a seed draws the same images on any
-/// machine.
-fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut paths = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading the directory {}", dir.display()))? {
-        let path = entry
-            .with_context(|| format!("reading the directory {}", dir.display()))?
-            .path();
-        let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-        if path.is_file() && extension.is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str())) {
-            paths.push(path);
-        }
-    }
-    if paths.is_empty() {
-        bail!("{}: no PNG or JPEG image in the directory", dir.display());
-    }
-    paths.sort();
-    Ok(paths)
 }
 
 #[cfg(test)]
