@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 use sensgrid_client::stdout::write_stdout;
-use sensgrid_coordinator::progress::Progress;
+use sensgrid_coordinator::progress::{Progress, Recovery};
 use sensgrid_coordinator::spec::RunSpec;
 use sensgrid_proto::v1 as pb;
 use serde_json::json;
@@ -99,17 +99,13 @@ pub async fn run(args: StatusArgs) -> Result<()> {
                 && j.last_error.starts_with("early stop")
         })
         .count();
-    // A recovery's state and its last reported progress (`{"step", "loss", "metric"}`).
-    let recovery = run.jobs.iter().find(|j| j.kind() == pb::JobKind::Recover).map(|j| {
-        let progress = serde_json::from_str::<serde_json::Value>(&j.progress_json).unwrap_or_default();
-        (j.state().as_str(), progress)
-    });
+    let recovery = Recovery::of(&run, &spec.metric);
     if args.json {
         writeln!(
             out,
             "{}",
             serde_json::to_string_pretty(&json!({
-                "recover": recovery.as_ref().map(|(state, progress)| json!({"state": state, "progress": progress})),
+                "recover": recovery.as_ref().map(Recovery::json),
                 "run_id": run_id, "state": p.state.as_str(), "error": p.error,
                 "failed": p.failed.iter().map(|j| j.json()).collect::<Vec<_>>(),
                 "baseline": job_state(pb::JobKind::Baseline), "export": job_state(pb::JobKind::Export),
@@ -139,18 +135,8 @@ pub async fn run(args: StatusArgs) -> Result<()> {
         job_state(pb::JobKind::Baseline),
         job_state(pb::JobKind::Export)
     )?;
-    if let Some((state, progress)) = &recovery {
-        let mut line = format!("  recover: {state}");
-        if let Some(step) = progress.get("step").and_then(serde_json::Value::as_u64) {
-            write!(line, ", step {step}")?;
-        }
-        if let Some(loss) = progress.get("loss").and_then(serde_json::Value::as_f64) {
-            write!(line, ", loss {loss:.5}")?;
-        }
-        if let Some(metric) = progress.get("metric").and_then(serde_json::Value::as_f64) {
-            write!(line, ", {} {metric:.4}", spec.metric)?;
-        }
-        writeln!(out, "{line}")?;
+    if let Some(recovery) = &recovery {
+        writeln!(out, "  recover: {}", recovery.text())?;
     }
     let states: Vec<String> = p.by_state.iter().map(|(s, n)| format!("{s} {n}")).collect();
     writeln!(

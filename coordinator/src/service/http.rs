@@ -4,7 +4,7 @@
 //! - `GET /metrics`: the Prometheus metrics of [`super::metrics`];
 //! - `GET /`: the dashboard (`dashboard.html`), which polls the JSON API below;
 //! - `GET /api/runs`, `GET /api/runs/{id}`, `GET /api/workers`: runs with their progress, one run's grid with
-//!   every cell, the workers with their leases (documented in the README, "Dashboard");
+//!   every cell and its recovery, the workers with their leases (documented in the README, "Dashboard");
 //! - `POST /api/runs/{id}/cancel`: cancels a run; the only call that needs a token, the admin one, as
 //!   `Authorization: Bearer TOKEN`.
 //!
@@ -29,7 +29,7 @@ use super::admin::AdminApi;
 use super::auth::TokenCheck;
 use super::config::ServiceConfig;
 use super::metrics::Metrics;
-use crate::progress::Progress;
+use crate::progress::{Progress, Recovery};
 use crate::results::RunResults;
 use crate::store::{JobKind, JobStore, RunId, RunState};
 use sensgrid_client::AUTHORIZATION;
@@ -219,6 +219,7 @@ async fn run<S: JobStore>(State(shared): AppState<S>, Path(run_id): Path<i64>) -
     let plan = serde_json::from_str::<Value>(&run.plan_json).unwrap_or(Value::Null);
     Ok(Json(json!({
         "progress": Progress::of(&run).json(),
+        "recovery": Recovery::of(&run, &results.spec.metric).as_ref().map(Recovery::json),
         "results": results.json(),
         "jobs": jobs,
         "plan": plan,
