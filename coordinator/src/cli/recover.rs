@@ -1,8 +1,9 @@
 //! `coordinator recover`: fine-tunes a done run's exported model by distillation from the run's model. The
 //! run's config takes the `-o` overrides (`Recover.steps=…`, `Recover.data_dir=…`); its training set
 //! (`Recover.data_dir` + `Recover.label_file_list`, else `Train.dataset`) is bundled here and uploaded, and the
-//! run runs again with a recover job until the recovery ends (`coordinator watch RUN` follows it). A run that is
-//! not done, or has no done export, is refused.
+//! run runs again with a recover job until the recovery ends (`coordinator watch RUN` follows it). A run that
+//! ended (done, or failed or cancelled in an earlier recovery) with a done export is recovered again this way,
+//! with other options; a run still running, recovering already, or without a done export is refused (exit 2).
 
 use anyhow::{Context, Result};
 use clap::Args;

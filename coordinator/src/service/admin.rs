@@ -305,8 +305,9 @@ impl<S: JobStore> AdminService for AdminApi<S> {
         }
     }
 
-    /// Reopens a done, exported run for a recovery with the request's config and training set (see
-    /// `coordinator recover`).
+    /// Reopens an ended run whose export is done (done, or failed or cancelled in an earlier recovery) for a
+    /// recovery with the request's config and training set (see `coordinator recover`). A run recovering
+    /// already is refused, not replaced: its worker's steps would be lost.
     async fn recover_run(
         &self,
         request: Request<pb::RecoverRunRequest>,
@@ -350,13 +351,20 @@ impl<S: JobStore> AdminService for AdminApi<S> {
                 self.pipeline.wake();
                 Ok(Response::new(pb::RecoverRunResponse {}))
             }
-            RunRecoverOutcome::NotDone(state) => Err(Status::failed_precondition(format!(
-                "run {run_id} is {}: only a done run with an export is recovered",
+            RunRecoverOutcome::Recovering(state) => Err(Status::failed_precondition(format!(
+                "run {run_id} is recovering already (its recover job is {}): wait for it to end (`coordinator watch \
+                 {run_id}`), or cancel the run (`coordinator cancel {run_id}`), then recover it again",
                 state.as_str()
             ))),
-            RunRecoverOutcome::NotExported => Err(Status::failed_precondition(format!(
-                "run {run_id} has no done export: recovery trains the exported model (a Prune section with export: \
-                 true, or `coordinator plan {run_id} --export`)"
+            RunRecoverOutcome::NotDone(state) => Err(Status::failed_precondition(format!(
+                "run {run_id} is {}: a run is recovered once its export is done (`coordinator watch {run_id}` \
+                 follows it)",
+                state.as_str()
+            ))),
+            RunRecoverOutcome::NotExported(state) => Err(Status::failed_precondition(format!(
+                "run {run_id} is {} without a done export: recovery trains the exported model (a Prune section with \
+                 export: true, or `coordinator plan {run_id} --export`)",
+                state.as_str()
             ))),
             RunRecoverOutcome::NotFound => Err(Status::not_found(format!("run_id: run {run_id} does not exist"))),
         }

@@ -14,10 +14,17 @@
 //! | `FailJob` | the run was cancelled | `ABORTED` |
 //! | `Heartbeat` | extended | OK, `keep_going` |
 //! | `Heartbeat` | lost, cancelled, no such job | OK, `keep_going = false` |
+//! | `ReportRecovery` | kept | OK, `keep_going` |
+//! | `ReportRecovery` | lost, cancelled, no such job: nothing kept | OK, `keep_going = false` |
+//! | `ReportRecovery` | a step past the steps, a loss or metric not finite | `INVALID_ARGUMENT` |
+//! | `ReportRecovery` | a checkpoint that is not stored: nothing kept | `NOT_FOUND` |
+//! | `ReportRecovery` | the job is not a recover job | `FAILED_PRECONDITION` |
 //!
 //! A cancelled run's completion is `ABORTED`, not OK: the worker learns its result was dropped, and the
 //! status says retrying will not help. `Heartbeat` answers OK even for an unknown job so a worker has one
-//! signal to stop on (`keep_going`).
+//! signal to stop on (`keep_going`), and so does `ReportRecovery` for a lease that is not current: its
+//! worker stops at once, as it would on the next heartbeat. A refused report keeps nothing of itself, so a
+//! resumed attempt is never handed a checkpoint the coordinator does not hold.
 //!
 //! An accepted completion of a run with an early stop applies the stop before it is answered
 //! ([`pipeline::apply_early_stop`]): the worker's next poll would otherwise claim the group's next ratio, a
@@ -43,7 +50,8 @@ use crate::clock::Clock;
 use crate::spec::RunSpec;
 use crate::store::{
     CompleteOutcome, FailOutcome, HeartbeatOutcome, JobCompletion, JobFailParams, JobHeartbeatParams, JobKind,
-    JobRecoverProgressParams, JobStore, NamedJob, Run, StoreError, WorkerId, WorkerRegisterParams,
+    JobRecoverProgressParams, JobStore, NamedJob, RecoverProgressOutcome, Run, StoreError, WorkerId,
+    WorkerRegisterParams,
 };
 
 /// The longest a poll waits, whatever `wait_ms` asks: a worker that asks for more simply polls again.
@@ -262,6 +270,36 @@ impl<S: JobStore> WorkerApi<S> {
     }
 }
 
+/// Checks a recovery report's numbers before anything is kept: the step within the steps (when the worker
+/// names them), a finite loss (training refuses a step whose loss is not), and metrics that are finite or NaN
+/// (no eval yet).
+///
+/// # Errors
+///
+/// `INVALID_ARGUMENT` naming the field.
+fn check_recover_progress(progress: &pb::RecoverProgress) -> Result<(), Status> {
+    if progress.steps > 0 && progress.step > progress.steps {
+        return Err(Status::invalid_argument(format!(
+            "progress.step: expected at most progress.steps ({}), got {}",
+            progress.steps, progress.step
+        )));
+    }
+    if !progress.loss.is_finite() {
+        return Err(Status::invalid_argument(format!(
+            "progress.loss: expected a finite number, got {}",
+            progress.loss
+        )));
+    }
+    for (field, value) in [("metric", progress.metric), ("best", progress.best)] {
+        if value.is_infinite() {
+            return Err(Status::invalid_argument(format!(
+                "progress.{field}: expected a finite number (or NaN before the first eval), got {value}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[tonic::async_trait]
 impl<S: JobStore> WorkerService for WorkerApi<S> {
     async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
@@ -334,6 +372,7 @@ impl<S: JobStore> WorkerService for WorkerApi<S> {
         let progress = request
             .progress
             .ok_or_else(|| Status::invalid_argument("progress: a recovery report needs its progress"))?;
+        check_recover_progress(&progress)?;
         let checkpoint_digest = match request.checkpoint_digest.as_str() {
             "" => None,
             digest => {
@@ -341,7 +380,7 @@ impl<S: JobStore> WorkerService for WorkerApi<S> {
                 Some(digest.to_owned())
             }
         };
-        let kept = self
+        let outcome = self
             .store
             .job_recover_progress(JobRecoverProgressParams {
                 lease,
@@ -350,10 +389,20 @@ impl<S: JobStore> WorkerService for WorkerApi<S> {
             })
             .await
             .map_err(convert::store_status)?;
-        if kept {
-            self.metrics.recover_progress(lease.job_id, &progress);
+        let job = lease.job_id;
+        match outcome {
+            RecoverProgressOutcome::Kept => {
+                self.metrics.recover_progress(job, &progress);
+                Ok(Response::new(pb::HeartbeatResponse { keep_going: true }))
+            }
+            RecoverProgressOutcome::Stale | RecoverProgressOutcome::NotFound => {
+                Ok(Response::new(pb::HeartbeatResponse { keep_going: false }))
+            }
+            RecoverProgressOutcome::NotRecover(kind) => Err(Status::failed_precondition(format!(
+                "job {job} is a {} job: only a recover job reports a recovery",
+                kind.as_str()
+            ))),
         }
-        Ok(Response::new(pb::HeartbeatResponse { keep_going: kept }))
     }
 
     async fn complete_job(

@@ -91,12 +91,12 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
-    /// A run names an artifact that is not stored.
+    /// A run or a recover job's report names an artifact that is not stored.
     #[error("{op}: {field}: artifact {digest} is not stored")]
     ArtifactNotFound {
         /// The store operation.
         op: &'static str,
-        /// The parameter that names it (`model_digest`, `dataset_digest`).
+        /// The parameter that names it (`model_digest`, `dataset_digest`, `checkpoint_digest`).
         field: &'static str,
         /// The missing digest.
         digest: String,
@@ -643,11 +643,28 @@ pub struct RunRecoverParams {
 pub enum RunRecoverOutcome {
     /// The run runs again, its recover job queued.
     Queued,
-    /// Only a done run is recovered.
+    /// The run's recovery is queued or leased (the recover job's state): a second one is refused, not put in
+    /// its place, as that would throw away the steps its worker has trained. Cancelling the run ends it, and a
+    /// cancelled run whose export is done is recovered again.
+    Recovering(JobState),
+    /// The run is still running towards its export: there is no pruned model to recover yet.
     NotDone(RunState),
-    /// The run is done but has no done export: there is no pruned model to recover.
-    NotExported,
+    /// The run ended (in this state) without a done export: there is no pruned model to recover.
+    NotExported(RunState),
     NotFound,
+}
+
+impl RunRecoverOutcome {
+    /// What a recovery request does to a run that was in state `prior`, with its export done or not
+    /// (`exported`) and its recover job in state `recover` (`None`: it has none): the rule both stores apply.
+    pub fn of(prior: RunState, exported: bool, recover: Option<JobState>) -> Self {
+        match (prior, recover) {
+            (RunState::Running, Some(recover @ (JobState::Queued | JobState::Leased))) => Self::Recovering(recover),
+            (RunState::Done | RunState::Failed | RunState::Cancelled, _) if exported => Self::Queued,
+            (RunState::Done | RunState::Failed | RunState::Cancelled, _) => Self::NotExported(prior),
+            (RunState::Running | RunState::Unspecified, _) => Self::NotDone(prior),
+        }
+    }
 }
 
 /// [`JobStore::job_recover_add`]'s parameters.
@@ -661,11 +678,24 @@ pub struct JobRecoverAddParams {
 #[derive(Clone, Debug)]
 pub struct JobRecoverProgressParams {
     pub lease: Lease,
-    /// A checkpoint just uploaded (its artifact is stored), kept on the job for the next attempt; `None` keeps
-    /// the last one.
+    /// A checkpoint just uploaded, kept on the job for the next attempt; `None` keeps the last one. Its artifact
+    /// must be stored.
     pub checkpoint_digest: Option<String>,
-    /// `{"step": n, "loss": x, "metric": y}`.
+    /// `{"step": n, "steps": n, "loss": x, "metric": y, "best": z}`.
     pub progress: Value,
+}
+
+/// What [`JobStore::job_recover_progress`] did with a report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecoverProgressOutcome {
+    /// Kept: the lease is current.
+    Kept,
+    /// Dropped: the lease is not current (superseded, expired and taken back, ended, its run cancelled).
+    Stale,
+    /// Dropped: the job is of this other kind, which has no recovery to report.
+    NotRecover(JobKind),
+    /// Dropped: no job has this id.
+    NotFound,
 }
 
 /// [`JobStore::job_probe_add`]'s parameters.
@@ -1010,14 +1040,23 @@ pub trait JobStore: Clone + Send + Sync + 'static {
     /// no recover job yet (in any state), so a restarted pipeline adds nothing. Answers whether one was queued.
     fn job_recover_add(&self, params: JobRecoverAddParams) -> impl Future<Output = Result<bool>> + Send;
 
-    /// Reopens a done run whose export is done for a recovery: its config and spec replaced by `params`', its
-    /// recover job queued anew (in place, its epoch kept, its checkpoint dropped) or added. Other runs are left
-    /// as they are (see [`RunRecoverOutcome`]).
+    /// Reopens an ended run (done, failed or cancelled) whose export is done for a recovery: its config and
+    /// spec replaced by `params`', its recover job queued anew (in place, its epoch kept, its checkpoint and
+    /// progress dropped) or added. A running run, a run without a done export and a missing one are left as
+    /// they are (see [`RunRecoverOutcome`]).
     fn run_recover(&self, params: RunRecoverParams) -> impl Future<Output = Result<RunRecoverOutcome>> + Send;
 
-    /// Keeps what a recover job's worker reported with a heartbeat (its progress, and a checkpoint it uploaded)
-    /// while its lease is current. Answers whether it was (a stale attempt's report is dropped).
-    fn job_recover_progress(&self, params: JobRecoverProgressParams) -> impl Future<Output = Result<bool>> + Send;
+    /// Keeps what a recover job's worker reported beside its heartbeats (its progress, and a checkpoint it
+    /// uploaded) while its lease is current; any other report changes nothing (see [`RecoverProgressOutcome`]).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::ArtifactNotFound`] naming `checkpoint_digest` when a current lease's report names a
+    /// checkpoint that is not stored (nothing is kept: a resumed attempt would download it).
+    fn job_recover_progress(
+        &self,
+        params: JobRecoverProgressParams,
+    ) -> impl Future<Output = Result<RecoverProgressOutcome>> + Send;
 
     /// Queues a probe job per (step, plan) of `params.probes` for a running run that has no plan yet, claimable
     /// at `now`; a step the run already has (in any state) is left as it is, so a restarted pipeline that

@@ -18,9 +18,10 @@ use super::{
     Artifact, ArtifactPutOutcome, ArtifactPutParams, ClaimedJob, CompleteOutcome, Completed, FailOutcome,
     HeartbeatOutcome, Job, JobClaimParams, JobCompleteParams, JobCounts, JobFailParams, JobHeartbeatParams, JobId,
     JobKind, JobProbeAddParams, JobRecoverAddParams, JobRecoverProgressParams, JobRescueExpiredParams, JobSkipParams,
-    JobState, JobStore, Lease, NamedJob, RescueOutcome, RescuedJob, Result, Run, RunCancelOutcome, RunCancelParams,
-    RunCreateParams, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams, RunRecoverOutcome, RunRecoverParams,
-    RunReplanParams, RunState, RunSummary, StoreError, Worker, WorkerId, WorkerRegisterParams, WorkerSummary,
+    JobState, JobStore, Lease, NamedJob, RecoverProgressOutcome, RescueOutcome, RescuedJob, Result, Run,
+    RunCancelOutcome, RunCancelParams, RunCreateParams, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams,
+    RunRecoverOutcome, RunRecoverParams, RunReplanParams, RunState, RunSummary, StoreError, Worker, WorkerId,
+    WorkerRegisterParams, WorkerSummary,
 };
 
 /// The query files, by name.
@@ -588,26 +589,40 @@ impl JobStore for PgStore {
         };
         let get = |e| backend(OP)(e);
         let prior = enum_column::<RunState>(&row, "prior_state").map_err(get)?;
-        Ok(if prior != RunState::Done {
-            RunRecoverOutcome::NotDone(prior)
-        } else if !row.try_get::<bool, _>("exported").map_err(get)? {
-            RunRecoverOutcome::NotExported
-        } else {
-            RunRecoverOutcome::Queued
-        })
+        let exported = row.try_get::<bool, _>("exported").map_err(get)?;
+        let recover = enum_column_opt::<JobState>(&row, "recover_state").map_err(get)?;
+        Ok(RunRecoverOutcome::of(prior, exported, recover))
     }
 
-    async fn job_recover_progress(&self, params: JobRecoverProgressParams) -> Result<bool> {
+    async fn job_recover_progress(&self, params: JobRecoverProgressParams) -> Result<RecoverProgressOutcome> {
         const OP: &str = "job_recover_progress";
-        let kept = sqlx::query(sql(OP))
+        let row = sqlx::query(sql(OP))
             .bind(params.lease.job_id.0)
             .bind(params.lease.epoch)
             .bind(&params.checkpoint_digest)
             .bind(&params.progress)
-            .execute(&self.pool)
+            .fetch_optional(&self.pool)
             .await
-            .map_err(backend(OP))?;
-        Ok(kept.rows_affected() > 0)
+            .map_err(|error| match (broken_constraint(&error), &params.checkpoint_digest) {
+                (Some("job_checkpoint_digest_fkey"), Some(digest)) => StoreError::ArtifactNotFound {
+                    op: OP,
+                    field: "checkpoint_digest",
+                    digest: digest.clone(),
+                },
+                _ => backend(OP)(error),
+            })?;
+        let Some(row) = row else {
+            return Ok(RecoverProgressOutcome::NotFound);
+        };
+        let get = |e| backend(OP)(e);
+        let kind = enum_column::<JobKind>(&row, "kind").map_err(get)?;
+        Ok(if kind != JobKind::Recover {
+            RecoverProgressOutcome::NotRecover(kind)
+        } else if row.try_get::<bool, _>("kept").map_err(get)? {
+            RecoverProgressOutcome::Kept
+        } else {
+            RecoverProgressOutcome::Stale
+        })
     }
 
     async fn job_probe_add(&self, params: JobProbeAddParams) -> Result<u64> {

@@ -92,7 +92,7 @@ impl QueryFiles {
                 let jobs: Option<Vec<JobState>> = labels.iter().map(|l| JobState::parse(l).ok()).collect();
                 let runs: Option<Vec<RunState>> = labels.iter().map(|l| RunState::parse(l).ok()).collect();
                 let known = jobs.is_some_and(|jobs| jobs == unfinished || jobs == EXPORT_WAITS_FOR)
-                    || runs.is_some_and(|runs| runs == REOPENABLE_RUN);
+                    || runs.is_some_and(|runs| runs == REOPENABLE_RUN || runs == RECOVERABLE_RUN);
                 assert!(
                     known,
                     "{}: query '{name}' lists ({list}), neither the unfinished job states ({}) nor a list named in \
@@ -132,6 +132,10 @@ const EXPORT_WAITS_FOR: [JobState; 2] = [JobState::Done, JobState::Skipped];
 /// The run states in which a run can still be planned, replanned or retried.
 #[cfg(test)]
 const REOPENABLE_RUN: [RunState; 2] = [RunState::Running, RunState::Done];
+
+/// The run states a recovery reopens a run from (once its export is done): every ended one.
+#[cfg(test)]
+const RECOVERABLE_RUN: [RunState; 3] = [RunState::Done, RunState::Failed, RunState::Cancelled];
 
 /// Splits a query file into `(name, sql)` pairs at each `-- name: <name>` line; the SQL runs to the next such
 /// line, without its trailing `;` and blank lines. Text before the first name line is the file's comment.

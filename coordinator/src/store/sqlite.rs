@@ -52,10 +52,10 @@ use super::{
     Artifact, ArtifactPutOutcome, ArtifactPutParams, Backoff, ClaimAffinity, ClaimedJob, CompleteOutcome, Completed,
     FailOutcome, HeartbeatOutcome, Job, JobClaimParams, JobCompleteParams, JobCounts, JobFailParams,
     JobHeartbeatParams, JobId, JobKind, JobProbeAddParams, JobRecoverAddParams, JobRecoverProgressParams,
-    JobRescueExpiredParams, JobSkipParams, JobState, JobStore, Lease, NamedJob, RescueOutcome, RescuedJob, Result, Run,
-    RunCancelOutcome, RunCancelParams, RunCreateParams, RunFinishParams, RunId, RunPlanOutcome, RunPlanParams,
-    RunRecoverOutcome, RunRecoverParams, RunReplanParams, RunState, RunSummary, StoreError, Worker, WorkerId,
-    WorkerRegisterParams, WorkerSummary, WriteFailure,
+    JobRescueExpiredParams, JobSkipParams, JobState, JobStore, Lease, NamedJob, RecoverProgressOutcome, RescueOutcome,
+    RescuedJob, Result, Run, RunCancelOutcome, RunCancelParams, RunCreateParams, RunFinishParams, RunId,
+    RunPlanOutcome, RunPlanParams, RunRecoverOutcome, RunRecoverParams, RunReplanParams, RunState, RunSummary,
+    StoreError, Worker, WorkerId, WorkerRegisterParams, WorkerSummary, WriteFailure,
 };
 
 /// Every migration in `migrations/sqlite/`, embedded at compile time; [`SqliteStore::open`] applies them.
@@ -928,13 +928,18 @@ impl JobStore for SqliteStore {
     async fn run_recover(&self, params: RunRecoverParams) -> Result<RunRecoverOutcome> {
         const OP: &str = "run_recover";
         let (_turn, mut tx) = self.write(OP).await?;
-        match run_state(&mut tx, OP, params.run_id).await? {
-            None => return Ok(RunRecoverOutcome::NotFound),
-            Some(RunState::Done) => {}
-            Some(state) => return Ok(RunRecoverOutcome::NotDone(state)),
-        }
-        if export_state(&mut tx, OP, params.run_id).await? != Some(JobState::Done) {
-            return Ok(RunRecoverOutcome::NotExported);
+        let Some(prior) = run_state(&mut tx, OP, params.run_id).await? else {
+            return Ok(RunRecoverOutcome::NotFound);
+        };
+        let exported = export_state(&mut tx, OP, params.run_id).await? == Some(JobState::Done);
+        let recover: Option<Stored<JobState>> = sqlx::query_scalar(sql("job_recover_state"))
+            .bind(params.run_id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend(OP))?;
+        let outcome = RunRecoverOutcome::of(prior, exported, recover.map(|s| s.0));
+        if outcome != RunRecoverOutcome::Queued {
+            return Ok(outcome);
         }
         sqlx::query(sql("run_reopen_recover"))
             .bind(params.run_id.0)
@@ -959,19 +964,42 @@ impl JobStore for SqliteStore {
         Ok(RunRecoverOutcome::Queued)
     }
 
-    async fn job_recover_progress(&self, params: JobRecoverProgressParams) -> Result<bool> {
+    async fn job_recover_progress(&self, params: JobRecoverProgressParams) -> Result<RecoverProgressOutcome> {
         const OP: &str = "job_recover_progress";
+        let lease = params.lease;
         let (_turn, mut tx) = self.write(OP).await?;
-        let kept = sqlx::query(sql(OP))
-            .bind(params.lease.job_id.0)
-            .bind(params.lease.epoch)
-            .bind(&params.checkpoint_digest)
-            .bind(&params.progress)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend(OP))?;
+        let outcome = match Fence::read(&mut tx, OP, lease.job_id).await? {
+            None => RecoverProgressOutcome::NotFound,
+            Some(fence) if fence.job.kind != JobKind::Recover => RecoverProgressOutcome::NotRecover(fence.job.kind),
+            Some(fence) if !fence.is_current(lease) => RecoverProgressOutcome::Stale,
+            Some(_) => {
+                if let Some(digest) = &params.checkpoint_digest {
+                    let stored = sqlx::query(sql("artifact_get"))
+                        .bind(digest)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(backend(OP))?;
+                    if stored.is_none() {
+                        return Err(StoreError::ArtifactNotFound {
+                            op: OP,
+                            field: "checkpoint_digest",
+                            digest: digest.clone(),
+                        });
+                    }
+                }
+                sqlx::query(sql(OP))
+                    .bind(lease.job_id.0)
+                    .bind(lease.epoch)
+                    .bind(&params.checkpoint_digest)
+                    .bind(&params.progress)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend(OP))?;
+                RecoverProgressOutcome::Kept
+            }
+        };
         tx.commit().await.map_err(backend(OP))?;
-        Ok(kept.rows_affected() > 0)
+        Ok(outcome)
     }
 
     async fn job_probe_add(&self, params: JobProbeAddParams) -> Result<u64> {
@@ -1432,7 +1460,7 @@ mod tests {
     use super::*;
 
     /// Every query the store runs, by name.
-    const USED: [&str; 42] = [
+    const USED: [&str; 43] = [
         "artifact_get",
         "artifact_insert",
         "job_accept",
@@ -1454,6 +1482,7 @@ mod tests {
         "job_probe_add",
         "job_recover_add",
         "job_recover_progress",
+        "job_recover_state",
         "job_release",
         "job_requeue_failed",
         "job_reset_export",

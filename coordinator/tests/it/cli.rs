@@ -265,7 +265,7 @@ fn submit_refuses_a_skip_list_that_leaves_no_group() {
 
 /// `coordinator ARGS` against the coordinator at `addr` with the admin token of [`serve_command`], its stdout
 /// into `stdout`.
-fn client_command(addr: &str, args: &[&str], stdout: std::process::Stdio) -> std::process::Output {
+pub(crate) fn client_command(addr: &str, args: &[&str], stdout: std::process::Stdio) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_coordinator"))
         .args(args)
         .env("SENSGRID_COORDINATOR", format!("http://{addr}"))

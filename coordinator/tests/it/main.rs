@@ -8,6 +8,7 @@ mod logs;
 mod migrations;
 mod paddleslim;
 mod plots;
+mod recover;
 mod resume;
 mod service;
 mod store;

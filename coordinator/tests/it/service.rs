@@ -29,7 +29,7 @@ const ADMIN_TOKEN: &str = "admin-s3cret";
 const CONFIG_YAML: &str = "Global:\n  use_gpu: false\n";
 
 /// A coordinator serving on 127.0.0.1:0 until [`Server::stop`].
-struct Server {
+pub(crate) struct Server {
     addr: SocketAddr,
     /// The HTTP listener (dashboard API, /metrics, /healthz).
     http: SocketAddr,
@@ -59,7 +59,7 @@ fn base_config(artifact_dir: &Path) -> ServiceConfig {
 }
 
 impl Server {
-    async fn start(pool: PgPool, tweak: impl FnOnce(&mut ServiceConfig)) -> Self {
+    pub(crate) async fn start(pool: PgPool, tweak: impl FnOnce(&mut ServiceConfig)) -> Self {
         Self::start_with_tls(pool, None, tweak).await
     }
 
@@ -114,14 +114,14 @@ impl Server {
     }
 
     /// A worker client on its own connection.
-    async fn worker(&self) -> WorkerClient {
+    pub(crate) async fn worker(&self) -> WorkerClient {
         let channel = client::connect(&self.endpoint(), self.tls.as_ref())
             .await
             .expect("connecting");
         client::worker_client(channel, WORKER_TOKEN).unwrap()
     }
 
-    async fn admin(&self) -> AdminClient {
+    pub(crate) async fn admin(&self) -> AdminClient {
         let channel = client::connect(&self.endpoint(), self.tls.as_ref())
             .await
             .expect("connecting");
@@ -129,7 +129,7 @@ impl Server {
     }
 
     /// Stops the server and checks that it stopped cleanly.
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.stop.send(()).expect("the server is still running");
         self.task.await.expect("the server task").expect("serving");
     }
@@ -168,7 +168,7 @@ fn run_request(model: &str, dataset: &str, cells: &[(&str, f64)]) -> pb::CreateR
 }
 
 /// Uploads the artifacts and creates a run with these cells.
-async fn create_run(server: &Server, cells: &[(&str, f64)]) -> i64 {
+pub(crate) async fn create_run(server: &Server, cells: &[(&str, f64)]) -> i64 {
     let (model, dataset) = seed_artifacts(&mut server.worker().await).await;
     submit_run(server, run_request(&model, &dataset, cells)).await
 }
@@ -185,7 +185,7 @@ async fn submit_run(server: &Server, request: pb::CreateRunRequest) -> i64 {
         .run_id
 }
 
-async fn register(worker: &mut WorkerClient, name: &str) -> i64 {
+pub(crate) async fn register(worker: &mut WorkerClient, name: &str) -> i64 {
     let request = pb::RegisterRequest {
         name: name.into(),
         device: "cpu".into(),
@@ -193,7 +193,7 @@ async fn register(worker: &mut WorkerClient, name: &str) -> i64 {
     worker.register(request).await.unwrap().into_inner().worker_id
 }
 
-async fn poll(worker: &mut WorkerClient, worker_id: i64, wait_ms: u32) -> Option<pb::Job> {
+pub(crate) async fn poll(worker: &mut WorkerClient, worker_id: i64, wait_ms: u32) -> Option<pb::Job> {
     let request = pb::PollJobRequest {
         worker_id,
         wait_ms,
@@ -202,7 +202,7 @@ async fn poll(worker: &mut WorkerClient, worker_id: i64, wait_ms: u32) -> Option
     worker.poll_job(request).await.unwrap().into_inner().job
 }
 
-async fn complete(worker: &mut WorkerClient, job: &pb::Job, metrics: &[(&str, f64)]) -> Result<(), Status> {
+pub(crate) async fn complete(worker: &mut WorkerClient, job: &pb::Job, metrics: &[(&str, f64)]) -> Result<(), Status> {
     let request = pb::CompleteJobRequest {
         job_id: job.job_id,
         lease_epoch: job.lease_epoch,
@@ -233,7 +233,7 @@ async fn get_run(server: &Server, run_id: i64) -> pb::GetRunResponse {
 }
 
 /// The status code and message of a refused call.
-fn refusal<T: std::fmt::Debug>(result: Result<T, Status>) -> (Code, String) {
+pub(crate) fn refusal<T: std::fmt::Debug>(result: Result<T, Status>) -> (Code, String) {
     let status = result.expect_err("the call should be refused");
     (status.code(), status.message().to_owned())
 }
@@ -1126,7 +1126,7 @@ async fn plan_targets_outside_their_range_are_refused_naming_the_field(pool: PgP
 
 /// A cls run as `coordinator submit` prepares it: the v2.0 cls model at one ratio, a one-image eval set in
 /// `dir`, and a `Prune.max_loss` plan that is exported.
-fn cls_submission(dir: &Path) -> Prepared {
+pub(crate) fn cls_submission(dir: &Path) -> Prepared {
     prepare(&crate::cli::cls_config(dir, "a.png\t0\n"), &[] as &[String], None).unwrap()
 }
 

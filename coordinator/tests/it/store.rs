@@ -32,12 +32,12 @@ pub struct Bundle<S> {
     pub clock: ManualClock,
 }
 
-const LEASE: Duration = Duration::from_secs(30);
-const BACKOFF: Backoff = Backoff {
+pub(crate) const LEASE: Duration = Duration::from_secs(30);
+pub(crate) const BACKOFF: Backoff = Backoff {
     base: Duration::from_secs(10),
     cap: Duration::from_secs(15),
 };
-const MODEL: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+pub(crate) const MODEL: &str = "1111111111111111111111111111111111111111111111111111111111111111";
 const DATASET: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 
 fn start_time() -> OffsetDateTime {
@@ -79,7 +79,12 @@ fn run_params(now: OffsetDateTime, cells: &[(&str, f64)], export: bool, max_atte
 }
 
 /// A run with these cells, its artifacts stored first.
-async fn create_run<S: JobStore>(t: &Bundle<S>, cells: &[(&str, f64)], export: bool, max_attempts: u32) -> RunId {
+pub(crate) async fn create_run<S: JobStore>(
+    t: &Bundle<S>,
+    cells: &[(&str, f64)],
+    export: bool,
+    max_attempts: u32,
+) -> RunId {
     let now = t.clock.now();
     seed_artifacts(&t.store, now).await;
     t.store
@@ -97,7 +102,7 @@ fn as_refs(cells: &[(String, f64)]) -> Vec<(&str, f64)> {
     cells.iter().map(|(g, r)| (g.as_str(), *r)).collect()
 }
 
-async fn register<S: JobStore>(store: &S, now: OffsetDateTime, name: &str) -> WorkerId {
+pub(crate) async fn register<S: JobStore>(store: &S, now: OffsetDateTime, name: &str) -> WorkerId {
     let params = WorkerRegisterParams {
         now,
         name: name.into(),
@@ -139,13 +144,17 @@ async fn claim_with<S: JobStore>(
     store.job_claim(params).await.unwrap()
 }
 
-async fn claim_one<S: JobStore>(store: &S, now: OffsetDateTime, worker: WorkerId) -> Option<ClaimedJob> {
+pub(crate) async fn claim_one<S: JobStore>(store: &S, now: OffsetDateTime, worker: WorkerId) -> Option<ClaimedJob> {
     let mut jobs = claim(store, now, &[worker]).await;
     assert!(jobs.len() <= 1, "one worker got {} jobs", jobs.len());
     jobs.pop()
 }
 
-async fn complete<S: JobStore>(store: &S, now: OffsetDateTime, items: &[(Lease, Value)]) -> Vec<CompleteOutcome> {
+pub(crate) async fn complete<S: JobStore>(
+    store: &S,
+    now: OffsetDateTime,
+    items: &[(Lease, Value)],
+) -> Vec<CompleteOutcome> {
     let completions = items
         .iter()
         .map(|(lease, result)| JobCompletion {
@@ -173,7 +182,13 @@ async fn heartbeat<S: JobStore>(store: &S, now: OffsetDateTime, lease: Lease) ->
         .unwrap()
 }
 
-async fn fail<S: JobStore>(store: &S, now: OffsetDateTime, lease: Lease, error: &str, retryable: bool) -> FailOutcome {
+pub(crate) async fn fail<S: JobStore>(
+    store: &S,
+    now: OffsetDateTime,
+    lease: Lease,
+    error: &str,
+    retryable: bool,
+) -> FailOutcome {
     let params = JobFailParams {
         now,
         lease,
@@ -184,7 +199,11 @@ async fn fail<S: JobStore>(store: &S, now: OffsetDateTime, lease: Lease, error: 
     store.job_fail(params).await.unwrap()
 }
 
-async fn rescue<S: JobStore>(store: &S, now: OffsetDateTime, limit: u32) -> Vec<(Lease, u32, RescueOutcome)> {
+pub(crate) async fn rescue<S: JobStore>(
+    store: &S,
+    now: OffsetDateTime,
+    limit: u32,
+) -> Vec<(Lease, u32, RescueOutcome)> {
     let params = JobRescueExpiredParams {
         now,
         limit,
@@ -199,7 +218,7 @@ async fn rescue<S: JobStore>(store: &S, now: OffsetDateTime, limit: u32) -> Vec<
         .collect()
 }
 
-async fn job<S: JobStore>(store: &S, id: JobId) -> Job {
+pub(crate) async fn job<S: JobStore>(store: &S, id: JobId) -> Job {
     store
         .job_get(id)
         .await
@@ -2068,7 +2087,7 @@ macro_rules! pg_conformance {
     };
 }
 
-async fn run_pg<F, Fut>(pool: PgPoolOptions, connect: PgConnectOptions, case: F)
+pub(crate) async fn run_pg<F, Fut>(pool: PgPoolOptions, connect: PgConnectOptions, case: F)
 where
     F: FnOnce(Bundle<PgStore>) -> Fut,
     Fut: Future<Output = ()>,
@@ -2114,7 +2133,7 @@ macro_rules! sqlite_conformance {
     };
 }
 
-async fn run_sqlite<F, Fut>(case: F)
+pub(crate) async fn run_sqlite<F, Fut>(case: F)
 where
     F: FnOnce(Bundle<SqliteStore>) -> Fut,
     Fut: Future<Output = ()>,
@@ -2133,6 +2152,9 @@ where
     store.close().await;
     peer.close().await;
 }
+
+// Other modules' store cases run on both stores by the same runners.
+pub(crate) use {pg_conformance, sqlite_conformance};
 
 /// Every case of the suite, by operation, handed to each store's runner (`pg_conformance`,
 /// `sqlite_conformance`), so both stores run the same list.

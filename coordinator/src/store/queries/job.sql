@@ -354,10 +354,18 @@ SELECT count(*) AS added FROM added;
 
 -- name: job_recover_progress
 -- $1 job id, $2 lease epoch, $3 a checkpoint digest (NULL: keep the last), $4 the progress.
--- Keeps a recover job's progress and last checkpoint while the lease is current.
-UPDATE job
-SET checkpoint_digest = coalesce($3, checkpoint_digest), progress = $4
-WHERE id = $1 AND lease_epoch = $2 AND state = 'leased' AND kind = 'recover';
+-- Keeps a recover job's progress and last checkpoint while the lease is current; a digest that is not stored
+-- breaks job_checkpoint_digest_fkey. One row unless the job does not exist: its kind, and whether the report
+-- was kept.
+WITH kept AS (
+    UPDATE job
+    SET checkpoint_digest = coalesce($3, checkpoint_digest), progress = $4
+    WHERE id = $1 AND lease_epoch = $2 AND state = 'leased' AND kind = 'recover'
+    RETURNING id
+)
+SELECT j.kind, EXISTS (SELECT 1 FROM kept) AS kept
+FROM job j
+WHERE j.id = $1;
 
 -- name: job_probe_add
 -- $1 run id, $2 now, $3 chain steps (integer[]), $4 their plans (jsonb[], same length).

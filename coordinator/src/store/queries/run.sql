@@ -256,10 +256,11 @@ FROM target t;
 
 -- name: run_recover
 -- $1 run id, $2 config yaml, $3 spec, $4 now.
--- Reopens a done run whose export is done for a recovery (`coordinator recover`): its config and spec are
--- replaced, its recover job queued anew in place (its epoch kept, fencing off a worker of an earlier
--- recovery, its checkpoint dropped) or added. The run is locked first. One row unless the run does not exist:
--- its state before, whether its export is done, and whether it was reopened.
+-- Reopens an ended run (done, failed or cancelled) whose export is done for a recovery (`coordinator
+-- recover`): its config and spec are replaced, its recover job queued anew in place (its epoch kept, fencing
+-- off a worker of an earlier recovery, its checkpoint and progress dropped) or added. The run is locked first,
+-- so of two calls the second sees it running. One row unless the run does not exist: its state before,
+-- whether its export is done, and its recover job's state (NULL for none).
 WITH target AS MATERIALIZED (
     SELECT r.id, r.state
     FROM run r
@@ -273,13 +274,13 @@ reopened AS (
     UPDATE run r
     SET state = 'running', finished_at = NULL, error = NULL, config_yaml = $2, spec = $3
     FROM target t
-    WHERE r.id = t.id AND t.state = 'done' AND (SELECT done FROM exported)
+    WHERE r.id = t.id AND t.state IN ('done', 'failed', 'cancelled') AND (SELECT done FROM exported)
     RETURNING r.id
 ),
 requeued AS (
     UPDATE job j
     SET state = 'queued', attempt = 0, available_at = $4, result = NULL, last_error = NULL, finished_at = NULL,
-        done_by = NULL, checkpoint_digest = NULL, progress = NULL
+        done_by = NULL, lease_owner = NULL, lease_deadline = NULL, checkpoint_digest = NULL, progress = NULL
     FROM reopened o
     WHERE j.run_id = o.id AND j.kind = 'recover'
     RETURNING j.id
@@ -291,5 +292,6 @@ added AS (
     WHERE NOT EXISTS (SELECT 1 FROM job j WHERE j.run_id = o.id AND j.kind = 'recover')
     RETURNING id
 )
-SELECT t.state AS prior_state, (SELECT done FROM exported) AS exported, (SELECT count(*) FROM reopened) AS reopened
+SELECT t.state AS prior_state, (SELECT done FROM exported) AS exported,
+       (SELECT j.state FROM job j WHERE j.run_id = $1 AND j.kind = 'recover') AS recover_state
 FROM target t;

@@ -77,17 +77,21 @@ WHERE id = $1 AND state = 'done';
 
 -- name: run_reopen_recover
 -- $1 run id, $2 config yaml, $3 spec.
--- A done run whose export is done runs again for a recovery (`coordinator recover`), with the config and spec
--- that say how.
+-- An ended run (done, failed or cancelled) whose export is done runs again for a recovery (`coordinator
+-- recover`), with the config and spec that say how.
 UPDATE run
 SET state = 'running', finished_at = NULL, error = NULL, config_yaml = $2, spec = $3
-WHERE id = $1 AND state = 'done';
+WHERE id = $1 AND state IN ('done', 'failed', 'cancelled');
+
+-- name: job_recover_state
+-- $1 run id: its recover job's state (no row for none).
+SELECT state FROM job WHERE run_id = $1 AND kind = 'recover';
 
 -- name: job_reset_recover
 -- $1 run id, $2 now.
 -- Queues a reopened run's recover job anew in place: its epoch kept (fencing off a worker of an earlier
--- recovery), its result and checkpoint dropped.
+-- recovery), its result, checkpoint and progress dropped.
 UPDATE job
 SET state = 'queued', attempt = 0, available_at = $2, result = NULL, last_error = NULL, finished_at = NULL,
-    done_by = NULL, checkpoint_digest = NULL, progress = NULL
+    done_by = NULL, lease_owner = NULL, lease_deadline = NULL, checkpoint_digest = NULL, progress = NULL
 WHERE run_id = $1 AND kind = 'recover';
