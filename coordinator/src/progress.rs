@@ -306,7 +306,12 @@ impl Recovery {
             });
         }
         if let Some(loss) = self.loss {
-            parts.push(format!("loss {loss:.5}"));
+            // A distillation loss falls by orders of magnitude: below a thousandth, its digits in exponent form.
+            parts.push(if loss.abs() >= 1e-3 {
+                format!("loss {loss:.5}")
+            } else {
+                format!("loss {loss:.3e}")
+            });
         }
         match (self.last_metric, self.best_metric) {
             (Some(last), Some(best)) => parts.push(format!("{} {last:.4} (best {best:.4})", self.metric)),
@@ -425,9 +430,11 @@ mod tests {
         );
         assert_eq!((shown["step"].clone(), shown["steps"].clone()), (json!(12), json!(40)));
 
-        recover.progress_json = json!({"step": 20, "steps": 40, "loss": 0.2, "metric": 0.7, "best": 0.75}).to_string();
+        recover.progress_json =
+            json!({"step": 20, "steps": 40, "loss": 1.0226e-8, "metric": 0.7, "best": 0.75}).to_string();
         let better = Recovery::of(&run(recover), "hmean").unwrap();
         assert_eq!((better.last_metric, better.best_metric), (Some(0.7), Some(0.75)));
+        assert!(better.text().contains("loss 1.023e-8"), "{}", better.text());
     }
 
     #[test]

@@ -10,23 +10,34 @@
 //!    and state equal to the job table's counts; its counters and histograms are there and count the work.
 //! 3. Cancel through the API: 401 without or with a wrong admin token, 200 with it.
 //!
-//! A test binary of its own, so cargo runs it alone: it keeps both cores busy with two workers and a browser.
+//! A recovery (issue 25) on a det run with a `Recover` section and one worker: `GET /api/runs/{id}` carries
+//! its progress, and the page shows it running on the worker at some step short of the end, then done at
+//! step N of N with its loss, last and best eval metric and the metric before and after pruning, equal to
+//! the recover job's stored report. Screenshots: `target/tmp/dashboard_recovery/recovery-{running,done}.png`.
+//!
+//! A test binary of its own, so cargo runs it alone: it keeps both cores busy with workers and a browser, and
+//! its two tests take turns.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder};
 use serde_json::{Value, json};
 
 use common::{
-    ADMIN_TOKEN, CLIENT_TIMEOUT, Cluster, Database, Proc, TailsOnPanic, free_port, root, scratch, synth, wait_for,
+    ADMIN_TOKEN, CLIENT_TIMEOUT, Cluster, Database, Proc, TailsOnPanic, det_config, free_port, root, scratch, synth,
+    wait_for,
 };
+
+/// Held by each test for its whole length: each keeps both cores busy, and the other's timeouts assume it.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -43,8 +54,15 @@ const JOB_STATES: [&str; 6] = ["queued", "leased", "done", "failed", "cancelled"
 /// How long the grid may take before the test gives up (about 30 s on two idle cores).
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
-#[test]
-fn the_dashboard_shows_a_run_live_and_metrics_equal_the_job_store() {
+/// The recovery's steps, and how often it evaluates (and checkpoints): a 64-pixel crop's step takes about
+/// 50 ms on an idle core, so the recovery runs for seconds, over several of the worker's reports and the
+/// page's polls.
+const RECOVER_STEPS: u64 = 200;
+const RECOVER_EVAL_EVERY: u64 = 50;
+/// How long the baseline, four cells, the export and the recovery may take on two busy cores.
+const RECOVER_TIMEOUT: Duration = Duration::from_secs(600);
+
+fn browser_tools_installed() {
     for tool in [CHROMIUM, CHROMEDRIVER] {
         assert!(
             Path::new(tool).is_file(),
@@ -52,6 +70,12 @@ fn the_dashboard_shows_a_run_live_and_metrics_equal_the_job_store() {
              installs them"
         );
     }
+}
+
+#[test]
+fn the_dashboard_shows_a_run_live_and_metrics_equal_the_job_store() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    browser_tools_installed();
     let scratch = scratch("dashboard");
     // Dropped last: on a failure, after every process is gone, it shows their logs.
     let _tails = TailsOnPanic(scratch.clone());
@@ -215,6 +239,153 @@ fn the_dashboard_shows_a_run_live_and_metrics_equal_the_job_store() {
         started.elapsed().as_secs_f64(),
         scratch.display()
     );
+}
+
+#[test]
+fn the_dashboard_shows_a_recovery_step_by_step() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    browser_tools_installed();
+    let scratch = scratch("dashboard_recovery");
+    let _tails = TailsOnPanic(scratch.clone());
+    let config = recover_config(&scratch);
+
+    let database = Database::create("dashboard_recovery");
+    let mut cluster = Cluster::new(&scratch, &database.url);
+    let http_port = free_port();
+    cluster.http_port = Some(http_port);
+    cluster.start_coordinator();
+    let http = Http(http_port);
+    let browser = Browser::start(&scratch);
+    cluster.start_worker("w1");
+    let run = cluster.submit(&config);
+    browser.goto(&format!("http://127.0.0.1:{http_port}/?run={run}"));
+    let worker_id = wait_for(Duration::from_secs(60), "w1 to register", || {
+        http.get_json("/api/workers")["workers"]
+            .as_array()?
+            .iter()
+            .find(|w| w["name"] == "w1")
+            .and_then(|w| w["worker_id"].as_i64())
+    });
+
+    // Running: the API carries the worker's last report, and the page shows it on w1 short of the end.
+    let steps = format!("of {RECOVER_STEPS}");
+    let (running, step) = wait_for(RECOVER_TIMEOUT, "the page to show the recovery running", || {
+        let text = browser.recovery()?;
+        assert!(
+            !text.contains("done"),
+            "the recovery ended before the page showed it running: {text:?}"
+        );
+        let step = step_shown(&text)?;
+        (text.contains("running") && step > 0 && step < RECOVER_STEPS).then_some((text, step))
+    });
+    browser.screenshot(&scratch.join("recovery-running.png"));
+    assert!(
+        running.contains(&format!("step {step} {steps}")) && running.contains("on worker w1"),
+        "the running recovery on the page: {running:?}"
+    );
+    assert!(running.contains("loss "), "no loss on the page: {running:?}");
+    let recovery = http.get_json(&format!("/api/runs/{run}"))["recovery"].clone();
+    assert!(
+        ["leased", "done"].contains(&recovery["state"].as_str().unwrap()),
+        "the recovery after the page showed it running: {recovery}"
+    );
+    if recovery["state"] == "leased" {
+        assert_eq!(recovery["worker"], worker_id, "{recovery}");
+        assert!(recovery["step"].as_u64().unwrap() >= step, "{recovery}");
+        assert_eq!(recovery["steps"], RECOVER_STEPS, "{recovery}");
+        assert!(recovery["loss"].is_f64(), "{recovery}");
+    }
+
+    // Done: step N of N, and the figures of the report the recover job stored.
+    let done = wait_for(RECOVER_TIMEOUT, "the page to show the recovery done", || {
+        let text = browser.recovery()?;
+        assert!(
+            !text.contains("failed"),
+            "the recovery failed: {text:?}; {}",
+            http.get_json(&format!("/api/runs/{run}"))["recovery"]
+        );
+        (text.contains("done") && text.contains(&format!("step {RECOVER_STEPS} {steps}"))).then_some(text)
+    });
+    browser.screenshot(&scratch.join("recovery-done.png"));
+    let report: Value = serde_json::from_str(&database.psql(&format!(
+        "SELECT result->'recover_report' FROM job WHERE run_id = {run} AND kind = 'recover' AND state = 'done'"
+    )))
+    .unwrap();
+    let figure = |key: &str| {
+        report[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("recover_report.{key}: {report}"))
+    };
+    let last_eval = report["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find_map(|h| h["metric"].as_f64())
+        .expect("the last step is evaluated");
+    let shown = format!(
+        "hmean: last eval {last_eval:.4} · best {:.4} · before pruning {:.4} · after pruning {:.4}",
+        figure("recovered"),
+        figure("baseline"),
+        figure("pruned")
+    );
+    assert!(done.contains(&shown), "the page shows {done:?}, not {shown:?}");
+    assert!(!done.contains("on worker"), "a done recovery has no worker: {done:?}");
+
+    let detail = http.get_json(&format!("/api/runs/{run}"));
+    let recovery = &detail["recovery"];
+    assert_eq!(recovery["state"], "done", "{recovery}");
+    assert_eq!(
+        (recovery["step"].as_u64(), recovery["steps"].as_u64()),
+        (Some(RECOVER_STEPS), Some(RECOVER_STEPS))
+    );
+    assert_eq!(recovery["metric"], "hmean");
+    for (key, expected) in [
+        ("last_metric", last_eval),
+        ("best_metric", figure("recovered")),
+        ("baseline_metric", figure("baseline")),
+        ("pruned_metric", figure("pruned")),
+    ] {
+        assert_eq!(recovery[key].as_f64(), Some(expected), "recovery.{key}: {recovery}");
+    }
+    browser.close();
+}
+
+/// The step the page's recovery shows (`step 12 of 24`).
+fn step_shown(text: &str) -> Option<u64> {
+    let (_, after) = text.split_once("step ")?;
+    after.split_whitespace().next()?.parse().ok()
+}
+
+/// PP-OCRv3 det on two synthetic eval images, four cells, a plan exported and recovered: [`RECOVER_STEPS`]
+/// steps of one 64-pixel crop on three training images of another seed, evaluated every
+/// [`RECOVER_EVAL_EVERY`] steps (as worker/tests/recover_job.rs, shorter).
+fn recover_config(scratch: &Path) -> PathBuf {
+    let (data, train) = (scratch.join("data"), scratch.join("train"));
+    synth("det", "2", "1", &data);
+    synth("det", "3", "2", &train);
+    let train = train.display();
+    let sections = format!(
+        "Sensitivity:
+  ratios: [0.1, 0.3]
+  skip: ['conv2d_transpose_*', 'conv2d_[2-9]*', 'conv2d_1[0-9]*']
+Prune:
+  flops_reduction: 0.001
+  export: true
+Recover:
+  steps: {RECOVER_STEPS}
+  batch_size: 1
+  input_size: 64
+  checkpoint_every: {RECOVER_EVAL_EVERY}
+  eval_every: {RECOVER_EVAL_EVERY}
+  data_dir: {train}
+  label_file_list: [{train}/label.txt]
+"
+    );
+    let model = root().join("models/ch_PP-OCRv3_det_infer.onnx");
+    let config = scratch.join("det_recover.yml");
+    std::fs::write(&config, det_config(&model, &data, &sections)).unwrap();
+    config
 }
 
 /// Pauses both workers (SIGSTOP), scrapes /metrics and reads the job table until the two agree (a sweep may
@@ -443,6 +614,19 @@ impl Browser {
                 .collect(),
             cancel_shown: page["cancel_shown"] == true,
         }
+    }
+
+    /// The recovery's line as the page renders it (`innerText`), `None` while it is hidden.
+    fn recovery(&self) -> Option<String> {
+        const SCRIPT: &str = "
+            const box = document.getElementById('recovery');
+            const error = document.getElementById('recovery-error');
+            return box.hidden ? null : box.innerText + (error.hidden ? '' : '\\n' + error.innerText);";
+        let shown = self
+            .runtime
+            .block_on(self.client().execute(SCRIPT, Vec::new()))
+            .unwrap_or_else(|e| panic!("reading the page: {e}"));
+        shown.as_str().map(str::to_owned)
     }
 
     /// A PNG of the window at `to`.
