@@ -286,7 +286,7 @@ pub struct Job {
     pub plan: Option<Value>,
     /// Recover jobs only: the last checkpoint a worker uploaded, where the next attempt resumes.
     pub checkpoint_digest: Option<String>,
-    /// Recover jobs only: the last progress reported, `{"step": n, "loss": x, "metric": y}`.
+    /// Recover jobs only: the last progress reported, `{"step": n, "steps": n, "loss": x, "metric": y, "best": z}`.
     pub progress: Option<Value>,
 }
 
