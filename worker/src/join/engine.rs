@@ -98,22 +98,15 @@ impl JobState {
         self.done.store(step.step, Ordering::Relaxed);
         self.total.store(step.steps, Ordering::Relaxed);
         let mut recovery = self.recovery.lock().expect("no holder panics");
-        let (last, last_digest) = recovery.take().unwrap_or_else(|| {
-            let before_any_eval = RecoverProgress {
-                metric: f64::NAN,
-                best: f64::NAN,
-                ..RecoverProgress::default()
-            };
-            (before_any_eval, String::new())
-        });
-        // Most steps are not evaluated: they carry the last eval's metric on, so that a heartbeat between two
-        // evals still reports it. `f64::max` passes over the NaN of no eval yet.
+        let last_digest = recovery.take().map(|(_, digest)| digest).unwrap_or_default();
+        // Most steps are not evaluated: they carry the last eval's metric on (NaN before any), so that a
+        // heartbeat between two evals still reports it, also after a resume.
         let progress = RecoverProgress {
             step: step.step,
             steps: step.steps,
             loss: step.loss,
-            metric: step.metric.unwrap_or(last.metric),
-            best: step.metric.map_or(last.best, |metric| last.best.max(metric)),
+            metric: step.last_metric.unwrap_or(f64::NAN),
+            best: step.best,
         };
         *recovery = Some((progress, last_digest));
     }

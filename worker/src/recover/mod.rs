@@ -187,6 +187,11 @@ pub struct Progress {
     pub loss: f64,
     /// The student's main metric on the eval set, when this step was evaluated.
     pub metric: Option<f64>,
+    /// The metric of the latest evaluated step so far, this one included, across resumes (`None` before the
+    /// first evaluation).
+    pub last_metric: Option<f64>,
+    /// The best metric so far, across resumes: the pruned model's before any evaluation beats it.
+    pub best: f64,
     /// Whether this step wrote the checkpoint ([`CHECKPOINT_FILE`] in the output directory), for a caller
     /// that keeps it elsewhere too (a coordinator's artifact store).
     pub checkpointed: bool,
@@ -323,6 +328,7 @@ impl Recovery<'_> {
             ),
         };
         let resumed_at = step;
+        let mut last_metric = history.iter().rev().find_map(|done| done.metric);
         while step < options.steps {
             let batch = images.batch(options.seed, step, options.batch_size)?;
             let rate = learning_rate(options.learning_rate, step, options.steps);
@@ -343,6 +349,7 @@ impl Recovery<'_> {
                 tracing::debug!(step, loss, learning_rate = rate, "recovery step");
                 None
             };
+            last_metric = metric.or(last_metric);
             history.push(Step { step, loss, metric });
             let checkpointed = step % options.checkpoint_every == 0 || step == options.steps;
             if checkpointed {
@@ -358,6 +365,8 @@ impl Recovery<'_> {
                 steps: options.steps,
                 loss,
                 metric,
+                last_metric,
+                best: best.metric,
                 checkpointed,
             })?;
         }
