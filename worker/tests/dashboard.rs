@@ -348,6 +348,18 @@ fn the_dashboard_shows_a_recovery_step_by_step() {
     ] {
         assert_eq!(recovery[key].as_f64(), Some(expected), "recovery.{key}: {recovery}");
     }
+
+    // /metrics keeps the recover job's last heartbeat: a step of its steps, and a best no worse than the pruned
+    // model's (the pruned weights are the best until an eval beats them).
+    let metrics = http.metrics();
+    assert_eq!(metrics.value("sensgrid_recover_steps"), RECOVER_STEPS as f64);
+    let reported = metrics.value("sensgrid_recover_step");
+    assert!(
+        reported > 0.0 && reported <= RECOVER_STEPS as f64,
+        "sensgrid_recover_step {reported}"
+    );
+    let best = metrics.value("sensgrid_recover_best");
+    assert!(best >= figure("pruned"), "sensgrid_recover_best {best}");
     browser.close();
 }
 

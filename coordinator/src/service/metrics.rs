@@ -2,8 +2,8 @@
 //!
 //! Counters and histograms are updated where things happen (the worker service, the sweeper); the gauges of
 //! jobs by run and state and of connected workers are read from the store and from the workers' last calls
-//! when scraped, so they equal the store's counts at that moment. A recover job's progress (its step, loss and
-//! eval metric) is set from each heartbeat that reports it.
+//! when scraped, so they equal the store's counts at that moment. A recover job's progress (its step of steps,
+//! loss, and last and best eval metric) is set from each heartbeat that reports it.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -39,8 +39,10 @@ struct RecoverLabels {
 #[derive(Clone, Default)]
 struct RecoverGauges {
     step: Family<RecoverLabels, Gauge>,
+    steps: Family<RecoverLabels, Gauge>,
     loss: Family<RecoverLabels, Gauge<f64, AtomicU64>>,
     metric: Family<RecoverLabels, Gauge<f64, AtomicU64>>,
+    best: Family<RecoverLabels, Gauge<f64, AtomicU64>>,
 }
 
 /// Every metric, registered once in its registry.
@@ -128,6 +130,11 @@ impl Metrics {
             recover.step.clone(),
         );
         registry.register(
+            "sensgrid_recover_steps",
+            "A recover job's steps in all",
+            recover.steps.clone(),
+        );
+        registry.register(
             "sensgrid_recover_loss",
             "A recover job's distillation loss at its last step",
             recover.loss.clone(),
@@ -136,6 +143,11 @@ impl Metrics {
             "sensgrid_recover_metric",
             "A recover job's last eval metric (NaN before its first eval)",
             recover.metric.clone(),
+        );
+        registry.register(
+            "sensgrid_recover_best",
+            "A recover job's best metric so far, the pruned model's included",
+            recover.best.clone(),
         );
         Self {
             registry,
@@ -186,6 +198,11 @@ impl Metrics {
             .set(i64::try_from(progress.step).unwrap_or(i64::MAX));
         self.recover.loss.get_or_create(&labels).set(progress.loss);
         self.recover.metric.get_or_create(&labels).set(progress.metric);
+        self.recover
+            .steps
+            .get_or_create(&labels)
+            .set(i64::try_from(progress.steps).unwrap_or(i64::MAX));
+        self.recover.best.get_or_create(&labels).set(progress.best);
     }
 
     pub fn leases_expired(&self, count: usize) {
