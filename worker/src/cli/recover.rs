@@ -39,22 +39,22 @@ pub struct Args {
     /// The training set's label files (instead of `Train.dataset.label_file_list`).
     #[arg(long, num_args = 1.., requires = "data_dir")]
     label_file_list: Vec<PathBuf>,
-    /// Training steps (default: Recover.steps, else 500).
+    /// Training steps (default: Recover.steps, else det 300, rec and cls 500).
     #[arg(long)]
     steps: Option<u64>,
     /// Images per step (default: Recover.batch_size, else det 4, rec and cls 32).
     #[arg(long)]
     batch_size: Option<usize>,
-    /// The peak learning rate (default: Recover.learning_rate, else 1e-4).
+    /// The peak learning rate (default: Recover.learning_rate, else det 3e-4, rec and cls 1e-4).
     #[arg(long)]
     learning_rate: Option<f64>,
-    /// The side of det's square training crops (default: Recover.input_size, else 640).
+    /// The side of det's square training crops (default: Recover.input_size, else 480).
     #[arg(long)]
     input_size: Option<i64>,
     /// Write a checkpoint every N steps (default: Recover.checkpoint_every, else 50).
     #[arg(long)]
     checkpoint_every: Option<u64>,
-    /// Score the student on the eval set every K steps (default: Recover.eval_every, else 100).
+    /// Score the student on the eval set every K steps (default: Recover.eval_every, else 50).
     #[arg(long)]
     eval_every: Option<u64>,
     /// Seeds which images each step draws and how they are augmented (default: Recover.seed, else 0).
