@@ -162,6 +162,15 @@ impl RunSpec {
     pub fn from_json(value: &serde_json::Value) -> Result<RunSpec, String> {
         serde_json::from_value(value.clone()).map_err(|error| format!("the run's spec: {error}"))
     }
+
+    /// The spec of a run as `GetRun` answers it, for what a client shows; the default for a spec that does not
+    /// read (an older client's, a bare test run), which shows none of its settings.
+    pub fn shown(run: &sensgrid_proto::v1::GetRunResponse) -> RunSpec {
+        serde_json::from_str::<serde_json::Value>(&run.spec_json)
+            .ok()
+            .and_then(|spec| RunSpec::from_json(&spec).ok())
+            .unwrap_or_default()
+    }
 }
 
 #[cfg(test)]

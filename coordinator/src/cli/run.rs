@@ -287,6 +287,7 @@ async fn follow(args: &RunArgs, address: &str, admin_token: &str, submission: Su
         "plan.json",
         "probes.csv",
         "pruned.onnx",
+        "recovered.onnx",
     ] {
         let path = args.out.join(name);
         if files.contains(&path) {
@@ -299,6 +300,16 @@ async fn follow(args: &RunArgs, address: &str, admin_token: &str, submission: Su
         let report: serde_json::Value =
             serde_json::from_str(&text).with_context(|| format!("{} is not JSON", report.display()))?;
         for line in before_and_after(&report) {
+            summary.push_str(&line);
+            summary.push('\n');
+        }
+    }
+    let recovery = args.out.join("recover_report.json");
+    if files.contains(&recovery) {
+        let text = std::fs::read_to_string(&recovery).with_context(|| format!("reading {}", recovery.display()))?;
+        let report: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{} is not JSON", recovery.display()))?;
+        if let Some(line) = recovered(&report) {
             summary.push_str(&line);
             summary.push('\n');
         }
@@ -359,6 +370,25 @@ fn before_and_after(report: &serde_json::Value) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// What the recovery won back, from `recover_report.json`: `recovered hmean  0.0000 -> 0.9072 (won back 95.8%,
+/// 300 steps, 174 s, cpu)`; `None` when its numbers are missing.
+fn recovered(report: &serde_json::Value) -> Option<String> {
+    let number = |key: &str| report.get(key).and_then(serde_json::Value::as_f64);
+    let metric = report.get("metric").and_then(serde_json::Value::as_str)?;
+    let (pruned, recovered) = (number("pruned")?, number("recovered")?);
+    let won_back = number("won_back").map_or_else(
+        || "nothing was lost".to_owned(),
+        |share| format!("won back {:.1}%", share * 100.0),
+    );
+    let steps = report.get("steps").and_then(serde_json::Value::as_u64)?;
+    let device = report.get("device").and_then(serde_json::Value::as_str).unwrap_or("?");
+    Some(format!(
+        "{:<18} {pruned:.4} -> {recovered:.4} ({won_back}, {steps} steps, {:.0} s, {device})",
+        format!("recovered {metric}"),
+        number("wall_s")?
+    ))
 }
 
 /// The `worker join` children, each the leader of its own process group; the groups are killed when this is
@@ -470,4 +500,30 @@ fn token() -> Result<String> {
     let mut random = std::fs::File::open(Path::new("/dev/urandom")).context("opening /dev/urandom")?;
     std::io::Read::read_exact(&mut random, &mut bytes).context("reading /dev/urandom")?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_names_what_the_recovery_won_back() {
+        let report = serde_json::json!({
+            "metric": "hmean", "pruned": 0.0, "recovered": 0.9072, "won_back": 0.9576, "steps": 300,
+            "wall_s": 173.2, "device": "cpu",
+        });
+        assert_eq!(
+            recovered(&report).as_deref(),
+            Some("recovered hmean    0.0000 -> 0.9072 (won back 95.8%, 300 steps, 173 s, cpu)")
+        );
+        let nothing_lost = serde_json::json!({
+            "metric": "acc", "pruned": 0.9, "recovered": 0.9, "won_back": null, "steps": 10, "wall_s": 1.0,
+            "device": "cuda:0",
+        });
+        assert_eq!(
+            recovered(&nothing_lost).as_deref(),
+            Some("recovered acc      0.9000 -> 0.9000 (nothing was lost, 10 steps, 1 s, cuda:0)")
+        );
+        assert_eq!(recovered(&serde_json::json!({"metric": "hmean"})), None);
+    }
 }

@@ -85,11 +85,7 @@ pub async fn run(args: StatusArgs) -> Result<()> {
             .find(|j| j.kind() == kind)
             .map_or("none", |j| j.state().as_str())
     };
-    // A spec that does not read (an older client's, a bare test run) shows neither setting.
-    let spec = serde_json::from_str::<serde_json::Value>(&run.spec_json)
-        .ok()
-        .and_then(|spec| RunSpec::from_json(&spec).ok())
-        .unwrap_or_default();
+    let spec = RunSpec::shown(&run);
     let early_stopped = run
         .jobs
         .iter()

@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use sensgrid_client::AdminClient;
-use sensgrid_coordinator::progress::Progress;
+use sensgrid_coordinator::progress::{Progress, Recovery};
+use sensgrid_coordinator::spec::RunSpec;
 use sensgrid_proto::v1 as pb;
 
 use super::connection::Connection;
@@ -72,8 +73,9 @@ pub async fn watch_run(admin: &mut AdminClient, run_id: i64) -> Result<()> {
         bar.set_length(p.cells_total);
         bar.set_position(p.cells_finished);
         let failed = p.failed_text();
+        let recovery = Recovery::of(&run, &RunSpec::shown(&run).metric);
         let message = format!(
-            "{}{}{}; active workers: {}",
+            "{}{}{}{}; active workers: {}",
             p.state,
             p.probes_text(),
             if failed.is_empty() {
@@ -81,6 +83,7 @@ pub async fn watch_run(admin: &mut AdminClient, run_id: i64) -> Result<()> {
             } else {
                 format!(", {failed}")
             },
+            recovery.map_or_else(String::new, |recovery| format!(", recover: {}", recovery.text())),
             describe_workers(&p.workers)
         );
         bar.set_message(message.clone());
