@@ -342,6 +342,28 @@ async fn export_state(tx: &mut SqliteConnection, op: &'static str, run: RunId) -
 }
 
 /// Run `run`'s queued and leased jobs inside `tx`.
+/// Fails with [`StoreError::ArtifactNotFound`] naming `field` unless the store holds `digest`.
+async fn require_artifact(
+    tx: &mut SqliteConnection,
+    op: &'static str,
+    field: &'static str,
+    digest: &str,
+) -> Result<()> {
+    let stored = sqlx::query(sql("artifact_get"))
+        .bind(digest)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend(op))?;
+    match stored {
+        Some(_) => Ok(()),
+        None => Err(StoreError::ArtifactNotFound {
+            op,
+            field,
+            digest: digest.to_owned(),
+        }),
+    }
+}
+
 async fn unfinished_jobs(tx: &mut SqliteConnection, op: &'static str, run: RunId) -> Result<(u64, u64)> {
     let counts = sqlx::query(sql("job_count_unfinished"))
         .bind(run.0)
@@ -974,18 +996,7 @@ impl JobStore for SqliteStore {
             Some(fence) if !fence.is_current(lease) => RecoverProgressOutcome::Stale,
             Some(_) => {
                 if let Some(digest) = &params.checkpoint_digest {
-                    let stored = sqlx::query(sql("artifact_get"))
-                        .bind(digest)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(backend(OP))?;
-                    if stored.is_none() {
-                        return Err(StoreError::ArtifactNotFound {
-                            op: OP,
-                            field: "checkpoint_digest",
-                            digest: digest.clone(),
-                        });
-                    }
+                    require_artifact(&mut tx, OP, "checkpoint_digest", digest).await?;
                 }
                 sqlx::query(sql(OP))
                     .bind(lease.job_id.0)
@@ -1060,18 +1071,7 @@ impl JobStore for SqliteStore {
             ("model_digest", &params.model_digest),
             ("dataset_digest", &params.dataset_digest),
         ] {
-            let stored = sqlx::query(sql("artifact_get"))
-                .bind(digest)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend(OP))?;
-            if stored.is_none() {
-                return Err(StoreError::ArtifactNotFound {
-                    op: OP,
-                    field,
-                    digest: digest.clone(),
-                });
-            }
+            require_artifact(&mut tx, OP, field, digest).await?;
         }
         let id: i64 = sqlx::query_scalar(sql("run_insert"))
             .bind(now)
