@@ -23,7 +23,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -32,8 +32,8 @@ use fantoccini::{Client, ClientBuilder};
 use serde_json::{Value, json};
 
 use common::{
-    ADMIN_TOKEN, CLIENT_TIMEOUT, Cluster, Database, Proc, TailsOnPanic, det_config, free_port, root, scratch, synth,
-    wait_for,
+    ADMIN_TOKEN, CLIENT_TIMEOUT, Cluster, Database, Proc, TailsOnPanic, det_recover_config, free_port, root, scratch,
+    synth, wait_for,
 };
 
 /// Held by each test for its whole length: each keeps both cores busy, and the other's timeouts assume it.
@@ -247,7 +247,7 @@ fn the_dashboard_shows_a_recovery_step_by_step() {
     browser_tools_installed();
     let scratch = scratch("dashboard_recovery");
     let _tails = TailsOnPanic(scratch.clone());
-    let config = recover_config(&scratch);
+    let config = det_recover_config(&scratch, RECOVER_STEPS, RECOVER_EVAL_EVERY, RECOVER_EVAL_EVERY);
 
     let database = Database::create("dashboard_recovery");
     let mut cluster = Cluster::new(&scratch, &database.url);
@@ -367,37 +367,6 @@ fn the_dashboard_shows_a_recovery_step_by_step() {
 fn step_shown(text: &str) -> Option<u64> {
     let (_, after) = text.split_once("step ")?;
     after.split_whitespace().next()?.parse().ok()
-}
-
-/// PP-OCRv3 det on two synthetic eval images, four cells, a plan exported and recovered: [`RECOVER_STEPS`]
-/// steps of one 64-pixel crop on three training images of another seed, evaluated every
-/// [`RECOVER_EVAL_EVERY`] steps (as worker/tests/recover_job.rs, shorter).
-fn recover_config(scratch: &Path) -> PathBuf {
-    let (data, train) = (scratch.join("data"), scratch.join("train"));
-    synth("det", "2", "1", &data);
-    synth("det", "3", "2", &train);
-    let train = train.display();
-    let sections = format!(
-        "Sensitivity:
-  ratios: [0.1, 0.3]
-  skip: ['conv2d_transpose_*', 'conv2d_[2-9]*', 'conv2d_1[0-9]*']
-Prune:
-  flops_reduction: 0.001
-  export: true
-Recover:
-  steps: {RECOVER_STEPS}
-  batch_size: 1
-  input_size: 64
-  checkpoint_every: {RECOVER_EVAL_EVERY}
-  eval_every: {RECOVER_EVAL_EVERY}
-  data_dir: {train}
-  label_file_list: [{train}/label.txt]
-"
-    );
-    let model = root().join("models/ch_PP-OCRv3_det_infer.onnx");
-    let config = scratch.join("det_recover.yml");
-    std::fs::write(&config, det_config(&model, &data, &sections)).unwrap();
-    config
 }
 
 /// Pauses both workers (SIGSTOP), scrapes /metrics and reads the job table until the two agree (a sweep may

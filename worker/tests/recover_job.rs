@@ -13,10 +13,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Cluster, Database, Log, TailsOnPanic, root, wait_for};
+use common::{Cluster, Database, Log, TailsOnPanic, wait_for};
 use serde_json::Value;
 
 /// Steps of the recovery, and how often it checkpoints.
@@ -30,7 +29,7 @@ const RECOVERING_TIMEOUT: Duration = Duration::from_secs(400);
 fn a_worker_killed_during_recovery_is_resumed_from_its_checkpoint_by_another() {
     let scratch = common::scratch("recover_kill");
     let _tails = TailsOnPanic(scratch.clone());
-    let config = recover_config(&scratch);
+    let config = common::det_recover_config(&scratch, STEPS, CHECKPOINT_EVERY, STEPS);
 
     let database = Database::create("recover_kill");
     let mut cluster = Cluster::new(&scratch, &database.url);
@@ -111,35 +110,4 @@ fn a_worker_killed_during_recovery_is_resumed_from_its_checkpoint_by_another() {
             .any(|(_, _, message)| message == "resuming from the job's last checkpoint"),
         "the second worker downloaded the checkpoint"
     );
-}
-
-/// A det config with a plan exported and recovered: two groups at two ratios, a FLOPs target, and a recovery
-/// of [`STEPS`] steps of one 64-pixel crop on three synthetic training images (a seed other than the eval
-/// set's), evaluated only at its end.
-fn recover_config(scratch: &Path) -> PathBuf {
-    let (data, train) = (scratch.join("data"), scratch.join("train"));
-    common::synth("det", "2", "1", &data);
-    common::synth("det", "3", "2", &train);
-    let train = train.display();
-    let sections = format!(
-        "Sensitivity:
-  ratios: [0.1, 0.3]
-  skip: ['conv2d_transpose_*', 'conv2d_[2-9]*', 'conv2d_1[0-9]*']
-Prune:
-  flops_reduction: 0.001
-  export: true
-Recover:
-  steps: {STEPS}
-  batch_size: 1
-  input_size: 64
-  checkpoint_every: {CHECKPOINT_EVERY}
-  eval_every: {STEPS}
-  data_dir: {train}
-  label_file_list: [{train}/label.txt]
-"
-    );
-    let model = root().join("models/ch_PP-OCRv3_det_infer.onnx");
-    let config = scratch.join("det.yml");
-    std::fs::write(&config, common::det_config(&model, &data, &sections)).unwrap();
-    config
 }

@@ -513,6 +513,38 @@ pub fn succeed(command: &mut Command) -> String {
     String::from_utf8(succeed_output(command).stdout).unwrap()
 }
 
+/// A det config (`scratch/det_recover.yml`) with a plan exported and recovered: PP-OCRv3 det on two synthetic
+/// eval images, two groups at two ratios and a FLOPs target, then a recovery of `steps` steps of one 64-pixel
+/// crop on three synthetic training images (a seed other than the eval set's), checkpointed every
+/// `checkpoint_every` steps and evaluated every `eval_every`.
+pub fn det_recover_config(scratch: &Path, steps: u64, checkpoint_every: u64, eval_every: u64) -> PathBuf {
+    let (data, train) = (scratch.join("data"), scratch.join("train"));
+    synth("det", "2", "1", &data);
+    synth("det", "3", "2", &train);
+    let train = train.display();
+    let sections = format!(
+        "Sensitivity:
+  ratios: [0.1, 0.3]
+  skip: ['conv2d_transpose_*', 'conv2d_[2-9]*', 'conv2d_1[0-9]*']
+Prune:
+  flops_reduction: 0.001
+  export: true
+Recover:
+  steps: {steps}
+  batch_size: 1
+  input_size: 64
+  checkpoint_every: {checkpoint_every}
+  eval_every: {eval_every}
+  data_dir: {train}
+  label_file_list: [{train}/label.txt]
+"
+    );
+    let model = root().join("models/ch_PP-OCRv3_det_infer.onnx");
+    let config = scratch.join("det_recover.yml");
+    std::fs::write(&config, det_config(&model, &data, &sections)).unwrap();
+    config
+}
+
 /// examples/configs/det_ppocrv3.yml's Global, PostProcess, Metric and Eval sections for `model` on the
 /// synthetic set in `data`, its images at most 320 pixels a side (a cell takes a second or two), followed by
 /// `sections` (the test's own Sensitivity and Prune).
