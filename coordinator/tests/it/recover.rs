@@ -392,22 +392,7 @@ async fn export_cls_run(admin: &mut AdminClient, worker: &mut WorkerClient, prep
     let dataset_digest = client::upload_artifact(admin, &prepared.bundle, "application/x-tar")
         .await
         .unwrap();
-    let request = pb::CreateRunRequest {
-        config_yaml: prepared.config_yaml.clone(),
-        model_digest,
-        dataset_digest,
-        criterion: prepared.criterion.into(),
-        cells: prepared
-            .cells
-            .iter()
-            .map(|(group_key, ratio)| pb::Cell {
-                group_key: group_key.clone(),
-                ratio: *ratio,
-                result_json: String::new(),
-            })
-            .collect(),
-        spec_json: serde_json::to_string(&prepared.spec).unwrap(),
-    };
+    let request = service::prepared_run_request(prepared, model_digest, dataset_digest);
     let run_id = admin.create_run(request).await.unwrap().into_inner().run_id;
     let worker_id = service::register(worker, "exporter").await;
     let student_digest = client::upload_artifact(worker, b"a pruned model", "application/onnx")

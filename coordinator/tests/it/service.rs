@@ -1124,6 +1124,30 @@ async fn plan_targets_outside_their_range_are_refused_naming_the_field(pool: PgP
     server.stop().await;
 }
 
+/// The `CreateRun` request of `prepared`, its model and eval set uploaded as the two digests, no cell known.
+pub(crate) fn prepared_run_request(
+    prepared: &Prepared,
+    model_digest: String,
+    dataset_digest: String,
+) -> pb::CreateRunRequest {
+    pb::CreateRunRequest {
+        config_yaml: prepared.config_yaml.clone(),
+        model_digest,
+        dataset_digest,
+        criterion: prepared.criterion.into(),
+        cells: prepared
+            .cells
+            .iter()
+            .map(|(group_key, ratio)| pb::Cell {
+                group_key: group_key.clone(),
+                ratio: *ratio,
+                result_json: String::new(),
+            })
+            .collect(),
+        spec_json: serde_json::to_string(&prepared.spec).unwrap(),
+    }
+}
+
 /// A cls run as `coordinator submit` prepares it: the v2.0 cls model at one ratio, a one-image eval set in
 /// `dir`, and a `Prune.max_loss` plan that is exported.
 pub(crate) fn cls_submission(dir: &Path) -> Prepared {
@@ -1148,26 +1172,7 @@ async fn a_plan_without_export_leaves_the_plan_the_runs_export_pruned_by(pool: P
     let dataset_digest = client::upload_artifact(&mut worker, &prepared.bundle, "application/x-tar")
         .await
         .unwrap();
-    let run_id = submit_run(
-        &server,
-        pb::CreateRunRequest {
-            config_yaml: prepared.config_yaml.clone(),
-            model_digest,
-            dataset_digest,
-            criterion: prepared.criterion.into(),
-            cells: prepared
-                .cells
-                .iter()
-                .map(|(group_key, ratio)| pb::Cell {
-                    group_key: group_key.clone(),
-                    ratio: *ratio,
-                    result_json: String::new(),
-                })
-                .collect(),
-            spec_json: serde_json::to_string(&prepared.spec).unwrap(),
-        },
-    )
-    .await;
+    let run_id = submit_run(&server, prepared_run_request(&prepared, model_digest, dataset_digest)).await;
     let worker_id = register(&mut worker, "w").await;
     // The baseline scores 0.9 and every cell 0.8: a loss of 1/9 each, under Prune.max_loss 0.5.
     let export = loop {
