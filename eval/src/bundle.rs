@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::config::Config;
 use crate::dataset::{self, Dataset, DatasetError, ListedImage};
 use crate::evaluate::sensitivity_open_options;
-use crate::transforms::{Pipeline, ops};
+use crate::transforms::Pipeline;
 
 /// The label file of a bundle.
 pub const LABELS: &str = "labels.txt";
@@ -271,9 +271,7 @@ pub fn pack_train_set(config: &Config, set: &TrainSet, out: impl Write) -> Resul
         |image| &image.path,
         |image| {
             let bytes = image.read()?;
-            ops::decode_image(&bytes, pipeline.decode_args())
-                .map(drop)
-                .map_err(|err| image.error(err))
+            pipeline.check_decodes(&bytes).map_err(|err| image.error(err))
         },
     )?;
     let mut tar = tar::Builder::new(out);

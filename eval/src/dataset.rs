@@ -38,7 +38,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::config::EvalDataset;
 use crate::substitute::substitute_failed;
-use crate::transforms::{Pipeline, Sample, Target, TransformError, ops};
+use crate::transforms::{Pipeline, Sample, Target, TransformError};
 
 /// The largest label file sensgrid reads, 64 MiB: it is read whole, as PaddleOCR's `readlines` reads it.
 /// ICDAR 2015's test labels take 0.2 MB and a rec set of a million lines about 40 MB; what is larger is not an
@@ -398,9 +398,7 @@ impl Dataset {
     /// # Errors
     /// [`DatasetError::Image`] naming the entry's label file, line and image path when it does not decode.
     pub fn check_decodes(&self, entry: &Entry, bytes: &[u8]) -> Result<(), DatasetError> {
-        ops::decode_image(bytes, self.pipeline.decode_args())
-            .map(drop)
-            .map_err(|err| entry.image_error(err))
+        self.pipeline.check_decodes(bytes).map_err(|err| entry.image_error(err))
     }
 
     /// Reads the image file of `entry`.

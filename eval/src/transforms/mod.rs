@@ -256,9 +256,13 @@ impl Pipeline {
         &self.label
     }
 
-    /// `DecodeImage`'s arguments.
-    pub fn decode_args(&self) -> &DecodeImage {
-        &self.decode
+    /// Decodes `bytes` as the pipeline's `DecodeImage` does, and nothing more: to check an image file without
+    /// running the rest of the transforms (the eval set's and the training set's checks at submit).
+    ///
+    /// # Errors
+    /// The decode's error.
+    pub fn check_decodes(&self, bytes: &[u8]) -> Result<(), TransformError> {
+        ops::decode_image(bytes, &self.decode).map(drop)
     }
 
     /// `KeepKeys`' keys.
